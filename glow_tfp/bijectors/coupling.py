@@ -1,0 +1,84 @@
+"""Affine and additive coupling: half the channels transformed, conditioned on the other half."""
+
+import tensorflow as tf
+
+from glow_tfp import nets
+from glow_tfp.bijectors import base
+
+COUPLING_KINDS = ("affine", "additive")
+_SCALE_OFFSET = 2.0
+
+
+class AffineCoupling(base.FusedBijector):
+  """Glow's coupling layer over channels.
+
+  Normalising direction (`inverse`): split x = [xa, xb] along channels (xa the first
+  C - C//2), (raw, t) = NN(xa), ya = xa and
+    affine:   s = sigmoid(raw + 2), yb = (xb + t) * s,  log|det J| = sum(log s);
+    additive: yb = xb + t,                               log|det J| = 0.
+  Generative direction (`forward`): xb = yb / s - t (affine) or yb - t (additive).
+  Invertible for any network, since s > 0; cost one network evaluation per call.
+
+  NN is `nets.CouplingNet`, whose last convolution starts at zero, so a fresh coupling is
+  the identity for "additive" and a fixed per-element scale sigmoid(2) for "affine".
+
+  Args:
+    channels: channels C of the input (>= 2).
+    hidden_channels: width of the network (> 0).
+    coupling: "affine" (default) or "additive".
+    seed: integer seed of the network's random kernels.
+    dtype: float dtype of the parameters.
+    name: name scope.
+
+  #### References
+  Dinh, Sohl-Dickstein & Bengio, "Density estimation using Real NVP", 2017.
+  Kingma & Dhariwal, "Glow", 2018, sec. 3.3.
+  """
+
+  def __init__(self, channels, hidden_channels, coupling="affine", seed=0,
+               dtype=tf.float32, name=None):
+    parameters = dict(locals())
+    if channels < 2:
+      raise ValueError(f"`channels` must be at least 2; instead, it is {channels}.")
+    if hidden_channels < 1:
+      raise ValueError(f"`hidden_channels` must be positive; instead, it is {hidden_channels}.")
+    if coupling not in COUPLING_KINDS:
+      raise ValueError(f"`coupling` must be one of {COUPLING_KINDS}; instead, it is {coupling!r}.")
+    self.coupling = coupling
+    self._split = channels - channels // 2
+    transformed = channels // 2
+    out_channels = 2 * transformed if coupling == "affine" else transformed
+    with tf.name_scope(name or f"{coupling}_coupling") as scope:
+      self.net = nets.CouplingNet(self._split, hidden_channels, out_channels, seed, dtype,
+                                  name="net")
+    super().__init__(parameters=parameters, name=scope.rstrip("/") or "coupling",
+                     dtype=dtype)
+
+  def _shift_and_log_scale(self, net_out):
+    """(t, log s) from the network output; log s is None for additive coupling."""
+    if self.coupling == "additive":
+      return net_out, None
+    raw, shift = tf.split(net_out, 2, axis=-1)
+    return shift, tf.math.log_sigmoid(raw + _SCALE_OFFSET)
+
+  def _normalise(self, y, net_out):
+    ya, yb = y[..., :self._split], y[..., self._split:]
+    shift, log_scale = self._shift_and_log_scale(net_out)
+    if log_scale is None:
+      return tf.concat([ya, yb + shift], axis=-1), base.batch_zeros(y)
+    out = (yb + shift) * tf.exp(log_scale)
+    return tf.concat([ya, out], axis=-1), base.sum_over_event(log_scale)
+
+  def _inverse_and_log_det(self, y, labels=None):
+    return self._normalise(y, self.net(y[..., :self._split]))
+
+  def initialize_inverse(self, y, labels=None):
+    return self._normalise(y, self.net.initialize(y[..., :self._split]))[0]
+
+  def _forward_and_log_det(self, x, labels=None):
+    xa, xb = x[..., :self._split], x[..., self._split:]
+    shift, log_scale = self._shift_and_log_scale(self.net(xa))
+    if log_scale is None:
+      return tf.concat([xa, xb - shift], axis=-1), base.batch_zeros(x)
+    out = xb * tf.exp(-log_scale) - shift
+    return tf.concat([xa, out], axis=-1), -base.sum_over_event(log_scale)

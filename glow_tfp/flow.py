@@ -1,0 +1,214 @@
+"""Glow: the multi-scale chain of bijectors over a standard-normal base."""
+
+import math
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+from glow_tfp import metrics
+from glow_tfp.bijectors import actnorm
+from glow_tfp.bijectors import compose
+from glow_tfp.bijectors import coupling
+from glow_tfp.bijectors import invertible_conv
+from glow_tfp.bijectors import permute
+from glow_tfp.bijectors import prior
+from glow_tfp.bijectors import split
+from glow_tfp.bijectors import squeeze
+
+tfd = tfp.distributions
+
+
+class Glow(tf.Module):
+  """A Glow model: `distribution` = `bijector` applied to N(0, 1) over [H, W, C].
+
+  The bijector is one `FusedBijector`: per level, squeeze, K steps of flow (ActNorm ->
+  channel mixing -> coupling), then a `Split` whose inner part is the next level (or the
+  `TopPrior` at the last level), then un-squeeze, so the latent has the image's shape. As in
+  all of TFP, `forward` generates (z -> x) and `inverse` normalises (x -> z).
+
+  `log_prob`, `sample`, `encode` and `decode` walk the chain through its fused methods, so
+  each coupling network runs once per call; `distribution.log_prob` gives the same values
+  the generic TFP way (pass `bijector_kwargs={"labels": y}` to a class-conditional model).
+  Model space is [-0.5, 0.5]; see `glow_tfp.metrics` for the way in and out.
+
+  Args:
+    config: `GlowConfig`.
+    seed: integer seed of every random initial value (1x1 convs, shuffles, kernels).
+    name: module name.
+  """
+
+  def __init__(self, config, seed=0, name=None):
+    super().__init__(name=name or "glow")
+    self.config = config
+    rng = np.random.default_rng(seed)
+    with self.name_scope:
+      self.bijector = _build_level(config, 0, config.image_shape, rng)
+    self.distribution = tfd.TransformedDistribution(
+        distribution=tfd.Sample(tfd.Normal(0.0, 1.0), list(config.image_shape)),
+        bijector=self.bijector, name="glow")
+    self._actnorms = tuple(m for m in self.bijector.submodules
+                           if isinstance(m, actnorm.ActNorm))
+
+  @property
+  def initialized(self):
+    """Whether the data-dependent initialisation has run (a bool tensor)."""
+    return tf.reduce_all(tf.stack([a.initialized for a in self._actnorms]))
+
+  @property
+  def latent_shapes(self):
+    """The shapes [h, w, c] of `encode`'s latents, from the first level to the top."""
+    return [tuple(z.shape[1:]) for z in self._unpack(tf.zeros((1,) + self.config.image_shape))]
+
+  def initialize(self, x, labels=None):
+    """Data-dependent initialisation of every ActNorm from a batch in model space."""
+    x, labels = self._check_inputs(x, labels)
+    self.bijector.initialize_inverse(x, labels=labels)
+
+  def log_prob(self, x, labels=None):
+    """Exact log-density [N] of model-space images `x` [N, H, W, C]."""
+    x, labels = self._check_inputs(x, labels)
+    z, log_det = self.bijector.inverse_and_log_det(x, labels=labels)
+    return _standard_normal_log_prob(z) + log_det
+
+  def bits_per_dim(self, x, labels=None):
+    """Bits per dimension [N] of model-space images `x`."""
+    return metrics.bits_per_dim(self.log_prob(x, labels), self.config.num_dims,
+                                self.config.n_bits)
+
+  def sample(self, n, temperature=1.0, labels=None, seed=None):
+    """`n` model-space samples, the base scaled by `temperature` (0 gives prior means).
+
+    `seed`: None (global RNG) or a stateless seed (int or shape-[2] int tensor).
+    """
+    labels = self._check_labels(labels, n)
+    shape = tf.concat([[n], self.config.image_shape], axis=0)
+    if seed is None:
+      z = tf.random.normal(shape)
+    else:
+      z = tf.random.stateless_normal(shape, metrics._as_seed(seed))
+    return self.bijector.forward_and_log_det(temperature * z, labels=labels)[0]
+
+  def encode(self, x, labels=None):
+    """Model-space images -> the standardised latents, one tensor per level."""
+    x, labels = self._check_inputs(x, labels)
+    return self._unpack(self.bijector.inverse_and_log_det(x, labels=labels)[0])
+
+  def decode(self, latents, labels=None):
+    """The latents of `encode` (or any of their shapes) -> model-space images."""
+    z = self._pack(self._check_latents(latents))
+    labels = self._check_labels(labels, tf.shape(z)[0])
+    return self.bijector.forward_and_log_det(z, labels=labels)[0]
+
+  def _unpack(self, z):
+    latents = []
+    for level in range(self.config.levels):
+      z = tf.nn.space_to_depth(z, 2)
+      if level == self.config.levels - 1:
+        latents.append(z)
+      else:
+        keep = _kept_channels(z.shape[-1])
+        latents.append(z[..., keep:])
+        z = z[..., :keep]
+    return latents
+
+  def _pack(self, latents):
+    z = latents[-1]
+    for level in reversed(range(self.config.levels)):
+      if level < self.config.levels - 1:
+        z = tf.concat([z, latents[level]], axis=-1)
+      z = tf.nn.depth_to_space(z, 2)
+    return z
+
+  def _check_inputs(self, x, labels):
+    x = tf.convert_to_tensor(x)
+    if not x.dtype.is_floating:
+      raise TypeError(f"images must be float32 model-space values (glow_tfp.to_model_space "
+                      f"maps uint8 images there); got dtype {x.dtype.name}.")
+    if x.dtype != tf.float32:
+      raise TypeError(f"images must be float32; got dtype {x.dtype.name}.")
+    expected = (None,) + self.config.image_shape
+    if x.shape.rank != 4 or not x.shape.is_compatible_with(expected):
+      raise ValueError(f"images must have shape [N, {', '.join(map(str, expected[1:]))}] "
+                       f"(this model's image_shape); got shape {x.shape.as_list() if x.shape.rank is not None else 'unknown'}.")
+    x = tf.debugging.assert_all_finite(x, "images contain NaN or Inf values")
+    return x, self._check_labels(labels, tf.shape(x)[0])
+
+  def _check_labels(self, labels, batch_size):
+    num_classes = self.config.num_classes
+    if labels is None:
+      if num_classes:
+        raise ValueError(f"labels are required: this model is class-conditional "
+                         f"({num_classes} classes).")
+      return None
+    if not num_classes:
+      raise ValueError("labels were given, but this model is unconditional (num_classes=0).")
+    labels = tf.convert_to_tensor(labels)
+    if not labels.dtype.is_integer:
+      raise TypeError(f"labels must be integers; got dtype {labels.dtype.name}.")
+    if labels.shape.rank != 1:
+      raise ValueError(f"labels must have shape [N]; got shape {labels.shape.as_list() if labels.shape.rank is not None else 'unknown'}.")
+    checks = [
+        tf.debugging.assert_equal(tf.shape(labels)[0], tf.cast(batch_size, tf.int32),
+                                  message="labels and images have different batch sizes"),
+        tf.debugging.assert_non_negative(labels, message="labels must be >= 0"),
+        tf.debugging.assert_less(labels, tf.cast(num_classes, labels.dtype),
+                                 message=f"labels must be < num_classes = {num_classes}"),
+    ]
+    with tf.control_dependencies(checks):
+      return tf.identity(labels)
+
+  def _check_latents(self, latents):
+    expected = self.latent_shapes
+    if len(latents) != len(expected):
+      raise ValueError(f"decode expects {len(expected)} latents (one per level); "
+                       f"got {len(latents)}.")
+    latents = [tf.convert_to_tensor(z, tf.float32) for z in latents]
+    for level, (z, shape) in enumerate(zip(latents, expected)):
+      if z.shape.rank != 4 or not z.shape[1:].is_compatible_with(shape):
+        raise ValueError(f"latent {level} must have shape [N, {', '.join(map(str, shape))}]; "
+                         f"got shape {z.shape.as_list()}.")
+    return latents
+
+
+def _kept_channels(channels):
+  return channels - channels // 2
+
+
+def _standard_normal_log_prob(z):
+  num_dims = tf.cast(tf.reduce_prod(tf.shape(z)[1:]), z.dtype)
+  return (-0.5 * tf.reduce_sum(tf.square(z), axis=[1, 2, 3])
+          - 0.5 * num_dims * math.log(2.0 * math.pi))
+
+
+def _build_level(config, level, shape, rng):
+  """Squeeze, K steps, split (or the top prior), un-squeeze: [h, w, c] -> [h, w, c]."""
+  height, width, channels = shape
+  channels *= 4
+  steps = [b for k in range(config.steps_per_level)
+           for b in _build_step(config, channels, rng, f"level{level}_step{k}")]
+  if level == config.levels - 1:
+    tail = prior.TopPrior(channels, config.learn_top_prior, config.num_classes,
+                          name=f"level{level}_top_prior")
+  else:
+    kept = _kept_channels(channels)
+    inner = _build_level(config, level + 1, (height // 2, width // 2, kept), rng)
+    tail = split.Split(inner, channels, name=f"level{level}_split")
+  return compose.Sequential(
+      [squeeze.Squeeze(name=f"level{level}_squeeze"), *steps, tail,
+       compose.Invert(squeeze.Squeeze(name=f"level{level}_unsqueeze"))],
+      name=f"level{level}")
+
+
+def _build_step(config, channels, rng, name):
+  """One step of flow in normalising order: ActNorm, channel mixing, coupling."""
+  seed = int(rng.integers(2**31))
+  if config.permutation in ("lu", "conv"):
+    mixing = invertible_conv.Invertible1x1Conv(channels, lu=config.permutation == "lu",
+                                               seed=seed, name=f"{name}_conv")
+  else:
+    mixing = permute.ChannelPermutation(channels, config.permutation, seed=seed,
+                                        name=f"{name}_permute")
+  return [actnorm.ActNorm(channels, name=f"{name}_actnorm"), mixing,
+          coupling.AffineCoupling(channels, config.hidden_channels, config.coupling,
+                                  seed=seed + 1, name=f"{name}_coupling")]

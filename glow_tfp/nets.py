@@ -1,0 +1,87 @@
+"""The coupling network and the zero-initialised convolution it ends with.
+
+Plain `tf.Module`s holding `tf.Variable`s (no Keras layers), so the same code is tracked by
+`tf.train.Checkpoint`, `tf.saved_model` and either Keras generation.
+"""
+
+import numpy as np
+import tensorflow as tf
+
+from glow_tfp.bijectors import actnorm
+
+_INIT_STDDEV = 0.05
+_LOG_SCALE_FACTOR = 3.0
+
+
+class Conv2d(tf.Module):
+  """A stride-1 "SAME" convolution with a seeded N(0, 0.05^2) kernel and no bias.
+
+  Its outputs always feed an ActNorm, whose bias makes a convolution bias redundant.
+  """
+
+  def __init__(self, in_channels, out_channels, kernel_size, seed, dtype=tf.float32,
+               name=None):
+    super().__init__(name=name)
+    shape = (kernel_size, kernel_size, in_channels, out_channels)
+    kernel = np.random.default_rng(seed).normal(0.0, _INIT_STDDEV, shape)
+    with self.name_scope:
+      self.kernel = tf.Variable(tf.constant(kernel, dtype), name="kernel")
+
+  def __call__(self, x):
+    return tf.nn.conv2d(x, self.kernel, strides=1, padding="SAME")
+
+
+class ZeroConv2d(tf.Module):
+  """A 3x3 convolution initialised to output zeros: (conv(x) + b) * exp(3 * log_scale).
+
+  Zero kernel, bias and log-scale make a fresh coupling the identity and a fresh prior
+  standard normal; the learned log-scale lets the output grow faster than the kernel alone.
+  """
+
+  def __init__(self, in_channels, out_channels, dtype=tf.float32, name=None):
+    super().__init__(name=name)
+    with self.name_scope:
+      self.kernel = tf.Variable(tf.zeros([3, 3, in_channels, out_channels], dtype),
+                                name="kernel")
+      self.bias = tf.Variable(tf.zeros([out_channels], dtype), name="bias")
+      self.log_scale = tf.Variable(tf.zeros([out_channels], dtype), name="log_scale")
+
+  def __call__(self, x):
+    out = tf.nn.conv2d(x, self.kernel, strides=1, padding="SAME") + self.bias
+    return out * tf.exp(_LOG_SCALE_FACTOR * self.log_scale)
+
+
+class CouplingNet(tf.Module):
+  """conv3x3 -> ActNorm -> ReLU -> conv1x1 -> ActNorm -> ReLU -> ZeroConv2d.
+
+  Args:
+    in_channels: channels of the conditioning half.
+    hidden_channels: width of the two hidden layers.
+    out_channels: channels of the output (2x the transformed half for affine coupling).
+    seed: integer seed of the two random kernels.
+  """
+
+  def __init__(self, in_channels, hidden_channels, out_channels, seed=0, dtype=tf.float32,
+               name=None):
+    super().__init__(name=name)
+    seeds = np.random.SeedSequence(seed).generate_state(2)
+    with self.name_scope:
+      self.conv_in = Conv2d(in_channels, hidden_channels, 3, int(seeds[0]), dtype, "conv_in")
+      self.norm_in = actnorm.ActNorm(hidden_channels, dtype, name="norm_in")
+      self.conv_hidden = Conv2d(hidden_channels, hidden_channels, 1, int(seeds[1]), dtype,
+                                "conv_hidden")
+      self.norm_hidden = actnorm.ActNorm(hidden_channels, dtype, name="norm_hidden")
+      self.conv_out = ZeroConv2d(hidden_channels, out_channels, dtype, name="conv_out")
+
+  def __call__(self, x):
+    h = tf.nn.relu(self.norm_in.normalize(self.conv_in(x)))
+    h = tf.nn.relu(self.norm_hidden.normalize(self.conv_hidden(h)))
+    return self.conv_out(h)
+
+  def initialize(self, x):
+    """Data-dependent initialisation of both ActNorms from `x`; returns the output."""
+    h = self.conv_in(x)
+    self.norm_in.initialize(h)
+    h = self.conv_hidden(tf.nn.relu(self.norm_in.normalize(h)))
+    self.norm_hidden.initialize(h)
+    return self.conv_out(tf.nn.relu(self.norm_hidden.normalize(h)))

@@ -1,0 +1,58 @@
+"""The layout of a training workdir, shared by training, export and the Keras wrapper.
+
+  <workdir>/config.json      the GlowConfig (JSON)
+  <workdir>/checkpoints/     tf.train.CheckpointManager directory; each checkpoint holds at
+                             least `model` (a Glow) and, when training kept an exponential
+                             moving average of the weights, `ema_model` (a Glow)
+"""
+
+import os
+
+import tensorflow as tf
+
+from glow_tfp import config as config_lib
+from glow_tfp import flow
+
+CONFIG_FILE = "config.json"
+CHECKPOINT_DIR = "checkpoints"
+
+
+def config_path(workdir):
+  return os.path.join(workdir, CONFIG_FILE)
+
+
+def checkpoint_dir(workdir):
+  return os.path.join(workdir, CHECKPOINT_DIR)
+
+
+def save_config(workdir, config):
+  tf.io.gfile.makedirs(workdir)
+  with tf.io.gfile.GFile(config_path(workdir), "w") as f:
+    f.write(config.to_json())
+
+
+def load_config(workdir):
+  path = config_path(workdir)
+  if not tf.io.gfile.exists(path):
+    raise FileNotFoundError(f"No model config at {path}: is {workdir!r} a training workdir?")
+  with tf.io.gfile.GFile(path) as f:
+    return config_lib.GlowConfig.from_json(f.read())
+
+
+def restore_model(workdir, use_ema=True):
+  """The Glow of the latest checkpoint in `workdir` (its EMA weights when it kept them).
+
+  Returns (model, checkpoint_path).
+  """
+  config = load_config(workdir)
+  path = tf.train.latest_checkpoint(checkpoint_dir(workdir))
+  if path is None:
+    raise FileNotFoundError(f"No checkpoint in {checkpoint_dir(workdir)}.")
+  model = flow.Glow(config)
+  key = "ema_model" if use_ema and _has_ema(path) else "model"
+  tf.train.Checkpoint(**{key: model}).restore(path).expect_partial().assert_existing_objects_matched()
+  return model, path
+
+
+def _has_ema(path):
+  return any(name.startswith("ema_model/") for name, _ in tf.train.list_variables(path))
