@@ -1,0 +1,48 @@
+"""Exports a training workdir's model for serving: `python -m serving.export`.
+
+  python -m serving.export --workdir=<training workdir> --export_base=exports --model_name=glow
+
+writes `<export_base>/<model_name>/<version>/` (the next free integer version unless
+`--version` is given) with the latest checkpoint's weights (the EMA weights when training kept
+them); the signatures are described in `serving/saved_model.py`.
+"""
+
+from absl import app
+from absl import flags
+
+from glow_tfp import workdir as workdir_lib
+from serving import model_name as model_name_lib
+from serving import saved_model
+# The library entry points, importable from here too; serving.saved_model has them without
+# this module's flags.
+from serving.saved_model import export_saved_model  # noqa: F401
+from serving.saved_model import export_version
+
+_WORKDIR = flags.DEFINE_string(
+    "workdir", None, "Training workdir: config.json and checkpoints/.")
+_EXPORT_BASE = flags.DEFINE_string(
+    "export_base", None, "Directory of served models; the export goes to "
+    "<export_base>/<model_name>/<version>/.")
+_MODEL_NAME = flags.DEFINE_string("model_name", "glow", "Name of the served model.")
+_VERSION = flags.DEFINE_integer(
+    "version", None, "Version number to write; default: the next free one.", lower_bound=1)
+_USE_EMA = flags.DEFINE_bool(
+    "use_ema", True, "Export the EMA weights when the checkpoint has them.")
+
+flags.mark_flags_as_required(["workdir", "export_base"])
+flags.register_validator(
+    "model_name", model_name_lib.is_valid,
+    message=f"--model_name names a directory under --export_base: use {model_name_lib.RULE}.")
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+  glow, checkpoint = workdir_lib.restore_model(_WORKDIR.value, use_ema=_USE_EMA.value)
+  path = export_version(glow, _EXPORT_BASE.value, _MODEL_NAME.value, _VERSION.value)
+  print(f"Exported {checkpoint} to {path} (signatures: {', '.join(saved_model.SIGNATURES)}; "
+        f"{saved_model.DEFAULT_SIGNATURE} = log_prob).")
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,162 @@
+"""A Glow model as a SavedModel with serving signatures, in TF Serving's versioned layout.
+
+`export_version` writes `<export_base>/<model_name>/<version>/`; `python -m serving.export`
+does that from a training workdir. The signatures all have a dynamic batch dimension N:
+
+  log_prob (also serving_default)
+      images uint8 [N, H, W, C] (+ labels int32 [N] for a class-conditional model)
+      -> log_likelihood float32 [N]: discrete log-likelihood of each image, in nats
+         bits_per_dim   float32 [N]
+  sample
+      num_samples int32 [], temperature float32 [], seed int64 [] (+ labels int32 [N])
+      -> images uint8 [N, H, W, C]   (deterministic for a given seed)
+  encode
+      images uint8 [N, H, W, C] (+ labels) -> latent_0 ... latent_{L-1} float32, one per level
+  decode
+      latent_0 ... latent_{L-1} float32 (+ labels) -> images uint8 [N, H, W, C]
+
+Images enter model space at their bin centres (no dequantisation noise), so the served
+log-likelihood of an image is deterministic. The SavedModel holds only TensorFlow ops and
+variables: it loads with `tf.saved_model.load`, `saved_model_cli` and TF Serving, without
+glow_tfp or TensorFlow Probability.
+
+This module defines no flags, so any program or test may import it.
+"""
+
+import os
+import uuid
+
+import tensorflow as tf
+
+from glow_tfp import metrics
+from serving import model_name as model_name_lib
+
+SIGNATURES = ("log_prob", "sample", "encode", "decode")
+DEFAULT_SIGNATURE = "serving_default"
+
+def serving_functions(glow):
+  """The four serving signatures of `glow`, as concrete functions keyed by name."""
+  config = glow.config
+  conditional = config.num_classes > 0
+  labels = [tf.TensorSpec([None], tf.int32, name="labels")] if conditional else []
+  images = tf.TensorSpec((None,) + config.image_shape, tf.uint8, name="images")
+  latents = [tf.TensorSpec((None,) + shape, tf.float32, name=f"latent_{level}")
+             for level, shape in enumerate(glow.latent_shapes)]
+  scalars = [tf.TensorSpec([], tf.int32, name="num_samples"),
+             tf.TensorSpec([], tf.float32, name="temperature"),
+             tf.TensorSpec([], tf.int64, name="seed")]
+  builders = {
+      "log_prob": (_log_prob_fn, [images] + labels),
+      "sample": (_sample_fn, scalars + labels),
+      "encode": (_encode_fn, [images] + labels),
+      "decode": (_decode_fn, latents + labels),
+  }
+  return {name: tf.function(build(glow), input_signature=specs).get_concrete_function()
+          for name, (build, specs) in builders.items()}
+
+
+def _log_prob_fn(glow):
+  config = glow.config
+
+  def log_prob(images, labels=None):
+    log_density = glow.log_prob(metrics.to_model_space(images, config.n_bits), labels)
+    return {
+        "log_likelihood": metrics.discrete_log_likelihood(log_density, config.num_dims,
+                                                          config.n_bits),
+        "bits_per_dim": metrics.bits_per_dim(log_density, config.num_dims, config.n_bits),
+    }
+  return log_prob
+
+
+def _sample_fn(glow):
+  def sample(num_samples, temperature, seed, labels=None):
+    checks = [
+        tf.debugging.assert_non_negative(num_samples, message="num_samples must be >= 0"),
+        tf.debugging.Assert(tf.math.is_finite(temperature) & (temperature >= 0.0),
+                            ["temperature must be a finite number >= 0; got", temperature]),
+    ]
+    with tf.control_dependencies(checks):
+      x = glow.sample(num_samples, temperature, labels=labels, seed=seed)
+    return {"images": metrics.to_images(x, glow.config.n_bits)}
+  return sample
+
+
+def _encode_fn(glow):
+  def encode(images, labels=None):
+    latents = glow.encode(metrics.to_model_space(images, glow.config.n_bits), labels)
+    return {f"latent_{level}": z for level, z in enumerate(latents)}
+  return encode
+
+
+def _decode_fn(glow):
+  levels = glow.config.levels
+
+  def decode(*inputs):
+    latents = [tf.debugging.assert_all_finite(z, f"latent_{level} has NaN or Inf values")
+               for level, z in enumerate(inputs[:levels])]
+    labels = inputs[levels] if len(inputs) > levels else None
+    return {"images": metrics.to_images(glow.decode(latents, labels), glow.config.n_bits)}
+  return decode
+
+
+def export_saved_model(glow, export_dir):
+  """Writes `glow` as a SavedModel with the signatures of this module's docstring.
+
+  Args:
+    glow: an initialised `glow_tfp.Glow` (trained, or restored from a checkpoint).
+    export_dir: directory to write; it must not exist yet or be empty.
+
+  Returns:
+    `export_dir`.
+  """
+  if not bool(glow.initialized):
+    raise ValueError("The model is not initialised (its ActNorm data-dependent "
+                     "initialisation has not run): export a trained or restored model.")
+  if tf.io.gfile.exists(export_dir) and tf.io.gfile.listdir(export_dir):
+    raise FileExistsError(f"Export directory {export_dir} exists and is not empty.")
+  functions = serving_functions(glow)
+  signatures = dict(functions)
+  signatures[DEFAULT_SIGNATURE] = functions["log_prob"]
+  module = tf.Module(name="glow_serving")
+  # Tracking the variables is all the SavedModel needs; the Glow object itself (TFP
+  # distributions and bijectors) stays out of it, so loading never needs glow_tfp.
+  module.model_variables = list(glow.variables)
+  tf.saved_model.save(module, export_dir, signatures=signatures)
+  return export_dir
+
+
+def versions(model_dir):
+  """The integer version directories under `model_dir`, ascending (none if it is absent)."""
+  if not tf.io.gfile.isdir(model_dir):
+    return []
+  names = (name.rstrip("/") for name in tf.io.gfile.listdir(model_dir))
+  return sorted(int(name) for name in names if name.isdigit())
+
+
+def export_version(glow, export_base, model_name, version=None):
+  """Exports `glow` to `<export_base>/<model_name>/<version>/` and returns that path.
+
+  The SavedModel is written to a hidden temporary directory and renamed into place, so a
+  server polling the model directory never sees a half-written version.
+
+  Args:
+    glow: an initialised `glow_tfp.Glow`.
+    export_base: the directory holding one subdirectory per served model.
+    model_name: the served model's name (`serving.model_name.RULE`).
+    version: positive integer; default: one more than the highest existing version.
+  """
+  if not model_name_lib.is_valid(model_name):
+    raise ValueError(f"Invalid model name {model_name!r}: use {model_name_lib.RULE}.")
+  model_dir = os.path.join(export_base, model_name)
+  if version is None:
+    version = (versions(model_dir) or [0])[-1] + 1
+  if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+    raise ValueError(f"`version` must be a positive integer; instead, it is {version!r}.")
+  final_dir = os.path.join(model_dir, str(version))
+  if tf.io.gfile.exists(final_dir):
+    raise FileExistsError(f"Version {version} of model {model_name!r} already exists at "
+                          f"{final_dir}.")
+  staging_dir = os.path.join(model_dir, f".tmp-{version}-{uuid.uuid4().hex}")
+  export_saved_model(glow, staging_dir)
+  tf.io.gfile.rename(staging_dir, final_dir)
+  return final_dir

@@ -1,0 +1,267 @@
+"""SavedModel export: signatures equal the live model, TF Serving layout, no glow_tfp needed."""
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import glow_tfp
+from glow_tfp import workdir as workdir_lib
+from serving import saved_model
+from tests.checks import perturb, random_images
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+SHAPE = (8, 8, 2)
+CLASSES = 3
+
+
+def tiny_model(num_classes=CLASSES, seed=0):
+  """A class-conditional model initialised on data, then moved off its initial values."""
+  config = glow_tfp.GlowConfig(image_shape=SHAPE, levels=2, steps_per_level=1,
+                               hidden_channels=8, num_classes=num_classes)
+  model = glow_tfp.Glow(config, seed=seed)
+  labels = tf.range(8) % num_classes if num_classes else None
+  model.initialize(random_images((8,) + SHAPE, seed=seed), labels)
+  perturb(model, scale=0.05, seed=seed)
+  return model
+
+
+def uint8_images(n, seed=0):
+  return np.random.default_rng(seed).integers(0, 256, (n,) + SHAPE).astype(np.uint8)
+
+
+def live_log_likelihood(model, images, labels):
+  log_prob = model.log_prob(glow_tfp.to_model_space(images, model.config.n_bits), labels)
+  return glow_tfp.discrete_log_likelihood(log_prob, model.config.num_dims).numpy()
+
+
+def run_python(args, cwd=REPO, env=None):
+  return subprocess.run([sys.executable] + args, cwd=cwd, env=env, capture_output=True,
+                        text=True, timeout=240)
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+  model = tiny_model()
+  path = saved_model.export_version(model, str(tmp_path_factory.mktemp("exports")), "glow")
+  return model, path, tf.saved_model.load(path)
+
+
+@pytest.mark.parametrize("batch_size", [1, 7, 64])
+def test_log_prob_signature_equals_live_model(exported, batch_size):
+  model, _, loaded = exported
+  images = uint8_images(batch_size, seed=batch_size)
+  labels = np.arange(batch_size, dtype=np.int32) % CLASSES
+  out = loaded.signatures["log_prob"](images=tf.constant(images), labels=tf.constant(labels))
+  expected = live_log_likelihood(model, images, labels)
+  np.testing.assert_allclose(out["log_likelihood"].numpy(), expected, rtol=1e-5, atol=1e-3)
+  expected_bpd = glow_tfp.bits_per_dim(expected + model.config.num_dims * 8 * np.log(2.0),
+                                       model.config.num_dims)
+  np.testing.assert_allclose(out["bits_per_dim"].numpy(), expected_bpd, rtol=1e-5)
+
+
+def test_serving_default_is_log_prob(exported):
+  _, _, loaded = exported
+  images, labels = tf.constant(uint8_images(3)), tf.constant([0, 1, 2])
+  default = loaded.signatures["serving_default"](images=images, labels=labels)
+  log_prob = loaded.signatures["log_prob"](images=images, labels=labels)
+  np.testing.assert_array_equal(default["log_likelihood"], log_prob["log_likelihood"])
+
+
+def test_signatures_have_dynamic_batch_and_the_documented_names(exported):
+  _, _, loaded = exported
+  names = {name: sorted(fn.structured_input_signature[1])
+           for name, fn in loaded.signatures.items()}
+  assert names == {
+      "serving_default": ["images", "labels"], "log_prob": ["images", "labels"],
+      "sample": ["labels", "num_samples", "seed", "temperature"],
+      "encode": ["images", "labels"], "decode": ["labels", "latent_0", "latent_1"]}
+  for name in ("log_prob", "encode", "decode"):
+    fn = loaded.signatures[name]
+    for spec in list(fn.structured_input_signature[1].values()) + list(
+        fn.structured_outputs.values()):
+      assert spec.shape[0] is None, (name, spec)
+
+
+def test_sample_signature_is_seeded_and_equals_live_model(exported):
+  model, _, loaded = exported
+  sample = loaded.signatures["sample"]
+  args = dict(num_samples=tf.constant(4), temperature=tf.constant(0.7),
+              seed=tf.constant(11, tf.int64), labels=tf.constant([0, 1, 2, 0]))
+  first, second = sample(**args)["images"], sample(**args)["images"]
+  assert first.dtype == tf.uint8 and first.shape == (4,) + SHAPE
+  np.testing.assert_array_equal(first, second)
+  live = glow_tfp.to_images(model.sample(4, 0.7, labels=args["labels"], seed=11))
+  np.testing.assert_array_equal(first, live)
+  other = sample(**dict(args, seed=tf.constant(12, tf.int64)))["images"]
+  assert np.any(first.numpy() != other.numpy())
+
+
+def test_encode_then_decode_gives_the_images_back(exported):
+  model, _, loaded = exported
+  images, labels = uint8_images(5), tf.constant([2, 1, 0, 1, 2])
+  latents = loaded.signatures["encode"](images=tf.constant(images), labels=labels)
+  live = model.encode(glow_tfp.to_model_space(images), labels)
+  for level, z in enumerate(live):
+    np.testing.assert_allclose(latents[f"latent_{level}"], z, atol=1e-5)
+  decoded = loaded.signatures["decode"](labels=labels, **latents)["images"]
+  np.testing.assert_array_equal(decoded, images)
+
+
+@pytest.mark.parametrize("signature, args, message", [
+    ("sample", dict(num_samples=-1, temperature=1.0), "num_samples must be >= 0"),
+    ("sample", dict(num_samples=2, temperature=-1.0), "temperature must be a finite number"),
+    ("sample", dict(num_samples=2, temperature=float("nan")),
+     "temperature must be a finite number"),
+    ("sample", dict(num_samples=2, temperature=float("inf")),
+     "temperature must be a finite number"),
+    ("log_prob", dict(labels=[0, 3]), "labels must be < num_classes"),
+    ("log_prob", dict(labels=[0]), "different batch sizes"),
+])
+def test_signatures_reject_bad_values(exported, signature, args, message):
+  _, _, loaded = exported
+  if signature == "sample":
+    inputs = dict(num_samples=tf.constant(args["num_samples"]),
+                  temperature=tf.constant(args["temperature"]),
+                  seed=tf.constant(0, tf.int64), labels=tf.zeros([2], tf.int32))
+  else:
+    inputs = dict(images=tf.constant(uint8_images(2)), labels=tf.constant(args["labels"]))
+  with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+    loaded.signatures[signature](**inputs)
+
+
+def test_decode_rejects_non_finite_latents(exported):
+  _, _, loaded = exported
+  latents = loaded.signatures["encode"](images=tf.constant(uint8_images(1)),
+                                        labels=tf.constant([0]))
+  bad = latents["latent_0"].numpy()
+  bad[0, 0, 0, 0] = np.nan
+  with pytest.raises(tf.errors.InvalidArgumentError, match="latent_0 has NaN"):
+    loaded.signatures["decode"](latent_0=tf.constant(bad), latent_1=latents["latent_1"],
+                                labels=tf.constant([0]))
+
+
+_BLOCKED_LOAD = textwrap.dedent("""
+    import importlib.abc, json, os, sys
+
+    class Block(importlib.abc.MetaPathFinder):
+      def find_spec(self, name, path, target=None):
+        if name.split(".")[0] in ("glow_tfp", "tensorflow_probability", "serving"):
+          raise ModuleNotFoundError(f"{name} is blocked in this process")
+        return None
+
+    sys.meta_path.insert(0, Block())
+    sys.path = [p for p in sys.path if os.path.abspath(p or ".") != sys.argv[3]]
+    try:
+      import glow_tfp
+      sys.exit("glow_tfp was importable")
+    except ImportError:
+      pass
+    import numpy as np
+    import tensorflow as tf
+    loaded = tf.saved_model.load(sys.argv[1])
+    images = np.load(sys.argv[2])
+    labels = tf.range(len(images)) % 3
+    out = loaded.signatures["log_prob"](images=tf.constant(images), labels=labels)
+    blocked = [m for m in sys.modules if m.split(".")[0] in ("glow_tfp", "tensorflow_probability")]
+    print(json.dumps({"log_likelihood": out["log_likelihood"].numpy().tolist(),
+                      "loaded_modules": blocked}))
+""")
+
+
+def test_loads_where_glow_tfp_and_tfp_cannot_be_imported(exported, tmp_path):
+  model, path, _ = exported
+  images = uint8_images(7, seed=3)
+  np.save(tmp_path / "images.npy", images)
+  (tmp_path / "load.py").write_text(_BLOCKED_LOAD)
+  env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+  result = run_python(["load.py", path, "images.npy", str(REPO)], cwd=tmp_path, env=env)
+  assert result.returncode == 0, result.stderr[-3000:]
+  answer = json.loads(result.stdout.strip().splitlines()[-1])
+  assert answer["loaded_modules"] == []
+  expected = live_log_likelihood(model, images, tf.range(7) % CLASSES)
+  np.testing.assert_allclose(answer["log_likelihood"], expected, rtol=1e-5, atol=1e-3)
+
+
+def test_saved_model_cli_lists_the_signatures(exported):
+  _, path, _ = exported
+  cli = pathlib.Path(sys.executable).parent / "saved_model_cli"
+  result = subprocess.run([str(cli), "show", "--dir", path, "--all"], capture_output=True,
+                          text=True, timeout=240)
+  assert result.returncode == 0, result.stderr[-3000:]
+  for name in ("serving_default", "log_prob", "sample", "encode", "decode"):
+    assert f"signature_def['{name}']" in result.stdout
+  assert "shape: (-1, 8, 8, 2)" in result.stdout
+
+
+def test_versions_count_up_and_staging_directories_disappear(tmp_path):
+  model = tiny_model(num_classes=0)
+  base = str(tmp_path)
+  assert saved_model.export_version(model, base, "m") == os.path.join(base, "m", "1")
+  assert saved_model.export_version(model, base, "m", version=5).endswith("/m/5")
+  assert saved_model.export_version(model, base, "m").endswith("/m/6")
+  assert sorted(os.listdir(tmp_path / "m")) == ["1", "5", "6"]
+  assert saved_model.versions(os.path.join(base, "m")) == [1, 5, 6]
+  with pytest.raises(FileExistsError, match="Version 5 of model 'm' already exists"):
+    saved_model.export_version(model, base, "m", version=5)
+
+
+@pytest.mark.parametrize("name", ["", ".", "..", "../evil", "a/b", "/abs", "-x", "a" * 129])
+def test_invalid_model_names_are_refused(tmp_path, name):
+  with pytest.raises(ValueError, match="Invalid model name"):
+    saved_model.export_version(tiny_model(num_classes=0), str(tmp_path), name)
+
+
+@pytest.mark.parametrize("version", [0, -1, 1.5, True])
+def test_invalid_versions_are_refused(tmp_path, version):
+  with pytest.raises(ValueError, match="`version` must be a positive integer"):
+    saved_model.export_version(tiny_model(num_classes=0), str(tmp_path), "m", version)
+
+
+def test_uninitialised_model_is_refused(tmp_path):
+  config = glow_tfp.GlowConfig(image_shape=SHAPE, levels=2, steps_per_level=1,
+                               hidden_channels=8)
+  with pytest.raises(ValueError, match="not initialised"):
+    saved_model.export_saved_model(glow_tfp.Glow(config), str(tmp_path / "x"))
+
+
+def make_workdir(path):
+  """A training workdir whose checkpoint holds `model` and a different `ema_model`."""
+  model, ema = tiny_model(num_classes=0, seed=0), tiny_model(num_classes=0, seed=1)
+  workdir_lib.save_config(str(path), model.config)
+  checkpoint = tf.train.Checkpoint(model=model, ema_model=ema)
+  tf.train.CheckpointManager(checkpoint, workdir_lib.checkpoint_dir(str(path)),
+                             max_to_keep=1).save()
+  return model, ema
+
+
+def test_export_cli_writes_the_ema_weights_as_the_next_version(tmp_path):
+  model, ema = make_workdir(tmp_path / "work")
+  (tmp_path / "exports" / "glow" / "3").mkdir(parents=True)
+  result = run_python(["-m", "serving.export", f"--workdir={tmp_path / 'work'}",
+                       f"--export_base={tmp_path / 'exports'}", "--model_name=glow"])
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert "glow/4" in result.stdout
+  loaded = tf.saved_model.load(str(tmp_path / "exports" / "glow" / "4"))
+  images = uint8_images(4)
+  served = loaded.signatures["log_prob"](images=tf.constant(images))["log_likelihood"]
+  np.testing.assert_allclose(served, live_log_likelihood(ema, images, None), rtol=1e-5,
+                             atol=1e-3)
+  assert not np.allclose(served, live_log_likelihood(model, images, None), atol=1e-2)
+
+
+@pytest.mark.parametrize("flag, message", [
+    ("--model_name=../up", "--model_name names a directory"),
+    ("--version=0", "--version=0: 0 is not a positive integer"),
+])
+def test_export_cli_rejects_bad_flags(tmp_path, flag, message):
+  result = run_python(["-m", "serving.export", f"--workdir={tmp_path}",
+                       f"--export_base={tmp_path}", flag])
+  assert result.returncode != 0
+  assert message in result.stderr
