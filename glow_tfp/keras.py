@@ -1,0 +1,289 @@
+"""GlowModel: a Keras model around `glow_tfp.Glow`, for `fit`, `evaluate` and `predict`.
+
+  model = glow_tfp.GlowModel(glow_tfp.GlowConfig.preset("mnist"))
+  model.compile(optimizer="adam")     # the loss is the model's own negative log-likelihood
+  model.fit(train_ds, validation_data=val_ds, epochs=5,
+            callbacks=[glow_tfp.keras.SampleGrid("samples")])
+  model.evaluate(test_ds)             # {"loss": nats per image, "bits_per_dim": ...}
+  images = model.sample(16, temperature=0.7)   # uint8 [16, H, W, C]
+
+Both Keras generations work: `GlowModel` and `SampleGrid` here are built on the Keras that
+`tf.keras` resolves to (Keras 3 unless TF_USE_LEGACY_KERAS=1), and `for_keras(tf_keras)` or
+`for_keras(keras)` gives the classes of either generation.
+
+Keras 3 tracks only `keras.Variable`s, so a flow made of plain `tf.Variable`s (this one, and
+TFP's own Glow) would train nothing. Here the flow is built under a `tf.variable_creator_scope`
+that creates each of its variables through the model's `add_weight`: Keras owns the weights
+(optimizer, `save_weights`, `get_weights`, callbacks) and the flow reads the very same
+`tf.Variable`s, in either generation and under a `tf.distribute` strategy.
+"""
+
+import functools
+import importlib
+import os
+import types
+
+import tensorflow as tf
+
+from glow_tfp import flow
+from glow_tfp import grid
+from glow_tfp import metrics
+
+_SUPPORTED_KERAS = {"keras": (2, 3), "tf_keras": (2,)}
+
+
+def for_keras(keras_module):
+  """The Keras classes of this module for one Keras generation.
+
+  Args:
+    keras_module: `keras` (Keras 3), `tf_keras` (Keras 2) or `tf.keras`.
+
+  Returns:
+    A namespace with `GlowModel` and `SampleGrid` built on that Keras.
+  """
+  return _classes_for(_canonical_keras(keras_module))
+
+
+def __getattr__(name):
+  # The default classes need Keras imported; build them on first use, not on import.
+  if name in ("GlowModel", "SampleGrid"):
+    return getattr(for_keras(tf.keras), name)
+  raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _canonical_keras(keras_module):
+  """The top-level `keras` or `tf_keras` module behind `keras_module`."""
+  model_class = getattr(keras_module, "Model", None)
+  if not isinstance(model_class, type):
+    raise TypeError(f"Expected a Keras module (keras, tf_keras or tf.keras); got {keras_module!r}.")
+  top = importlib.import_module(model_class.__module__.split(".")[0])
+  major = int(top.__version__.split(".")[0])
+  if major not in _SUPPORTED_KERAS.get(top.__name__, ()):
+    raise ValueError(f"Unsupported Keras {top.__name__} {top.__version__}: GlowModel supports "
+                     "Keras 3 (`keras`) and Keras 2 (`tf_keras`).")
+  return top
+
+
+@functools.lru_cache(maxsize=None)
+def _classes_for(keras_module):
+  model = type("GlowModel", (_GlowModel, keras_module.Model),
+               {"__doc__": _GlowModel.__doc__, "__module__": __name__, "keras": keras_module})
+  callback = type("SampleGrid", (_SampleGrid, keras_module.callbacks.Callback),
+                  {"__doc__": _SampleGrid.__doc__, "__module__": __name__})
+  return types.SimpleNamespace(GlowModel=model, SampleGrid=callback)
+
+
+class _GlowModel:
+  """A Keras model whose loss is the negative log-likelihood of a Glow flow.
+
+  Batches are uint8 images [N, H, W, C] as they come from numpy or `tfds`: `images`,
+  `(images,)`, `(images, labels)` or a dict with "image" (and "label"). A class-conditional
+  model (`config.num_classes > 0`) needs the labels; an unconditional one ignores them, so
+  `tfds.load(..., as_supervised=True)` datasets work unchanged.
+
+  - `fit` dequantises with uniform noise (seeded by `seed`, the step and the replica), and
+    before its first step initialises every ActNorm from the first batch, once: the
+    `initialized` flags are weights, so restored weights are never initialised again.
+    Under a `tf.distribute` strategy the statistics are those of the global batch.
+  - `evaluate` and `predict` use bin centres. Logs: `loss` (mean negative discrete
+    log-likelihood, nats per image) and `bits_per_dim`; `predict` gives per-image
+    `log_likelihood` (nats) and `bits_per_dim`, the outputs of the serving `log_prob`.
+  - `initialize(batch)` runs the data-dependent initialisation explicitly (bin centres).
+  - `sample(n, temperature)` returns uint8 images.
+
+  Args:
+    config: `GlowConfig`.
+    seed: integer seed of the flow's initial values and of the dequantisation noise.
+    name: model name.
+  """
+
+  def __init__(self, config, seed=0, name="glow_model"):
+    super().__init__(name=name)
+    self.config = config
+    self._seed = seed
+    with tf.variable_creator_scope(_KerasOwnedVariables(self)):
+      self.glow = flow.Glow(config, seed=seed)
+    self.built = True  # every variable exists now; Keras must not build again
+    self._loss_tracker = self.keras.metrics.Mean(name="loss")
+    self._bits_tracker = self.keras.metrics.Mean(name="bits_per_dim")
+    self._check_keras_sees_the_flow()
+
+  def _check_keras_sees_the_flow(self):
+    seen = {id(_tf_variable(w)) for w in self.trainable_weights}
+    missing = [v.name for v in self.glow.trainable_variables if id(v) not in seen]
+    if missing:
+      raise RuntimeError(f"Keras {self.keras.__version__} does not see {len(missing)} trainable "
+                         f"variables of the flow (e.g. {missing[0]}); fit would not train them.")
+
+  @property
+  def metrics(self):
+    return [self._loss_tracker, self._bits_tracker]
+
+  def compile(self, optimizer="adam", **kwargs):
+    """`keras.Model.compile` without `loss` or `metrics`: the model brings its own."""
+    given = sorted(k for k in ("loss", "loss_weights", "metrics", "weighted_metrics")
+                   if kwargs.get(k) is not None)
+    if given:
+      raise ValueError(f"GlowModel.compile takes no {', '.join(given)}: the loss is the "
+                       "model's negative log-likelihood and it reports bits_per_dim itself.")
+    super().compile(optimizer=optimizer, **kwargs)
+
+  def call(self, inputs, training=False):
+    """Per-image `log_likelihood` (discrete, nats) and `bits_per_dim` at bin centres."""
+    images, labels = self._unpack(inputs)
+    return self._scores(self.glow.log_prob(self._bin_centres(images), labels))
+
+  def train_step(self, data):
+    images, labels = self._unpack(data)
+    x = metrics.to_model_space(images, self.config.n_bits, self._noise_seed())
+    self._initialize_once(x, labels)
+    replicas = tf.distribute.get_replica_context().num_replicas_in_sync
+    with tf.GradientTape() as tape:
+      log_prob = self.glow.log_prob(x, labels)
+      # The optimizer sums gradients over replicas: scale to the global-batch mean.
+      loss = self._negative_log_likelihood(log_prob) / replicas
+    weights = self.trainable_weights
+    self.optimizer.apply_gradients(zip(tape.gradient(loss, weights), weights))
+    return self._update_metrics(log_prob)
+
+  def test_step(self, data):
+    images, labels = self._unpack(data)
+    return self._update_metrics(self.glow.log_prob(self._bin_centres(images), labels))
+
+  def predict_step(self, data):
+    return self.call(data)
+
+  def initialize(self, batch):
+    """Initialises every ActNorm from `batch` (any batch form `fit` takes), at bin centres."""
+    images, labels = self._unpack(batch)
+    self.glow.initialize(self._bin_centres(images), labels)
+
+  def sample(self, n, temperature=1.0, labels=None, seed=None):
+    """`n` uint8 images [n, H, W, C]; `seed` None (global RNG) or an int (stateless)."""
+    x = self.glow.sample(n, temperature=temperature, labels=labels, seed=seed)
+    return metrics.to_images(x, self.config.n_bits)
+
+  def _unpack(self, data):
+    """(images, labels) of a batch; labels None for an unconditional model."""
+    if isinstance(data, dict):
+      if "image" not in data:
+        raise ValueError(f"A dict batch needs an 'image' key (as from tfds); got keys "
+                         f"{sorted(data)}.")
+      images, labels = data["image"], data.get("label")
+    elif isinstance(data, (tuple, list)):
+      if not 1 <= len(data) <= 2:
+        raise ValueError("A batch is images, (images,) or (images, labels); got a tuple of "
+                         f"{len(data)} elements.")
+      images, labels = data[0], (data[1] if len(data) == 2 else None)
+    else:
+      images, labels = data, None
+    return images, (labels if self.config.num_classes else None)
+
+  def _bin_centres(self, images):
+    return metrics.to_model_space(images, self.config.n_bits)
+
+  def _noise_seed(self):
+    step = tf.cast(tf.convert_to_tensor(self.optimizer.iterations), tf.int64)
+    replica = tf.distribute.get_replica_context().replica_id_in_sync_group
+    seed = tf.stack([tf.constant(self._seed, tf.int64), step])
+    return tf.random.experimental.stateless_fold_in(seed, tf.cast(replica, tf.int64))
+
+  def _initialize_once(self, x, labels):
+    def initialize():
+      self.glow.initialize(x, labels)
+      return tf.constant(True)
+    tf.cond(self.glow.initialized, lambda: tf.constant(False), initialize)
+
+  def _negative_log_likelihood(self, log_prob):
+    return -tf.reduce_mean(self._scores(log_prob)["log_likelihood"])
+
+  def _scores(self, log_prob):
+    dims, n_bits = self.config.num_dims, self.config.n_bits
+    return {"log_likelihood": metrics.discrete_log_likelihood(log_prob, dims, n_bits),
+            "bits_per_dim": metrics.bits_per_dim(log_prob, dims, n_bits)}
+
+  def _update_metrics(self, log_prob):
+    scores = self._scores(log_prob)
+    self._loss_tracker.update_state(-scores["log_likelihood"])
+    self._bits_tracker.update_state(scores["bits_per_dim"])
+    return {m.name: m.result() for m in self.metrics}
+
+
+class _KerasOwnedVariables:
+  """A variable creator that makes each new `tf.Variable` a weight of a Keras model.
+
+  The model's `add_weight` creates the variable (itself through `tf.Variable`, which comes
+  back here and is passed on), and the creator returns the `tf.Variable` underneath.
+  """
+
+  def __init__(self, model):
+    self._model = model
+    self._creating = False
+
+  def __call__(self, next_creator, **kwargs):
+    if self._creating:
+      return next_creator(**kwargs)
+    self._creating = True
+    try:
+      return _tf_variable(self._add_weight(**kwargs))
+    finally:
+      self._creating = False
+
+  def _add_weight(self, initial_value, name, trainable=None, dtype=None, **unused_kwargs):
+    value = tf.convert_to_tensor(initial_value() if callable(initial_value) else initial_value,
+                                 dtype)
+    return self._model.add_weight(
+        name=_weight_name(name), shape=value.shape, dtype=value.dtype,
+        initializer=lambda shape, dtype=None: value,
+        trainable=True if trainable is None else trainable)
+
+
+def _weight_name(name):
+  # Keras 3 forbids "/" in names; the name scope makes each flow variable's name unique.
+  scope = tf.get_current_name_scope()
+  return f"{scope}/{name}".strip("/").replace("/", ".")
+
+
+def _tf_variable(weight):
+  """The `tf.Variable` of a Keras weight: Keras 3 wraps it, Keras 2 uses it directly."""
+  return weight if isinstance(weight, tf.Variable) else weight.value
+
+
+class _SampleGrid:
+  """Writes a PNG grid of samples of a `GlowModel` at the end of every `every` epochs.
+
+  The same latents (from `seed`) each time, so the files show training progress:
+  `<directory>/samples_epoch0001.png`, ... (epochs counted from 1, as Keras displays them).
+
+  Args:
+    directory: where the PNGs go (created if needed).
+    num_samples: images per grid (>= 1).
+    temperature: scale of the base distribution (>= 0); the paper shows 0.7.
+    labels: int labels [num_samples] for a class-conditional model.
+    seed: integer seed of the latents.
+    every: write after every `every` epochs (>= 1).
+  """
+
+  def __init__(self, directory, num_samples=16, temperature=0.7, labels=None, seed=0, every=1):
+    super().__init__()
+    if num_samples < 1 or every < 1:
+      raise ValueError(f"`num_samples` and `every` must be >= 1; got {num_samples} and {every}.")
+    if temperature < 0:
+      raise ValueError(f"`temperature` must be >= 0; got {temperature}.")
+    self.directory = directory
+    self.num_samples, self.temperature, self.labels = num_samples, temperature, labels
+    self.seed, self.every = seed, every
+
+  def path(self, epoch):
+    """The PNG written after `epoch` (counted from 1)."""
+    return os.path.join(self.directory, f"samples_epoch{epoch:04d}.png")
+
+  def on_train_begin(self, logs=None):
+    if not isinstance(self.model, _GlowModel):
+      raise TypeError(f"SampleGrid needs a GlowModel; got {type(self.model).__name__}.")
+
+  def on_epoch_end(self, epoch, logs=None):
+    if (epoch + 1) % self.every:
+      return
+    images = self.model.sample(self.num_samples, self.temperature, self.labels, self.seed)
+    grid.save_png(self.path(epoch + 1), grid.image_grid(images))

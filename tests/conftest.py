@@ -1,0 +1,20 @@
+"""Shared fixtures; the property checks live in tests/checks.py."""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+# Two logical CPU devices, so MirroredStrategy tests run in-process. This must happen
+# before TensorFlow initialises its devices, hence at import time of the conftest.
+_CPUS = tf.config.list_physical_devices("CPU")
+tf.config.set_logical_device_configuration(
+    _CPUS[0], [tf.config.LogicalDeviceConfiguration()] * 2)
+
+
+@pytest.fixture
+def rng():
+  return np.random.default_rng(1234)

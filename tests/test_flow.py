@@ -1,0 +1,177 @@
+import itertools
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+import glow_tfp
+from tests.checks import check_bijector, perturb, random_images
+
+SHAPE = (8, 8, 2)
+VARIANTS = list(itertools.product(["lu", "conv", "shuffle", "reverse"], ["affine", "additive"]))
+
+
+def tiny_config(**changes):
+  fields = dict(image_shape=SHAPE, levels=2, steps_per_level=2, hidden_channels=8)
+  fields.update(changes)
+  return glow_tfp.GlowConfig(**fields)
+
+
+def trained_looking_model(config, seed=0):
+  """A model initialised on data, then moved off its initial values."""
+  model = glow_tfp.Glow(config, seed=seed)
+  labels = tf.range(4) % config.num_classes if config.num_classes else None
+  model.initialize(random_images((4,) + SHAPE, seed=seed), labels)
+  perturb(model, scale=0.05, seed=seed)
+  return model
+
+
+@pytest.mark.parametrize("permutation, coupling", VARIANTS)
+def test_model_properties(permutation, coupling):
+  model = trained_looking_model(tiny_config(permutation=permutation, coupling=coupling))
+  check_bijector(model.bijector, random_images((2,) + SHAPE, seed=5))
+
+
+def test_class_conditional_model_properties():
+  model = trained_looking_model(tiny_config(num_classes=3))
+  check_bijector(model.bijector, random_images((2,) + SHAPE, seed=5), labels=tf.constant([0, 2]))
+
+
+def dynamic_batch_log_prob(model):
+  """model.log_prob as a tf.function whose batch dimension is None."""
+  images = tf.TensorSpec((None,) + SHAPE, tf.float32)
+  if model.config.num_classes:
+    return tf.function(model.log_prob, input_signature=[images, tf.TensorSpec([None], tf.int32)])
+  traced = tf.function(model.log_prob, input_signature=[images])
+  return lambda x, labels: traced(x)
+
+
+@pytest.mark.parametrize("num_classes", [0, 3])
+def test_log_prob_agrees_eager_graph_xla_and_tfp(num_classes):
+  model = trained_looking_model(tiny_config(num_classes=num_classes))
+  x = random_images((5,) + SHAPE, seed=6)
+  labels = tf.constant([0, 1, 2, 0, 1]) if num_classes else None
+  eager = model.log_prob(x, labels).numpy()
+  graph = dynamic_batch_log_prob(model)
+  xla = tf.function(model.log_prob, jit_compile=True)
+  tfp_value = model.distribution.log_prob(
+      x, bijector_kwargs={"labels": labels} if num_classes else {})
+  np.testing.assert_allclose(graph(x, labels).numpy(), eager, rtol=1e-5)
+  first_two = None if labels is None else labels[:2]
+  np.testing.assert_allclose(graph(x[:2], first_two).numpy(), eager[:2], rtol=1e-5)
+  np.testing.assert_allclose(xla(x, labels).numpy(), eager, rtol=1e-5, atol=1e-3)
+  np.testing.assert_allclose(tfp_value.numpy(), eager, rtol=1e-5)
+
+
+def test_fresh_identity_model_log_prob_is_standard_normal_and_bits_per_dim_follows():
+  config = tiny_config(permutation="reverse", coupling="additive", learn_top_prior=False)
+  model = glow_tfp.Glow(config)
+  x = random_images((3,) + SHAPE, seed=2)
+  expected = tf.reduce_sum(tfp.distributions.Normal(0.0, 1.0).log_prob(x), [1, 2, 3])
+  np.testing.assert_allclose(model.log_prob(x).numpy(), expected.numpy(), rtol=1e-6)
+  d = np.prod(SHAPE)
+  expected_bpd = (-expected.numpy() + d * 8 * np.log(2)) / (d * np.log(2))
+  np.testing.assert_allclose(model.bits_per_dim(x).numpy(), expected_bpd, rtol=1e-6)
+
+
+def test_encode_decode_is_exact_and_latents_have_one_tensor_per_level():
+  model = trained_looking_model(tiny_config(levels=2))
+  x = random_images((3,) + SHAPE, seed=3)
+  latents = model.encode(x)
+  assert [tuple(z.shape) for z in latents] == [(3, 4, 4, 4), (3, 2, 2, 16)]
+  assert model.latent_shapes == [(4, 4, 4), (2, 2, 16)]
+  assert sum(np.prod(s) for s in model.latent_shapes) == np.prod(SHAPE)
+  np.testing.assert_allclose(model.decode(latents).numpy(), x.numpy(), atol=1e-4)
+
+
+def test_sampling_at_temperature_zero_decodes_the_prior_means():
+  model = trained_looking_model(tiny_config())
+  zeros = [tf.zeros((2,) + shape) for shape in model.latent_shapes]
+  np.testing.assert_allclose(model.sample(2, temperature=0.0, seed=1).numpy(),
+                             model.decode(zeros).numpy(), atol=1e-6)
+
+
+def test_sampling_is_reproducible_with_a_seed_and_round_trips():
+  model = trained_looking_model(tiny_config())
+  a = model.sample(3, temperature=0.7, seed=11)
+  np.testing.assert_array_equal(a.numpy(), model.sample(3, temperature=0.7, seed=11).numpy())
+  assert np.abs((a - model.sample(3, temperature=0.7, seed=12)).numpy()).max() > 1e-3
+  np.testing.assert_allclose(model.decode(model.encode(a)).numpy(), a.numpy(), atol=1e-4)
+
+
+def test_class_labels_change_log_prob_and_samples():
+  model = trained_looking_model(tiny_config(num_classes=3))
+  x = tf.concat([random_images((1,) + SHAPE, seed=4)] * 2, axis=0)
+  log_prob = model.log_prob(x, tf.constant([0, 2])).numpy()
+  assert abs(log_prob[0] - log_prob[1]) > 1e-3
+  samples = model.sample(2, labels=tf.constant([0, 2]), temperature=0.0)
+  assert np.abs((samples[0] - samples[1]).numpy()).max() > 1e-4
+
+
+def test_initialize_standardises_the_first_actnorm():
+  model = glow_tfp.Glow(tiny_config())
+  assert not model.initialized.numpy()
+  x = random_images((16,) + SHAPE, seed=8)
+  model.initialize(x)
+  assert model.initialized.numpy()
+  first = model.bijector.bijectors[1]
+  y = first.inverse(tf.nn.space_to_depth(x, 2))
+  np.testing.assert_allclose(tf.reduce_mean(y, [0, 1, 2]).numpy(), 0.0, atol=1e-5)
+
+
+def test_checkpoint_restore_into_a_fresh_model_gives_identical_log_prob(tmp_path):
+  config = tiny_config(num_classes=2)
+  model = trained_looking_model(config)
+  x, labels = random_images((3,) + SHAPE, seed=9), tf.constant([0, 1, 1])
+  path = tf.train.Checkpoint(model=model).save(str(tmp_path / "ckpt"))
+  restored = glow_tfp.Glow(config, seed=99)
+  assert not restored.initialized.numpy()
+  tf.train.Checkpoint(model=restored).restore(path).assert_consumed()
+  assert restored.initialized.numpy()
+  np.testing.assert_array_equal(restored.log_prob(x, labels).numpy(),
+                                model.log_prob(x, labels).numpy())
+
+
+def test_all_variables_are_created_up_front_and_tracked():
+  model = glow_tfp.Glow(tiny_config())
+  before = len(model.variables)
+  model.initialize(random_images((2,) + SHAPE))
+  model.log_prob(random_images((2,) + SHAPE))
+  assert len(model.variables) == before > 0
+  assert len(model.trainable_variables) < before
+
+
+@pytest.mark.parametrize("images, labels, error, message", [
+    (np.zeros((2, 8, 8), np.float32), None, ValueError, r"shape \[N, 8, 8, 2\].*got shape \[2, 8, 8\]"),
+    (np.zeros((2, 8, 4, 2), np.float32), None, ValueError, r"got shape \[2, 8, 4, 2\]"),
+    (np.zeros((2, 8, 8, 2), np.uint8), None, TypeError, "model-space values.*uint8"),
+    (np.zeros((2, 8, 8, 2), np.float64), None, TypeError, "must be float32; got dtype float64"),
+    (np.full((2, 8, 8, 2), np.nan, np.float32), None, tf.errors.InvalidArgumentError, "NaN"),
+    (np.zeros((2, 8, 8, 2), np.float32), [0, 1], ValueError, "unconditional"),
+], ids=["rank", "shape", "uint8", "float64", "nan", "labels-for-unconditional"])
+def test_bad_images_are_rejected(images, labels, error, message):
+  with pytest.raises(error, match=message):
+    glow_tfp.Glow(tiny_config()).log_prob(images, labels)
+
+
+@pytest.mark.parametrize("labels, error, message", [
+    (None, ValueError, r"labels are required: this model is class-conditional \(3 classes\)"),
+    ([0, 3], tf.errors.InvalidArgumentError, "labels must be < num_classes = 3"),
+    ([0, -1], tf.errors.InvalidArgumentError, "labels must be >= 0"),
+    ([0.0, 1.0], TypeError, "labels must be integers; got dtype float32"),
+    ([0, 1, 2], tf.errors.InvalidArgumentError, "different batch sizes"),
+    ([[0], [1]], ValueError, r"labels must have shape \[N\]"),
+], ids=["missing", "too-large", "negative", "float", "batch", "rank"])
+def test_bad_labels_are_rejected(labels, error, message):
+  model = glow_tfp.Glow(tiny_config(num_classes=3))
+  with pytest.raises(error, match=message):
+    model.log_prob(np.zeros((2,) + SHAPE, np.float32), labels)
+
+
+def test_decode_rejects_latents_of_the_wrong_number_or_shape():
+  model = glow_tfp.Glow(tiny_config())
+  with pytest.raises(ValueError, match="decode expects 2 latents"):
+    model.decode([tf.zeros([1, 4, 4, 4])])
+  with pytest.raises(ValueError, match=r"latent 1 must have shape \[N, 2, 2, 16\]"):
+    model.decode([tf.zeros([1, 4, 4, 4]), tf.zeros([1, 2, 2, 8])])

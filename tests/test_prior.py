@@ -1,0 +1,35 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from glow_tfp.bijectors import prior
+from tests.checks import check_bijector, perturb, random_images
+
+
+def test_properties_after_parameters_move():
+  bijector = prior.TopPrior(3)
+  perturb(bijector, scale=0.3)
+  check_bijector(bijector, random_images([2, 2, 2, 3]))
+
+
+def test_class_conditional_properties_and_labels_matter():
+  bijector = prior.TopPrior(3, num_classes=4)
+  perturb(bijector, scale=0.3)
+  x = random_images([2, 2, 2, 3])
+  check_bijector(bijector, x, labels=tf.constant([1, 3]))
+  z_a = bijector.inverse(x, labels=tf.constant([0, 0]))
+  z_b = bijector.inverse(x, labels=tf.constant([2, 2]))
+  assert np.abs((z_a - z_b).numpy()).max() > 1e-3
+
+
+def test_without_learning_the_prior_is_standard_normal():
+  bijector = prior.TopPrior(3, learn_top_prior=False)
+  assert not bijector.trainable_variables
+  x = random_images([2, 2, 2, 3])
+  check_bijector(bijector, x, identity_allowed=True)
+  np.testing.assert_array_equal(bijector.inverse(x).numpy(), x.numpy())
+
+
+def test_missing_labels_for_a_conditional_prior_are_rejected():
+  with pytest.raises(ValueError, match="`labels` are required"):
+    prior.TopPrior(3, num_classes=2).inverse(random_images([1, 2, 2, 3]))

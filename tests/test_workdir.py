@@ -1,0 +1,47 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import glow_tfp
+from glow_tfp import workdir
+from tests.checks import perturb, random_images
+
+CONFIG = glow_tfp.GlowConfig(image_shape=(8, 8, 1), levels=2, steps_per_level=1,
+                             hidden_channels=4)
+
+
+def save_run(directory, **objects):
+  workdir.save_config(str(directory), CONFIG)
+  manager = tf.train.CheckpointManager(tf.train.Checkpoint(**objects),
+                                       workdir.checkpoint_dir(str(directory)), max_to_keep=1)
+  return manager.save()
+
+
+def test_restore_model_returns_the_saved_weights(tmp_path):
+  model = glow_tfp.Glow(CONFIG)
+  perturb(model)
+  save_run(tmp_path, model=model)
+  restored, path = workdir.restore_model(str(tmp_path))
+  assert path.startswith(workdir.checkpoint_dir(str(tmp_path)))
+  x = random_images([2, 8, 8, 1])
+  np.testing.assert_array_equal(restored.log_prob(x).numpy(), model.log_prob(x).numpy())
+
+
+def test_restore_model_prefers_ema_weights_when_present(tmp_path):
+  model, ema = glow_tfp.Glow(CONFIG), glow_tfp.Glow(CONFIG)
+  perturb(model, seed=1)
+  perturb(ema, seed=2)
+  save_run(tmp_path, model=model, ema_model=ema)
+  x = random_images([2, 8, 8, 1])
+  restored, _ = workdir.restore_model(str(tmp_path))
+  np.testing.assert_array_equal(restored.log_prob(x).numpy(), ema.log_prob(x).numpy())
+  raw, _ = workdir.restore_model(str(tmp_path), use_ema=False)
+  np.testing.assert_array_equal(raw.log_prob(x).numpy(), model.log_prob(x).numpy())
+
+
+def test_missing_config_or_checkpoint_is_named(tmp_path):
+  with pytest.raises(FileNotFoundError, match="No model config at .*config.json"):
+    workdir.restore_model(str(tmp_path))
+  workdir.save_config(str(tmp_path), CONFIG)
+  with pytest.raises(FileNotFoundError, match="No checkpoint in .*checkpoints"):
+    workdir.restore_model(str(tmp_path))
