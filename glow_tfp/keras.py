@@ -189,8 +189,13 @@ class _GlowModel:
     return tf.random.experimental.stateless_fold_in(seed, tf.cast(replica, tf.int64))
 
   def _initialize_once(self, x, labels):
+    # A strategy forbids all-reduces inside a tf.cond, so the replicas meet first (merge_call)
+    # and the cross-replica context initialises from the whole global batch, if still needed.
+    tf.distribute.get_replica_context().merge_call(self._initialize_if_needed, args=(x, labels))
+
+  def _initialize_if_needed(self, strategy, x, labels):
     def initialize():
-      self.glow.initialize(x, labels)
+      self.glow.initialize(*_global_batch(strategy, x, labels))
       return tf.constant(True)
     tf.cond(self.glow.initialized, lambda: tf.constant(False), initialize)
 
@@ -236,6 +241,13 @@ class _KerasOwnedVariables:
         name=_weight_name(name), shape=value.shape, dtype=value.dtype,
         initializer=lambda shape, dtype=None: value,
         trainable=True if trainable is None else trainable)
+
+
+def _global_batch(strategy, x, labels):
+  """The per-replica parts of (x, labels) concatenated, in the cross-replica context."""
+  def gather(value):
+    return tf.concat(strategy.experimental_local_results(value), axis=0)
+  return gather(x), (None if labels is None else gather(labels))
 
 
 def _weight_name(name):
