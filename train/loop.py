@@ -1,0 +1,359 @@
+"""The training loop: `run(config, data, options)` trains a Glow and returns its results.
+
+One step, under any `tf.distribute` strategy: each replica computes the bits/dim of its
+slice of the global batch, summed and divided by the global batch size, and its gradients;
+both are all-reduced (summed), so every replica holds the global-batch mean loss and
+gradients; the gradients are clipped by global norm; then, in cross-replica context, the
+optimizer applies them only if the loss and the gradient norm are finite.
+
+A step whose loss or gradient is not finite is skipped and counted; after
+`max_bad_steps` of them in a row the run restores its last checkpoint and multiplies the
+learning rate by `restore_lr_factor`. Checkpoints are only written after a good step.
+"""
+
+import dataclasses
+import time
+
+from absl import logging
+import tensorflow as tf
+
+from glow_tfp import flow
+from glow_tfp import workdir as workdir_lib
+from train import checkpointing
+from train import optim
+from train import pipeline
+from train import strategy as strategy_lib
+from train import summaries
+from train.errors import InputError
+
+
+@dataclasses.dataclass(frozen=True)
+class Options:
+  """How to train (the model itself is a `GlowConfig`).
+
+  Attributes:
+    workdir: where checkpoints, config.json, logs, samples and results.json go.
+    steps: training steps in all (a resumed run continues up to this step).
+    batch_size: global batch size, split evenly over the replicas.
+    learning_rate: peak learning rate, reached by linear warmup over `warmup_steps`.
+    optimizer: "adam" or "adamax".
+    grad_clip_norm: clip the gradients to this global norm; 0 disables clipping.
+    seed: seeds the model's initial values, the data order, the dequantisation noise, the
+      held-out split (through the data source) and the sample grids.
+    eval_every, sample_every, checkpoint_every, log_every: intervals in steps.
+    keep_checkpoints: checkpoints kept in the workdir.
+    strategy: "default", "mirrored", "multi_worker" or "tpu".
+    tpu_address: the TPU for strategy "tpu" ("" = local / TPU_NAME).
+    jit_compile: compile the loss and gradient computation with XLA.
+    max_bad_steps: non-finite steps in a row that trigger a checkpoint restore.
+    restore_lr_factor: learning-rate multiplier applied at each such restore.
+    max_restores: restores after which the run gives up with an error.
+    num_samples: images per sample grid.
+    temperatures: sampling temperatures of the grids.
+    eval_batch_size: batch size of held-out evaluation.
+  """
+
+  workdir: str
+  steps: int = 2000
+  batch_size: int = 64
+  learning_rate: float = 1e-3
+  warmup_steps: int = 200
+  optimizer: str = "adam"
+  grad_clip_norm: float = 50.0
+  seed: int = 0
+  eval_every: int = 500
+  sample_every: int = 500
+  checkpoint_every: int = 250
+  log_every: int = 50
+  keep_checkpoints: int = 3
+  strategy: str = "default"
+  tpu_address: str = ""
+  jit_compile: bool = True
+  max_bad_steps: int = 5
+  restore_lr_factor: float = 0.5
+  max_restores: int = 3
+  num_samples: int = 64
+  temperatures: tuple = (0.0, 0.5, 0.7, 1.0)
+  eval_batch_size: int = 500
+
+  def __post_init__(self):
+    object.__setattr__(self, "temperatures", tuple(float(t) for t in self.temperatures))
+    if not self.workdir:
+      raise InputError("Options.workdir must be a directory path; got an empty string.")
+    for name in ("steps", "batch_size", "eval_every", "sample_every", "checkpoint_every",
+                 "log_every", "keep_checkpoints", "max_bad_steps", "num_samples",
+                 "eval_batch_size"):
+      _check_at_least(name, getattr(self, name), 1)
+    for name in ("warmup_steps", "grad_clip_norm", "max_restores"):
+      _check_at_least(name, getattr(self, name), 0)
+    if not self.learning_rate > 0:
+      raise InputError(f"Options.learning_rate must be > 0; got {self.learning_rate!r}.")
+    if not 0 < self.restore_lr_factor < 1:
+      raise InputError("Options.restore_lr_factor must be in (0, 1); got "
+                       f"{self.restore_lr_factor!r}.")
+    if self.optimizer not in optim.KINDS:
+      raise InputError(f"Options.optimizer must be one of {optim.KINDS}; got {self.optimizer!r}.")
+    if self.strategy not in strategy_lib.NAMES:
+      raise InputError(f"Options.strategy must be one of {strategy_lib.NAMES}; got "
+                       f"{self.strategy!r}.")
+    if not self.temperatures or min(self.temperatures) < 0:
+      raise InputError(f"Options.temperatures must be non-negative; got {self.temperatures}.")
+
+
+def _check_at_least(name, value, minimum):
+  if isinstance(value, bool) or not isinstance(value, (int, float)) or value < minimum:
+    raise InputError(f"Options.{name} must be a number >= {minimum}; got {value!r}.")
+
+
+def run(config, data, options, strategy=None):
+  """Trains (or resumes training) a Glow of `config` on `data` (a `train.data.Data`).
+
+  Every check of the inputs and of the workdir happens before anything is written.
+
+  Returns a dict: `heldout_bits_per_dim` (final, deterministic dequantisation),
+  `train_history` ([step, bits/dim] per good step of this process),
+  `eval_history` ([step, held-out bits/dim]), `steps`, `skipped_steps`, `restores`,
+  `resumed_from` (checkpoint path or None), `seconds`, `sample_paths`.
+  """
+  check_data(config, data, options)
+  strategy = strategy or strategy_lib.make(options.strategy, options.tpu_address)
+  replicas = strategy.num_replicas_in_sync
+  if options.batch_size % replicas:
+    raise InputError(f"--batch_size={options.batch_size} must be divisible by the "
+                     f"{replicas} replicas of --strategy={options.strategy}.")
+  resume = checkpointing.check_workdir(options.workdir, config)
+  trainer = Trainer(config, data, options, strategy)
+  try:
+    return trainer.fit(resume)
+  finally:
+    trainer.close()
+
+
+def check_data(config, data, options):
+  """Raises `InputError` if `data` cannot train a model of `config` with `options`."""
+  if tuple(config.image_shape) != data.image_shape:
+    raise InputError(f"The model's image_shape {tuple(config.image_shape)} differs from the "
+                     f"images of {data.name}, {data.image_shape}.")
+  if config.num_classes and config.num_classes != data.num_classes:
+    raise InputError(f"A class-conditional model needs labelled data with "
+                     f"{config.num_classes} classes; {data.name} has {data.num_classes}.")
+  if options.batch_size > len(data.train_images):
+    raise InputError(f"--batch_size={options.batch_size} exceeds the "
+                     f"{len(data.train_images)} training images of {data.name}.")
+
+
+class Trainer:
+  """The state of one training run and the functions that step it.
+
+  Attributes:
+    model: the `Glow`; optimizer: the `optim.Optimizer`; step, learning_rate_scale,
+    skipped_steps: variables saved with them in every checkpoint.
+  """
+
+  def __init__(self, config, data, options, strategy):
+    self.config, self.data, self.options, self.strategy = config, data, options, strategy
+    self.chief = strategy_lib.is_chief(strategy)
+    with strategy.scope():
+      self.model = flow.Glow(config, seed=options.seed)
+      self.optimizer = optim.Optimizer(self.model.trainable_variables, options.optimizer)
+      self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+      self.learning_rate_scale = tf.Variable(1.0, trainable=False, name="lr_scale")
+      self.skipped_steps = tf.Variable(0, dtype=tf.int64, trainable=False, name="skipped")
+    checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer,
+                                     step=self.step, lr_scale=self.learning_rate_scale,
+                                     skipped_steps=self.skipped_steps)
+    self.checkpointer = checkpointing.Checkpointer(checkpoint, options.workdir,
+                                                   options.keep_checkpoints, self.chief)
+    self.reporter = summaries.Reporter(options.workdir, options.steps, self.chief)
+    self._gradients = tf.function(self._loss_and_gradients, jit_compile=options.jit_compile)
+    self._bad_in_a_row = 0
+    self.restores = 0
+
+  def close(self):
+    self.checkpointer.close()
+
+  def learning_rate(self, step):
+    warmup = min(1.0, (step + 1) / self.options.warmup_steps) if self.options.warmup_steps else 1.0
+    return self.options.learning_rate * warmup * float(self.learning_rate_scale.numpy())
+
+  def fit(self, resume):
+    """Restores or initialises, trains to `options.steps`, evaluates; returns results."""
+    started = time.perf_counter()
+    resumed_from = self.restore_or_initialize(resume)
+    history, evals = [], []
+    step = int(self.step.numpy())
+    self.reporter.start(step)
+    while step < self.options.steps:
+      step = self._train_until_restore(step, history, evals)
+    heldout = self.evaluate()
+    evals.append([step, heldout])
+    self.reporter.scalars(step, {"heldout/bits_per_dim": heldout})
+    paths = self.write_samples(step)
+    self._save(step)
+    results = {"heldout_bits_per_dim": heldout, "train_history": history,
+               "eval_history": evals, "steps": step,
+               "skipped_steps": int(self.skipped_steps.numpy()), "restores": self.restores,
+               "resumed_from": resumed_from, "seconds": time.perf_counter() - started,
+               "sample_paths": paths}
+    logging.info("held-out bits/dim %.4f after %d steps", heldout, step)
+    self.reporter.results(results)
+    self.reporter.flush()
+    return results
+
+  def restore_or_initialize(self, resume):
+    """Resumes from the latest checkpoint, or initialises ActNorm and saves step 0.
+
+    Returns the restored checkpoint path, or None for a fresh run.
+    """
+    if resume:
+      path = self._restore()
+      logging.info("Resuming from %s at step %d.", path, int(self.step.numpy()))
+      return path
+    if self.chief:
+      workdir_lib.save_config(self.options.workdir, self.config)
+    batch = next(iter(self._batches(0, 1)))
+    self._initialize(batch)
+    self._save(0)
+    return None
+
+  def _restore(self):
+    try:
+      return self.checkpointer.restore_latest()
+    except AssertionError as error:
+      raise InputError(f"The checkpoint in {self.checkpointer.shared_directory} does not "
+                       f"match this model: {error}") from error
+
+  def _train_until_restore(self, step, history, evals):
+    """Trains from `step` until the end or until the guard restores; returns the step."""
+    window = []
+    for batch in self._batches(step, self.options.steps):
+      learning_rate = self.learning_rate(step)
+      loss, norm, ok = (t.numpy() for t in self._train_step(batch, tf.constant(learning_rate)))
+      step += 1
+      if not ok:
+        if self._skip(step, loss, norm):
+          return int(self.step.numpy())
+        continue
+      self._bad_in_a_row = 0
+      history.append([step, float(loss)])
+      window.append(float(loss))
+      self._periodic(step, window, learning_rate, float(norm), evals)
+    return step
+
+  def _periodic(self, step, window, learning_rate, norm, evals):
+    options = self.options
+    if step % options.log_every == 0 or step == options.steps:
+      mean = sum(window) / len(window)
+      self.reporter.progress(step, mean, options.batch_size, learning_rate,
+                             int(self.skipped_steps.numpy()))
+      self.reporter.scalars(step, {"train/bits_per_dim": mean, "learning_rate": learning_rate,
+                                   "gradient_norm": norm,
+                                   "skipped_steps": int(self.skipped_steps.numpy())})
+      window.clear()
+    if step % options.eval_every == 0 and step < options.steps:
+      heldout = self.evaluate()
+      evals.append([step, heldout])
+      logging.info("step %d  held-out %.4f bits/dim", step, heldout)
+      self.reporter.scalars(step, {"heldout/bits_per_dim": heldout})
+    if step % options.sample_every == 0 and step < options.steps:
+      self.write_samples(step)
+    if step % options.checkpoint_every == 0:
+      self._save(step)
+
+  def _skip(self, step, loss, norm):
+    """Counts a non-finite step; restores the last checkpoint after too many in a row.
+
+    Returns whether it restored.
+    """
+    self._bad_in_a_row += 1
+    self.skipped_steps.assign_add(1)
+    logging.warning("step %d: non-finite loss (%s) or gradient norm (%s); update skipped "
+                    "(%d in a row, %d in all).", step, loss, norm, self._bad_in_a_row,
+                    int(self.skipped_steps.numpy()))
+    if self._bad_in_a_row < self.options.max_bad_steps:
+      return False
+    if self.restores >= self.options.max_restores:
+      raise RuntimeError(f"Training diverged: {self._bad_in_a_row} non-finite steps in a row "
+                         f"after {self.restores} checkpoint restores.")
+    skipped = self.skipped_steps.numpy()
+    path = self._restore()
+    self.skipped_steps.assign(skipped)
+    self.learning_rate_scale.assign(self.learning_rate_scale * self.options.restore_lr_factor)
+    self.restores += 1
+    self._bad_in_a_row = 0
+    logging.warning("Restored %s (step %d); learning rate scale now %g.", path,
+                    int(self.step.numpy()), float(self.learning_rate_scale.numpy()))
+    return True
+
+  def _save(self, step):
+    self.step.assign(step)
+    self.checkpointer.save(step)
+
+  def _batches(self, start_step, end_step):
+    data, options = self.data, self.options
+    dataset_fn = pipeline.training_dataset_fn(
+        data.train_images, data.train_labels, options.batch_size, options.seed,
+        self.config.n_bits, start_step, end_step)
+    return self.strategy.distribute_datasets_from_function(dataset_fn)
+
+  def _labels(self, labels):
+    return labels if self.config.num_classes else None
+
+  @tf.function
+  def _initialize(self, batch):
+    self.strategy.run(lambda x, y: self.model.initialize(x, self._labels(y)), args=batch)
+
+  @tf.function
+  def _train_step(self, batch, learning_rate):
+    loss, gradients, norm = self.strategy.run(self._replica_step, args=(batch,))
+    loss, norm = self._first_replica(loss), self._first_replica(norm)
+    ok = tf.math.is_finite(loss) & tf.math.is_finite(norm)
+    self.optimizer.apply(gradients, learning_rate, ok)
+    return loss, norm, ok
+
+  def _first_replica(self, value):
+    return self.strategy.experimental_local_results(value)[0]
+
+  def _replica_step(self, batch):
+    images, labels = batch
+    loss, gradients = self._gradients(images, labels)
+    context = tf.distribute.get_replica_context()
+    loss, gradients = context.all_reduce(tf.distribute.ReduceOp.SUM, (loss, gradients))
+    norm = tf.linalg.global_norm(gradients)
+    if self.options.grad_clip_norm:
+      gradients, _ = tf.clip_by_global_norm(gradients, self.options.grad_clip_norm,
+                                            use_norm=norm)
+    return loss, gradients, norm
+
+  def _loss_and_gradients(self, images, labels):
+    """This replica's share of the global-batch mean bits/dim, and its gradients."""
+    variables = self.model.trainable_variables
+    with tf.GradientTape() as tape:
+      bits = self.model.bits_per_dim(images, self._labels(labels))
+      loss = tf.reduce_sum(bits) / self.options.batch_size
+    gradients = tape.gradient(loss, variables)
+    return loss, [tf.zeros_like(v) if g is None else g for g, v in zip(gradients, variables)]
+
+  def evaluate(self):
+    """Mean bits/dim of the held-out images at bin centres."""
+    data = self.data
+    total = 0.0
+    for x, y in pipeline.heldout_dataset(data.heldout_images, data.heldout_labels,
+                                         self.options.eval_batch_size, self.config.n_bits):
+      total += float(self._heldout_sum(x, y))
+    return total / len(data.heldout_images)
+
+  @tf.function
+  def _heldout_sum(self, images, labels):
+    return tf.reduce_sum(self.model.bits_per_dim(images, self._labels(labels)))
+
+  def write_samples(self, step):
+    """Sample grids at every temperature of the options; returns the PNG paths."""
+    grids = {t: self._sample(tf.constant(t)) for t in self.options.temperatures}
+    return self.reporter.samples(step, grids, self.config.n_bits)
+
+  @tf.function
+  def _sample(self, temperature):
+    n = self.options.num_samples
+    labels = tf.range(n) % self.config.num_classes if self.config.num_classes else None
+    return self.model.sample(n, temperature, labels=labels, seed=self.options.seed)
