@@ -1,0 +1,184 @@
+"""A client of TF Serving's REST API for Glow models: log-likelihoods of image files.
+
+  python -m serving.client --server=http://127.0.0.1:8501 --model_name=glow a.png b.npy
+
+prints the discrete log-likelihood (nats) and bits/dim of every image: PNG/JPEG files, or
+`.npy` files of uint8 arrays [H, W, C] or [N, H, W, C]. Pass `--labels` (one per image) for a
+class-conditional model. It speaks only the REST API, so it works the same against
+`serving.server` and the `tensorflow/serving` image; in Python use `Client`.
+"""
+
+import json
+import urllib.error
+import urllib.parse
+import urllib.request
+
+from absl import app
+from absl import flags
+import numpy as np
+from PIL import Image
+from PIL import UnidentifiedImageError
+
+
+class ServingError(Exception):
+  """An error answer from the server: `status` is the HTTP status."""
+
+  def __init__(self, status, message):
+    super().__init__(f"HTTP {status}: {message}")
+    self.status = status
+
+
+class Client:
+  """Talks to one served model.
+
+  Args:
+    server: base URL, e.g. "http://127.0.0.1:8501".
+    model_name: the served model's name.
+    version: a specific version to query; None for the one being served.
+    timeout: seconds to wait for each answer.
+  """
+
+  def __init__(self, server="http://127.0.0.1:8501", model_name="glow", version=None,
+               timeout=60.0):
+    self._model_url = (f"{server.rstrip('/')}/v1/models/{urllib.parse.quote(model_name)}"
+                       + (f"/versions/{int(version)}" if version is not None else ""))
+    self._timeout = timeout
+
+  def status(self):
+    return self._call("")
+
+  def metadata(self):
+    return self._call("/metadata")
+
+  def signature_inputs(self, signature_name="serving_default"):
+    """{input name: shape} of a signature, -1 for the dynamic batch dimension."""
+    signature = self.metadata()["metadata"]["signature_def"]["signature_def"][signature_name]
+    return {name: [int(d["size"]) for d in spec["tensor_shape"]["dim"]]
+            for name, spec in signature["inputs"].items()}
+
+  def predict(self, inputs, signature_name="serving_default"):
+    """Columnar predict: {input name: array-like} -> {output name: numpy array}.
+
+    A signature with one output answers with its bare value, returned under "outputs".
+    """
+    body = {"signature_name": signature_name,
+            "inputs": {name: np.asarray(value).tolist() for name, value in inputs.items()}}
+    outputs = self._call(":predict", body)["outputs"]
+    if not isinstance(outputs, dict):
+      outputs = {"outputs": outputs}
+    return {name: np.asarray(value) for name, value in outputs.items()}
+
+  def log_prob(self, images, labels=None):
+    """uint8 images [N, H, W, C] -> {"log_likelihood": nats [N], "bits_per_dim": [N]}."""
+    inputs = {"images": np.asarray(images, np.uint8)}
+    if labels is not None:
+      inputs["labels"] = np.asarray(labels, np.int64)
+    return self.predict(inputs, "log_prob")
+
+  def sample(self, num_samples, temperature=1.0, seed=0, labels=None):
+    """uint8 samples [num_samples, H, W, C], the same for the same seed."""
+    inputs = {"num_samples": num_samples, "temperature": temperature, "seed": seed}
+    if labels is not None:
+      inputs["labels"] = np.asarray(labels, np.int64)
+    return self.predict(inputs, "sample")["outputs"].astype(np.uint8)
+
+  def _call(self, suffix, body=None):
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(self._model_url + suffix, data=data,
+                                     headers={"Content-Type": "application/json"})
+    try:
+      with urllib.request.urlopen(request, timeout=self._timeout) as response:
+        return json.load(response)
+    except urllib.error.HTTPError as e:
+      raise ServingError(e.code, _error_message(e)) from None
+
+
+def _error_message(http_error):
+  text = http_error.read().decode(errors="replace")
+  try:
+    return json.loads(text)["error"]
+  except (ValueError, KeyError, TypeError):
+    return text or http_error.reason
+
+
+def read_images(paths, image_shape):
+  """Image files (PNG, JPEG, ...) and .npy arrays -> (uint8 batch [N, H, W, C], names).
+
+  Args:
+    paths: file paths.
+    image_shape: the model's (H, W, C); C must be 1 or 3 for image files.
+
+  Returns:
+    The images, and a name for each ("file.npy[3]" for the images of a batch file).
+  """
+  batches = [_read_one(path, tuple(image_shape)) for path in paths]
+  return np.concatenate(batches, axis=0), [
+      f"{path}[{i}]" if len(batch) > 1 else path
+      for path, batch in zip(paths, batches) for i in range(len(batch))]
+
+
+def _read_one(path, image_shape):
+  if path.endswith(".npy"):
+    array = np.load(path, allow_pickle=False)
+    if array.dtype != np.uint8:
+      raise ValueError(f"{path}: expected uint8 values, got {array.dtype}.")
+  else:
+    modes = {1: "L", 3: "RGB"}
+    if image_shape[-1] not in modes:
+      raise ValueError(f"{path}: image files need a model with 1 or 3 channels; this one "
+                       f"has {image_shape[-1]}: send a .npy array.")
+    try:
+      with Image.open(path) as image:
+        array = np.asarray(image.convert(modes[image_shape[-1]]), np.uint8)
+    except UnidentifiedImageError:
+      raise ValueError(f"{path}: not an image file (PNG, JPEG, ...) nor a .npy array.") from None
+  if array.shape == image_shape[:2] and image_shape[-1] == 1:
+    array = array[..., np.newaxis]
+  if array.shape == image_shape:
+    array = array[np.newaxis]
+  if array.shape[1:] != image_shape:
+    raise ValueError(f"{path}: shape {list(array.shape)} does not fit the model's images "
+                     f"{list(image_shape)} (or a batch of them).")
+  return array
+
+
+# allow_override: serving.load_test and serving.export define some of the same flags,
+# and programs import these modules together.
+_SERVER = flags.DEFINE_string("server", "http://127.0.0.1:8501", "Base URL of the server.",
+                              allow_override=True)
+_MODEL_NAME = flags.DEFINE_string("model_name", "glow", "Name of the served model.",
+                                  allow_override=True)
+_VERSION = flags.DEFINE_integer("version", None, "Model version; default: the served one.",
+                                lower_bound=0, allow_override=True)
+_LABELS = flags.DEFINE_list("labels", None, "Class labels, one per image, for a "
+                            "class-conditional model.", allow_override=True)
+_TIMEOUT = flags.DEFINE_float("timeout", 60.0, "Seconds to wait for an answer.",
+                              lower_bound=0.001, allow_override=True)
+
+flags.register_validator("labels", lambda v: v is None or all(s.isdigit() for s in v),
+                         message="--labels must be non-negative integers, comma-separated.")
+
+
+def main(argv):
+  if len(argv) < 2:
+    raise app.UsageError("Give at least one image file (.png, .jpg, .npy).")
+  try:
+    _print_log_likelihoods(argv[1:])
+  except (ServingError, ValueError, OSError) as e:  # OSError: unreadable file, no server.
+    raise SystemExit(f"Error: {e}") from None
+
+
+def _print_log_likelihoods(paths):
+  client = Client(_SERVER.value, _MODEL_NAME.value, _VERSION.value, _TIMEOUT.value)
+  image_shape = client.signature_inputs("log_prob")["images"][1:]
+  images, names = read_images(paths, image_shape)
+  labels = None if _LABELS.value is None else [int(s) for s in _LABELS.value]
+  result = client.log_prob(images, labels)
+  width = max(len(name) for name in names + ["image"])
+  print(f"{'image':<{width}}  {'log_likelihood_nats':>20}  {'bits_per_dim':>12}")
+  for name, nats, bpd in zip(names, result["log_likelihood"], result["bits_per_dim"]):
+    print(f"{name:<{width}}  {nats:>20.4f}  {bpd:>12.4f}")
+
+
+if __name__ == "__main__":
+  app.run(main)

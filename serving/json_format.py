@@ -1,0 +1,168 @@
+"""TensorFlow Serving's REST predict formats: JSON request -> arrays, arrays -> JSON answer.
+
+Row format: `{"signature_name": s, "instances": [...]}`, one entry per example: an object
+naming every input, or the bare value when the signature has one input. Every input is
+batched along a new first dimension. Answer: `{"predictions": [...]}`, one entry per example
+(an object naming every output, or the bare value when there is one output).
+
+Columnar format: `{"signature_name": s, "inputs": {name: tensor, ...}}` (or the bare tensor
+when the signature has one input); each tensor is given whole, so scalar inputs (such as
+`sample`'s `num_samples`) need this format. Answer: `{"outputs": {name: tensor, ...}}` (or
+the bare tensor when there is one output).
+
+Every problem with a request raises `RequestError` with the HTTP status and a message naming
+the input and what is wrong, as TF Serving's `{"error": ...}` body does.
+"""
+
+import json
+
+import numpy as np
+
+DEFAULT_SIGNATURE = "serving_default"
+
+
+class RequestError(Exception):
+  """A request the server refuses: `status` is the HTTP status, the message says why."""
+
+  def __init__(self, message, status=400):
+    super().__init__(message)
+    self.status = status
+
+
+class InputSpec:
+  """The dtype (numpy) and shape (None = any size) a signature expects for one input."""
+
+  def __init__(self, name, dtype, shape):
+    self.name = name
+    self.dtype = np.dtype(dtype)
+    self.shape = tuple(shape)
+
+  def describe(self):
+    dims = ", ".join("N" if d is None else str(d) for d in self.shape)
+    return f"{self.dtype.name} [{dims}]"
+
+
+def parse_request(body, signature_names):
+  """The JSON body -> (signature name, the request's payload, row format?).
+
+  Args:
+    body: request bytes.
+    signature_names: the served model's signature names.
+  """
+  try:
+    request = json.loads(body)
+  except (ValueError, RecursionError) as e:  # JSONDecodeError and bad UTF-8 are ValueErrors.
+    raise RequestError(f"JSON Parse error: {e}") from None
+  if not isinstance(request, dict):
+    raise RequestError("JSON Parse error: the request body must be a JSON object.")
+  name = request.get("signature_name", DEFAULT_SIGNATURE)
+  if not isinstance(name, str):
+    raise RequestError("'signature_name' must be a string.")
+  if name not in signature_names:
+    raise RequestError(f"Serving signature name: \"{name}\" not found in signature def; "
+                       f"this model has {sorted(signature_names)}.")
+  if ("instances" in request) == ("inputs" in request):
+    raise RequestError("The request must have exactly one of the keys 'instances' (row "
+                       "format) and 'inputs' (columnar format).")
+  row_format = "instances" in request
+  return name, request["instances" if row_format else "inputs"], row_format
+
+
+def row_inputs(instances, specs):
+  """The row format's `instances` list -> {input name: value batched over examples}."""
+  if not isinstance(instances, list) or not instances:
+    raise RequestError("'instances' must be a non-empty list, one entry per example.")
+  if len(specs) == 1 and not all(isinstance(i, dict) for i in instances):
+    return {specs[0].name: instances}
+  names = {spec.name for spec in specs}
+  for index, instance in enumerate(instances):
+    if not isinstance(instance, dict):
+      raise RequestError(f"instances[{index}] must be an object naming the inputs "
+                         f"{sorted(names)}.")
+    _check_names(set(instance), names, f"instances[{index}]")
+  return {name: [instance[name] for instance in instances] for name in names}
+
+
+def columnar_inputs(inputs, specs):
+  """The columnar format's `inputs` -> {input name: value}."""
+  if not isinstance(inputs, dict) or (len(specs) == 1 and specs[0].name not in inputs):
+    if len(specs) == 1:
+      return {specs[0].name: inputs}
+    raise RequestError(f"'inputs' must be an object naming the inputs "
+                       f"{sorted(s.name for s in specs)}.")
+  _check_names(set(inputs), {spec.name for spec in specs}, "'inputs'")
+  return dict(inputs)
+
+
+def _check_names(given, expected, where):
+  if expected - given:
+    raise RequestError(f"{where} is missing the input(s) {sorted(expected - given)}; "
+                       f"the signature takes {sorted(expected)}.")
+  if given - expected:
+    raise RequestError(f"{where} has unknown input(s) {sorted(given - expected)}; "
+                       f"the signature takes {sorted(expected)}.")
+
+
+def to_array(value, spec, row_format):
+  """One input's JSON value -> a numpy array of the spec's dtype, shape and value range."""
+  try:
+    array = np.array(value)
+  except (ValueError, OverflowError, TypeError):
+    raise RequestError(f"Input '{spec.name}' is not a rectangular array of numbers "
+                       f"(expected {spec.describe()}).") from None
+  _check_shape(array, spec, row_format)
+  return _convert(array, spec)
+
+
+def _check_shape(array, spec, row_format):
+  shape_ok = array.ndim == len(spec.shape) and all(
+      want is None or want == got for want, got in zip(spec.shape, array.shape))
+  if not shape_ok:
+    hint = (" The row format batches every input; send scalars with the columnar format "
+            "('inputs')." if row_format and array.ndim > len(spec.shape) else "")
+    raise RequestError(f"Input '{spec.name}' has shape {list(array.shape)}, but the "
+                       f"signature expects {spec.describe()}.{hint}")
+
+
+def _convert(array, spec):
+  kind = array.dtype.kind
+  if spec.dtype.kind in "iu":
+    if kind not in "iu":
+      raise RequestError(f"Input '{spec.name}' must hold integers ({spec.dtype.name}); "
+                         f"got {_kind_name(kind)}.")
+    info = np.iinfo(spec.dtype)
+    if array.size and (array.min() < info.min or array.max() > info.max):
+      raise RequestError(f"Input '{spec.name}' has values outside {info.min}..{info.max}, "
+                         f"the range of {spec.dtype.name}.")
+  elif spec.dtype.kind == "f":
+    if kind not in "iuf":
+      raise RequestError(f"Input '{spec.name}' must hold numbers ({spec.dtype.name}); "
+                         f"got {_kind_name(kind)}.")
+    if not np.all(np.isfinite(array)):
+      raise RequestError(f"Input '{spec.name}' contains NaN or Infinity.")
+  elif spec.dtype.kind != kind:
+    raise RequestError(f"Input '{spec.name}' must hold {spec.dtype.name} values; got "
+                       f"{_kind_name(kind)}.")
+  return array.astype(spec.dtype)
+
+
+def _kind_name(kind):
+  return {"b": "booleans", "f": "non-integer numbers", "U": "strings",
+          "O": "mixed or out-of-range values"}.get(kind, f"values of kind {kind!r}")
+
+
+def format_response(outputs, row_format):
+  """{output name: numpy array} -> TF Serving's answer object."""
+  if not row_format:
+    if len(outputs) == 1:
+      return {"outputs": next(iter(outputs.values())).tolist()}
+    return {"outputs": {name: value.tolist() for name, value in outputs.items()}}
+  sizes = {value.shape[0] if value.ndim else None for value in outputs.values()}
+  if len(sizes) != 1 or None in sizes:
+    raise RequestError("The row format needs every output to have the same batch size; "
+                       "use the columnar format ('inputs') for this signature.")
+  if len(outputs) == 1:
+    return {"predictions": next(iter(outputs.values())).tolist()}
+  columns = {name: value.tolist() for name, value in outputs.items()}
+  return {"predictions": [{name: column[i] for name, column in columns.items()}
+                          for i in range(sizes.pop())]}

@@ -1,0 +1,370 @@
+"""The TF-Serving-compatible REST server, its client and its load test, over real HTTP.
+
+Each server runs in a subprocess on 127.0.0.1 with a port the OS picks.
+"""
+
+import contextlib
+import http.client
+import json
+import os
+import pathlib
+import re
+import select
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+import glow_tfp
+from serving import client as client_lib
+from serving import load_test
+from serving import saved_model
+from tests.checks import perturb, random_images
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+SHAPE = (8, 8, 1)
+CLASSES = 3
+MAX_BATCH = 16
+MAX_BYTES = 100_000
+
+
+def tiny_model(seed=0):
+  config = glow_tfp.GlowConfig(image_shape=SHAPE, levels=2, steps_per_level=1,
+                               hidden_channels=8, num_classes=CLASSES)
+  model = glow_tfp.Glow(config, seed=seed)
+  model.initialize(random_images((8,) + SHAPE, seed=seed), tf.range(8) % CLASSES)
+  perturb(model, scale=0.05, seed=seed)
+  return model
+
+
+def uint8_images(n, seed=0):
+  return np.random.default_rng(seed).integers(0, 256, (n,) + SHAPE).astype(np.uint8)
+
+
+def live_log_likelihood(model, images, labels):
+  log_prob = model.log_prob(glow_tfp.to_model_space(images), tf.constant(labels, tf.int32))
+  return glow_tfp.discrete_log_likelihood(log_prob, model.config.num_dims).numpy()
+
+
+def server_env():
+  return dict(os.environ, PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="2")
+
+
+@contextlib.contextmanager
+def running_server(base_path, log_path, *extra_flags):
+  """Starts `python -m serving.server` on a free port; yields its base URL."""
+  command = [sys.executable, "-m", "serving.server", "--model_name=glow",
+             f"--model_base_path={base_path}", "--rest_api_port=0",
+             f"--max_batch_size={MAX_BATCH}", f"--max_request_bytes={MAX_BYTES}",
+             *extra_flags]
+  with open(log_path, "wb") as log:
+    process = subprocess.Popen(command, cwd=REPO, env=server_env(), stdout=subprocess.PIPE,
+                               stderr=log)
+  try:
+    yield _wait_until_ready(process, log_path)
+  finally:
+    process.terminate()
+    process.wait(timeout=30)
+
+
+def _wait_until_ready(process, log_path, timeout=120):
+  deadline = time.monotonic() + timeout
+  while time.monotonic() < deadline:
+    ready, _, _ = select.select([process.stdout], [], [], 1.0)
+    if ready:
+      line = process.stdout.readline().decode()
+      match = re.search(r"http://127\.0\.0\.1:(\d+)/", line)
+      if match:
+        return f"http://127.0.0.1:{match[1]}"
+    if process.poll() is not None:
+      break
+  process.kill()
+  raise RuntimeError(f"The server did not start: {pathlib.Path(log_path).read_text()[-3000:]}")
+
+
+def http_call(url, body=None, method=None):
+  """(status, decoded JSON answer); `body` may be a dict (sent as JSON) or bytes."""
+  data = body if body is None or isinstance(body, bytes) else json.dumps(body).encode()
+  request = urllib.request.Request(url, data=data, method=method)
+  try:
+    with urllib.request.urlopen(request, timeout=60) as response:
+      return response.status, json.load(response)
+  except urllib.error.HTTPError as e:
+    return e.code, json.loads(e.read())
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+  """(base URL, the live model) of a server serving version 1 of a tiny conditional model."""
+  model = tiny_model()
+  base = tmp_path_factory.mktemp("exports")
+  saved_model.export_version(model, str(base), "glow")
+  with running_server(base / "glow", base / "server.log") as url:
+    yield url, model
+
+
+def predict_url(url, suffix=""):
+  return f"{url}/v1/models/glow{suffix}:predict"
+
+
+def row_log_prob_body(images, labels):
+  return {"signature_name": "log_prob", "instances": [
+      {"images": image.tolist(), "labels": int(label)} for image, label in zip(images, labels)]}
+
+
+def test_status_reports_the_served_version_as_available(served):
+  url, _ = served
+  assert http_call(f"{url}/v1/models/glow") == (200, {"model_version_status": [
+      {"version": "1", "state": "AVAILABLE",
+       "status": {"error_code": "OK", "error_message": ""}}]})
+  assert http_call(f"{url}/v1/models/glow/versions/1")[0] == 200
+
+
+def test_metadata_describes_the_signatures_as_tf_serving_does(served):
+  url, _ = served
+  status, answer = http_call(f"{url}/v1/models/glow/metadata")
+  assert status == 200
+  assert answer["model_spec"] == {"name": "glow", "signature_name": "", "version": "1"}
+  signatures = answer["metadata"]["signature_def"]["signature_def"]
+  assert {"serving_default", "log_prob", "sample", "encode", "decode"} <= set(signatures)
+  default = signatures["serving_default"]
+  assert default["method_name"] == "tensorflow/serving/predict"
+  assert default["inputs"]["images"]["dtype"] == "DT_UINT8"
+  assert [d["size"] for d in default["inputs"]["images"]["tensor_shape"]["dim"]] == [
+      "-1", "8", "8", "1"]
+  assert set(default["outputs"]) == {"log_likelihood", "bits_per_dim"}
+
+
+def test_row_format_log_prob_equals_the_library(served):
+  url, model = served
+  images, labels = uint8_images(5), [0, 1, 2, 0, 1]
+  status, answer = http_call(predict_url(url), row_log_prob_body(images, labels))
+  assert status == 200, answer
+  served_ll = [p["log_likelihood"] for p in answer["predictions"]]
+  np.testing.assert_allclose(served_ll, live_log_likelihood(model, images, labels),
+                             rtol=1e-5, atol=1e-3)
+  bpd = [p["bits_per_dim"] for p in answer["predictions"]]
+  np.testing.assert_allclose(bpd, -np.array(served_ll) / (np.prod(SHAPE) * np.log(2.0)),
+                             rtol=1e-5)
+
+
+def test_columnar_format_on_a_versioned_url(served):
+  url, model = served
+  images, labels = uint8_images(3, seed=1), [2, 2, 1]
+  status, answer = http_call(predict_url(url, "/versions/1"), {
+      "inputs": {"images": images.tolist(), "labels": labels}})
+  assert status == 200, answer
+  np.testing.assert_allclose(answer["outputs"]["log_likelihood"],
+                             live_log_likelihood(model, images, labels), rtol=1e-5, atol=1e-3)
+
+
+def test_sample_is_seeded_and_equals_the_library(served):
+  url, model = served
+  client = client_lib.Client(url, "glow")
+  first = client.sample(4, temperature=0.8, seed=3, labels=[0, 1, 2, 0])
+  again = client.sample(4, temperature=0.8, seed=3, labels=[0, 1, 2, 0])
+  live = glow_tfp.to_images(model.sample(4, 0.8, labels=tf.constant([0, 1, 2, 0]), seed=3))
+  assert first.shape == (4,) + SHAPE
+  np.testing.assert_array_equal(first, again)
+  np.testing.assert_array_equal(first, live)
+
+
+def test_encode_then_decode_over_http_gives_the_images_back(served):
+  url, _ = served
+  images, labels = uint8_images(2, seed=2), [1, 0]
+  status, answer = http_call(predict_url(url), {"signature_name": "encode", "instances": [
+      {"images": image.tolist(), "labels": label} for image, label in zip(images, labels)]})
+  assert status == 200, answer
+  latents = {name: [p[name] for p in answer["predictions"]] for name in ("latent_0", "latent_1")}
+  status, answer = http_call(predict_url(url), {
+      "signature_name": "decode", "inputs": dict(latents, labels=labels)})
+  assert status == 200, answer
+  np.testing.assert_array_equal(answer["outputs"], images)
+
+
+def image_body(value=7, shape=SHAPE, label=0, **changes):
+  instance = {"images": np.full(shape, value).tolist(), "labels": label}
+  instance.update(changes)
+  return {"signature_name": "log_prob", "instances": [instance]}
+
+
+BAD_REQUESTS = {
+    "malformed_json": ("", b'{"instances": [', 400, "JSON Parse error"),
+    "deep_nesting": ("", b"[" * 20_000 + b"]" * 20_000, 400, "JSON Parse error"),
+    "not_an_object": ("", b"[1, 2]", 400, "must be a JSON object"),
+    "unknown_model": ("other", image_body(), 404, "Servable not found for request"),
+    "unknown_version": ("glow/versions/9", image_body(), 404, "Specific(glow, 9)"),
+    "unknown_signature": ("", dict(image_body(), signature_name="nope"), 400,
+                          'signature name: "nope" not found'),
+    "both_formats": ("", dict(image_body(), inputs={}), 400, "exactly one of the keys"),
+    "wrong_shape": ("", image_body(shape=(8, 8, 3)), 400,
+                    "'images' has shape [1, 8, 8, 3], but the signature expects uint8 "
+                    "[N, 8, 8, 1]"),
+    "float_pixels": ("", image_body(value=0.5), 400, "'images' must hold integers"),
+    "string_pixels": ("", image_body(value="a"), 400, "'images' must hold integers"),
+    "pixel_above_255": ("", image_body(value=256), 400, "'images' has values outside 0..255"),
+    "negative_pixel": ("", image_body(value=-1), 400, "'images' has values outside 0..255"),
+    "ragged_images": ("", {"signature_name": "log_prob", "inputs": {
+        "images": [[[[1]] * 8] * 8, [[[1]] * 7] * 8], "labels": [0, 0]}}, 400,
+        "'images' is not a rectangular array"),
+    "missing_label": ("", {"instances": [{"images": np.zeros(SHAPE, int).tolist()}]}, 400,
+                      "missing the input(s) ['labels']"),
+    "label_out_of_range": ("", image_body(label=3), 400, "labels must be < num_classes = 3"),
+    "unknown_input": ("", image_body(extra=1), 400, "unknown input(s) ['extra']"),
+    "nan_latent": ("", b'{"signature_name": "decode", "inputs": {"latent_0": '
+                   + json.dumps(np.zeros((1, 4, 4, 2)).tolist()).replace("0.0", "NaN", 1).encode()
+                   + b', "latent_1": ' + json.dumps(np.zeros((1, 2, 2, 8)).tolist()).encode()
+                   + b', "labels": [0]}}', 400, "'latent_0' contains NaN or Infinity"),
+    "negative_temperature": ("", {"signature_name": "sample", "inputs": {
+        "num_samples": 1, "temperature": -1.0, "seed": 0, "labels": [0]}}, 400,
+        "temperature must be a finite number >= 0"),
+    "scalar_in_row_format": ("", {"signature_name": "sample", "instances": [
+        {"num_samples": 1, "temperature": 1.0, "seed": 0, "labels": 0}]}, 400,
+        "send scalars with the columnar format"),
+    "batch_above_limit": ("", {"signature_name": "log_prob", "inputs": {
+        "images": np.zeros((MAX_BATCH + 1,) + SHAPE, int).tolist(),
+        "labels": [0] * (MAX_BATCH + 1)}}, 400, "above the limit of 16 (--max_batch_size)"),
+    "samples_above_limit": ("", {"signature_name": "sample", "inputs": {
+        "num_samples": 1000, "temperature": 1.0, "seed": 0, "labels": [0]}}, 400,
+        "'num_samples' asks for 1000 examples"),
+    "body_above_limit": ("", b" " * (MAX_BYTES + 1), 413, "above the limit of 100000"),
+    "classify_verb": ("glow:classify", image_body(), 400, "answers :predict only"),
+    "encoded_traversal": ("..%2F..%2Fetc", image_body(), 404, "Servable not found"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_REQUESTS))
+def test_bad_request_gets_a_4xx_error_and_the_server_keeps_serving(served, case):
+  url, _ = served
+  target, body, expected_status, message = BAD_REQUESTS[case]
+  path = f"{url}/v1/models/{target or 'glow'}"
+  path = path if ":" in target else path + ":predict"
+  status, answer = http_call(path, body)
+  assert status == expected_status, answer
+  assert message in answer["error"]
+  assert http_call(predict_url(url), row_log_prob_body(uint8_images(1), [0]))[0] == 200
+
+
+@pytest.mark.parametrize("path", [
+    "/v1/models/..%2F..%2Fetc/metadata", "/v1/models/glow/versions/..%2F1/metadata",
+    "/v1/models/glow/../../etc/passwd", "/v1/models/glow/versions/x", "/etc/passwd"])
+def test_paths_outside_the_model_are_not_found(served, path):
+  url, _ = served
+  status, answer = http_call(url + path)
+  assert status == 404 and "error" in answer
+
+
+def test_chunked_body_without_content_length_is_refused(served):
+  url, _ = served
+  host, port = url[len("http://"):].split(":")
+  with socket.create_connection((host, int(port)), timeout=30) as sock:
+    sock.sendall(b"POST /v1/models/glow:predict HTTP/1.1\r\nHost: x\r\n"
+                 b"Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n")
+    response = http.client.HTTPResponse(sock)
+    response.begin()
+    assert response.status == 411
+    assert "Content-Length" in json.loads(response.read())["error"]
+
+
+def test_load_test_finds_no_error_with_8_concurrent_clients(served):
+  url, _ = served
+  body = load_test.log_prob_body(SHAPE, batch_size=1, conditional=True,
+                                 num_classes=CLASSES)
+  result = load_test.run(predict_url(url), body, concurrency=8, requests=200)
+  print("load test:", result)
+  assert result["requests"] == 200 and result["errors"] == 0
+  assert 0 < result["p50_ms"] <= result["p90_ms"] <= result["p99_ms"] <= result["max_ms"]
+
+
+def test_load_test_refuses_other_hosts():
+  with pytest.raises(ValueError, match="only targets this machine"):
+    load_test.run("http://example.com:8501/v1/models/glow:predict", b"{}", 1, 1)
+
+
+def test_client_cli_prints_log_likelihoods_of_png_and_npy_files(served, tmp_path):
+  url, model = served
+  images = uint8_images(3, seed=4)
+  Image.fromarray(images[0, ..., 0]).save(tmp_path / "one.png")
+  np.save(tmp_path / "two.npy", images[1:])
+  result = subprocess.run(
+      [sys.executable, "-m", "serving.client", f"--server={url}", "--model_name=glow",
+       "--labels=2,0,1", str(tmp_path / "one.png"), str(tmp_path / "two.npy")],
+      cwd=REPO, env=server_env(), capture_output=True, text=True, timeout=120)
+  assert result.returncode == 0, result.stderr[-3000:]
+  rows = [line.split() for line in result.stdout.splitlines()[1:]]
+  assert [row[0] for row in rows] == [str(tmp_path / "one.png"), f"{tmp_path}/two.npy[0]",
+                                      f"{tmp_path}/two.npy[1]"]
+  np.testing.assert_allclose([float(row[1]) for row in rows],
+                             live_log_likelihood(model, images, [2, 0, 1]), atol=1e-3)
+
+
+def test_client_raises_the_servers_error(served):
+  url, _ = served
+  with pytest.raises(client_lib.ServingError, match="HTTP 400: .*labels must be < num_classes"):
+    client_lib.Client(url, "glow").log_prob(uint8_images(1), labels=[5])
+
+
+def test_client_names_files_it_cannot_use(tmp_path):
+  np.save(tmp_path / "wrong.npy", np.zeros((2, 8, 8, 3), np.uint8))
+  np.save(tmp_path / "floats.npy", np.zeros((8, 8, 1), np.float32))
+  (tmp_path / "text.png").write_text("not an image")
+  for name, message in [("wrong.npy", "shape \\[2, 8, 8, 3\\] does not fit"),
+                        ("floats.npy", "expected uint8 values"),
+                        ("text.png", "not an image file")]:
+    with pytest.raises(ValueError, match=f"{name}: {message}"):
+      client_lib.read_images([str(tmp_path / name)], SHAPE)
+
+
+def wait_for(predicate, timeout=90):
+  deadline = time.monotonic() + timeout
+  while time.monotonic() < deadline:
+    if predicate():
+      return
+    time.sleep(0.5)
+  raise AssertionError("timed out waiting for the server")
+
+
+def served_versions(url):
+  status, answer = http_call(f"{url}/v1/models/glow")
+  if status != 200:
+    return {}
+  return {int(s["version"]): s["state"] for s in answer["model_version_status"]}
+
+
+def test_new_versions_are_picked_up_without_restart(tmp_path):
+  base = tmp_path / "exports"
+  (base / "glow").mkdir(parents=True)
+  with running_server(base / "glow", tmp_path / "server.log") as url:
+    assert http_call(predict_url(url), image_body())[0] == 404
+    first, second = tiny_model(seed=0), tiny_model(seed=1)
+    saved_model.export_version(first, str(base), "glow")
+    wait_for(lambda: served_versions(url) == {1: "AVAILABLE"})
+    saved_model.export_version(second, str(base), "glow")
+    wait_for(lambda: served_versions(url) == {2: "AVAILABLE", 1: "END"})
+    images = uint8_images(2, seed=5)
+    status, answer = http_call(predict_url(url), row_log_prob_body(images, [0, 1]))
+    assert status == 200
+    np.testing.assert_allclose([p["log_likelihood"] for p in answer["predictions"]],
+                               live_log_likelihood(second, images, [0, 1]), atol=1e-3)
+    broken = base / "glow" / "3"
+    broken.mkdir()
+    (broken / "saved_model.pb").write_bytes(b"not a SavedModel")
+    wait_for(lambda: served_versions(url).get(3) == "END")
+    assert served_versions(url)[2] == "AVAILABLE"
+    assert http_call(predict_url(url), row_log_prob_body(images, [0, 1]))[0] == 200
+
+
+def test_server_refuses_a_model_name_that_is_a_path(tmp_path):
+  result = subprocess.run(
+      [sys.executable, "-m", "serving.server", "--model_name=../etc",
+       f"--model_base_path={tmp_path}"],
+      cwd=REPO, env=server_env(), capture_output=True, text=True, timeout=120)
+  assert result.returncode != 0
+  assert "--model_name must use letters" in result.stderr
