@@ -18,6 +18,7 @@ reaches a file outside the base path. TensorFlow alone runs the model: glow_tfp 
 imported.
 """
 
+import http
 import http.server
 import json
 import os
@@ -192,6 +193,19 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
   def do_POST(self):
     self._answer(self._post)
+
+  def do_PUT(self):
+    self._answer(self._not_allowed)
+
+  do_DELETE = do_PATCH = do_PUT
+
+  def _not_allowed(self):
+    raise RequestError(f"Method {self.command} is not allowed; use GET or POST.", status=405)
+
+  def send_error(self, code, message=None, explain=None):
+    """http.server's own refusals (bad request line, oversized headers) as JSON too."""
+    self.close_connection = True
+    self._send_json(code, {"error": message or explain or http.HTTPStatus(code).phrase})
 
   def _answer(self, route):
     try:
