@@ -25,6 +25,7 @@ import types
 
 import tensorflow as tf
 
+from glow_tfp import config as config_lib
 from glow_tfp import flow
 from glow_tfp import grid
 from glow_tfp import metrics
@@ -115,6 +116,14 @@ class _GlowModel:
       raise RuntimeError(f"Keras {self.keras.__version__} does not see {len(missing)} trainable "
                          f"variables of the flow (e.g. {missing[0]}); fit would not train them.")
 
+  def get_config(self):
+    return {"glow_config": self.config.to_json(), "seed": self._seed, "name": self.name}
+
+  @classmethod
+  def from_config(cls, config):
+    return cls(config_lib.GlowConfig.from_json(config["glow_config"]), seed=config["seed"],
+               name=config["name"])
+
   @property
   def metrics(self):
     return [self._loss_tracker, self._bits_tracker]
@@ -171,10 +180,12 @@ class _GlowModel:
                          f"{sorted(data)}.")
       images, labels = data["image"], data.get("label")
     elif isinstance(data, (tuple, list)):
-      if not 1 <= len(data) <= 2:
+      if len(data) == 1:  # Keras wraps x alone, as in `predict(x)`, in a 1-tuple.
+        return self._unpack(data[0])
+      if len(data) != 2:
         raise ValueError("A batch is images, (images,) or (images, labels); got a tuple of "
                          f"{len(data)} elements.")
-      images, labels = data[0], (data[1] if len(data) == 2 else None)
+      images, labels = data
     else:
       images, labels = data, None
     return images, (labels if self.config.num_classes else None)

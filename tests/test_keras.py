@@ -1,0 +1,335 @@
+"""glow_tfp.keras.GlowModel: fit / evaluate / predict, initialisation, saving, callbacks.
+
+Every behaviour runs under both Keras generations: Keras 3 (`keras`) and Keras 2 (`tf_keras`).
+"""
+
+import os
+
+import keras as keras3
+import numpy as np
+import pytest
+import tensorflow as tf
+import tf_keras
+
+import glow_tfp
+from glow_tfp import keras as glow_keras
+from serving import saved_model
+
+KERAS = [pytest.param(keras3, id="keras3"), pytest.param(tf_keras, id="tf_keras")]
+CONFIG = glow_tfp.GlowConfig(image_shape=(8, 8, 1), levels=2, steps_per_level=1,
+                             hidden_channels=8)
+
+
+def blocky_images(rng, n, low=0, high=256):
+  """Learnable uint8 images [n, 8, 8, 1]: random 2x2 blocks of 4x4 pixels, plus noise."""
+  blocks = rng.integers(low, high, (n, 2, 2, 1))
+  pixels = np.repeat(np.repeat(blocks, 4, axis=1), 4, axis=2) + rng.integers(-4, 5, (n, 8, 8, 1))
+  return np.clip(pixels, low, high - 1).astype(np.uint8)
+
+
+def model_for(keras_module, config=CONFIG, seed=0, learning_rate=1e-2):
+  model = glow_keras.for_keras(keras_module).GlowModel(config, seed=seed)
+  model.compile(optimizer=keras_module.optimizers.Adam(learning_rate))
+  return model
+
+
+def flow_values(glow):
+  return [v.numpy() for v in glow.variables]
+
+
+def max_difference(values, others):
+  return max(np.abs(np.float32(a) - np.float32(b)).max() for a, b in zip(values, others))
+
+
+def reference_log_prob(model, images, labels=None):
+  return model.glow.log_prob(glow_tfp.to_model_space(images, model.config.n_bits), labels)
+
+
+@pytest.fixture(scope="module", params=KERAS)
+def trained(request):
+  """(keras module, a GlowModel fitted two epochs, its training images)."""
+  images = blocky_images(np.random.default_rng(0), 32)
+  model = model_for(request.param)
+  model.fit(images, batch_size=16, epochs=2, verbose=0)
+  return request.param, model, images
+
+
+@pytest.mark.parametrize("keras_module", KERAS)
+def test_fit_trains_every_flow_variable_and_lowers_the_loss(keras_module, rng):
+  model = model_for(keras_module)
+  flow_variables = model.glow.trainable_variables
+  assert len(model.trainable_weights) == len(flow_variables) > 0
+  images = blocky_images(rng, 64)
+  model.initialize(images[:32])
+  before = [v.numpy() for v in flow_variables]
+  history = model.fit(images, batch_size=16, epochs=4, verbose=0).history
+  unchanged = [v.name for v, b in zip(flow_variables, before) if np.array_equal(v.numpy(), b)]
+  assert not unchanged
+  assert history["loss"][-1] < history["loss"][0]
+  assert history["bits_per_dim"][-1] < history["bits_per_dim"][0]
+
+
+@pytest.mark.parametrize("keras_module", KERAS)
+def test_fit_initializes_actnorm_once_from_the_first_batch(keras_module, rng):
+  dark, bright = blocky_images(rng, 16, 0, 64), blocky_images(rng, 32, 192, 256)
+  model = model_for(keras_module, learning_rate=0.0)
+  assert not model.glow.initialized
+  model.fit(np.concatenate([dark, bright]), batch_size=16, epochs=2, shuffle=False, verbose=0)
+  assert model.glow.initialized
+  from_dark, from_bright = glow_tfp.Glow(CONFIG), glow_tfp.Glow(CONFIG)
+  from_dark.initialize(glow_tfp.to_model_space(dark))
+  from_bright.initialize(glow_tfp.to_model_space(bright[:16]))
+  # Only the dequantisation noise separates fit's initialisation from the bin-centre one.
+  for got, expected in zip(flow_values(model.glow), flow_values(from_dark)):
+    np.testing.assert_allclose(got, expected, atol=0.02)
+  assert max_difference(flow_values(from_dark), flow_values(from_bright)) > 0.3
+
+
+@pytest.mark.parametrize("keras_module", KERAS)
+def test_fit_dequantises_with_noise_and_evaluate_uses_bin_centres(keras_module, rng):
+  images = blocky_images(rng, 32)
+  model = model_for(keras_module, learning_rate=0.0)
+  model.initialize(images)
+  fit_losses = model.fit(images, batch_size=16, epochs=2, verbose=0).history["loss"]
+  first, second = (model.evaluate(images, batch_size=16, verbose=0, return_dict=True)
+                   for _ in range(2))
+  assert first == second
+  log_prob = reference_log_prob(model, images)
+  expected = -glow_tfp.discrete_log_likelihood(log_prob, CONFIG.num_dims, CONFIG.n_bits)
+  np.testing.assert_allclose(first["loss"], np.mean(expected), rtol=1e-5)
+  np.testing.assert_allclose(first["bits_per_dim"],
+                             np.mean(glow_tfp.bits_per_dim(log_prob, CONFIG.num_dims)),
+                             rtol=1e-5)
+  # The model is frozen (learning rate 0): only fresh noise makes the two epochs differ.
+  assert fit_losses[0] != fit_losses[1]
+  np.testing.assert_allclose(fit_losses, first["loss"], rtol=0.02)
+
+
+def test_predict_gives_per_image_log_likelihood_and_bits_per_dim(trained):
+  _, model, images = trained
+  predictions = model.predict(images, batch_size=16, verbose=0)
+  log_prob = reference_log_prob(model, images)
+  np.testing.assert_allclose(
+      predictions["log_likelihood"],
+      glow_tfp.discrete_log_likelihood(log_prob, CONFIG.num_dims, CONFIG.n_bits), rtol=1e-5)
+  np.testing.assert_allclose(predictions["bits_per_dim"],
+                             glow_tfp.bits_per_dim(log_prob, CONFIG.num_dims), rtol=1e-5)
+
+
+def test_save_and_load_weights_round_trip(trained, tmp_path):
+  keras_module, model, images = trained
+  path = str(tmp_path / "glow.weights.h5")
+  model.save_weights(path)
+  restored = glow_keras.for_keras(keras_module).GlowModel(CONFIG, seed=1)
+  restored.load_weights(path)
+  assert restored.glow.initialized
+  np.testing.assert_allclose(restored.predict(images, verbose=0)["log_likelihood"],
+                             model.predict(images, verbose=0)["log_likelihood"], rtol=1e-6)
+
+
+def test_savedmodel_export_gives_the_live_log_prob(trained, tmp_path):
+  _, model, images = trained
+  export_dir = saved_model.export_saved_model(model.glow, str(tmp_path / "export"))
+  served = tf.saved_model.load(export_dir).signatures["log_prob"](images=tf.constant(images))
+  live = model.predict(images, verbose=0)
+  for key in ("log_likelihood", "bits_per_dim"):
+    np.testing.assert_allclose(served[key].numpy(), live[key], rtol=1e-6)
+
+
+@pytest.mark.parametrize("keras_module", KERAS)
+def test_fit_under_mirrored_strategy_initializes_globally_and_trains(keras_module, rng):
+  strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+  # Each replica gets one half of the first batch: dark for one, bright for the other.
+  first_batch = np.concatenate([blocky_images(rng, 8, 0, 64), blocky_images(rng, 8, 192, 256)])
+  images = np.concatenate([first_batch, blocky_images(rng, 16)])
+  dataset = tf.data.Dataset.from_tensor_slices(images).batch(16)
+  with strategy.scope():
+    model = model_for(keras_module, learning_rate=0.0)
+  model.fit(dataset, epochs=1, verbose=0)
+  reference = glow_tfp.Glow(CONFIG)
+  reference.initialize(glow_tfp.to_model_space(first_batch))
+  for variable, expected in zip(model.glow.variables, flow_values(reference)):
+    replicas = strategy.experimental_local_results(variable)
+    assert len(replicas) == 2
+    np.testing.assert_array_equal(replicas[0].numpy(), replicas[1].numpy())
+    np.testing.assert_allclose(replicas[0].numpy(), expected, atol=0.02)
+
+  model.optimizer.learning_rate.assign(1e-2)
+  before = [v.numpy() for v in model.glow.trainable_variables]
+  history = model.fit(dataset, epochs=3, verbose=0).history
+  after = [v.numpy() for v in model.glow.trainable_variables]
+  assert not [v.name for v, b, a in zip(model.glow.trainable_variables, before, after)
+              if np.array_equal(a, b)]
+  assert history["loss"][-1] < history["loss"][0]
+
+
+def test_class_conditional_model_trains_on_labelled_batches(rng):
+  config = CONFIG.replace(num_classes=3)
+  images, labels = blocky_images(rng, 32), rng.integers(0, 3, 32).astype(np.int32)
+  model = model_for(keras3, config)
+  embedding = next(v for v in model.glow.trainable_variables if "embedding" in v.name)
+  dataset = tf.data.Dataset.from_tensor_slices({"image": images, "label": labels}).batch(16)
+  model.fit(dataset, epochs=2, verbose=0)
+  assert np.abs(embedding.numpy()).max() > 0
+  predictions = model.predict((images, labels), batch_size=16, verbose=0)
+  np.testing.assert_allclose(
+      predictions["bits_per_dim"],
+      glow_tfp.bits_per_dim(reference_log_prob(model, images, labels), config.num_dims),
+      rtol=1e-5)
+  assert model.sample(3, labels=[0, 1, 2], seed=0).shape == (3, 8, 8, 1)
+  with pytest.raises(ValueError, match="labels are required"):
+    model.evaluate(images, verbose=0)
+
+
+def test_unconditional_model_ignores_the_labels_of_supervised_datasets(trained):
+  _, model, images = trained
+  supervised = tf.data.Dataset.from_tensor_slices((images, np.zeros(32, np.int64))).batch(16)
+  as_tfds = tf.data.Dataset.from_tensor_slices({"image": images}).batch(16)
+  expected = model.evaluate(images, batch_size=16, verbose=0, return_dict=True)
+  assert model.evaluate(supervised, verbose=0, return_dict=True) == pytest.approx(expected)
+  assert model.evaluate(as_tfds, verbose=0, return_dict=True) == pytest.approx(expected)
+
+
+def test_sample_gives_uint8_images_deterministic_for_a_seed(trained):
+  _, model, _ = trained
+  images = model.sample(4, temperature=0.7, seed=3)
+  assert images.dtype == tf.uint8 and images.shape == (4, 8, 8, 1)
+  np.testing.assert_array_equal(images, model.sample(4, temperature=0.7, seed=3))
+
+
+@pytest.mark.parametrize("keras_module", KERAS)
+def test_standard_callbacks_and_sample_grid(keras_module, rng, tmp_path):
+  images = blocky_images(rng, 32)
+  checkpoint = str(tmp_path / "best.weights.h5")
+  api = glow_keras.for_keras(keras_module)
+  grids = api.SampleGrid(str(tmp_path / "samples"), num_samples=4)
+  callbacks = [
+      keras_module.callbacks.ModelCheckpoint(checkpoint, monitor="val_bits_per_dim", mode="min",
+                                             save_best_only=True, save_weights_only=True),
+      keras_module.callbacks.TensorBoard(str(tmp_path / "logs")),
+      # No epoch improves validation bits/dim by 10: training stops after the second.
+      keras_module.callbacks.EarlyStopping(monitor="val_bits_per_dim", mode="min",
+                                           patience=1, min_delta=10.0),
+      grids,
+  ]
+  model = model_for(keras_module)
+  history = model.fit(images, batch_size=16, epochs=6, validation_data=(images[:16],),
+                      callbacks=callbacks, verbose=0).history
+  assert len(history["val_bits_per_dim"]) == 2
+  best = model_for(keras_module, seed=1)
+  best.load_weights(checkpoint)
+  best_bits = min(history["val_bits_per_dim"])
+  assert best.evaluate(images[:16], verbose=0, return_dict=True)["bits_per_dim"] == (
+      pytest.approx(best_bits, rel=1e-5))
+  for split in ("train", "validation"):
+    assert "epoch_bits_per_dim" in _summary_tags(tmp_path / "logs" / split)
+  for epoch in (1, 2):
+    png = tf.io.decode_png(tf.io.read_file(grids.path(epoch)))
+    assert png.dtype == tf.uint8 and png.shape == (19, 19, 1)  # 2 x 2 tiles of 8 + padding
+
+
+def _summary_tags(directory):
+  return {value.tag for name in os.listdir(directory)
+          for event in tf.compat.v1.train.summary_iterator(str(directory / name))
+          for value in event.summary.value}
+
+
+@pytest.mark.parametrize("keras_module", KERAS)
+def test_backup_and_restore_resumes_without_initializing_again(keras_module, rng, tmp_path):
+  images, bright = blocky_images(rng, 32), blocky_images(rng, 32, 192, 256)
+  backup = keras_module.callbacks.BackupAndRestore(str(tmp_path / "backup"))
+  interrupted = model_for(keras_module)
+  with pytest.raises(RuntimeError, match="interrupted"):
+    interrupted.fit(images, batch_size=16, epochs=3, verbose=0,
+                    callbacks=[backup, _interrupt_after_epoch(keras_module, 2)])
+  at_interruption = flow_values(interrupted.glow)
+  resumed = model_for(keras_module, seed=1)
+  history = resumed.fit(bright, batch_size=16, epochs=3, verbose=0, callbacks=[backup])
+  assert history.epoch == [2]
+  # Two Adam steps move each weight by about 2e-2 at most; initialising from the bright
+  # first batch would move the ActNorms much further.
+  assert max_difference(flow_values(resumed.glow), at_interruption) < 0.05
+  interrupted.initialize(bright[:16])
+  assert max_difference(flow_values(interrupted.glow), at_interruption) > 0.3
+
+
+def _interrupt_after_epoch(keras_module, epochs):
+  class Interrupt(keras_module.callbacks.Callback):
+
+    def on_epoch_end(self, epoch, logs=None):
+      if epoch + 1 == epochs:
+        raise RuntimeError("interrupted")
+  return Interrupt()
+
+
+@pytest.mark.parametrize("keras_module", KERAS)
+def test_get_config_rebuilds_the_model(keras_module):
+  model = glow_keras.for_keras(keras_module).GlowModel(CONFIG, seed=5, name="digits")
+  rebuilt = type(model).from_config(model.get_config())
+  assert (rebuilt.config, rebuilt.name) == (CONFIG, "digits")
+  for got, expected in zip(flow_values(rebuilt.glow), flow_values(model.glow)):
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_default_glow_model_is_built_on_tf_keras_resolution():
+  assert issubclass(glow_tfp.GlowModel, tf.keras.Model)
+  assert glow_tfp.GlowModel is glow_keras.GlowModel
+  assert issubclass(glow_keras.SampleGrid, tf.keras.callbacks.Callback)
+
+
+def test_for_keras_gives_one_class_per_generation():
+  assert glow_keras.for_keras(tf_keras).GlowModel is glow_keras.for_keras(tf_keras).GlowModel
+  assert issubclass(glow_keras.for_keras(tf_keras).GlowModel, tf_keras.Model)
+  assert issubclass(glow_keras.for_keras(keras3).GlowModel, keras3.Model)
+
+
+@pytest.mark.parametrize("module, error, match", [
+    pytest.param(np, TypeError, "Expected a Keras module", id="not_keras"),
+    pytest.param(tf, TypeError, "Expected a Keras module", id="tensorflow"),
+])
+def test_for_keras_rejects_other_modules(module, error, match):
+  with pytest.raises(error, match=match):
+    glow_keras.for_keras(module)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    pytest.param({"loss": "mse"}, "takes no loss", id="loss"),
+    pytest.param({"metrics": ["mae"]}, "takes no metrics", id="metrics"),
+])
+def test_compile_rejects_a_loss_or_metrics(kwargs, match):
+  model = glow_keras.for_keras(keras3).GlowModel(CONFIG)
+  with pytest.raises(ValueError, match=match):
+    model.compile(optimizer="adam", **kwargs)
+
+
+@pytest.mark.parametrize("batch, error, match", [
+    pytest.param(np.zeros((2, 8, 8, 1), np.float32), TypeError, "must be uint8", id="float"),
+    pytest.param({"pixels": np.zeros((2, 8, 8, 1), np.uint8)}, ValueError, "'image' key",
+                 id="dict_without_image"),
+    pytest.param((np.zeros((2, 8, 8, 1), np.uint8),) * 3, ValueError, "tuple of 3",
+                 id="three_tuple"),
+    pytest.param(np.zeros((2, 4, 4, 1), np.uint8), ValueError, "image_shape",
+                 id="wrong_shape"),
+])
+def test_bad_batches_are_rejected_with_a_clear_error(batch, error, match):
+  model = glow_keras.for_keras(keras3).GlowModel(CONFIG)
+  with pytest.raises(error, match=match):
+    model.initialize(batch)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    pytest.param({"num_samples": 0}, "num_samples", id="no_samples"),
+    pytest.param({"every": 0}, "every", id="every_zero"),
+    pytest.param({"temperature": -1.0}, "temperature", id="negative_temperature"),
+])
+def test_sample_grid_rejects_bad_arguments(kwargs, match, tmp_path):
+  with pytest.raises(ValueError, match=match):
+    glow_keras.for_keras(keras3).SampleGrid(str(tmp_path), **kwargs)
+
+
+def test_sample_grid_needs_a_glow_model(tmp_path):
+  model = keras3.Sequential([keras3.Input((1,)), keras3.layers.Dense(1)])
+  model.compile(optimizer="sgd", loss="mse")
+  grids = glow_keras.for_keras(keras3).SampleGrid(str(tmp_path))
+  with pytest.raises(TypeError, match="needs a GlowModel"):
+    model.fit(np.zeros((2, 1)), np.zeros((2, 1)), verbose=0, callbacks=[grids])
