@@ -33,6 +33,7 @@ from google.protobuf import json_format as proto_json
 import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 
+from serving import batching
 from serving import json_format
 from serving import model_name as model_name_lib
 from serving.json_format import RequestError
@@ -57,8 +58,14 @@ _FILE_SYSTEM_POLL_WAIT_SECONDS = flags.DEFINE_integer(
 _MAX_REQUEST_BYTES = flags.DEFINE_integer(
     "max_request_bytes", 16 << 20, "Largest request body accepted (bytes).", lower_bound=1)
 _MAX_BATCH_SIZE = flags.DEFINE_integer(
-    "max_batch_size", 256, "Most examples (or samples) one request may ask for.",
-    lower_bound=1)
+    "max_batch_size", 256, "Most examples (or samples) one request may ask for, and one "
+    "merged run may hold with --enable_batching.", lower_bound=1)
+_ENABLE_BATCHING = flags.DEFINE_bool(
+    "enable_batching", False, "Merge concurrent log_prob/encode/decode requests into one "
+    "model run of at most --max_batch_size examples.")
+_BATCH_TIMEOUT_MICROS = flags.DEFINE_integer(
+    "batch_timeout_micros", 2000, "With --enable_batching, the longest a request waits for "
+    "others to join it (microseconds).", lower_bound=0)
 
 flags.mark_flag_as_required("model_base_path")
 flags.register_validator("model_name", model_name_lib.is_valid,
@@ -79,6 +86,7 @@ class Servable:
     self._model = tf.saved_model.load(path)
     self.signatures = dict(self._model.signatures)
     self.input_specs = {name: _input_specs(fn) for name, fn in self.signatures.items()}
+    self.batchable = {name for name, fn in self.signatures.items() if _batch_first(fn)}
     self.signature_defs = _signature_defs(path)
 
   def predict(self, signature_name, arrays):
@@ -91,6 +99,12 @@ class Servable:
 def _input_specs(fn):
   return [json_format.InputSpec(name, spec.dtype.as_numpy_dtype, spec.shape.as_list())
           for name, spec in sorted(fn.structured_input_signature[1].items())]
+
+
+def _batch_first(fn):
+  """Whether every input and output of a signature has the batch dimension first."""
+  specs = list(fn.structured_input_signature[1].values()) + list(fn.structured_outputs.values())
+  return all(spec.shape.rank and spec.shape[0] is None for spec in specs)
 
 
 def _signature_defs(path):
@@ -183,7 +197,7 @@ class ModelManager:
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
-  """TF Serving's REST routes. The server object carries `manager`, `limits`, `slots`."""
+  """TF Serving's REST routes; the server object carries their configuration (make_server)."""
 
   protocol_version = "HTTP/1.1"
   server_version = "glow-serving"
@@ -257,7 +271,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
     arrays = _request_arrays(payload, servable.input_specs[name], row_format,
                              self.server.max_batch_size)
     with self.server.slots:
-      outputs = _run(servable, name, arrays)
+      outputs = self.server.run(servable, name, arrays)
     return json_format.format_response(outputs, row_format)
 
   def _read_body(self):
@@ -321,12 +335,18 @@ def _op_error_message(error):
 
 
 def make_server(manager, host, port, num_threads, max_request_bytes, max_batch_size,
-                timeout_s):
-  """A ThreadingHTTPServer answering TF Serving's REST API for `manager`'s model."""
+                timeout_s, batch_timeout_s=None):
+  """A ThreadingHTTPServer answering TF Serving's REST API for `manager`'s model.
+
+  `batch_timeout_s`: None runs every request on its own; a number merges concurrent
+  requests (`serving.batching`), each waiting at most that long for company.
+  """
   handler = type("ConfiguredHandler", (Handler,), {"timeout": timeout_s})
   server = http.server.ThreadingHTTPServer((host, port), handler)
   server.daemon_threads = True
   server.manager = manager
+  server.run = (_run if batch_timeout_s is None
+                else batching.Batcher(_run, max_batch_size, batch_timeout_s))
   server.slots = threading.BoundedSemaphore(num_threads)
   server.max_request_bytes = max_request_bytes
   server.max_batch_size = max_batch_size
@@ -343,7 +363,8 @@ def main(argv):
                     manager.base_path)
   server = make_server(manager, _REST_API_HOST.value, _REST_API_PORT.value,
                        _REST_API_NUM_THREADS.value, _MAX_REQUEST_BYTES.value,
-                       _MAX_BATCH_SIZE.value, _REST_API_TIMEOUT_IN_MS.value / 1000.0)
+                       _MAX_BATCH_SIZE.value, _REST_API_TIMEOUT_IN_MS.value / 1000.0,
+                       _BATCH_TIMEOUT_MICROS.value / 1e6 if _ENABLE_BATCHING.value else None)
   stop = threading.Event()
   if _FILE_SYSTEM_POLL_WAIT_SECONDS.value > 0:
     threading.Thread(target=manager.poll_forever, daemon=True,

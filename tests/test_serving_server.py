@@ -3,6 +3,7 @@
 Each server runs in a subprocess on 127.0.0.1 with a port the OS picks.
 """
 
+import concurrent.futures
 import contextlib
 import http.client
 import json
@@ -102,11 +103,12 @@ def http_call(url, body=None, method=None):
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
-  """(base URL, the live model) of a server serving version 1 of a tiny conditional model."""
+  """(base URL, the live model) of a batching server with version 1 of a tiny model."""
   model = tiny_model()
   base = tmp_path_factory.mktemp("exports")
   saved_model.export_version(model, str(base), "glow")
-  with running_server(base / "glow", base / "server.log") as url:
+  with running_server(base / "glow", base / "server.log", "--enable_batching",
+                      "--batch_timeout_micros=20000") as url:
     yield url, model
 
 
@@ -287,6 +289,22 @@ def test_malformed_http_gets_a_json_4xx(served, request_bytes, expected_status, 
   assert status == expected_status
   assert message in answer["error"]
   assert http_call(f"{url}/v1/models/glow")[0] == 200
+
+
+def test_concurrent_requests_each_get_their_own_answer(served):
+  url, model = served
+  requests = [(uint8_images(i + 1, seed=10 + i), [i % CLASSES] * (i + 1)) for i in range(8)]
+  requests[3] = (requests[3][0], [0, 0, 0, 7])
+  with concurrent.futures.ThreadPoolExecutor(8) as pool:
+    answers = list(pool.map(lambda r: http_call(predict_url(url), row_log_prob_body(*r)),
+                            requests))
+  for i, ((images, labels), (status, answer)) in enumerate(zip(requests, answers)):
+    if i == 3:
+      assert status == 400 and "labels must be < num_classes" in answer["error"]
+      continue
+    assert status == 200, answer
+    np.testing.assert_allclose([p["log_likelihood"] for p in answer["predictions"]],
+                               live_log_likelihood(model, images, labels), atol=1e-3)
 
 
 def test_load_test_finds_no_error_with_8_concurrent_clients(served):
