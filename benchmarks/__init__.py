@@ -1,0 +1,7 @@
+"""Reproducible performance comparisons of glow_tfp and TFP's own `tfb.Glow` (not run by CI).
+
+Entry points: `python -m benchmarks.run` (speed and peak memory, both systems),
+`python -m benchmarks.memory` (peak training memory against depth), and
+`python -m benchmarks.lu_vs_conv` (LU against plain 1x1 convolution). Each writes JSON and
+Markdown under `benchmarks/results/`.
+"""

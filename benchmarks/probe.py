@@ -1,0 +1,32 @@
+"""Child process of `benchmarks.peak_memory.peak_training_memory`: one measurement, one line.
+
+  python -m benchmarks.probe --system=glow_tfp --config='<GlowConfig JSON>' --batch_size=16
+"""
+
+import json
+
+from absl import app
+from absl import flags
+
+from benchmarks import peak_memory
+from benchmarks import peers
+import glow_tfp
+
+_SYSTEM = flags.DEFINE_enum("system", None, list(peers.SYSTEMS),
+                            "Name of a system in benchmarks.peers.SYSTEMS.")
+_CONFIG = flags.DEFINE_string("config", None, "The GlowConfig, as GlowConfig.to_json().")
+_BATCH_SIZE = flags.DEFINE_integer("batch_size", 16, "Training batch size.", lower_bound=1)
+_STEPS = flags.DEFINE_integer("steps", 2, "Training steps after the first.", lower_bound=0)
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+  config = glow_tfp.GlowConfig.from_json(_CONFIG.value)
+  result = peak_memory.measure(_SYSTEM.value, config, _BATCH_SIZE.value, _STEPS.value)
+  print(peak_memory.RESULT_PREFIX + json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+  flags.mark_flags_as_required(["system", "config"])
+  app.run(main)

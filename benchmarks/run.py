@@ -1,0 +1,54 @@
+"""glow_tfp against TFP's `tfb.Glow`: speed, first-call time and peak memory, same run.
+
+  python -m benchmarks.run            # both architectures, ~15 minutes on a 2-core CPU
+  python -m benchmarks.run --quick    # two repeats, no memory probes
+  python -m benchmarks.run --noxla    # without the XLA-compiled variants
+
+Measures training step, log_prob (batch 256) and sampling (batch 64) images/s, first-call
+time, peak training memory and parameter counts at each architecture of
+`benchmarks.architectures` (see `benchmarks.speed`). Writes benchmarks/results/<--name>.json
+and .md and prints the Markdown.
+"""
+
+from absl import app
+from absl import flags
+
+from benchmarks import architectures
+from benchmarks import peers
+from benchmarks import report
+from benchmarks import speed
+
+_ARCHITECTURES = flags.DEFINE_multi_enum(
+    "architecture", list(architectures.ARCHITECTURES), list(architectures.ARCHITECTURES),
+    "Architectures to measure (benchmarks.architectures).")
+_SYSTEMS = flags.DEFINE_multi_enum("system", list(speed.DEFAULT_SYSTEMS), list(peers.SYSTEMS),
+                                   "Systems to compare (benchmarks.peers.SYSTEMS).")
+_XLA = flags.DEFINE_bool("xla", True, "Include the XLA-compiled (jit_compile) systems.")
+_COUPLING = flags.DEFINE_enum("coupling", "affine", ["affine", "additive"],
+                              "Coupling of every architecture.")
+_REPEATS = flags.DEFINE_integer("repeats", 5, "Timing rounds (median reported).",
+                                lower_bound=1)
+_MEMORY = flags.DEFINE_bool("memory", True, "Measure peak training memory (one process "
+                            "per system and architecture).")
+_QUICK = flags.DEFINE_bool("quick", False, "Two repeats and no memory probes.")
+_OUT_DIR = flags.DEFINE_string("out_dir", "benchmarks/results", "Where results go.")
+_NAME = flags.DEFINE_string("name", "speed", "Base name of the result files.")
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+  repeats = 2 if _QUICK.value else _REPEATS.value
+  memory = _MEMORY.value and not _QUICK.value
+  arch_by_name = {name: architectures.ARCHITECTURES[name].replace(coupling=_COUPLING.value)
+                  for name in dict.fromkeys(_ARCHITECTURES.value)}
+  systems = speed.selected_systems(_SYSTEMS.value, _XLA.value)
+  results = speed.run(arch_by_name, systems, repeats, memory)
+  lines = speed.markdown(results)
+  print("\n".join(lines))
+  for path in report.write(results, lines, _OUT_DIR.value, _NAME.value):
+    print("wrote", path)
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,151 @@
+"""Speed, first-call time and peak memory of several systems at one architecture.
+
+For each architecture every system builds its model, then each workload (an Adam training
+step, log_prob, sampling) is traced and timed with the systems alternating within every
+repeat (see `benchmarks.timing`). Ratios glow_tfp / TFP are medians of per-repeat ratios.
+Peak training memory comes from a fresh process per system (`benchmarks.peak_memory`).
+"""
+
+import dataclasses
+
+from benchmarks import peak_memory
+from benchmarks import peers
+from benchmarks import report
+from benchmarks import timing
+from benchmarks import workloads
+
+WORKLOADS = ("train", "log_prob", "sample")
+DEFAULT_SYSTEMS = ("glow_tfp", "glow_tfp_xla", "tfp", "tfp_xla")
+# The issue's targets: glow_tfp / TFP images per second, same run.
+TARGETS = {"train": 1.5, "log_prob": 2.0, "sample": 1.5}
+# Calls per system per repeat: a training step is short, so take two.
+_CALLS = {"train": 2, "log_prob": 1, "sample": 1}
+_PAIR_LABELS = {"best/best": "fastest glow_tfp / fastest TFP"}
+
+
+def measure(arch, systems, repeats, memory):
+  """Every figure of one `architectures.Architecture`: per-system results and ratios."""
+  x = workloads.synthetic_images(arch.train_batch, arch.config.image_shape)
+  models = {s.name: peers.build(s, arch.config) for s in systems}
+  for model in models.values():
+    model.initialize(x)
+  results = {s.name: {"family": s.family, "jit_compile": s.jit_compile,
+                      "options": dict(s.options),
+                      "parameters": peers.parameter_count(models[s.name]),
+                      "first_call_s": {}, "images_per_s": {}, "images_per_s_repeats": {}}
+             for s in systems}
+  for workload in WORKLOADS:
+    _time_workload(workload, arch, systems, models, results, repeats)
+  if memory:
+    for s in systems:
+      results[s.name]["peak_memory"] = peak_memory.peak_training_memory(
+          s.name, arch.config, arch.train_batch)
+  return {"config": dataclasses.asdict(arch.config), "train_batch": arch.train_batch,
+          "log_prob_batch": arch.log_prob_batch, "sample_batch": arch.sample_batch,
+          "systems": results, "ratios": _ratios(results)}
+
+
+def _time_workload(workload, arch, systems, models, results, repeats):
+  fns = {s.name: _workload_fn(workload, arch, s, models[s.name]) for s in systems}
+  for name, fn in fns.items():
+    results[name]["first_call_s"][workload] = timing.first_call_seconds(fn)
+    fn()  # a second, untimed call: some runtimes finish setting up on it.
+  batch = {"train": arch.train_batch, "log_prob": arch.log_prob_batch,
+           "sample": arch.sample_batch}[workload]
+  seconds = timing.alternate(fns, repeats, _CALLS[workload])
+  for name, per_repeat in seconds.items():
+    rates = [batch / s for s in per_repeat]
+    results[name]["images_per_s_repeats"][workload] = rates
+    results[name]["images_per_s"][workload] = timing.median(rates)
+
+
+def _workload_fn(workload, arch, system, model):
+  jit = system.jit_compile
+  if workload == "train":
+    x = workloads.synthetic_images(arch.train_batch, arch.config.image_shape, seed=1)
+    return workloads.train_step(model, x, jit)
+  if workload == "log_prob":
+    x = workloads.synthetic_images(arch.log_prob_batch, arch.config.image_shape, seed=2)
+    return workloads.log_prob(model, x, jit)
+  return workloads.sample(model, arch.sample_batch, jit)
+
+
+def _ratios(results):
+  """{workload: {"<glow_tfp system>/<tfp system>" and "best/best": median paired ratio}}."""
+  ours = [n for n, r in results.items() if r["family"] == "glow_tfp"]
+  theirs = [n for n, r in results.items() if r["family"] == "tfp"]
+  ratios = {}
+  for workload in WORKLOADS:
+    rates = {n: r["images_per_s_repeats"][workload] for n, r in results.items()}
+    ratios[workload] = {f"{a}/{b}": timing.paired_ratio(rates[a], rates[b])
+                        for a in ours for b in theirs}
+    if ours and theirs:
+      ratios[workload]["best/best"] = timing.paired_ratio(_best(rates, ours),
+                                                          _best(rates, theirs))
+  return ratios
+
+
+def _best(rates, names):
+  """Per repeat, the highest rate among `names`: each family at its fastest setting."""
+  return [max(per_name) for per_name in zip(*(rates[n] for n in names))]
+
+
+def markdown(results):
+  """The Markdown report: per architecture, a table of systems and one of ratios."""
+  lines = ["# glow_tfp vs tfp.bijectors.Glow", ""] + report.environment_lines(
+      results["environment"]) + ["", f"Repeats: {results['repeats']}; images/s are medians "
+                                 "over repeats, ratios medians of per-repeat ratios."]
+  for name, arch in results["architectures"].items():
+    lines += ["", f"## {name}: {_describe(arch)}", ""]
+    lines += report.table(["system", "parameters", "train img/s", "log_prob img/s",
+                           "sample img/s", "first call train / log_prob / sample (s)",
+                           "peak training memory MiB (+ over baseline)"],
+                          [_system_row(n, r) for n, r in arch["systems"].items()])
+    lines += [""] + report.table(
+        ["glow_tfp / TFP", "train", "log_prob", "sample"],
+        [[_PAIR_LABELS.get(pair, pair)] + [_ratio_cell(arch["ratios"][w][pair], w)
+                                           for w in WORKLOADS]
+         for pair in arch["ratios"]["train"]])
+  lines += ["", "Targets: " + ", ".join(f"{w} >= {t}x" for w, t in TARGETS.items())
+            + " (a cell is marked **miss** where the ratio falls short)."]
+  return lines
+
+
+def _describe(arch):
+  c = arch["config"]
+  return (f"L={c['levels']} K={c['steps_per_level']} width {c['hidden_channels']} "
+          f"{c['coupling']}, train batch {arch['train_batch']}, log_prob batch "
+          f"{arch['log_prob_batch']}, sample batch {arch['sample_batch']}")
+
+
+def _system_row(name, r):
+  first = " / ".join(f"{r['first_call_s'][w]:.1f}" for w in WORKLOADS)
+  memory = r.get("peak_memory")
+  memory_cell = (f"{memory['peak_mib']:.0f} (+{memory['delta_mib']:.0f})" if memory
+                 else "not measured")
+  return [name, f"{r['parameters']:,}"] + [f"{r['images_per_s'][w]:.1f}" for w in WORKLOADS] + [
+      first, memory_cell]
+
+
+def _ratio_cell(ratio, workload):
+  return f"{ratio:.2f}x" + ("" if ratio >= TARGETS[workload] else " **miss**")
+
+
+def selected_systems(names, xla):
+  return [peers.SYSTEMS[n] for n in dict.fromkeys(names)
+          if xla or not peers.SYSTEMS[n].jit_compile]
+
+
+def run(arch_by_name, systems, repeats, memory):
+  """All results of one benchmark run, as a JSON-ready dict.
+
+  Args:
+    arch_by_name: {name: architectures.Architecture}.
+    systems: list of `peers.System`.
+    repeats: timing rounds.
+    memory: whether to probe peak training memory (a fresh process per system).
+  """
+  measured = {name: measure(arch, systems, repeats, memory)
+              for name, arch in arch_by_name.items()}
+  return {"environment": report.environment(), "repeats": repeats,
+          "targets": TARGETS, "architectures": measured}

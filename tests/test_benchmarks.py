@@ -1,0 +1,81 @@
+"""Smoke tests of the benchmark runners at a tiny architecture (the benchmarks are not run by CI)."""
+
+import json
+
+import pytest
+
+import dataclasses
+
+from benchmarks import architectures
+from benchmarks import invertible_conv
+from benchmarks import peak_memory
+from benchmarks import peers
+from benchmarks import report
+from benchmarks import speed
+import glow_tfp
+
+_TINY = architectures.Architecture(
+    glow_tfp.GlowConfig(image_shape=(8, 8, 1), levels=2, steps_per_level=1,
+                        hidden_channels=4),
+    train_batch=2, log_prob_batch=2, sample_batch=2)
+
+
+@pytest.fixture(scope="module")
+def speed_results():
+  systems = [peers.SYSTEMS["glow_tfp"], peers.SYSTEMS["tfp"]]
+  return speed.run({"tiny": _TINY}, systems, repeats=2, memory=False)
+
+
+def test_run_writes_json_and_markdown_with_every_figure(speed_results, tmp_path):
+  json_path, md_path = report.write(speed_results, speed.markdown(speed_results), str(tmp_path),
+                                    "speed")
+  with open(json_path) as f:
+    written = json.load(f)
+  arch = written["architectures"]["tiny"]
+  assert set(arch["systems"]) == {"glow_tfp", "tfp"}
+  for result in arch["systems"].values():
+    assert result["parameters"] > 0
+    for workload in speed.WORKLOADS:
+      assert result["images_per_s"][workload] > 0
+      assert result["first_call_s"][workload] > 0
+      assert len(result["images_per_s_repeats"][workload]) == 2
+  for workload in speed.WORKLOADS:
+    assert set(arch["ratios"][workload]) == {"glow_tfp/tfp", "best/best"}
+  assert set(written["environment"]) >= {"date_utc", "command", "device", "tensorflow"}
+  with open(md_path) as f:
+    text = f.read()
+  assert "| glow_tfp |" in text and "| tfp |" in text and "fastest glow_tfp" in text
+
+
+def test_matched_peer_has_nearly_the_same_parameter_count():
+  config = architectures.ARCHITECTURES["28x28x1"].config
+  ours, theirs = (peers.parameter_count(peers.build(peers.SYSTEMS[name], config))
+                  for name in ("glow_tfp", "tfp"))
+  assert abs(ours - theirs) / theirs < 0.02
+
+
+def test_no_xla_drops_the_compiled_systems():
+  names = [s.name for s in speed.selected_systems(speed.DEFAULT_SYSTEMS, xla=False)]
+  assert names == ["glow_tfp", "tfp"]
+
+
+def test_peak_memory_probe_runs_in_a_fresh_process():
+  result = peak_memory.peak_training_memory("glow_tfp", _TINY.config, batch_size=2, steps=0)
+  assert set(result) == {"baseline_mib", "peak_mib", "delta_mib", "method"}
+  assert result["peak_mib"] >= result["baseline_mib"] > 0
+
+
+def test_memory_markdown_has_a_row_per_depth():
+  cell = {"baseline_mib": 100.0, "peak_mib": 150.0, "delta_mib": 50.0, "method": "m"}
+  results = {"environment": report.environment(),
+             "architecture": {"config": dataclasses.asdict(_TINY.config), "train_batch": 2},
+             "depths": [1, 2], "peak_memory": {"glow_tfp": {1: cell, 2: cell}}}
+  text = "\n".join(peak_memory.depth_markdown(results))
+  assert "| 1 | 150 (+50) |" in text and "| 2 | 150 (+50) |" in text
+
+
+def test_lu_vs_conv_measures_both_forms():
+  results = invertible_conv.measure([4], hidden_channels=4, batch_size=2, spatial=2, repeats=1)
+  assert set(results[4]["log_det_us"]) == {"lu", "conv", "call_overhead"}
+  assert set(results[4]["step_ms"]) == {"lu", "conv"}
+  assert results[4]["step_conv_over_lu"] > 0
