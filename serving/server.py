@@ -30,6 +30,7 @@ from absl import app
 from absl import flags
 from absl import logging
 from google.protobuf import json_format as proto_json
+import numpy as np
 import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 
@@ -87,7 +88,23 @@ class Servable:
     self.signatures = dict(self._model.signatures)
     self.input_specs = {name: _input_specs(fn) for name, fn in self.signatures.items()}
     self.batchable = {name for name, fn in self.signatures.items() if _batch_first(fn)}
+    self._warm_up()
     self.signature_defs = _signature_defs(path)
+
+  def _warm_up(self):
+    """Runs every signature once, so that no request pays for TensorFlow's first-call setup.
+
+    The inputs: zeros with a batch of one, and 1 for scalars (one sample at temperature 1).
+    A signature that refuses them is left cold, with a warning.
+    """
+    for name, specs in self.input_specs.items():
+      arrays = {spec.name: np.ones([], spec.dtype) if not spec.shape
+                else np.zeros([1 if d is None else d for d in spec.shape], spec.dtype)
+                for spec in specs}
+      try:
+        self.predict(name, arrays)
+      except tf.errors.OpError as e:
+        logging.warning("Warm-up of signature %s failed: %s", name, e.message)
 
   def predict(self, signature_name, arrays):
     """Runs a signature on numpy inputs; returns {output name: numpy array}."""
