@@ -72,7 +72,7 @@ def row_inputs(instances, specs):
   """The row format's `instances` list -> {input name: value batched over examples}."""
   if not isinstance(instances, list) or not instances:
     raise RequestError("'instances' must be a non-empty list, one entry per example.")
-  if len(specs) == 1 and not all(isinstance(i, dict) for i in instances):
+  if len(specs) == 1 and not any(isinstance(i, dict) for i in instances):
     return {specs[0].name: instances}
   names = {spec.name for spec in specs}
   for index, instance in enumerate(instances):
@@ -85,7 +85,7 @@ def row_inputs(instances, specs):
 
 def columnar_inputs(inputs, specs):
   """The columnar format's `inputs` -> {input name: value}."""
-  if not isinstance(inputs, dict) or (len(specs) == 1 and specs[0].name not in inputs):
+  if not isinstance(inputs, dict):
     if len(specs) == 1:
       return {specs[0].name: inputs}
     raise RequestError(f"'inputs' must be an object naming the inputs "

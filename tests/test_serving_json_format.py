@@ -1,0 +1,104 @@
+"""TF Serving's REST JSON layouts: requests to arrays, arrays to answers, refusals."""
+
+import json
+import re
+
+import numpy as np
+import pytest
+
+from serving import json_format
+from serving.json_format import InputSpec, RequestError
+
+IMAGES = InputSpec("images", np.uint8, [None, 2, 2, 1])
+LABELS = InputSpec("labels", np.int32, [None])
+LATENT = InputSpec("latent", np.float32, [None, 2])
+COUNT = InputSpec("num_samples", np.int32, [])
+
+
+def image(value=0):
+  return [[[value], [value]], [[value], [value]]]
+
+
+def arrays(payload, specs, row_format):
+  values = (json_format.row_inputs if row_format else json_format.columnar_inputs)(
+      payload, specs)
+  return {s.name: json_format.to_array(values[s.name], s, row_format) for s in specs}
+
+
+def test_parse_request_defaults_to_serving_default_and_tells_the_format():
+  body = json.dumps({"instances": [image()]}).encode()
+  assert json_format.parse_request(body, {"serving_default"}) == (
+      "serving_default", [image()], True)
+  body = json.dumps({"signature_name": "x", "inputs": {"a": 1}}).encode()
+  assert json_format.parse_request(body, {"x"}) == ("x", {"a": 1}, False)
+
+
+@pytest.mark.parametrize("payload, row_format", [
+    ([image(1), image(2)], True),                                       # bare rows
+    ([{"images": image(1)}, {"images": image(2)}], True),               # named rows
+    ([image(1), image(2)], False),                                      # bare columns
+    ({"images": [image(1), image(2)]}, False),                          # named columns
+])
+def test_a_single_input_may_be_bare_or_named(payload, row_format):
+  result = arrays(payload, [IMAGES], row_format)
+  assert result["images"].dtype == np.uint8 and result["images"].shape == (2, 2, 2, 1)
+  np.testing.assert_array_equal(result["images"][:, 0, 0, 0], [1, 2])
+
+
+def test_rows_are_batched_input_by_input():
+  result = arrays([{"images": image(3), "labels": 1}, {"images": image(4), "labels": 2}],
+                  [IMAGES, LABELS], row_format=True)
+  assert result["labels"].tolist() == [1, 2] and result["labels"].dtype == np.int32
+  assert result["images"].shape == (2, 2, 2, 1)
+
+
+def test_integers_are_accepted_for_float_inputs():
+  result = arrays({"latent": [[1, 2]]}, [LATENT], row_format=False)
+  assert result["latent"].dtype == np.float32 and result["latent"].tolist() == [[1.0, 2.0]]
+
+
+@pytest.mark.parametrize("payload, specs, message", [
+    ({"images": [image(True)]}, [IMAGES], "must hold integers (uint8); got booleans"),
+    ({"images": [image(2 ** 70)]}, [IMAGES], "must hold integers (uint8); got mixed"),
+    ({"images": [image(None)]}, [IMAGES], "must hold integers"),
+    ({"latent": [["a", "b"]]}, [LATENT], "must hold numbers (float32); got strings"),
+    ({"latent": [[float("inf"), 0]]}, [LATENT], "contains NaN or Infinity"),
+    ({"labels": [2 ** 40]}, [LABELS], "outside -2147483648..2147483647"),
+    ([{"images": image()}, image()], [IMAGES], "instances[1] must be an object"),
+    ({"images": [image()]}, [IMAGES, LABELS], "missing the input(s) ['labels']"),
+    ([1, 2], [IMAGES, LABELS], "'inputs' must be an object naming the inputs"),
+])
+def test_bad_values_are_refused_naming_the_input(payload, specs, message):
+  with pytest.raises(RequestError, match=re.escape(message)):
+    arrays(payload, specs, row_format=isinstance(payload, list) and len(specs) == 1)
+
+
+@pytest.mark.parametrize("body, message", [
+    (b"\xff\xfe", "JSON Parse error"),
+    (b"{}", "exactly one of the keys"),
+    (b'{"instances": [], "signature_name": 3}', "'signature_name' must be a string"),
+])
+def test_bad_requests_are_refused(body, message):
+  with pytest.raises(RequestError, match=message):
+    json_format.parse_request(body, {"serving_default"})
+
+
+def test_empty_instances_are_refused():
+  with pytest.raises(RequestError, match="non-empty list"):
+    json_format.row_inputs([], [IMAGES])
+
+
+def test_scalars_in_the_row_format_get_a_hint():
+  with pytest.raises(RequestError, match="send scalars with the columnar format"):
+    arrays([{"num_samples": 1, "labels": 0}], [COUNT, LABELS], row_format=True)
+
+
+def test_answers_follow_tf_serving_layouts():
+  one = {"y": np.array([1.5, 2.5], np.float32)}
+  two = dict(one, z=np.array([[1], [2]]))
+  assert json_format.format_response(one, row_format=True) == {"predictions": [1.5, 2.5]}
+  assert json_format.format_response(two, row_format=True) == {
+      "predictions": [{"y": 1.5, "z": [1]}, {"y": 2.5, "z": [2]}]}
+  assert json_format.format_response(one, row_format=False) == {"outputs": [1.5, 2.5]}
+  assert json_format.format_response(two, row_format=False) == {
+      "outputs": {"y": [1.5, 2.5], "z": [[1], [2]]}}
