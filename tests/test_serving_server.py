@@ -382,6 +382,7 @@ def test_new_versions_are_picked_up_without_restart(tmp_path):
     wait_for(lambda: served_versions(url) == {1: "AVAILABLE"})
     saved_model.export_version(second, str(base), "glow")
     wait_for(lambda: served_versions(url) == {2: "AVAILABLE", 1: "END"})
+    assert http_call(predict_url(url, "/versions/1"), image_body())[0] == 404
     images = uint8_images(2, seed=5)
     status, answer = http_call(predict_url(url), row_log_prob_body(images, [0, 1]))
     assert status == 200
@@ -402,3 +403,13 @@ def test_server_refuses_a_model_name_that_is_a_path(tmp_path):
       cwd=REPO, env=server_env(), capture_output=True, text=True, timeout=120)
   assert result.returncode != 0
   assert "--model_name must use letters" in result.stderr
+
+
+def test_server_client_and_load_test_need_neither_glow_tfp_nor_tfp():
+  probe = ("import sys, serving.server, serving.client, serving.load_test; "
+           "print([m for m in sys.modules if m.split('.')[0] in "
+           "('glow_tfp', 'tensorflow_probability')])")
+  result = subprocess.run([sys.executable, "-c", probe], cwd=REPO, env=server_env(),
+                          capture_output=True, text=True, timeout=120)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert result.stdout.strip().splitlines()[-1] == "[]"
