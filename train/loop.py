@@ -184,7 +184,7 @@ class Trainer:
     step = int(self.step.numpy())
     self.reporter.start(step)
     while step < self.options.steps:
-      step = self._train_until_restore(step, history, evals)
+      step = self.train_segment(step, history, evals)
     heldout = self.evaluate()
     evals.append([step, heldout])
     self.reporter.scalars(step, {"heldout/bits_per_dim": heldout})
@@ -223,7 +223,7 @@ class Trainer:
       raise InputError(f"The checkpoint in {self.checkpointer.shared_directory} does not "
                        f"match this model: {error}") from error
 
-  def _train_until_restore(self, step, history, evals):
+  def train_segment(self, step, history, evals):
     """Trains from `step` until the end or until the guard restores; returns the step."""
     window = []
     for batch in self._batches(step, self.options.steps):

@@ -8,14 +8,14 @@ NAMES = ("default", "mirrored", "multi_worker", "tpu")
 def make(name, tpu_address=""):
   """A `tf.distribute.Strategy` by name.
 
-  default: the current (single-device) strategy; mirrored: all local GPUs (or logical CPU
-  devices); multi_worker: `MultiWorkerMirroredStrategy`, cluster from `TF_CONFIG`; tpu:
+  default: the current (single-device) strategy; mirrored: all local GPUs (or all logical
+  CPU devices when there is no GPU); multi_worker: `MultiWorkerMirroredStrategy`, cluster from `TF_CONFIG`; tpu:
   `TPUStrategy` on `tpu_address` ("" = the local or `TPU_NAME` TPU).
   """
   if name == "default":
     return tf.distribute.get_strategy()
   if name == "mirrored":
-    return tf.distribute.MirroredStrategy()
+    return tf.distribute.MirroredStrategy(_local_devices())
   if name == "multi_worker":
     return tf.distribute.MultiWorkerMirroredStrategy()
   if name == "tpu":
@@ -24,6 +24,13 @@ def make(name, tpu_address=""):
     tf.tpu.experimental.initialize_tpu_system(resolver)
     return tf.distribute.TPUStrategy(resolver)
   raise ValueError(f"Unknown strategy {name!r}; choose from {NAMES}.")
+
+
+def _local_devices():
+  """All local GPUs; without GPUs, all logical CPU devices (MirroredStrategy's own default
+  would take a single CPU)."""
+  devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+  return [device.name for device in devices]
 
 
 def is_chief(strategy):

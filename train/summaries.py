@@ -31,9 +31,10 @@ class Reporter:
       self._writer = tf.summary.create_file_writer(os.path.join(workdir, LOGS_DIR))
     else:
       self._writer = tf.summary.create_noop_writer()
-    self._mark = None
+    self._mark = (0, time.perf_counter())
 
   def start(self, step):
+    """Restarts the images/s and ETA clock at `step`."""
     self._mark = (step, time.perf_counter())
 
   def scalars(self, step, values):

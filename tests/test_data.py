@@ -1,0 +1,111 @@
+"""train.data: the bundled MNIST digits, image folders, TensorFlow Datasets, bad input."""
+
+import os
+
+import numpy as np
+import PIL.Image
+import pytest
+import tensorflow_datasets as tfds
+
+from train import data as data_lib
+from train.errors import InputError
+
+
+def _write_png(path, shape, value=0):
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  array = np.full(shape, value, np.uint8)
+  PIL.Image.fromarray(array.squeeze(-1) if shape[-1] == 1 else array).save(path)
+
+
+def test_mnist_is_the_5000_bundled_digits_split_by_seed():
+  data = data_lib.load("mnist", levels=2, seed=0)
+  assert data.image_shape == (28, 28, 1)
+  assert (len(data.train_images), len(data.heldout_images)) == (4500, 500)
+  assert data.num_classes == 10 and set(np.unique(data.train_labels)) == set(range(10))
+  assert data.train_images.dtype == np.uint8 and data.train_images.max() == 255
+  again = data_lib.load("mnist", levels=2, seed=0)
+  other = data_lib.load("mnist", levels=2, seed=1)
+  np.testing.assert_array_equal(data.heldout_images, again.heldout_images)
+  assert not np.array_equal(data.heldout_images, other.heldout_images)
+
+
+def test_mnist_is_zero_padded_when_the_levels_need_it():
+  plain = data_lib.load("mnist", levels=2, seed=0)
+  padded = data_lib.load("mnist", levels=3, seed=0)
+  assert padded.image_shape == (32, 32, 1)
+  np.testing.assert_array_equal(padded.train_images[:, 2:30, 2:30], plain.train_images)
+  assert padded.train_images[:, :2].max() == 0 and padded.train_images[:, 30:].max() == 0
+
+
+def test_folder_of_images_without_classes(tmp_path):
+  for i in range(5):
+    _write_png(str(tmp_path / f"img{i}.png"), (8, 8, 3), value=10 * i)
+  (tmp_path / "notes.txt").write_text("not an image")
+  data = data_lib.load(f"folder:{tmp_path}", levels=2, heldout_fraction=0.2)
+  assert data.image_shape == (8, 8, 3) and data.num_classes == 0
+  assert (len(data.train_images), len(data.heldout_images)) == (4, 1)
+  everything = np.concatenate([data.train_images, data.heldout_images])
+  assert sorted(everything[:, 0, 0, 0]) == [0, 10, 20, 30, 40]
+
+
+def test_folder_with_one_subdirectory_per_class(tmp_path):
+  for name, value in (("cat", 50), ("dog", 200)):
+    for i in range(3):
+      _write_png(str(tmp_path / name / f"{i}.png"), (8, 8, 1), value)
+  data = data_lib.load(f"folder:{tmp_path}", levels=3, heldout_fraction=0.3)
+  assert data.num_classes == 2 and data.image_shape == (8, 8, 1)
+  images = np.concatenate([data.train_images, data.heldout_images])
+  labels = np.concatenate([data.train_labels, data.heldout_labels])
+  np.testing.assert_array_equal(images[:, 0, 0, 0], np.where(labels == 0, 50, 200))
+
+
+def test_tfds_source_reads_image_and_label_features():
+  with tfds.testing.mock_data(num_examples=20):
+    data = data_lib.load("tfds:mnist:train", levels=2, seed=0)
+  assert data.image_shape == (28, 28, 1) and data.num_classes == 10
+  assert (len(data.train_images), len(data.heldout_images)) == (18, 2)
+  assert data.train_images.dtype == np.uint8
+
+
+def _bad_folder(kind, root):
+  if kind == "missing":
+    return str(root / "nowhere")
+  if kind == "empty":
+    return str(root)
+  if kind == "unreadable":
+    _write_png(str(root / "good.png"), (8, 8, 1))
+    (root / "broken.png").write_bytes(b"this is not a png")
+  if kind == "mixed_sizes":
+    _write_png(str(root / "a.png"), (8, 8, 1))
+    _write_png(str(root / "b.png"), (16, 8, 1))
+  if kind == "indivisible":
+    _write_png(str(root / "a.png"), (6, 6, 1))
+    _write_png(str(root / "b.png"), (6, 6, 1))
+  if kind == "images_and_classes":
+    _write_png(str(root / "a.png"), (8, 8, 1))
+    _write_png(str(root / "cls" / "b.png"), (8, 8, 1))
+  return str(root)
+
+
+@pytest.mark.parametrize("kind, message", [
+    ("missing", "does not exist"),
+    ("empty", "holds no"),
+    ("unreadable", "Cannot read image .*broken.png"),
+    ("mixed_sizes", r"different shapes: .*a.png.* is \(8, 8, 1\).*b.png.* is \(16, 8, 1\)"),
+    ("indivisible", r"\(6, 6, 1\).*divisible by 2\*\*levels = 4"),
+    ("images_and_classes", "mixes images"),
+])
+def test_bad_folder_is_rejected_with_a_message_naming_the_problem(tmp_path, kind, message):
+  with pytest.raises(InputError, match=message):
+    data_lib.load(f"folder:{_bad_folder(kind, tmp_path)}", levels=2)
+
+
+@pytest.mark.parametrize("spec", ["cifar", "folder:", "tfds:", "mnist:train"])
+def test_unknown_dataset_spec_is_rejected(spec):
+  with pytest.raises(InputError, match="Unknown dataset"):
+    data_lib.load(spec, levels=2)
+
+
+def test_unknown_tfds_name_is_rejected():
+  with pytest.raises(InputError, match="Cannot load tfds:no_such_dataset_xyz"):
+    data_lib.load("tfds:no_such_dataset_xyz", levels=2)

@@ -1,0 +1,69 @@
+"""train.pipeline: batches fixed by (seed, step), resumable, split evenly over replicas."""
+
+import numpy as np
+import tensorflow as tf
+
+from train import pipeline
+
+_IMAGES = np.arange(10 * 4 * 4 * 1, dtype=np.uint8).reshape(10, 4, 4, 1)
+_LABELS = np.arange(10, dtype=np.int32)
+
+
+def _batch(step, seed=0, n_bits=8):
+  x, y = pipeline.global_batch(tf.constant(_IMAGES), tf.constant(_LABELS), step, 4, seed,
+                               n_bits)
+  return x.numpy(), y.numpy()
+
+
+def test_each_epoch_visits_distinct_images_in_a_seeded_order():
+  # 10 images, batch 4: two batches per epoch, the remainder of 2 dropped.
+  epoch0 = np.concatenate([_batch(0)[1], _batch(1)[1]])
+  epoch1 = np.concatenate([_batch(2)[1], _batch(3)[1]])
+  assert len(set(epoch0)) == 8 and len(set(epoch1)) == 8
+  assert not np.array_equal(epoch0, epoch1)
+  np.testing.assert_array_equal(_batch(1)[0], _batch(1)[0])
+  assert not np.array_equal(_batch(0, seed=1)[1], _batch(0, seed=0)[1])
+
+
+def test_batch_is_dequantised_within_the_bins_of_its_images():
+  for n_bits in (8, 3):
+    x, y = _batch(0, n_bits=n_bits)
+    bins = 2.0 ** n_bits
+    low = np.floor(_IMAGES[y] / 2 ** (8 - n_bits)) / bins - 0.5
+    assert np.all(x >= low) and np.all(x < low + 1 / bins)
+    assert len(np.unique(x - low)) > 1  # noise, not a constant offset
+
+
+def _elements(start, end, replicas=1, pipelines=1, pipeline_id=0):
+  context = tf.distribute.InputContext(num_input_pipelines=pipelines,
+                                       input_pipeline_id=pipeline_id,
+                                       num_replicas_in_sync=replicas)
+  fn = pipeline.training_dataset_fn(_IMAGES, _LABELS, 4, 0, 8, start, end)
+  return [(x.numpy(), y.numpy()) for x, y in fn(context)]
+
+
+def test_dataset_started_at_a_step_equals_the_tail_of_a_full_run():
+  full = _elements(0, 6)
+  resumed = _elements(3, 6)
+  assert len(full) == 6 and len(resumed) == 3
+  for (x, y), (rx, ry) in zip(full[3:], resumed):
+    np.testing.assert_array_equal(x, rx)
+    np.testing.assert_array_equal(y, ry)
+
+
+def test_replicas_receive_consecutive_slices_of_the_global_batch():
+  single = _elements(0, 2)
+  two_replicas = _elements(0, 2, replicas=2)
+  two_workers = [_elements(0, 2, replicas=2, pipelines=2, pipeline_id=i) for i in (0, 1)]
+  for step, (x, y) in enumerate(single):
+    halves = two_replicas[2 * step:2 * step + 2]
+    np.testing.assert_array_equal(np.concatenate([h[0] for h in halves]), x)
+    per_worker = [worker[step] for worker in two_workers]
+    np.testing.assert_array_equal(np.concatenate([w[1] for w in per_worker]), y)
+
+
+def test_heldout_dataset_uses_bin_centres():
+  batches = list(pipeline.heldout_dataset(_IMAGES, _LABELS, 4, 8))
+  x = np.concatenate([b[0].numpy() for b in batches])
+  np.testing.assert_allclose(x, (_IMAGES + 0.5) / 256.0 - 0.5, atol=1e-7)
+  assert [len(b[1]) for b in batches] == [4, 4, 2]

@@ -1,0 +1,159 @@
+"""train.loop.run: outputs in the workdir, exact resume, the non-finite guard, bad input."""
+
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import glow_tfp
+from glow_tfp import workdir as workdir_lib
+from train import checkpointing
+from train import loop
+from train.errors import InputError
+
+_CONFIG = glow_tfp.GlowConfig(image_shape=(28, 28, 1), levels=2, steps_per_level=1,
+                              hidden_channels=8)
+
+
+def _options(workdir, **changes):
+  base = dict(workdir=str(workdir), steps=6, batch_size=8, warmup_steps=2, eval_every=3,
+              sample_every=3, checkpoint_every=3, log_every=2, num_samples=4,
+              eval_batch_size=8, jit_compile=False)
+  base.update(changes)
+  return loop.Options(**base)
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory, tiny_mnist):
+  """A 6-step run, checkpointed at steps 0, 3 and 6: (workdir, results)."""
+  workdir = tmp_path_factory.mktemp("finished")
+  return workdir, loop.run(_CONFIG, tiny_mnist, _options(workdir))
+
+
+def test_run_leaves_checkpoints_logs_samples_and_results(finished_run, tiny_mnist):
+  workdir, results = finished_run
+  assert results["steps"] == 6 and results["resumed_from"] is None
+  history = [bits for _, bits in results["train_history"]]
+  assert len(history) == 6 and history[-1] < history[0]
+  assert [step for step, _ in results["eval_history"]] == [3, 6]
+  with open(workdir / "results.json") as f:
+    assert json.load(f)["heldout_bits_per_dim"] == pytest.approx(results["heldout_bits_per_dim"])
+  assert workdir_lib.load_config(str(workdir)) == _CONFIG
+  samples = sorted(os.listdir(workdir / "samples"))
+  assert samples[-4:] == [f"step000006_temperature{t}.png" for t in ("0.0", "0.5", "0.7", "1.0")]
+  assert any(name.startswith("events.out.tfevents") for name in os.listdir(workdir / "logs"))
+  model, path = workdir_lib.restore_model(str(workdir))
+  assert path.endswith("ckpt-6")
+  x = glow_tfp.to_model_space(tiny_mnist.heldout_images)
+  assert float(tf.reduce_mean(model.bits_per_dim(x))) == pytest.approx(
+      results["heldout_bits_per_dim"], rel=1e-5)
+
+
+def test_resumed_run_continues_with_the_losses_of_an_uninterrupted_run(tmp_path, finished_run,
+                                                                        tiny_mnist):
+  _, straight = finished_run
+  quiet = dict(eval_every=100, sample_every=100, temperatures=(1.0,))
+  first = loop.run(_CONFIG, tiny_mnist, _options(tmp_path, steps=3, **quiet))
+  resumed = loop.run(_CONFIG, tiny_mnist, _options(tmp_path, **quiet))
+  assert resumed["resumed_from"].endswith("ckpt-3")
+  np.testing.assert_allclose(first["train_history"] + resumed["train_history"],
+                             straight["train_history"], rtol=1e-6)
+  assert resumed["heldout_bits_per_dim"] == pytest.approx(straight["heldout_bits_per_dim"],
+                                                          rel=1e-6)
+
+
+def _corrupt(trainer):
+  """Sets one coupling kernel to NaN; returns the variable."""
+  variable = next(v for v in trainer.model.trainable_variables if "kernel" in v.name)
+  variable.assign(tf.fill(variable.shape, np.nan))
+  return variable
+
+
+def _values(variables):
+  return [v.numpy().copy() for v in variables]
+
+
+def test_non_finite_steps_are_skipped_then_the_checkpoint_is_restored(tmp_path, tiny_mnist):
+  options = _options(tmp_path, steps=8, max_bad_steps=3, restore_lr_factor=0.5)
+  trainer = loop.Trainer(_CONFIG, tiny_mnist, options, tf.distribute.get_strategy())
+  trainer.restore_or_initialize(resume=False)
+  saved = _values(trainer.model.trainable_variables)
+  corrupted = _corrupt(trainer)
+  assert trainer.train_segment(0, [], []) == 0  # back at the restored checkpoint's step
+  assert int(trainer.skipped_steps.numpy()) == 3 and trainer.restores == 1
+  assert float(trainer.learning_rate_scale.numpy()) == 0.5
+  for variable, value in zip(trainer.model.trainable_variables, saved):
+    np.testing.assert_array_equal(variable.numpy(), value)
+  assert np.all(np.isfinite(corrupted.numpy()))
+  history = []
+  assert trainer.train_segment(0, history, []) == 8 and len(history) == 8
+  assert trainer.learning_rate(7) == pytest.approx(0.5 * options.learning_rate)
+
+
+def test_non_finite_steps_change_nothing_and_the_guard_gives_up(tmp_path, tiny_mnist):
+  options = _options(tmp_path, max_bad_steps=2, max_restores=0)
+  trainer = loop.Trainer(_CONFIG, tiny_mnist, options, tf.distribute.get_strategy())
+  trainer.restore_or_initialize(resume=False)
+  corrupted = _corrupt(trainer)
+  state = trainer.model.trainable_variables + tuple(trainer.optimizer.first_moments)
+  before = _values(state)
+  with pytest.raises(RuntimeError, match="Training diverged: 2 non-finite steps in a row"):
+    trainer.train_segment(0, [], [])
+  for variable, value in zip(state, before):
+    np.testing.assert_array_equal(variable.numpy(), value)
+  assert int(trainer.optimizer.iterations.numpy()) == 0
+  assert int(trainer.skipped_steps.numpy()) == 2
+  assert np.isnan(corrupted.numpy()).all()
+
+
+def _checkpoint_files(workdir):
+  directory = workdir_lib.checkpoint_dir(str(workdir))
+  return {name: os.path.getmtime(os.path.join(directory, name))
+          for name in os.listdir(directory)}
+
+
+def test_workdir_of_a_different_config_is_refused_and_left_untouched(finished_run,
+                                                                      tiny_mnist):
+  workdir, _ = finished_run
+  before = _checkpoint_files(workdir)
+  wider = _CONFIG.replace(hidden_channels=16)
+  with pytest.raises(InputError, match="different model config.*hidden_channels: 8 there, "
+                     "16 requested"):
+    loop.run(wider, tiny_mnist, _options(workdir, steps=9))
+  assert _checkpoint_files(workdir) == before
+  assert workdir_lib.load_config(str(workdir)) == _CONFIG
+
+
+def test_checkpoints_without_a_config_are_refused(tmp_path, finished_run):
+  workdir, _ = finished_run
+  shutil.copytree(workdir_lib.checkpoint_dir(str(workdir)),
+                  workdir_lib.checkpoint_dir(str(tmp_path)))
+  with pytest.raises(InputError, match="holds checkpoints but no config.json"):
+    checkpointing.check_workdir(str(tmp_path), _CONFIG)
+
+
+@pytest.mark.parametrize("config, options, message", [
+    (_CONFIG.replace(image_shape=(32, 32, 1)), {}, r"image_shape \(32, 32, 1\) differs"),
+    (_CONFIG.replace(num_classes=3), {}, "needs labelled data with 3 classes"),
+    (_CONFIG, {"batch_size": 64}, "exceeds the 48 training images"),
+])
+def test_data_that_cannot_train_the_model_is_refused(tmp_path, tiny_mnist, config, options,
+                                                      message):
+  with pytest.raises(InputError, match=message):
+    loop.run(config, tiny_mnist, _options(tmp_path, **options))
+  assert not os.path.exists(tmp_path / "config.json")
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"steps": 0}, "steps must be a number >= 1"),
+    ({"optimizer": "sgd"}, "optimizer must be one of"),
+    ({"strategy": "gpu"}, "strategy must be one of"),
+    ({"restore_lr_factor": 1.5}, r"restore_lr_factor must be in \(0, 1\)"),
+    ({"temperatures": (-1.0,)}, "temperatures must be non-negative"),
+])
+def test_bad_options_are_refused(changes, message):
+  with pytest.raises(InputError, match=message):
+    _options("wd", **changes)
