@@ -333,3 +333,12 @@ def test_sample_grid_needs_a_glow_model(tmp_path):
   grids = glow_keras.for_keras(keras3).SampleGrid(str(tmp_path))
   with pytest.raises(TypeError, match="needs a GlowModel"):
     model.fit(np.zeros((2, 1)), np.zeros((2, 1)), verbose=0, callbacks=[grids])
+
+
+def test_a_flow_of_variables_keras_does_not_see_is_refused(monkeypatch):
+  # Without the variable creator the flow holds plain tf.Variables, as TFP's own Glow does,
+  # and Keras 3 sees none of them.
+  monkeypatch.setattr(glow_keras._KerasOwnedVariables, "__call__",
+                      lambda self, next_creator, **kwargs: next_creator(**kwargs))
+  with pytest.raises(RuntimeError, match="does not see 32 trainable variables"):
+    glow_keras.for_keras(keras3).GlowModel(CONFIG)
