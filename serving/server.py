@@ -231,6 +231,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
   do_DELETE = do_PATCH = do_PUT
 
   def _not_allowed(self):
+    self._close_if_body_unread()
     raise RequestError(f"Method {self.command} is not allowed; use GET or POST.", status=405)
 
   def send_error(self, code, message=None, explain=None):
@@ -268,7 +269,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
                          status=404)
     return match, None if match["version"] is None else int(match["version"])
 
+  def _close_if_body_unread(self):
+    # An unread body would be taken for the next request on a kept-alive connection.
+    if self.headers.get("Content-Length", "0") != "0" or "Transfer-Encoding" in self.headers:
+      self.close_connection = True
+
   def _get(self):
+    self._close_if_body_unread()
     match, version = self._route(_GET_URL)
     manager = self.server.manager
     if not match["metadata"]:

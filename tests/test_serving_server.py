@@ -264,13 +264,13 @@ def test_paths_outside_the_model_are_not_found(served, path):
 
 
 def raw_exchange(url, request_bytes):
-  """Sends raw bytes to the server; returns (status, decoded JSON answer)."""
+  """Sends raw bytes to the server; returns (status, decoded JSON answer, Connection)."""
   host, port = url[len("http://"):].split(":")
   with socket.create_connection((host, int(port)), timeout=30) as sock:
     sock.sendall(request_bytes)
     response = http.client.HTTPResponse(sock)
     response.begin()
-    return response.status, json.loads(response.read())
+    return response.status, json.loads(response.read()), response.getheader("Connection")
 
 
 @pytest.mark.parametrize("request_bytes, expected_status, message", [
@@ -278,16 +278,17 @@ def raw_exchange(url, request_bytes):
      b"\r\n\r\n2\r\n{}\r\n0\r\n\r\n", 411, "needs a Content-Length header"),
     (b"POST /v1/models/glow:predict HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n",
      400, "Invalid Content-Length '-5'"),
-    (b"PUT /v1/models/glow HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n", 405,
+    (b"PUT /v1/models/glow HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}", 405,
      "Method PUT is not allowed"),
     (b"GET /v1/models/glow HTTP/1.1\r\nX: " + b"a" * 70_000 + b"\r\n\r\n", 431,
      "Line too long"),
 ])
 def test_malformed_http_gets_a_json_4xx(served, request_bytes, expected_status, message):
   url, _ = served
-  status, answer = raw_exchange(url, request_bytes)
+  status, answer, connection = raw_exchange(url, request_bytes)
   assert status == expected_status
   assert message in answer["error"]
+  assert connection == "close"  # the unread rest must not be taken for a next request.
   assert http_call(f"{url}/v1/models/glow")[0] == 200
 
 
