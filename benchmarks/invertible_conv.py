@@ -80,19 +80,23 @@ def measure(channels, hidden_channels, batch_size, spatial, repeats):
 
 
 def markdown(results):
-  s = results["settings"]
+  """The Markdown report of `measure`'s results (under "channels") with their context."""
   lines = ["# 1x1 convolution: LU form vs plain matrix", ""] + report.environment_lines(
       results["environment"])
-  overhead = max(r["log_det_us"]["call_overhead"] for r in results["channels"].values())
-  lines += ["", f"log-det: log|det W| and its gradient, one `tf.function` call (an empty "
-            f"`tf.function` call takes up to {overhead:.0f} us here). Step: Adam step of ActNorm -> 1x1 conv -> "
-            f"affine coupling (width {s['hidden_channels']}) on "
-            f"[{s['batch_size']}, {s['spatial']}, {s['spatial']}, C]. Medians of "
-            f"{s['repeats']} alternating repeats; ratios are medians of per-repeat ratios.",
-            ""]
+  lines += ["", _settings_text(results), ""]
   rows = [[c, f"{r['log_det_us']['lu']:.0f}", f"{r['log_det_us']['conv']:.0f}",
            f"{r['log_det_conv_over_lu']:.2f}x", f"{r['step_ms']['lu']:.1f}",
            f"{r['step_ms']['conv']:.1f}", f"{r['step_conv_over_lu']:.2f}x"]
           for c, r in results["channels"].items()]
   return lines + report.table(["C", "log-det LU (us)", "log-det plain (us)", "plain / LU",
                                "step LU (ms)", "step plain (ms)", "plain / LU"], rows)
+
+
+def _settings_text(results):
+  s = results["settings"]
+  overhead = max(r["log_det_us"]["call_overhead"] for r in results["channels"].values())
+  return (f"log-det: log|det W| and its gradient, one `tf.function` call (an empty "
+          f"`tf.function` call takes up to {overhead:.0f} us here). Step: Adam step of "
+          f"ActNorm -> 1x1 conv -> affine coupling (width {s['hidden_channels']}) on "
+          f"[{s['batch_size']}, {s['spatial']}, {s['spatial']}, C]. Medians of "
+          f"{s['repeats']} alternating repeats; ratios are medians of per-repeat ratios.")

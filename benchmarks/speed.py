@@ -14,7 +14,6 @@ from benchmarks import report
 from benchmarks import timing
 from benchmarks import workloads
 
-WORKLOADS = ("train", "log_prob", "sample")
 DEFAULT_SYSTEMS = ("glow_tfp", "glow_tfp_xla", "tfp", "tfp_xla")
 # The issue's targets: glow_tfp / TFP images per second, same run.
 TARGETS = {"train": 1.5, "log_prob": 2.0, "sample": 1.5}
@@ -34,7 +33,7 @@ def measure(arch, systems, repeats, memory):
                       "parameters": peers.parameter_count(models[s.name]),
                       "first_call_s": {}, "images_per_s": {}, "images_per_s_repeats": {}}
              for s in systems}
-  for workload in WORKLOADS:
+  for workload in workloads.WORKLOADS:
     _time_workload(workload, arch, systems, models, results, repeats)
   if memory:
     for s in systems:
@@ -46,12 +45,12 @@ def measure(arch, systems, repeats, memory):
 
 
 def _time_workload(workload, arch, systems, models, results, repeats):
-  fns = {s.name: _workload_fn(workload, arch, s, models[s.name]) for s in systems}
+  fns = {s.name: workloads.make(workload, arch, models[s.name], s.jit_compile)
+         for s in systems}
   for name, fn in fns.items():
     results[name]["first_call_s"][workload] = timing.first_call_seconds(fn)
     fn()  # a second, untimed call: some runtimes finish setting up on it.
-  batch = {"train": arch.train_batch, "log_prob": arch.log_prob_batch,
-           "sample": arch.sample_batch}[workload]
+  batch = workloads.batch_size(workload, arch)
   seconds = timing.alternate(fns, repeats, _CALLS[workload])
   for name, per_repeat in seconds.items():
     rates = [batch / s for s in per_repeat]
@@ -59,23 +58,12 @@ def _time_workload(workload, arch, systems, models, results, repeats):
     results[name]["images_per_s"][workload] = timing.median(rates)
 
 
-def _workload_fn(workload, arch, system, model):
-  jit = system.jit_compile
-  if workload == "train":
-    x = workloads.synthetic_images(arch.train_batch, arch.config.image_shape, seed=1)
-    return workloads.train_step(model, x, jit)
-  if workload == "log_prob":
-    x = workloads.synthetic_images(arch.log_prob_batch, arch.config.image_shape, seed=2)
-    return workloads.log_prob(model, x, jit)
-  return workloads.sample(model, arch.sample_batch, jit)
-
-
 def _ratios(results):
   """{workload: {"<glow_tfp system>/<tfp system>" and "best/best": median paired ratio}}."""
   ours = [n for n, r in results.items() if r["family"] == "glow_tfp"]
   theirs = [n for n, r in results.items() if r["family"] == "tfp"]
   ratios = {}
-  for workload in WORKLOADS:
+  for workload in workloads.WORKLOADS:
     rates = {n: r["images_per_s_repeats"][workload] for n, r in results.items()}
     ratios[workload] = {f"{a}/{b}": timing.paired_ratio(rates[a], rates[b])
                         for a in ours for b in theirs}
@@ -104,7 +92,7 @@ def markdown(results):
     lines += [""] + report.table(
         ["glow_tfp / TFP", "train", "log_prob", "sample"],
         [[_PAIR_LABELS.get(pair, pair)] + [_ratio_cell(arch["ratios"][w][pair], w)
-                                           for w in WORKLOADS]
+                                           for w in workloads.WORKLOADS]
          for pair in arch["ratios"]["train"]])
   lines += ["", "Targets: " + ", ".join(f"{w} >= {t}x" for w, t in TARGETS.items())
             + " (a cell is marked **miss** where the ratio falls short)."]
@@ -119,12 +107,12 @@ def _describe(arch):
 
 
 def _system_row(name, r):
-  first = " / ".join(f"{r['first_call_s'][w]:.1f}" for w in WORKLOADS)
+  first = " / ".join(f"{r['first_call_s'][w]:.1f}" for w in workloads.WORKLOADS)
   memory = r.get("peak_memory")
   memory_cell = (f"{memory['peak_mib']:.0f} (+{memory['delta_mib']:.0f})" if memory
                  else "not measured")
-  return [name, f"{r['parameters']:,}"] + [f"{r['images_per_s'][w]:.1f}" for w in WORKLOADS] + [
-      first, memory_cell]
+  rates = [f"{r['images_per_s'][w]:.1f}" for w in workloads.WORKLOADS]
+  return [name, f"{r['parameters']:,}"] + rates + [first, memory_cell]
 
 
 def _ratio_cell(ratio, workload):

@@ -8,6 +8,7 @@ Adam, which updates plain `tf.Variable`s) and the same synthetic data.
 import tensorflow as tf
 import tf_keras
 
+WORKLOADS = ("train", "log_prob", "sample")
 LEARNING_RATE = 1e-4
 
 
@@ -38,5 +39,24 @@ def log_prob(model, x, jit_compile):
 
 
 def sample(model, batch_size, jit_compile):
-  fn = tf.function(lambda: model.sample(batch_size), jit_compile=jit_compile)
-  return fn
+  return tf.function(lambda: model.sample(batch_size), jit_compile=jit_compile)
+
+
+def batch_size(workload, arch):
+  """The batch size of `workload` at `arch` (an `architectures.Architecture`)."""
+  return {"train": arch.train_batch, "log_prob": arch.log_prob_batch,
+          "sample": arch.sample_batch}[workload]
+
+
+def make(workload, arch, model, jit_compile):
+  """The callable of `workload` ("train", "log_prob" or "sample") for `model` at `arch`.
+
+  Its data differ from the initialisation batch (other seeds), as real batches would.
+  """
+  if workload == "train":
+    x = synthetic_images(arch.train_batch, arch.config.image_shape, seed=1)
+    return train_step(model, x, jit_compile)
+  if workload == "log_prob":
+    return log_prob(model, synthetic_images(arch.log_prob_batch, arch.config.image_shape,
+                                            seed=2), jit_compile)
+  return sample(model, arch.sample_batch, jit_compile)

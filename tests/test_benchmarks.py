@@ -1,4 +1,4 @@
-"""Smoke tests of the benchmark runners at a tiny architecture (the benchmarks are not run by CI)."""
+"""Smoke tests of the benchmark runners at a tiny architecture (CI does not run benchmarks)."""
 
 import json
 
@@ -12,6 +12,7 @@ from benchmarks import peak_memory
 from benchmarks import peers
 from benchmarks import report
 from benchmarks import speed
+from benchmarks import workloads
 import glow_tfp
 
 _TINY = architectures.Architecture(
@@ -35,11 +36,11 @@ def test_run_writes_json_and_markdown_with_every_figure(speed_results, tmp_path)
   assert set(arch["systems"]) == {"glow_tfp", "tfp"}
   for result in arch["systems"].values():
     assert result["parameters"] > 0
-    for workload in speed.WORKLOADS:
+    for workload in workloads.WORKLOADS:
       assert result["images_per_s"][workload] > 0
       assert result["first_call_s"][workload] > 0
       assert len(result["images_per_s_repeats"][workload]) == 2
-  for workload in speed.WORKLOADS:
+  for workload in workloads.WORKLOADS:
     assert set(arch["ratios"][workload]) == {"glow_tfp/tfp", "best/best"}
   assert set(written["environment"]) >= {"date_utc", "command", "device", "tensorflow"}
   with open(md_path) as f:
