@@ -122,6 +122,7 @@ def run(config, data, options, strategy=None):
     raise InputError(f"--batch_size={options.batch_size} must be divisible by the "
                      f"{replicas} replicas of --strategy={options.strategy}.")
   resume = checkpointing.check_workdir(options.workdir, config)
+  resume = strategy_lib.chief_decision(strategy, resume)
   trainer = Trainer(config, data, options, strategy)
   try:
     return trainer.fit(resume)

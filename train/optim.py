@@ -33,6 +33,7 @@ class Optimizer(tf.Module):
     if kind not in KINDS:
       raise ValueError(f"`kind` must be one of {KINDS}; instead, it is {kind!r}.")
     self.kind = kind
+    self._strategy = tf.distribute.get_strategy()  # The strategy of the enclosing scope.
     self._constants = (beta_1, beta_2, epsilon)
     self._variables = tuple(variables)
     with self.name_scope:
@@ -48,7 +49,7 @@ class Optimizer(tf.Module):
     Call in cross-replica context (or without a strategy); per-replica gradients must be
     identical on all replicas (already all-reduced).
     """
-    strategy = tf.distribute.get_strategy()
+    strategy = self._strategy
     apply = tf.convert_to_tensor(apply)
     count = tf.cast(self.iterations.read_value() + 1, tf.float32)
     step_size = self._step_size(learning_rate, count)

@@ -51,3 +51,19 @@ def task_name(strategy):
     return "chief"
   resolver = strategy.cluster_resolver
   return f"{resolver.task_type}_{resolver.task_id}"
+
+
+def chief_decision(strategy, value):
+  """The chief's boolean `value`, on every worker of the cluster.
+
+  It is also a barrier: no worker gets past it before every worker has reached it, so all
+  of them read the workdir before the chief starts writing to it, and all of them then
+  agree on whether to resume.
+  """
+  vote = tf.constant(1 if value and is_chief(strategy) else 0)
+
+  @tf.function
+  def gather_votes():
+    return strategy.run(tf.identity, args=(vote,))
+
+  return bool(strategy.reduce(tf.distribute.ReduceOp.SUM, gather_votes(), axis=None) > 0)

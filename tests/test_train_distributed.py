@@ -1,0 +1,107 @@
+"""Distributed training equals single-device training: MirroredStrategy on the two logical
+CPU devices of tests/conftest.py, and MultiWorkerMirroredStrategy with two local worker
+processes on 127.0.0.1 (TF_CONFIG), both through the same `train.loop.run`."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import PIL.Image
+import pytest
+import tensorflow as tf
+
+import glow_tfp
+from glow_tfp import workdir as workdir_lib
+from train import data as data_lib
+from train import loop
+
+_CONFIG = glow_tfp.GlowConfig(image_shape=(28, 28, 1), levels=2, steps_per_level=1,
+                              hidden_channels=8)
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_TRAINING = dict(steps=3, batch_size=8, learning_rate=1e-3, warmup_steps=2, seed=0)
+
+
+def _options(workdir, **changes):
+  return loop.Options(workdir=str(workdir), eval_every=100, sample_every=100,
+                      checkpoint_every=100, log_every=1, num_samples=4, temperatures=(1.0,),
+                      eval_batch_size=16, jit_compile=False, **_TRAINING, **changes)
+
+
+def _assert_same_training(results, reference):
+  np.testing.assert_allclose(results["train_history"], reference["train_history"], rtol=1e-5)
+  assert results["heldout_bits_per_dim"] == pytest.approx(reference["heldout_bits_per_dim"],
+                                                          rel=1e-5)
+
+
+def _assert_same_weights(workdir, reference_workdir):
+  # Adam's first updates are about lr * sign(g): a gradient component that is zero up to
+  # rounding (ActNorm biases right after data-dependent init) can flip sign when the batch is
+  # summed in another order, moving its weight by up to 2 * lr. Every other difference is
+  # rounding; the loss histories above agree to 1e-5.
+  model, _ = workdir_lib.restore_model(str(workdir))
+  reference, _ = workdir_lib.restore_model(str(reference_workdir))
+  tolerance = 2 * _TRAINING["learning_rate"] * _TRAINING["steps"]
+  for ours, theirs in zip(model.trainable_variables, reference.trainable_variables):
+    np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=0, atol=tolerance)
+  assert model.initialized
+
+
+@pytest.fixture(scope="module")
+def single_device(tmp_path_factory, tiny_mnist):
+  workdir = tmp_path_factory.mktemp("single")
+  return workdir, loop.run(_CONFIG, tiny_mnist, _options(workdir))
+
+
+def test_mirrored_on_two_devices_equals_single_device(tmp_path, tiny_mnist, single_device):
+  assert len(tf.config.list_logical_devices("CPU")) == 2
+  results = loop.run(_CONFIG, tiny_mnist, _options(tmp_path, strategy="mirrored"))
+  _assert_same_training(results, single_device[1])
+  _assert_same_weights(tmp_path, single_device[0])
+
+
+def _free_ports(count):
+  sockets = [socket.socket() for _ in range(count)]
+  for s in sockets:
+    s.bind(("127.0.0.1", 0))
+  ports = [s.getsockname()[1] for s in sockets]
+  for s in sockets:
+    s.close()
+  return ports
+
+
+def _write_folder(directory, data):
+  images = np.concatenate([data.train_images, data.heldout_images])
+  for i, image in enumerate(images):
+    PIL.Image.fromarray(image[..., 0]).save(os.path.join(directory, f"{i:03d}.png"))
+
+
+def test_multi_worker_with_two_local_workers_equals_single_device(tmp_path, tiny_mnist):
+  images = tmp_path / "images"
+  images.mkdir()
+  _write_folder(str(images), tiny_mnist)
+  data = data_lib.load(f"folder:{images}", levels=2, seed=0, heldout_fraction=0.25)
+  reference = loop.run(_CONFIG, data, _options(tmp_path / "single"))
+  workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]
+  flags = [f"--dataset=folder:{images}", "--heldout_fraction=0.25", "--levels=2",
+           "--steps_per_level=1", "--hidden_channels=8", "--strategy=multi_worker",
+           f"--workdir={tmp_path / 'cluster'}", "--nojit_compile", "--num_samples=4",
+           "--temperatures=1.0", "--eval_every=100", "--sample_every=100",
+           "--checkpoint_every=100", "--log_every=1"]
+  flags += [f"--{name}={value}" for name, value in _TRAINING.items()]
+  processes = []
+  for index in range(2):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", TF_CONFIG=json.dumps(
+        {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}))
+    processes.append(subprocess.Popen([sys.executable, "-m", "train", *flags], cwd=_ROOT,
+                                      env=env, stdout=subprocess.PIPE,
+                                      stderr=subprocess.STDOUT, text=True))
+  outputs = [p.communicate(timeout=300)[0] for p in processes]
+  for process, output in zip(processes, outputs):
+    assert process.returncode == 0, output[-3000:]
+  with open(tmp_path / "cluster" / "results.json") as f:
+    results = json.load(f)
+  _assert_same_training(results, reference)
+  _assert_same_weights(tmp_path / "cluster", tmp_path / "single")
