@@ -142,18 +142,18 @@ def _read_one(path, image_shape):
   return array
 
 
-# allow_override: serving.load_test and serving.export define some of the same flags,
-# and programs import these modules together.
+# allow_override: --server and --model_name mean the same in serving.load_test and
+# serving.export, and tests import these modules together.
 _SERVER = flags.DEFINE_string("server", "http://127.0.0.1:8501", "Base URL of the server.",
                               allow_override=True)
 _MODEL_NAME = flags.DEFINE_string("model_name", "glow", "Name of the served model.",
                                   allow_override=True)
-_VERSION = flags.DEFINE_integer("version", None, "Model version; default: the served one.",
-                                lower_bound=0, allow_override=True)
+_MODEL_VERSION = flags.DEFINE_integer(
+    "model_version", None, "Model version; default: the served one.", lower_bound=0)
 _LABELS = flags.DEFINE_list("labels", None, "Class labels, one per image, for a "
-                            "class-conditional model.", allow_override=True)
+                            "class-conditional model.")
 _TIMEOUT = flags.DEFINE_float("timeout", 60.0, "Seconds to wait for an answer.",
-                              lower_bound=0.001, allow_override=True)
+                              lower_bound=0.001)
 
 flags.register_validator("labels", lambda v: v is None or all(s.isdigit() for s in v),
                          message="--labels must be non-negative integers, comma-separated.")
@@ -169,7 +169,7 @@ def main(argv):
 
 
 def _print_log_likelihoods(paths):
-  client = Client(_SERVER.value, _MODEL_NAME.value, _VERSION.value, _TIMEOUT.value)
+  client = Client(_SERVER.value, _MODEL_NAME.value, _MODEL_VERSION.value, _TIMEOUT.value)
   image_shape = client.signature_inputs("log_prob")["images"][1:]
   images, names = read_images(paths, image_shape)
   labels = None if _LABELS.value is None else [int(s) for s in _LABELS.value]

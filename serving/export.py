@@ -18,21 +18,19 @@ from serving import saved_model
 from serving.saved_model import export_saved_model  # noqa: F401
 from serving.saved_model import export_version
 
-# allow_override: programs and tests import this module (for export_saved_model) beside
-# others that define flags of the same names (serving.client, a training CLI).
 _WORKDIR = flags.DEFINE_string(
-    "workdir", None, "Training workdir: config.json and checkpoints/.", allow_override=True)
+    "workdir", None, "Training workdir: config.json and checkpoints/.")
 _EXPORT_BASE = flags.DEFINE_string(
     "export_base", None, "Directory of served models; the export goes to "
-    "<export_base>/<model_name>/<version>/.", allow_override=True)
+    "<export_base>/<model_name>/<version>/.")
+# allow_override: --model_name means the same in serving.client and serving.load_test, and
+# programs import these modules together.
 _MODEL_NAME = flags.DEFINE_string("model_name", "glow", "Name of the served model.",
                                   allow_override=True)
 _VERSION = flags.DEFINE_integer(
-    "version", None, "Version number to write; default: the next free one.", lower_bound=1,
-    allow_override=True)
+    "version", None, "Version number to write; default: the next free one.", lower_bound=1)
 _USE_EMA = flags.DEFINE_bool(
-    "use_ema", True, "Export the EMA weights when the checkpoint has them.",
-    allow_override=True)
+    "use_ema", True, "Export the EMA weights when the checkpoint has them.")
 
 flags.mark_flags_as_required(["workdir", "export_base"])
 flags.register_validator(

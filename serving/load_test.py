@@ -94,21 +94,20 @@ def _summary(latencies, errors, seconds):
           "max_ms": round(float(millis.max()), 1)}
 
 
-# allow_override: serving.client and serving.export define some of the same flags, and
-# programs import these modules together.
+# allow_override: --server and --model_name mean the same in serving.client and
+# serving.export, and tests import these modules together.
 _SERVER = flags.DEFINE_string("server", "http://127.0.0.1:8501", "Base URL (loopback only).",
                               allow_override=True)
 _MODEL_NAME = flags.DEFINE_string("model_name", "glow", "Name of the served model.",
                                   allow_override=True)
 _CONCURRENCY = flags.DEFINE_integer("concurrency", 8, "Concurrent clients.", lower_bound=1,
-                                    upper_bound=64, allow_override=True)
+                                    upper_bound=64)
 _REQUESTS = flags.DEFINE_integer("requests", 400, "Requests in all.", lower_bound=1,
-                                 upper_bound=10000, allow_override=True)
-_BATCH_SIZE = flags.DEFINE_integer("batch_size", 1, "Images per request.", lower_bound=1,
-                                   allow_override=True)
+                                 upper_bound=10000)
+_BATCH_SIZE = flags.DEFINE_integer("batch_size", 1, "Images per request.", lower_bound=1)
 _NUM_CLASSES = flags.DEFINE_integer(
     "num_classes", 1, "Labels are drawn from 0..num_classes-1 for a conditional model.",
-    lower_bound=1, allow_override=True)
+    lower_bound=1)
 
 
 def main(argv):
