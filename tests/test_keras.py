@@ -69,6 +69,16 @@ def test_fit_trains_every_flow_variable_and_lowers_the_loss(keras_module, rng):
   assert history["bits_per_dim"][-1] < history["bits_per_dim"][0]
 
 
+def test_fit_under_xla_initializes_and_trains(rng):
+  # Keras 3's default jit_compile="auto" means XLA on a single GPU.
+  images = blocky_images(rng, 64)
+  model = glow_keras.for_keras(keras3).GlowModel(CONFIG)
+  model.compile(optimizer=keras3.optimizers.Adam(1e-2), jit_compile=True)
+  history = model.fit(images, batch_size=16, epochs=3, verbose=0).history
+  assert model.glow.initialized
+  assert history["loss"][-1] < history["loss"][0]
+
+
 @pytest.mark.parametrize("keras_module", KERAS)
 def test_fit_initializes_actnorm_once_from_the_first_batch(keras_module, rng):
   dark, bright = blocky_images(rng, 16, 0, 64), blocky_images(rng, 32, 192, 256)
