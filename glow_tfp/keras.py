@@ -83,7 +83,7 @@ class _GlowModel:
   `tfds.load(..., as_supervised=True)` datasets work unchanged.
 
   - `fit` dequantises with uniform noise (seeded by `seed`, the step and the replica), and
-    before its first step initialises every ActNorm from the first batch, once: the
+    in its first step initialises every ActNorm from the first batch, once: the
     `initialized` flags are weights, so restored weights are never initialised again.
     Under a `tf.distribute` strategy the statistics are those of the global batch.
   - `evaluate` and `predict` use bin centres. Logs: `loss` (mean negative discrete
@@ -99,6 +99,10 @@ class _GlowModel:
   """
 
   def __init__(self, config, seed=0, name="glow_model"):
+    if not isinstance(config, config_lib.GlowConfig):
+      raise TypeError(f"`config` must be a glow_tfp.GlowConfig; got {type(config).__name__}.")
+    if not isinstance(seed, int) or isinstance(seed, bool):
+      raise TypeError(f"`seed` must be an integer; got {seed!r}.")
     super().__init__(name=name)
     self.config = config
     self._seed = seed

@@ -302,6 +302,15 @@ def test_for_keras_rejects_other_modules(module, error, match):
     glow_keras.for_keras(module)
 
 
+@pytest.mark.parametrize("args, match", [
+    pytest.param(({"image_shape": (8, 8, 1)},), "must be a glow_tfp.GlowConfig", id="dict_config"),
+    pytest.param((CONFIG, 1.5), "`seed` must be an integer", id="float_seed"),
+])
+def test_glow_model_rejects_bad_arguments(args, match):
+  with pytest.raises(TypeError, match=match):
+    glow_keras.for_keras(keras3).GlowModel(*args)
+
+
 @pytest.mark.parametrize("kwargs, match", [
     pytest.param({"loss": "mse"}, "takes no loss", id="loss"),
     pytest.param({"metrics": ["mae"]}, "takes no metrics", id="metrics"),
