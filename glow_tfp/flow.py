@@ -18,6 +18,8 @@ from glow_tfp.bijectors import squeeze
 
 tfd = tfp.distributions
 
+COMPUTE_DTYPES = ("float32", "bfloat16", "float16")
+
 
 class Glow(tf.Module):
   """A Glow model: `distribution` = `bijector` applied to N(0, 1) over [H, W, C].
@@ -35,15 +37,23 @@ class Glow(tf.Module):
   Args:
     config: `GlowConfig`.
     seed: integer seed of every random initial value (1x1 convs, shuffles, kernels).
+    reversible_gradients: recompute activations from outputs during backprop instead of
+      storing them, level by level, so peak training memory stays nearly flat in K.
+    compute_dtype: "float32" (default), or "bfloat16" / "float16" to run the coupling
+      networks in mixed precision; variables, log-dets and log_prob stay float32.
     name: module name.
   """
 
-  def __init__(self, config, seed=0, name=None):
+  def __init__(self, config, seed=0, reversible_gradients=False, compute_dtype="float32",
+               name=None):
     super().__init__(name=name or "glow")
+    if compute_dtype not in COMPUTE_DTYPES:
+      raise ValueError(f"`compute_dtype` must be one of {COMPUTE_DTYPES}; "
+                       f"instead, it is {compute_dtype!r}.")
     self.config = config
-    rng = np.random.default_rng(seed)
+    builder = _ChainBuilder(config, seed, reversible_gradients, compute_dtype)
     with self.name_scope:
-      self.bijector = _build_level(config, 0, config.image_shape, rng)
+      self.bijector = builder.level(0, config.image_shape)
     self.distribution = tfd.TransformedDistribution(
         distribution=tfd.Sample(tfd.Normal(0.0, 1.0), list(config.image_shape)),
         bijector=self.bijector, name="glow")
@@ -181,34 +191,47 @@ def _standard_normal_log_prob(z):
           - 0.5 * num_dims * math.log(2.0 * math.pi))
 
 
-def _build_level(config, level, shape, rng):
-  """Squeeze, K steps, split (or the top prior), un-squeeze: [h, w, c] -> [h, w, c]."""
-  height, width, channels = shape
-  channels *= 4
-  steps = [b for k in range(config.steps_per_level)
-           for b in _build_step(config, channels, rng, f"level{level}_step{k}")]
-  if level == config.levels - 1:
-    tail = prior.TopPrior(channels, config.learn_top_prior, config.num_classes,
-                          name=f"level{level}_top_prior")
-  else:
-    kept = _kept_channels(channels)
-    inner = _build_level(config, level + 1, (height // 2, width // 2, kept), rng)
-    tail = split.Split(inner, channels, name=f"level{level}_split")
-  return compose.Sequential(
-      [squeeze.Squeeze(name=f"level{level}_squeeze"), *steps, tail,
-       compose.Invert(squeeze.Squeeze(name=f"level{level}_unsqueeze"))],
-      name=f"level{level}")
+class _ChainBuilder:
+  """Builds the multi-scale chain of one model, drawing every seed from one generator."""
 
+  def __init__(self, config, seed, reversible_gradients, compute_dtype):
+    self._config = config
+    self._rng = np.random.default_rng(seed)
+    self._reversible = reversible_gradients
+    self._compute_dtype = compute_dtype
 
-def _build_step(config, channels, rng, name):
-  """One step of flow in normalising order: ActNorm, channel mixing, coupling."""
-  seed = int(rng.integers(2**31))
-  if config.permutation in ("lu", "conv"):
-    mixing = invertible_conv.Invertible1x1Conv(channels, lu=config.permutation == "lu",
-                                               seed=seed, name=f"{name}_conv")
-  else:
-    mixing = permute.ChannelPermutation(channels, config.permutation, seed=seed,
-                                        name=f"{name}_permute")
-  return [actnorm.ActNorm(channels, name=f"{name}_actnorm"), mixing,
-          coupling.AffineCoupling(channels, config.hidden_channels, config.coupling,
-                                  seed=seed + 1, name=f"{name}_coupling")]
+  def level(self, level, shape):
+    """Squeeze, K steps, split (or the top prior), un-squeeze: [h, w, c] -> [h, w, c]."""
+    config = self._config
+    height, width, channels = shape
+    channels *= 4
+    steps = compose.Sequential(
+        [b for k in range(config.steps_per_level)
+         for b in self.step(channels, f"level{level}_step{k}")],
+        reversible=self._reversible, name=f"level{level}_steps")
+    if level == config.levels - 1:
+      tail = prior.TopPrior(channels, config.learn_top_prior, config.num_classes,
+                            name=f"level{level}_top_prior")
+    else:
+      kept = _kept_channels(channels)
+      inner = self.level(level + 1, (height // 2, width // 2, kept))
+      tail = split.Split(inner, channels, name=f"level{level}_split")
+    return compose.Sequential(
+        [squeeze.Squeeze(name=f"level{level}_squeeze"), steps, tail,
+         compose.Invert(squeeze.Squeeze(name=f"level{level}_unsqueeze"))],
+        name=f"level{level}")
+
+  def step(self, channels, name):
+    """One step of flow in normalising order: ActNorm, channel mixing, coupling."""
+    config = self._config
+    seed = int(self._rng.integers(2**31))
+    if config.permutation in ("lu", "conv"):
+      mixing = invertible_conv.Invertible1x1Conv(channels, lu=config.permutation == "lu",
+                                                 seed=seed, name=f"{name}_conv")
+    else:
+      mixing = permute.ChannelPermutation(channels, config.permutation, seed=seed,
+                                          name=f"{name}_permute")
+    return [actnorm.ActNorm(channels, name=f"{name}_actnorm"), mixing,
+            coupling.AffineCoupling(channels, config.hidden_channels, config.coupling,
+                                    seed=seed + 1, compute_dtype=self._compute_dtype,
+                                    name=f"{name}_coupling")]

@@ -28,7 +28,7 @@ class Conv2d(tf.Module):
       self.kernel = tf.Variable(tf.constant(kernel, dtype), name="kernel")
 
   def __call__(self, x):
-    return tf.nn.conv2d(x, self.kernel, strides=1, padding="SAME")
+    return tf.nn.conv2d(x, tf.cast(self.kernel, x.dtype), strides=1, padding="SAME")
 
 
 class ZeroConv2d(tf.Module):
@@ -47,12 +47,16 @@ class ZeroConv2d(tf.Module):
       self.log_scale = tf.Variable(tf.zeros([out_channels], dtype), name="log_scale")
 
   def __call__(self, x):
-    out = tf.nn.conv2d(x, self.kernel, strides=1, padding="SAME") + self.bias
-    return out * tf.exp(_LOG_SCALE_FACTOR * self.log_scale)
+    out = tf.nn.conv2d(x, tf.cast(self.kernel, x.dtype), strides=1, padding="SAME")
+    out = out + tf.cast(self.bias, x.dtype)
+    return out * tf.cast(tf.exp(_LOG_SCALE_FACTOR * self.log_scale), x.dtype)
 
 
 class CouplingNet(tf.Module):
   """conv3x3 -> ActNorm -> ReLU -> conv1x1 -> ActNorm -> ReLU -> ZeroConv2d.
+
+  Variables are float32; the computation runs in the dtype of the input, so a caller can
+  run the network in bfloat16 or float16 (mixed precision) by casting its input.
 
   Args:
     in_channels: channels of the conditioning half.

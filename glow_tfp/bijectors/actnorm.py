@@ -42,12 +42,12 @@ class ActNorm(base.FusedBijector):
                      is_constant_jacobian=True, dtype=dtype)
 
   def normalize(self, x):
-    """The normalising map alone, for use inside a network (no log-det)."""
-    return (x + self.bias) * tf.exp(self.log_scale)
+    """The normalising map alone, for use inside a network (no log-det), in x's dtype."""
+    return (x + tf.cast(self.bias, x.dtype)) * tf.cast(tf.exp(self.log_scale), x.dtype)
 
   def initialize(self, x):
     """Sets bias and log-scale from the (global) statistics of `x` [..., C]."""
-    mean, variance = _global_moments(x)
+    mean, variance = _global_moments(tf.cast(x, self.dtype))
     self.bias.assign(-mean)
     self.log_scale.assign(-tf.math.log(tf.sqrt(variance) + _EPSILON))
     self.initialized.assign(True)

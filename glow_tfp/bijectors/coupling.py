@@ -27,7 +27,9 @@ class AffineCoupling(base.FusedBijector):
     hidden_channels: width of the network (> 0).
     coupling: "affine" (default) or "additive".
     seed: integer seed of the network's random kernels.
-    dtype: float dtype of the parameters.
+    dtype: float dtype of the parameters, the data and the log-det.
+    compute_dtype: dtype the network computes in ("bfloat16" or "float16" for mixed
+      precision); its output is cast back to `dtype` before the transform and log-det.
     name: name scope.
 
   #### References
@@ -36,7 +38,7 @@ class AffineCoupling(base.FusedBijector):
   """
 
   def __init__(self, channels, hidden_channels, coupling="affine", seed=0,
-               dtype=tf.float32, name=None):
+               dtype=tf.float32, compute_dtype=None, name=None):
     parameters = dict(locals())
     if channels < 2:
       raise ValueError(f"`channels` must be at least 2; instead, it is {channels}.")
@@ -45,6 +47,7 @@ class AffineCoupling(base.FusedBijector):
     if coupling not in COUPLING_KINDS:
       raise ValueError(f"`coupling` must be one of {COUPLING_KINDS}; instead, it is {coupling!r}.")
     self.coupling = coupling
+    self.compute_dtype = tf.as_dtype(compute_dtype or dtype)
     self._split = channels - channels // 2
     transformed = channels // 2
     out_channels = 2 * transformed if coupling == "affine" else transformed
@@ -69,15 +72,18 @@ class AffineCoupling(base.FusedBijector):
     out = (yb + shift) * tf.exp(log_scale)
     return tf.concat([ya, out], axis=-1), base.sum_over_event(log_scale)
 
+  def _run_net(self, xa, net_fn):
+    return tf.cast(net_fn(tf.cast(xa, self.compute_dtype)), xa.dtype)
+
   def _inverse_and_log_det(self, y, labels=None):
-    return self._normalise(y, self.net(y[..., :self._split]))
+    return self._normalise(y, self._run_net(y[..., :self._split], self.net))
 
   def initialize_inverse(self, y, labels=None):
-    return self._normalise(y, self.net.initialize(y[..., :self._split]))[0]
+    return self._normalise(y, self._run_net(y[..., :self._split], self.net.initialize))[0]
 
   def _forward_and_log_det(self, x, labels=None):
     xa, xb = x[..., :self._split], x[..., self._split:]
-    shift, log_scale = self._shift_and_log_scale(self.net(xa))
+    shift, log_scale = self._shift_and_log_scale(self._run_net(xa, self.net))
     if log_scale is None:
       return tf.concat([xa, xb - shift], axis=-1), base.batch_zeros(x)
     out = xb * tf.exp(-log_scale) - shift
