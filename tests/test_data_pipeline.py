@@ -67,3 +67,14 @@ def test_heldout_dataset_uses_bin_centres():
   x = np.concatenate([b[0].numpy() for b in batches])
   np.testing.assert_allclose(x, (_IMAGES + 0.5) / 256.0 - 0.5, atol=1e-7)
   assert [len(b[1]) for b in batches] == [4, 4, 2]
+
+
+def test_heldout_dataset_with_a_noise_seed_is_dequantised_and_repeatable():
+  noisy = np.concatenate([b[0].numpy() for b in pipeline.heldout_dataset(
+      _IMAGES, _LABELS, 4, 8, noise_seed=3)])
+  again = np.concatenate([b[0].numpy() for b in pipeline.heldout_dataset(
+      _IMAGES, _LABELS, 4, 8, noise_seed=3)])
+  low = _IMAGES / 256.0 - 0.5
+  assert np.all(noisy >= low) and np.all(noisy < low + 1 / 256.0)
+  assert len(np.unique(noisy - low)) > 1
+  np.testing.assert_array_equal(noisy, again)

@@ -5,6 +5,7 @@ import os
 import shutil
 
 import numpy as np
+import PIL.Image
 import pytest
 import tensorflow as tf
 
@@ -12,6 +13,7 @@ import glow_tfp
 from glow_tfp import workdir as workdir_lib
 from train import checkpointing
 from train import loop
+from train import plot
 from train.errors import InputError
 
 _CONFIG = glow_tfp.GlowConfig(image_shape=(28, 28, 1), levels=2, steps_per_level=1,
@@ -157,3 +159,11 @@ def test_data_that_cannot_train_the_model_is_refused(tmp_path, tiny_mnist, confi
 def test_bad_options_are_refused(changes, message):
   with pytest.raises(InputError, match=message):
     _options("wd", **changes)
+
+
+def test_bits_per_dim_curve_is_plotted_from_the_results(tmp_path, finished_run):
+  _, results = finished_run
+  output = tmp_path / "curve.png"
+  plot.plot(results, str(output), smoothing=2)
+  with PIL.Image.open(output) as image:
+    assert image.format == "PNG" and image.size == (600, 400)

@@ -110,7 +110,8 @@ def run(config, data, options, strategy=None):
 
   Every check of the inputs and of the workdir happens before anything is written.
 
-  Returns a dict: `heldout_bits_per_dim` (final, deterministic dequantisation),
+  Returns a dict: `heldout_bits_per_dim` (final, at bin centres: deterministic),
+  `heldout_bits_per_dim_uniform_noise` (final, seeded uniform dequantisation noise),
   `train_history` ([step, bits/dim] per good step of this process),
   `eval_history` ([step, held-out bits/dim]), `steps`, `skipped_steps`, `restores`,
   `resumed_from` (checkpoint path or None), `seconds`, `sample_paths`.
@@ -186,17 +187,23 @@ class Trainer:
     self.reporter.start(step)
     while step < self.options.steps:
       step = self.train_segment(step, history, evals)
+    logging.info("Training done at step %d; final evaluation and samples.", step)
     heldout = self.evaluate()
+    heldout_noise = self.evaluate(noise_seed=self.options.seed)
     evals.append([step, heldout])
-    self.reporter.scalars(step, {"heldout/bits_per_dim": heldout})
+    self.reporter.scalars(step, {"heldout/bits_per_dim": heldout,
+                                 "heldout/bits_per_dim_uniform_noise": heldout_noise})
     paths = self.write_samples(step)
-    self._save(step)
-    results = {"heldout_bits_per_dim": heldout, "train_history": history,
+    if step % self.options.checkpoint_every:
+      self._save(step)
+    results = {"heldout_bits_per_dim": heldout,
+               "heldout_bits_per_dim_uniform_noise": heldout_noise, "train_history": history,
                "eval_history": evals, "steps": step,
                "skipped_steps": int(self.skipped_steps.numpy()), "restores": self.restores,
                "resumed_from": resumed_from, "seconds": time.perf_counter() - started,
                "sample_paths": paths}
-    logging.info("held-out bits/dim %.4f after %d steps", heldout, step)
+    logging.info("held-out bits/dim %.4f (bin centres), %.4f (uniform dequantisation noise) "
+                 "after %d steps", heldout, heldout_noise, step)
     self.reporter.results(results)
     self.reporter.flush()
     return results
@@ -335,12 +342,14 @@ class Trainer:
     gradients = tape.gradient(loss, variables)
     return loss, [tf.zeros_like(v) if g is None else g for g, v in zip(gradients, variables)]
 
-  def evaluate(self):
-    """Mean bits/dim of the held-out images at bin centres."""
+  def evaluate(self, noise_seed=None):
+    """Mean bits/dim of the held-out images at bin centres, or with uniform dequantisation
+    noise seeded by `noise_seed` (the usual upper bound on the discrete bits/dim)."""
     data = self.data
     total = 0.0
     for x, y in pipeline.heldout_dataset(data.heldout_images, data.heldout_labels,
-                                         self.options.eval_batch_size, self.config.n_bits):
+                                         self.options.eval_batch_size, self.config.n_bits,
+                                         noise_seed):
       total += float(self._heldout_sum(x, y))
     return total / len(data.heldout_images)
 

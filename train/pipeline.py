@@ -68,8 +68,15 @@ def training_dataset_fn(images, labels, global_batch_size, seed, n_bits, start_s
   return dataset_fn
 
 
-def heldout_dataset(images, labels, batch_size, n_bits):
-  """Held-out images at bin centres (deterministic dequantisation) with their labels."""
+def heldout_dataset(images, labels, batch_size, n_bits, noise_seed=None):
+  """Held-out images with their labels, at bin centres (the default, deterministic) or
+  dequantised with uniform noise seeded by (noise_seed, batch index)."""
   dataset = tf.data.Dataset.from_tensor_slices((images, labels.astype("int32")))
-  return dataset.batch(batch_size).map(
-      lambda x, y: (metrics.to_model_space(x, n_bits), y)).prefetch(tf.data.AUTOTUNE)
+  dataset = dataset.batch(batch_size).enumerate()
+
+  def to_model_space(index, batch):
+    x, y = batch
+    seed = None if noise_seed is None else _stream_seed(noise_seed, _NOISE_STREAM, index)
+    return metrics.to_model_space(x, n_bits, noise_seed=seed), y
+
+  return dataset.map(to_model_space).prefetch(tf.data.AUTOTUNE)

@@ -1,0 +1,108 @@
+"""`python -m train`: flag validation, one-line errors before training, and a run killed
+with SIGKILL that the same command resumes with the losses of an uninterrupted run."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from absl import flags
+from absl.testing import flagsaver
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import glow_tfp
+from glow_tfp import workdir as workdir_lib
+from train import cli  # noqa: F401  (defines the flags)
+from train import data as data_lib
+from train import loop
+
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_TINY = ["--levels=2", "--steps_per_level=1", "--hidden_channels=4", "--batch_size=8",
+         "--nojit_compile", "--num_samples=4", "--temperatures=1.0", "--eval_every=1000",
+         "--sample_every=1000", "--log_every=50", "--warmup_steps=10"]
+
+
+@pytest.mark.parametrize("argv, flag", [
+    (["--strategy=gpu"], "strategy"),
+    (["--coupling=spline"], "coupling"),
+    (["--dataset=cifar10"], "dataset"),
+    (["--dataset=folder:"], "dataset"),
+    (["--temperatures=0.5,hot"], "temperatures"),
+    (["--learning_rate=0"], "learning_rate"),
+    (["--n_bits=9"], "n_bits"),
+    (["--heldout_fraction=1.5"], "heldout_fraction"),
+])
+def test_bad_flag_values_are_rejected_when_parsed(argv, flag):
+  with flagsaver.flagsaver():
+    with pytest.raises(flags.IllegalFlagValueError, match=flag):
+      flags.FLAGS(["train", *argv])
+
+
+def _train(*argv, timeout=300):
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+  return subprocess.run([sys.executable, "-m", "train", *argv], cwd=_ROOT, env=env,
+                        capture_output=True, text=True, timeout=timeout)
+
+
+def test_missing_folder_stops_with_one_line_before_creating_the_workdir(tmp_path):
+  result = _train(f"--dataset=folder:{tmp_path / 'nowhere'}", f"--workdir={tmp_path / 'wd'}")
+  assert result.returncode == 1
+  assert result.stderr.strip().splitlines()[-1] == (
+      f"train: error: Image folder {str(tmp_path / 'nowhere')!r} does not exist or is not a "
+      "directory.")
+  assert "Traceback" not in result.stderr
+  assert not os.path.exists(tmp_path / "wd")
+
+
+def _latest_step(workdir):
+  path = tf.train.latest_checkpoint(workdir_lib.checkpoint_dir(str(workdir)))
+  return int(path.rsplit("-", 1)[1]) if path else -1
+
+
+def _kill_after_checkpoint(command, workdir, step):
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+  process = subprocess.Popen([sys.executable, "-m", "train", *command], cwd=_ROOT, env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  deadline = time.time() + 240
+  while _latest_step(workdir) < step and process.poll() is None and time.time() < deadline:
+    time.sleep(0.05)
+  still_running = process.poll() is None
+  process.send_signal(signal.SIGKILL)
+  process.wait()
+  return still_running
+
+
+def test_run_killed_with_sigkill_resumes_with_the_losses_of_an_uninterrupted_run(tmp_path):
+  workdir = tmp_path / "wd"
+  command = [*_TINY, "--steps=100", "--checkpoint_every=5", f"--workdir={workdir}"]
+  assert _kill_after_checkpoint(command, workdir, 10), "the run ended before it was killed"
+  killed_at = _latest_step(workdir)
+  result = _train(*command)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert f"Resuming from {workdir_lib.checkpoint_dir(str(workdir))}/ckpt-" in result.stderr
+  with open(workdir / "results.json") as f:
+    resumed = json.load(f)
+  assert resumed["train_history"][0][0] > killed_at >= 10
+  config = glow_tfp.GlowConfig.preset("mnist", levels=2, steps_per_level=1, hidden_channels=4)
+  options = loop.Options(workdir=str(tmp_path / "straight"), steps=100, batch_size=8,
+                         jit_compile=False, num_samples=4, temperatures=(1.0,),
+                         eval_every=1000, sample_every=1000, checkpoint_every=1000,
+                         warmup_steps=10)
+  straight = loop.run(config, data_lib.load("mnist", levels=2), options)
+  tail = straight["train_history"][-len(resumed["train_history"]):]
+  np.testing.assert_allclose(resumed["train_history"], tail, rtol=1e-6)
+  assert resumed["heldout_bits_per_dim"] == pytest.approx(straight["heldout_bits_per_dim"],
+                                                          rel=1e-6)
+
+  before = {name: os.path.getmtime(os.path.join(workdir, "checkpoints", name))
+            for name in os.listdir(workdir / "checkpoints")}
+  refused = _train(*command, "--hidden_channels=8")
+  assert refused.returncode == 1
+  assert "holds a run of a different model config (hidden_channels: 4 there, 8 requested)" in (
+      refused.stderr.strip().splitlines()[-1])
+  assert before == {name: os.path.getmtime(os.path.join(workdir, "checkpoints", name))
+                    for name in os.listdir(workdir / "checkpoints")}

@@ -1,0 +1,62 @@
+"""Plots the bits/dim curve of a finished run: `python -m train.plot --workdir=DIR --output=F`.
+
+Reads <workdir>/results.json (written by `python -m train`) and draws the training bits/dim
+(a moving average over `--smoothing` steps) and the held-out bits/dim at each evaluation.
+"""
+
+import json
+import os
+
+from absl import app
+from absl import flags
+import matplotlib
+
+matplotlib.use("Agg")  # Files only; no display on a training machine.
+import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
+import numpy as np  # noqa: E402
+
+from train import summaries  # noqa: E402
+
+_WORKDIR = flags.DEFINE_string("workdir", "workdir", "Training workdir holding results.json.")
+_OUTPUT = flags.DEFINE_string("output", "docs/training/bits_per_dim.png", "PNG file to write.")
+_SMOOTHING = flags.DEFINE_integer("smoothing", 50, "Moving-average window (steps) of the "
+                                  "training curve.", lower_bound=1)
+
+
+def load_results(workdir):
+  path = os.path.join(workdir, summaries.RESULTS_FILE)
+  if not os.path.exists(path):
+    raise FileNotFoundError(f"No {summaries.RESULTS_FILE} in {workdir!r}: has training "
+                            "finished there?")
+  with open(path) as f:
+    return json.load(f)
+
+
+def plot(results, output, smoothing):
+  """Writes the curve of `results` (the dict of `train.loop.run`) to the PNG `output`."""
+  steps, bits = np.array(results["train_history"], dtype=float).T
+  window = min(smoothing, len(bits))
+  smoothed = np.convolve(bits, np.ones(window) / window, mode="valid")
+  figure, axes = plt.subplots(figsize=(6, 4), dpi=100)
+  axes.plot(steps[window - 1:], smoothed, label=f"train (noisy dequantisation, mean of {window})")
+  eval_steps, eval_bits = np.array(results["eval_history"], dtype=float).T
+  axes.plot(eval_steps, eval_bits, "o-", label="held-out (bin centres)")
+  axes.set_xlabel("step")
+  axes.set_ylabel("bits/dim")
+  axes.set_ylim(top=min(float(np.max(smoothed)), 8.0))
+  axes.grid(alpha=0.3)
+  axes.legend()
+  figure.tight_layout()
+  os.makedirs(os.path.dirname(output) or ".", exist_ok=True)
+  figure.savefig(output)
+  plt.close(figure)
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+  plot(load_results(_WORKDIR.value), _OUTPUT.value, _SMOOTHING.value)
+
+
+if __name__ == "__main__":
+  app.run(main)
