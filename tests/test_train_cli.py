@@ -16,9 +16,10 @@ import tensorflow as tf
 
 import glow_tfp
 from glow_tfp import workdir as workdir_lib
-from train import cli  # noqa: F401  (defines the flags)
+from train import cli
 from train import data as data_lib
 from train import loop
+from train.errors import InputError
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _TINY = ["--levels=2", "--steps_per_level=1", "--hidden_channels=4", "--batch_size=8",
@@ -40,6 +41,34 @@ def test_bad_flag_values_are_rejected_when_parsed(argv, flag):
   with flagsaver.flagsaver():
     with pytest.raises(flags.IllegalFlagValueError, match=flag):
       flags.FLAGS(["train", *argv])
+
+
+def test_model_flags_override_the_preset_and_the_data_fix_shape_and_classes():
+  with flagsaver.flagsaver():
+    flags.FLAGS(["train", "--preset=cifar10", "--levels=2", "--coupling=additive",
+                 "--conditional"])
+    config = cli.model_config((16, 16, 3), num_classes=5)
+  assert config == glow_tfp.GlowConfig.preset("cifar10").replace(
+      image_shape=(16, 16, 3), levels=2, coupling="additive", num_classes=5)
+
+
+@pytest.mark.parametrize("argv, image_shape, num_classes, message", [
+    (["--conditional"], (28, 28, 1), 0, "--conditional needs labelled data"),
+    (["--levels=3"], (28, 28, 1), 0, "divisible by 2\\*\\*levels = 8"),
+])
+def test_flags_that_do_not_fit_the_data_are_input_errors(argv, image_shape, num_classes,
+                                                         message):
+  with flagsaver.flagsaver():
+    flags.FLAGS(["train", *argv])
+    with pytest.raises(InputError, match=message):
+      cli.model_config(image_shape, num_classes)
+
+
+def test_epochs_are_converted_to_steps():
+  with flagsaver.flagsaver():
+    flags.FLAGS(["train", "--epochs=3", "--batch_size=8", "--workdir=somewhere"])
+    options = cli.training_options(num_train_images=50)
+  assert options.steps == 3 * (50 // 8) and options.workdir == "somewhere"
 
 
 def _train(*argv, timeout=300):
