@@ -1,0 +1,345 @@
+"""The paper's ablation: `python -m train.ablation [--flag=value ...]`.
+
+Trains the six variants {reverse, shuffle, lu (1x1 conv)} x {additive, affine} with everything
+else identical, for each of `--seeds` seeds, on `--dataset` (the training CLI's data sources;
+default the bundled MNIST digits). Run `seed` of a variant is exactly `python -m train
+--permutation=P --coupling=C --seed=seed` with the same model and training flags: the seed
+fixes the held-out split, the data order, the dequantisation noise and the initial weights, so
+the six variants of one seed see the same data.
+
+Writes under `--output_dir`:
+  logs/<permutation>_<coupling>_seed<s>.json   one run: settings, config, held-out bits/dim
+                                               curve (`eval_history`), final bits/dim, time
+  bits_per_dim.png                             held-out bits/dim vs step, mean over seeds
+                                               and min..max band per variant
+  table.md                                     final held-out bits/dim per variant: mean,
+                                               standard deviation, every seed's value
+The summary is rewritten after every run, so an interrupted ablation leaves what it has; run
+again with the same flags and the finished runs are reused.
+"""
+
+import dataclasses
+import json
+import os
+import shutil
+import sys
+
+from absl import app
+from absl import flags
+from absl import logging
+import matplotlib
+
+matplotlib.use("Agg")  # Files only; no display on a training machine.
+import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
+import numpy as np  # noqa: E402
+
+from glow_tfp import config as config_lib  # noqa: E402
+from train import data as data_lib  # noqa: E402
+from train import loop  # noqa: E402
+from train.errors import InputError  # noqa: E402
+
+PERMUTATIONS = ("reverse", "shuffle", "lu")
+COUPLINGS = ("additive", "affine")
+VARIANTS = tuple((p, c) for c in COUPLINGS for p in PERMUTATIONS)
+LOGS_DIR = "logs"
+TABLE_FILE = "table.md"
+PLOT_FILE = "bits_per_dim.png"
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+  """Everything the six variants share. Each run is `python -m train` with these flags."""
+
+  dataset: str = "mnist"
+  data_dir: str = None
+  heldout_fraction: float = 0.1
+  seeds: int = 3
+  levels: int = 2
+  steps_per_level: int = 4
+  hidden_channels: int = 32
+  n_bits: int = 8
+  steps: int = 1500
+  batch_size: int = 32
+  learning_rate: float = 1e-3
+  warmup_steps: int = 100
+  eval_every: int = 100
+  jit_compile: bool = True
+
+  def config(self, image_shape, permutation, coupling):
+    try:
+      return config_lib.GlowConfig(
+          image_shape=image_shape, levels=self.levels, steps_per_level=self.steps_per_level,
+          hidden_channels=self.hidden_channels, coupling=coupling, permutation=permutation,
+          n_bits=self.n_bits)
+    except ValueError as error:
+      raise InputError(str(error)) from error
+
+  def options(self, workdir, seed):
+    # Checkpoints only at the end and no sample grids: the ablation needs the curves.
+    return loop.Options(
+        workdir=workdir, steps=self.steps, batch_size=self.batch_size,
+        learning_rate=self.learning_rate, warmup_steps=self.warmup_steps, seed=seed,
+        eval_every=self.eval_every, sample_every=self.steps, checkpoint_every=self.steps,
+        log_every=self.eval_every, keep_checkpoints=1, jit_compile=self.jit_compile,
+        num_samples=16, temperatures=(0.7,))
+
+
+# The default run fits in under an hour on 2 CPU cores (README); --quick in a few minutes.
+_DEFAULTS = Settings()
+_QUICK = dataclasses.replace(_DEFAULTS, seeds=2, steps_per_level=2, hidden_channels=16,
+                             steps=150, warmup_steps=20, eval_every=50)
+
+_DATASET = flags.DEFINE_string("dataset", _DEFAULTS.dataset,
+                               "'mnist' (bundled, offline), 'tfds:NAME[:SPLIT]' or "
+                               "'folder:PATH', as in `python -m train`.")
+_DATA_DIR = flags.DEFINE_string("data_dir", None, "TensorFlow Datasets data_dir.")
+_HELDOUT_FRACTION = flags.DEFINE_float("heldout_fraction", _DEFAULTS.heldout_fraction,
+                                       "Fraction of the images held out for evaluation.")
+_SEEDS = flags.DEFINE_integer("seeds", _DEFAULTS.seeds, "Seeds 0..seeds-1 per variant.",
+                              lower_bound=1)
+_LEVELS = flags.DEFINE_integer("levels", _DEFAULTS.levels, "Multi-scale levels L.",
+                               lower_bound=1)
+_STEPS_PER_LEVEL = flags.DEFINE_integer("steps_per_level", _DEFAULTS.steps_per_level,
+                                        "Steps of flow K per level.", lower_bound=1)
+_HIDDEN_CHANNELS = flags.DEFINE_integer("hidden_channels", _DEFAULTS.hidden_channels,
+                                        "Coupling network width.", lower_bound=1)
+_N_BITS = flags.DEFINE_integer("n_bits", _DEFAULTS.n_bits, "Bits per colour channel.",
+                               lower_bound=1, upper_bound=8)
+_STEPS = flags.DEFINE_integer("steps", _DEFAULTS.steps, "Training steps per run.",
+                              lower_bound=1)
+_BATCH_SIZE = flags.DEFINE_integer("batch_size", _DEFAULTS.batch_size, "Batch size.",
+                                   lower_bound=1)
+_LEARNING_RATE = flags.DEFINE_float("learning_rate", _DEFAULTS.learning_rate,
+                                    "Peak learning rate.")
+_WARMUP_STEPS = flags.DEFINE_integer("warmup_steps", _DEFAULTS.warmup_steps,
+                                     "Linear learning-rate warmup steps.", lower_bound=0)
+_EVAL_EVERY = flags.DEFINE_integer("eval_every", _DEFAULTS.eval_every,
+                                   "Held-out evaluation interval (steps): the curve's points.",
+                                   lower_bound=1)
+_JIT_COMPILE = flags.DEFINE_bool("jit_compile", _DEFAULTS.jit_compile,
+                                 "Compile the loss and gradients with XLA.")
+_QUICK_FLAG = flags.DEFINE_bool("quick", False,
+                                "A few-minute smoke version: defaults "
+                                f"{_QUICK.seeds} seeds, K={_QUICK.steps_per_level}, width "
+                                f"{_QUICK.hidden_channels}, {_QUICK.steps} steps; explicit "
+                                "flags still override them.")
+_OUTPUT_DIR = flags.DEFINE_string("output_dir", "docs/ablation",
+                                  "Where logs/, table.md and bits_per_dim.png go.")
+_WORKDIR = flags.DEFINE_string("workdir", "runs/ablation",
+                               "Scratch training workdirs (checkpoints), one per run.")
+
+flags.register_validator("learning_rate", lambda v: v > 0, "--learning_rate must be > 0.")
+flags.register_validator("heldout_fraction", lambda v: 0 < v < 1,
+                         "--heldout_fraction must be in (0, 1).")
+flags.register_validator("output_dir", bool, "--output_dir must not be empty.")
+flags.register_validator("workdir", bool, "--workdir must not be empty.")
+
+
+def run_name(permutation, coupling, seed):
+  return f"{permutation}_{coupling}_seed{seed}"
+
+
+def run_ablation(settings, output_dir, workdir_root):
+  """Trains every (variant, seed) not already logged; returns the logs in run order.
+
+  Seeds are the outer loop, so a cut-short ablation has whole seeds of all six variants.
+  """
+  logs = []
+  for seed in range(settings.seeds):
+    data = data_lib.load(settings.dataset, settings.levels, seed, settings.heldout_fraction,
+                         settings.data_dir)
+    for permutation, coupling in VARIANTS:
+      logs.append(_logged_run(settings, data, permutation, coupling, seed, output_dir,
+                              workdir_root))
+      write_summary(settings, logs, output_dir)
+  return logs
+
+
+def _logged_run(settings, data, permutation, coupling, seed, output_dir, workdir_root):
+  name = run_name(permutation, coupling, seed)
+  path = os.path.join(output_dir, LOGS_DIR, name + ".json")
+  if os.path.exists(path):
+    log = read_log(path)
+    if log["settings"] != dataclasses.asdict(settings):
+      raise InputError(f"{path} was written with other settings ({log['settings']}); use "
+                       "another --output_dir or delete it.")
+    logging.info("Reusing %s: %.4f bits/dim.", path, log["final_heldout_bits_per_dim"])
+    return log
+  log = train_one(settings, data, permutation, coupling, seed,
+                  os.path.join(workdir_root, name))
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  with open(path, "w") as f:
+    json.dump(log, f, indent=1)
+  return log
+
+
+def train_one(settings, data, permutation, coupling, seed, workdir):
+  """Trains one variant from scratch in `workdir`; returns its log (a JSON-able dict)."""
+  # A workdir without a log is left from an interrupted run, whose curve before the
+  # interruption is lost: start it again rather than resume half a curve.
+  shutil.rmtree(workdir, ignore_errors=True)
+  config = settings.config(data.image_shape, permutation, coupling)
+  results = loop.run(config, data, settings.options(workdir, seed))
+  logging.info("%s: %.4f bits/dim in %.0f s.", run_name(permutation, coupling, seed),
+               results["heldout_bits_per_dim"], results["seconds"])
+  return {"permutation": permutation, "coupling": coupling, "seed": seed,
+          "settings": dataclasses.asdict(settings),
+          "config": json.loads(config.to_json()), "dataset": data.name,
+          "train_images": len(data.train_images), "heldout_images": len(data.heldout_images),
+          "eval_history": results["eval_history"],
+          "final_heldout_bits_per_dim": results["heldout_bits_per_dim"],
+          "final_heldout_bits_per_dim_uniform_noise":
+              results["heldout_bits_per_dim_uniform_noise"],
+          "skipped_steps": results["skipped_steps"], "restores": results["restores"],
+          "seconds": results["seconds"]}
+
+
+def read_log(path):
+  with open(path) as f:
+    return json.load(f)
+
+
+def read_logs(output_dir):
+  """Every run log under `output_dir`, sorted by variant order and seed."""
+  directory = os.path.join(output_dir, LOGS_DIR)
+  logs = [read_log(os.path.join(directory, name)) for name in sorted(os.listdir(directory))
+          if name.endswith(".json")]
+  return sorted(logs, key=lambda g: (VARIANTS.index((g["permutation"], g["coupling"])),
+                                     g["seed"]))
+
+
+def by_variant(logs):
+  """{(permutation, coupling): [log, ...] sorted by seed} for the variants that have logs."""
+  groups = {}
+  for log in sorted(logs, key=lambda g: g["seed"]):
+    groups.setdefault((log["permutation"], log["coupling"]), []).append(log)
+  return {v: groups[v] for v in VARIANTS if v in groups}
+
+
+def final_statistics(runs):
+  """(mean, sample standard deviation or None for one run) of the runs' final bits/dim."""
+  values = np.array([g["final_heldout_bits_per_dim"] for g in runs])
+  return float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else None
+
+
+def write_summary(settings, logs, output_dir):
+  """Writes table.md and bits_per_dim.png for `logs`; returns their paths."""
+  groups = by_variant(logs)
+  table = os.path.join(output_dir, TABLE_FILE)
+  with open(table, "w") as f:
+    f.write(table_markdown(settings, groups))
+  figure = os.path.join(output_dir, PLOT_FILE)
+  plot(groups, figure)
+  return table, figure
+
+
+def table_markdown(settings, groups):
+  """The Markdown table of final held-out bits/dim, then the orderings it implies."""
+  lines = [f"Final held-out bits/dim (bin centres; lower is better) after {settings.steps} "
+           f"steps of batch {settings.batch_size} on {settings.dataset}; L={settings.levels}, "
+           f"K={settings.steps_per_level}, width {settings.hidden_channels}, "
+           f"{settings.n_bits} bits.", "",
+           "| permutation | coupling | mean | std | per seed | seconds/run |",
+           "|---|---|---|---|---|---|"]
+  for (permutation, coupling), runs in groups.items():
+    mean, std = final_statistics(runs)
+    seeds = ", ".join(f"{g['seed']}: {g['final_heldout_bits_per_dim']:.4f}" for g in runs)
+    seconds = np.mean([g["seconds"] for g in runs])
+    lines.append(f"| {permutation} | {coupling} | {mean:.4f} | "
+                 f"{'n/a' if std is None else f'{std:.4f}'} | {seeds} | {seconds:.0f} |")
+  lines.append("")
+  lines.extend(ordering_lines(groups))
+  return "\n".join(lines) + "\n"
+
+
+def ordering_lines(groups):
+  """Per coupling: the order of the permutations by mean, and per seed which pairs hold."""
+  lines = []
+  for coupling in COUPLINGS:
+    present = [p for p in PERMUTATIONS if (p, coupling) in groups]
+    if len(present) < 2:
+      continue
+    means = {p: final_statistics(groups[p, coupling])[0] for p in present}
+    order = " < ".join(f"{p} {means[p]:.4f}" for p in sorted(present, key=means.get))
+    lines.append(f"- {coupling}: by mean, {order}.")
+    for better, worse in (("shuffle", "reverse"), ("lu", "shuffle"), ("lu", "reverse")):
+      if better in present and worse in present:
+        wins, total = _paired_wins(groups[better, coupling], groups[worse, coupling])
+        lines.append(f"  - {better} below {worse} in {wins} of {total} seeds.")
+  return lines
+
+
+def _paired_wins(better_runs, worse_runs):
+  worse = {g["seed"]: g["final_heldout_bits_per_dim"] for g in worse_runs}
+  pairs = [(g["final_heldout_bits_per_dim"], worse[g["seed"]]) for g in better_runs
+           if g["seed"] in worse]
+  return sum(b < w for b, w in pairs), len(pairs)
+
+
+_COLOURS = {"reverse": "tab:red", "shuffle": "tab:orange", "lu": "tab:blue"}
+_LINES = {"additive": "-", "affine": "--"}
+
+
+def plot(groups, path):
+  """Held-out bits/dim vs step: mean over seeds, min..max band; full run and last half."""
+  figure, axes = plt.subplots(1, 2, figsize=(11, 4), dpi=100)
+  for (permutation, coupling), runs in groups.items():
+    steps = np.array([s for s, _ in runs[0]["eval_history"]], dtype=float)
+    curves = np.array([[b for _, b in g["eval_history"]] for g in runs], dtype=float)
+    for axis in axes:
+      axis.plot(steps, curves.mean(axis=0), _LINES[coupling], color=_COLOURS[permutation],
+                label=f"{permutation}, {coupling} ({len(runs)} seeds)")
+      axis.fill_between(steps, curves.min(axis=0), curves.max(axis=0),
+                        color=_COLOURS[permutation], alpha=0.15)
+  _zoom_to_last_half(axes[1], groups)
+  axes[0].set_title("held-out bits/dim (mean, min..max over seeds)")
+  axes[1].set_title("second half of training")
+  for axis in axes:
+    axis.set_xlabel("step")
+    axis.set_ylabel("bits/dim")
+    axis.grid(alpha=0.3)
+  axes[0].legend(fontsize=8)
+  figure.tight_layout()
+  os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+  figure.savefig(path)
+  plt.close(figure)
+
+
+def _zoom_to_last_half(axis, groups):
+  last = max(s for runs in groups.values() for g in runs for s, _ in g["eval_history"])
+  values = [b for runs in groups.values() for g in runs for s, b in g["eval_history"]
+            if s >= last / 2]
+  margin = 0.05 * (max(values) - min(values)) + 1e-3
+  axis.set_xlim(last / 2, last)
+  axis.set_ylim(min(values) - margin, max(values) + margin)
+
+
+def settings_from_flags():
+  """The Settings of the flags; --quick changes the defaults of flags not given."""
+  base = _QUICK if _QUICK_FLAG.value else _DEFAULTS
+  holders = {"dataset": _DATASET, "data_dir": _DATA_DIR,
+             "heldout_fraction": _HELDOUT_FRACTION, "seeds": _SEEDS, "levels": _LEVELS,
+             "steps_per_level": _STEPS_PER_LEVEL, "hidden_channels": _HIDDEN_CHANNELS,
+             "n_bits": _N_BITS, "steps": _STEPS, "batch_size": _BATCH_SIZE,
+             "learning_rate": _LEARNING_RATE, "warmup_steps": _WARMUP_STEPS,
+             "eval_every": _EVAL_EVERY, "jit_compile": _JIT_COMPILE}
+  given = {name: h.value for name, h in holders.items() if h.present}
+  return dataclasses.replace(base, **given)
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+  logging.set_verbosity(logging.INFO)
+  settings = settings_from_flags()
+  os.makedirs(_OUTPUT_DIR.value, exist_ok=True)
+  try:
+    logs = run_ablation(settings, _OUTPUT_DIR.value, _WORKDIR.value)
+  except InputError as error:
+    sys.exit(f"train.ablation: error: {error}")
+  print(table_markdown(settings, by_variant(logs)))
+  print(f"Wrote {len(logs)} run logs, {TABLE_FILE} and {PLOT_FILE} under {_OUTPUT_DIR.value}.")
+
+
+if __name__ == "__main__":
+  app.run(main)
