@@ -84,9 +84,10 @@ def _run(tmp_path, model, *extra):
   return result, tmp_path / model / "latents"
 
 
-def _reconstruction_error(stdout):
+def _reconstruction_error(stdout, data):
+  count = len(data.heldout_images)
   match = re.search(r"reconstruction check OK: max \|decode\(encode\(x\)\) - x\| = (\S+) over "
-                    rf"{_COLUMNS} held-out images .* {_COLUMNS}/{_COLUMNS} identical", stdout)
+                    rf"{count} held-out images .* {count}/{count} identical", stdout)
   assert match, stdout
   return float(match.group(1))
 
@@ -96,7 +97,7 @@ def test_unconditional_model_writes_every_png_and_reconstructs(unconditional):
   assert sorted(os.listdir(out)) == ["attribute.png", "interpolation.png",
                                      "reconstruction.png", "temperatures.png"]
   assert _tiles(out / "temperatures.png").shape[:2] == (len(_TEMPERATURES), _COLUMNS)
-  assert _reconstruction_error(result.stdout) < 1e-5
+  assert _reconstruction_error(result.stdout, data) < 1e-5
   reconstruction = _tiles(out / "reconstruction.png")
   np.testing.assert_array_equal(reconstruction[0], data.heldout_images[:_COLUMNS, ..., 0])
   np.testing.assert_array_equal(reconstruction[1], reconstruction[0])
@@ -136,7 +137,7 @@ def test_conditional_model_writes_per_class_samples_and_a_class_direction(models
   tiles = _tiles(out / "attribute.png")
   class0 = data.heldout_images[data.heldout_labels == 0][:2, ..., 0]
   np.testing.assert_array_equal(tiles[:, _STRENGTHS.index("0")], class0)
-  assert _reconstruction_error(result.stdout) < 1e-5
+  assert _reconstruction_error(result.stdout, data) < 1e-5
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -152,3 +153,13 @@ def test_bad_input_stops_with_one_line(models, argv, message):
   assert result.returncode == 1
   assert re.search(message, result.stderr.strip().splitlines()[-1])
   assert "Traceback" not in result.stderr
+
+
+def test_reconstruction_check_fails_above_its_tolerance(models):
+  tmp_path, _ = models
+  result = _latents(f"--workdir={tmp_path / 'unconditional'}",
+                    f"--dataset=folder:{tmp_path / 'images'}", "--heldout_fraction=0.25",
+                    f"--output_dir={tmp_path / 'strict'}", "--pairs=2", "--rows=2",
+                    "--tolerance=1e-12")
+  assert result.returncode == 1
+  assert "reconstruction check FAILED" in result.stdout

@@ -16,6 +16,7 @@ The real images come from --dataset split by --seed and --heldout_fraction: pass
 the model was trained with so that the held-out images are really held out.
 """
 
+import dataclasses
 import os
 import sys
 
@@ -226,16 +227,35 @@ def _mean_latents(demo, indices):
                                               data.train_labels[indices])]
 
 
-def reconstruction(demo, count):
-  """(max |decode(encode(x)) - x| in model space, images equal after quantisation, count,
-  the originals and reconstructions as uint8)."""
-  images = demo.data.heldout_images[:count]
-  labels = demo.data.heldout_labels[:count]
+@dataclasses.dataclass(frozen=True)
+class Reconstruction:
+  """decode(encode(x)) of real images: the largest model-space error, how many images come
+  back identical as uint8, the images [N, H, W, C] and their reconstructions."""
+
+  max_error: float
+  identical: int
+  images: np.ndarray
+  rebuilt: np.ndarray
+
+  def report(self, tolerance):
+    verdict = "OK" if self.passed(tolerance) else "FAILED"
+    count = len(self.images)
+    return (f"reconstruction check {verdict}: max |decode(encode(x)) - x| = "
+            f"{self.max_error:.3g} over {count} held-out images (tolerance {tolerance:g}); "
+            f"{self.identical}/{count} identical as uint8 images")
+
+  def passed(self, tolerance):
+    return self.max_error <= tolerance
+
+
+def reconstruction(demo):
+  """Encodes and decodes every held-out image."""
+  images, labels = demo.data.heldout_images, demo.data.heldout_labels
   x = glow_tfp.to_model_space(images, demo.config.n_bits).numpy()
   back = demo.decode(demo.encode(images, labels), labels)
   rebuilt = demo.to_images(back)
-  same = int(np.sum(np.all(rebuilt == images, axis=(1, 2, 3))))
-  return float(np.max(np.abs(back - x))), same, len(images), images, rebuilt
+  identical = int(np.sum(np.all(rebuilt == images, axis=(1, 2, 3))))
+  return Reconstruction(float(np.max(np.abs(back - x))), identical, images, rebuilt)
 
 
 def load_demo(workdir, dataset, data_dir, seed, heldout_fraction, batch_size):
@@ -255,8 +275,8 @@ def load_demo(workdir, dataset, data_dir, seed, heldout_fraction, batch_size):
   return Demo(model, data, batch_size, seed), checkpoint
 
 
-def run(demo, output_dir, columns):
-  """Writes every PNG; returns (paths, reconstruction check tuple)."""
+def write_pngs(demo, output_dir, columns):
+  """Writes every PNG with the settings of the flags; returns (paths, Reconstruction)."""
   paths = [save_grid(os.path.join(output_dir, "temperatures.png"),
                      temperature_samples(demo, [float(t) for t in _TEMPERATURES.value],
                                          columns), columns)]
@@ -273,9 +293,10 @@ def run(demo, output_dir, columns):
   paths.append(save_grid(os.path.join(output_dir, "attribute.png"), moved, len(strengths)))
   print(f"attribute direction: mean latent of {names[1]} minus that of {names[0]}; "
         f"strengths {strengths}")
-  check = reconstruction(demo, columns)
+  check = reconstruction(demo)
   paths.append(save_grid(os.path.join(output_dir, "reconstruction.png"),
-                         np.concatenate([check[3], check[4]]), columns))
+                         np.concatenate([check.images[:columns], check.rebuilt[:columns]]),
+                         columns))
   return paths, check
 
 
@@ -287,16 +308,13 @@ def main(argv):
     demo, checkpoint = load_demo(_WORKDIR.value, _DATASET.value, _DATA_DIR.value,
                                  _SEED.value, _HELDOUT_FRACTION.value, _BATCH_SIZE.value)
     print(f"model {demo.config} from {checkpoint}")
-    paths, (error, same, count, _, _) = run(demo, output_dir, _COLUMNS.value)
+    paths, check = write_pngs(demo, output_dir, _COLUMNS.value)
   except InputError as problem:
     sys.exit(f"train.latents: error: {problem}")
   for path in paths:
     print(f"wrote {path}")
-  verdict = "OK" if error <= _TOLERANCE.value else "FAILED"
-  print(f"reconstruction check {verdict}: max |decode(encode(x)) - x| = {error:.3g} over "
-        f"{count} held-out images (tolerance {_TOLERANCE.value:g}); {same}/{count} identical "
-        "as uint8 images")
-  if verdict == "FAILED":
+  print(check.report(_TOLERANCE.value))
+  if not check.passed(_TOLERANCE.value):
     sys.exit(1)
 
 
