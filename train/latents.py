@@ -6,10 +6,11 @@ From the latest checkpoint of a training workdir (`python -m train`), writes PNG
   interpolation.png   per row, two real held-out images and the decodings of the linear
                       interpolation between their latents, level by level
   classes.png         (class-conditional models) one row of samples per class
-  attribute.png       per row, a real held-out image of group A with the direction
+  attribute_thickness.png, attribute_classA_to_B.png
+                      per row, a real held-out image of group A with the direction
                       mean latent(B) - mean latent(A) added with each of --strengths; the
-                      groups are two classes (--attribute=classes) or the thinnest and the
-                      thickest strokes by ink amount (--attribute=thickness)
+                      groups are the thinnest and the thickest strokes by ink amount
+                      (--attribute=thickness) or two classes (--attribute=classes)
   reconstruction.png  held-out images (top) and decode(encode(x)) (bottom)
 and prints the reconstruction check: max |decode(encode(x)) - x| over held-out images.
 The real images come from --dataset split by --seed and --heldout_fraction: pass the values
@@ -275,6 +276,12 @@ def load_demo(workdir, dataset, data_dir, seed, heldout_fraction, batch_size):
   return Demo(model, data, batch_size, seed), checkpoint
 
 
+def _attribute_file(attribute, classes):
+  if attribute == "classes":
+    return f"attribute_class{classes[0]}_to_{classes[1]}.png"
+  return f"attribute_{attribute}.png"
+
+
 def write_pngs(demo, output_dir, columns):
   """Writes every PNG with the settings of the flags; returns (paths, Reconstruction)."""
   paths = [save_grid(os.path.join(output_dir, "temperatures.png"),
@@ -290,7 +297,9 @@ def write_pngs(demo, output_dir, columns):
   moved, names = attribute_manipulation(demo, _ATTRIBUTE.value,
                                         [int(c) for c in _CLASSES.value], strengths,
                                         _ROWS.value, _MAX_GROUP_IMAGES.value)
-  paths.append(save_grid(os.path.join(output_dir, "attribute.png"), moved, len(strengths)))
+  paths.append(save_grid(os.path.join(output_dir, _attribute_file(_ATTRIBUTE.value,
+                                                                   _CLASSES.value)),
+                         moved, len(strengths)))
   print(f"attribute direction: mean latent of {names[1]} minus that of {names[0]}; "
         f"strengths {strengths}")
   check = reconstruction(demo)

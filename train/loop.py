@@ -234,7 +234,11 @@ class Trainer:
   def train_segment(self, step, history, evals):
     """Trains from `step` until the end or until the guard restores; returns the step."""
     window = []
-    for batch in self._batches(step, self.options.steps):
+    # Exactly as many batches as steps: asking the distributed iterator for one more, to
+    # reach the end of the data, can stall for tens of seconds.
+    batches = iter(self._batches(step, self.options.steps))
+    for _ in range(step, self.options.steps):
+      batch = next(batches)
       learning_rate = self.learning_rate(step)
       loss, norm, ok = (t.numpy() for t in self._train_step(batch, tf.constant(learning_rate)))
       step += 1

@@ -41,6 +41,8 @@ def plot(results, output, smoothing):
   axes.plot(steps[window - 1:], smoothed, label=f"train (noisy dequantisation, mean of {window})")
   eval_steps, eval_bits = np.array(results["eval_history"], dtype=float).T
   axes.plot(eval_steps, eval_bits, "o-", label="held-out (bin centres)")
+  axes.plot([results["steps"]], [results["heldout_bits_per_dim_uniform_noise"]], "s",
+            label="held-out (uniform noise), final")
   axes.set_xlabel("step")
   axes.set_ylabel("bits/dim")
   axes.set_ylim(top=min(float(np.max(smoothed)), 8.0))
