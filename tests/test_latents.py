@@ -94,7 +94,7 @@ def _reconstruction_error(stdout, data):
 
 def test_unconditional_model_writes_every_png_and_reconstructs(unconditional):
   result, out, data = unconditional
-  assert sorted(os.listdir(out)) == ["attribute.png", "interpolation.png",
+  assert sorted(os.listdir(out)) == ["attribute_thickness.png", "interpolation.png",
                                      "reconstruction.png", "temperatures.png"]
   assert _tiles(out / "temperatures.png").shape[:2] == (len(_TEMPERATURES), _COLUMNS)
   assert _reconstruction_error(result.stdout, data) < 1e-5
@@ -117,7 +117,7 @@ def test_interpolation_starts_and_ends_at_the_real_images(unconditional):
 def test_thickness_direction_leaves_the_image_at_strength_zero(unconditional):
   result, out, data = unconditional
   assert "thick strokes" in result.stdout
-  tiles = _tiles(out / "attribute.png")
+  tiles = _tiles(out / "attribute_thickness.png")
   assert tiles.shape[:2] == (2, len(_STRENGTHS))
   ink = data.heldout_images.reshape(len(data.heldout_images), -1).mean(axis=1)
   thin_quartile = np.quantile(data.train_images.reshape(len(data.train_images), -1)
@@ -134,7 +134,7 @@ def test_conditional_model_writes_per_class_samples_and_a_class_direction(models
   assert "classes.png" in os.listdir(out)
   assert _tiles(out / "classes.png").shape[:2] == (2, _COLUMNS)
   assert "mean latent of class 1 minus that of class 0" in result.stdout
-  tiles = _tiles(out / "attribute.png")
+  tiles = _tiles(out / "attribute_class0_to_1.png")
   class0 = data.heldout_images[data.heldout_labels == 0][:2, ..., 0]
   np.testing.assert_array_equal(tiles[:, _STRENGTHS.index("0")], class0)
   assert _reconstruction_error(result.stdout, data) < 1e-5
