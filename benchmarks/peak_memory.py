@@ -1,14 +1,15 @@
 """Peak memory of a few training steps, each measurement in a fresh process.
 
-A process's peak resident set size only ever grows, so every measurement needs its own
-process: `peak_training_memory` starts `python -m benchmarks.probe`, which calls `measure`
-and prints one JSON line. On a GPU `measure` reads the allocator's peak
-(`tf.config.experimental.get_memory_info`) instead of the host's RSS.
+`measure` reads TensorFlow's own allocator statistics (`tf.config.experimental.
+get_memory_info`, which covers the CPU too), not the resident set size: freed tensors stay
+in the process's heap, so RSS keeps the first step's activations and cannot show a later
+step's. Each measurement still gets a fresh process, so that nothing measured before
+(another model, a traced graph) is counted: `peak_training_memory` starts
+`python -m benchmarks.probe`, which calls `measure` and prints one JSON line.
 """
 
 import json
 import os
-import resource
 import subprocess
 import sys
 
@@ -37,31 +38,52 @@ def peak_training_memory(system_name, config, batch_size, steps=2, timeout=1200)
 
 
 def measure(system_name, config, batch_size, steps):
-  """{"baseline_mib", "peak_mib", "delta_mib", "method"} of 1 + `steps` training steps.
+  """Memory of a first training step and of `steps` more, in MiB, in this process.
 
-  `baseline_mib` is the peak before the first training step (TensorFlow, the model and the
-  data loaded); `delta_mib` = peak - baseline is what training added: the traced graph and
-  the activations and gradients of one step. Meaningful only in a fresh process.
+  Returns, from TensorFlow's allocator on the first GPU, else on the CPU:
+  {"peak_mib": its peak over the first step and the later ones,
+  "settled_mib": in use after the first step (variables, optimizer slots, data),
+  "step_peak_mib": its peak during the later steps alone,
+  "step_mib": step_peak - settled, what a training step needs on top (activations,
+  gradients, workspace): the figure that reversible gradients shrink,
+  "process_peak_rss_mib": the whole process's peak resident set size (Linux), tracing and
+  graph optimisation included, "device"}.
+  Meaningful in a fresh process (`peak_training_memory`).
   """
+  if steps < 1:
+    raise ValueError(f"`steps` must be at least 1; instead, it is {steps}.")
   system = peers.SYSTEMS[system_name]
-  on_gpu = bool(tf.config.list_physical_devices("GPU"))
+  device = "GPU:0" if tf.config.list_physical_devices("GPU") else "CPU:0"
   x = workloads.synthetic_images(batch_size, config.image_shape)
   model = peers.build(system, config)
   model.initialize(x)
   step = workloads.train_step(model, x, system.jit_compile)
-  if on_gpu:
-    tf.config.experimental.reset_memory_stats("GPU:0")
-  baseline = 0.0 if on_gpu else _host_peak_mib()
-  for _ in range(1 + steps):
+  tf.config.experimental.reset_memory_stats(device)
+  step().numpy()
+  first_peak, settled = _allocator_mib(device, "peak"), _allocator_mib(device, "current")
+  tf.config.experimental.reset_memory_stats(device)
+  for _ in range(steps):
     step().numpy()
-  if on_gpu:
-    peak = tf.config.experimental.get_memory_info("GPU:0")["peak"] / _MIB
-    method = "GPU allocator peak (tf.config.experimental.get_memory_info)"
-  else:
-    peak = _host_peak_mib()
-    method = "host peak RSS (VmHWM)"
-  return {"baseline_mib": baseline, "peak_mib": peak, "delta_mib": peak - baseline,
-          "method": method}
+  step_peak = _allocator_mib(device, "peak")
+  return {"peak_mib": max(first_peak, step_peak), "settled_mib": settled,
+          "step_peak_mib": step_peak, "step_mib": step_peak - settled,
+          "process_peak_rss_mib": _process_peak_rss_mib(), "device": device}
+
+
+def _allocator_mib(device, key):
+  return tf.config.experimental.get_memory_info(device)[key] / _MIB
+
+
+def _process_peak_rss_mib():
+  """VmHWM, which (unlike getrusage's ru_maxrss) a child does not inherit from its parent."""
+  try:
+    with open("/proc/self/status") as f:
+      for line in f:
+        if line.startswith("VmHWM:"):
+          return int(line.split()[1]) / 1024.0  # the value is in kB
+  except OSError:  # no /proc: not Linux
+    pass
+  return None
 
 
 def depth_sweep(arch, depths, system_names):
@@ -81,39 +103,23 @@ def depth_markdown(results):
       results["environment"])
   lines += ["", f"{c['image_shape']} L={c['levels']} width {c['hidden_channels']} "
             f"{c['coupling']}, batch {arch['train_batch']}; one fresh process per cell "
-            f"({_method(by_system)}). Each cell: peak MiB (+ MiB added by training over the "
-            "loaded model).", ""]
+            f"(TensorFlow's {_device(by_system)} allocator). Each cell: MiB a training step "
+            "allocates on top of what stays allocated (activations, gradients: the part that "
+            "grows with depth), then the allocator's peak MiB.", ""]
   lines += report.table(["K"] + list(by_system),
                         [[k] + [_cell(by_system[s][k]) for s in by_system] for k in depths])
-  lines += ["", "Growth of the training part from K={} to K={}: ".format(depths[0], depths[-1])
+  lines += ["", "Growth of the step's memory from K={} to K={}: ".format(depths[0], depths[-1])
             + ", ".join(f"{s} {_growth(by_system[s], depths):.2f}x" for s in by_system) + "."]
   return lines
 
 
 def _cell(result):
-  return f"{result['peak_mib']:.0f} (+{result['delta_mib']:.0f})"
+  return f"+{result['step_mib']:.0f} (peak {result['peak_mib']:.0f})"
 
 
 def _growth(per_depth, depths):
-  return per_depth[depths[-1]]["delta_mib"] / max(per_depth[depths[0]]["delta_mib"], 1.0)
+  return per_depth[depths[-1]]["step_mib"] / max(per_depth[depths[0]]["step_mib"], 1.0)
 
 
-def _method(by_system):
-  return next(iter(next(iter(by_system.values())).values()))["method"]
-
-
-def _host_peak_mib():
-  """This process's peak resident set size in MiB.
-
-  Linux's `getrusage` keeps ru_maxrss across fork and exec, so a probe started by a large
-  parent would report the parent's peak; VmHWM belongs to the process's own address space.
-  Without /proc (macOS) ru_maxrss is all there is, and it counts bytes there.
-  """
-  try:
-    with open("/proc/self/status") as f:
-      for line in f:
-        if line.startswith("VmHWM:"):
-          return int(line.split()[1]) / 1024.0  # the value is in kB
-  except OSError:
-    pass
-  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / _MIB
+def _device(by_system):
+  return next(iter(next(iter(by_system.values())).values()))["device"]

@@ -16,7 +16,7 @@ _SYSTEM = flags.DEFINE_enum("system", None, list(peers.SYSTEMS),
                             "Name of a system in benchmarks.peers.SYSTEMS.")
 _CONFIG = flags.DEFINE_string("config", None, "The GlowConfig, as GlowConfig.to_json().")
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", 16, "Training batch size.", lower_bound=1)
-_STEPS = flags.DEFINE_integer("steps", 2, "Training steps after the first.", lower_bound=0)
+_STEPS = flags.DEFINE_integer("steps", 2, "Training steps after the first.", lower_bound=1)
 
 
 def main(argv):

@@ -62,9 +62,12 @@ def _module_name(path):
 
 
 def _git_commit():
+  """HEAD, marked "+changes" when the measured code (glow_tfp, benchmarks) differs from it."""
   done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
                         text=True, cwd=_REPO_ROOT, check=False)
-  return done.stdout.strip() or "unknown"
+  changed = subprocess.run(["git", "diff", "--quiet", "HEAD", "--", "glow_tfp", "benchmarks"],
+                           cwd=_REPO_ROOT, check=False).returncode
+  return (done.stdout.strip() or "unknown") + ("+changes" if changed else "")
 
 
 def _device():

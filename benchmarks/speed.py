@@ -8,18 +8,20 @@ Peak training memory comes from a fresh process per system (`benchmarks.peak_mem
 
 import dataclasses
 
+from absl import logging
+
 from benchmarks import peak_memory
 from benchmarks import peers
 from benchmarks import report
 from benchmarks import timing
 from benchmarks import workloads
 
-DEFAULT_SYSTEMS = ("glow_tfp", "glow_tfp_xla", "tfp", "tfp_xla")
+DEFAULT_SYSTEMS = ("glow_tfp", "glow_tfp_xla", "glow_tfp_bf16", "tfp", "tfp_xla")
 # The issue's targets: glow_tfp / TFP images per second, same run.
 TARGETS = {"train": 1.5, "log_prob": 2.0, "sample": 1.5}
 # Calls per system per repeat: a training step is short, so take two.
 _CALLS = {"train": 2, "log_prob": 1, "sample": 1}
-_PAIR_LABELS = {"best/best": "fastest glow_tfp / fastest TFP"}
+_PAIR_LABELS = {"best/best": "fastest float32 glow_tfp / fastest TFP"}
 
 
 def measure(arch, systems, repeats, memory):
@@ -37,6 +39,7 @@ def measure(arch, systems, repeats, memory):
     _time_workload(workload, arch, systems, models, results, repeats)
   if memory:
     for s in systems:
+      logging.info("%s: peak training memory (a fresh process)", s.name)
       results[s.name]["peak_memory"] = peak_memory.peak_training_memory(
           s.name, arch.config, arch.train_batch)
   return {"config": dataclasses.asdict(arch.config), "train_batch": arch.train_batch,
@@ -49,6 +52,8 @@ def _time_workload(workload, arch, systems, models, results, repeats):
          for s in systems}
   for name, fn in fns.items():
     results[name]["first_call_s"][workload] = timing.first_call_seconds(fn)
+    logging.info("%s %s: first call %.1f s", name, workload,
+                 results[name]["first_call_s"][workload])
     fn()  # a second, untimed call: some runtimes finish setting up on it.
   batch = workloads.batch_size(workload, arch)
   seconds = timing.alternate(fns, repeats, _CALLS[workload])
@@ -59,16 +64,21 @@ def _time_workload(workload, arch, systems, models, results, repeats):
 
 
 def _ratios(results):
-  """{workload: {"<glow_tfp system>/<tfp system>" and "best/best": median paired ratio}}."""
+  """{workload: {"<glow_tfp system>/<tfp system>" and "best/best": median paired ratio}}.
+
+  "best/best" pits each family at its fastest float32 setting per repeat: TFP has no mixed
+  precision, so glow_tfp's mixed-precision systems get their own rows but not this one.
+  """
   ours = [n for n, r in results.items() if r["family"] == "glow_tfp"]
   theirs = [n for n, r in results.items() if r["family"] == "tfp"]
+  ours_float32 = [n for n in ours if "compute_dtype" not in results[n]["options"]]
   ratios = {}
   for workload in workloads.WORKLOADS:
     rates = {n: r["images_per_s_repeats"][workload] for n, r in results.items()}
     ratios[workload] = {f"{a}/{b}": timing.paired_ratio(rates[a], rates[b])
                         for a in ours for b in theirs}
-    if ours and theirs:
-      ratios[workload]["best/best"] = timing.paired_ratio(_best(rates, ours),
+    if ours_float32 and theirs:
+      ratios[workload]["best/best"] = timing.paired_ratio(_best(rates, ours_float32),
                                                           _best(rates, theirs))
   return ratios
 
@@ -87,7 +97,7 @@ def markdown(results):
     lines += ["", f"## {name}: {_describe(arch)}", ""]
     lines += report.table(["system", "parameters", "train img/s", "log_prob img/s",
                            "sample img/s", "first call train / log_prob / sample (s)",
-                           "peak training memory MiB (+ over baseline)"],
+                           "training step MiB / process peak RSS MiB"],
                           [_system_row(n, r) for n, r in arch["systems"].items()])
     lines += [""] + report.table(
         ["glow_tfp / TFP", "train", "log_prob", "sample"],
@@ -109,7 +119,7 @@ def _describe(arch):
 def _system_row(name, r):
   first = " / ".join(f"{r['first_call_s'][w]:.1f}" for w in workloads.WORKLOADS)
   memory = r.get("peak_memory")
-  memory_cell = (f"{memory['peak_mib']:.0f} (+{memory['delta_mib']:.0f})" if memory
+  memory_cell = (f"{memory['step_mib']:.0f} / {memory['process_peak_rss_mib']:.0f}" if memory
                  else "not measured")
   rates = [f"{r['images_per_s'][w]:.1f}" for w in workloads.WORKLOADS]
   return [name, f"{r['parameters']:,}"] + rates + [first, memory_cell]
@@ -133,7 +143,8 @@ def run(arch_by_name, systems, repeats, memory):
     repeats: timing rounds.
     memory: whether to probe peak training memory (a fresh process per system).
   """
+  environment = report.environment()  # before measuring: the commit of the code measured
   measured = {name: measure(arch, systems, repeats, memory)
               for name, arch in arch_by_name.items()}
-  return {"environment": report.environment(), "repeats": repeats,
+  return {"environment": environment, "repeats": repeats,
           "targets": TARGETS, "architectures": measured}

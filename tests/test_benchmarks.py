@@ -45,7 +45,7 @@ def test_run_writes_json_and_markdown_with_every_figure(speed_results, tmp_path)
   assert set(written["environment"]) >= {"date_utc", "command", "device", "tensorflow"}
   with open(md_path) as f:
     text = f.read()
-  assert "| glow_tfp |" in text and "| tfp |" in text and "fastest glow_tfp" in text
+  assert "| glow_tfp |" in text and "| tfp |" in text and "fastest float32 glow_tfp" in text
 
 
 def test_matched_peer_has_nearly_the_same_parameter_count():
@@ -57,24 +57,26 @@ def test_matched_peer_has_nearly_the_same_parameter_count():
 
 def test_no_xla_drops_the_compiled_systems():
   names = [s.name for s in speed.selected_systems(speed.DEFAULT_SYSTEMS, xla=False)]
-  assert names == ["glow_tfp", "tfp"]
+  assert names == ["glow_tfp", "glow_tfp_bf16", "tfp"]
 
 
 def test_peak_memory_measure_reports_peak_and_baseline():
   # In-process: the figures mean little here (a fresh process is the point of the probe),
   # but the keys and their order are what the reports read.
-  result = peak_memory.measure("glow_tfp", _TINY.config, batch_size=2, steps=0)
-  assert set(result) == {"baseline_mib", "peak_mib", "delta_mib", "method"}
-  assert result["peak_mib"] >= result["baseline_mib"] > 0
+  result = peak_memory.measure("glow_tfp", _TINY.config, batch_size=2, steps=1)
+  assert set(result) == {"peak_mib", "settled_mib", "step_peak_mib", "step_mib",
+                         "process_peak_rss_mib", "device"}
+  assert result["peak_mib"] >= result["step_peak_mib"] > 0 <= result["settled_mib"]
 
 
 def test_memory_markdown_has_a_row_per_depth():
-  cell = {"baseline_mib": 100.0, "peak_mib": 150.0, "delta_mib": 50.0, "method": "m"}
+  cell = {"peak_mib": 150.0, "settled_mib": 120.0, "step_peak_mib": 140.0, "step_mib": 20.0,
+          "process_peak_rss_mib": 900.0, "device": "CPU:0"}
   results = {"environment": report.environment(),
              "architecture": {"config": dataclasses.asdict(_TINY.config), "train_batch": 2},
              "depths": [1, 2], "peak_memory": {"glow_tfp": {1: cell, 2: cell}}}
   text = "\n".join(peak_memory.depth_markdown(results))
-  assert "| 1 | 150 (+50) |" in text and "| 2 | 150 (+50) |" in text
+  assert "| 1 | +20 (peak 150) |" in text and "| 2 | +20 (peak 150) |" in text
 
 
 def test_lu_vs_conv_measures_both_forms():
