@@ -234,8 +234,7 @@ class Trainer:
   def train_segment(self, step, history, evals):
     """Trains from `step` until the end or until the guard restores; returns the step."""
     window = []
-    # Exactly as many batches as steps: asking the distributed iterator for one more, to
-    # reach the end of the data, can stall for tens of seconds.
+    # Exactly as many batches as steps, so the loop never waits for the end of the data.
     batches = iter(self._batches(step, self.options.steps))
     for _ in range(step, self.options.steps):
       batch = next(batches)

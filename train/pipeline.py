@@ -63,7 +63,11 @@ def training_dataset_fn(images, labels, global_batch_size, seed, n_bits, start_s
 
     steps = tf.data.Dataset.range(start_step, end_step)
     slices = steps.map(local_slices, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    return slices.unbatch().prefetch(tf.data.AUTOTUNE)
+    # tf.data's autotuning thread made dropping a partly read iterator (the end of every
+    # training segment) stall for 30-60 s; a fixed prefetch depth costs nothing here.
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return slices.unbatch().prefetch(2).with_options(options)
 
   return dataset_fn
 
