@@ -60,13 +60,16 @@ def test_no_xla_drops_the_compiled_systems():
   assert names == ["glow_tfp", "glow_tfp_bf16", "tfp"]
 
 
-def test_peak_memory_measure_reports_peak_and_baseline():
-  # In-process: the figures mean little here (a fresh process is the point of the probe),
-  # but the keys and their order are what the reports read.
-  result = peak_memory.measure("glow_tfp", _TINY.config, batch_size=2, steps=1)
+def test_peak_memory_measure_reports_the_step_memory():
+  # In-process, so the figures mean little (a fresh process is the point of the probe), but
+  # the keys are what the reports read. TensorFlow's CPU allocator statistics skip buffers
+  # under 256 KiB, so the activations here are made larger than that.
+  config = glow_tfp.GlowConfig(image_shape=(16, 16, 1), levels=1, steps_per_level=1,
+                               hidden_channels=64)
+  result = peak_memory.measure("glow_tfp", config, batch_size=32, steps=1)
   assert set(result) == {"peak_mib", "settled_mib", "step_peak_mib", "step_mib",
                          "process_peak_rss_mib", "device"}
-  assert result["peak_mib"] >= result["step_peak_mib"] > 0 <= result["settled_mib"]
+  assert result["peak_mib"] >= result["step_peak_mib"] > 0
 
 
 def test_memory_markdown_has_a_row_per_depth():
