@@ -78,7 +78,8 @@ def _values(variables):
   return [v.numpy().copy() for v in variables]
 
 
-def test_non_finite_steps_are_skipped_then_the_checkpoint_is_restored(tmp_path, tiny_mnist):
+def test_non_finite_steps_are_skipped_then_the_checkpoint_is_restored(tmp_path, tiny_mnist,
+                                                                      caplog):
   options = _options(tmp_path, steps=8, max_bad_steps=3, restore_lr_factor=0.5)
   trainer = loop.Trainer(_CONFIG, tiny_mnist, options, tf.distribute.get_strategy())
   trainer.restore_or_initialize(resume=False)
@@ -87,6 +88,8 @@ def test_non_finite_steps_are_skipped_then_the_checkpoint_is_restored(tmp_path, 
   assert trainer.train_segment(0, [], []) == 0  # back at the restored checkpoint's step
   assert int(trainer.skipped_steps.numpy()) == 3 and trainer.restores == 1
   assert float(trainer.learning_rate_scale.numpy()) == 0.5
+  assert "update skipped (3 in a row, 3 in all)" in caplog.text
+  assert "learning rate scale now 0.5" in caplog.text
   for variable, value in zip(trainer.model.trainable_variables, saved):
     np.testing.assert_array_equal(variable.numpy(), value)
   assert np.all(np.isfinite(corrupted.numpy()))

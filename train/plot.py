@@ -1,7 +1,10 @@
-"""Plots the bits/dim curve of a finished run: `python -m train.plot --workdir=DIR --output=F`.
+"""Plots the bits/dim curve of a finished run:
+`python -m train.plot --results_json=workdir/results.json --curve_png=curve.png`.
 
-Reads <workdir>/results.json (written by `python -m train`) and draws the training bits/dim
-(a moving average over `--smoothing` steps) and the held-out bits/dim at each evaluation.
+Reads the results.json that `python -m train` writes in its workdir and draws the training
+bits/dim (a moving average over `--smoothing_steps` steps), the held-out bits/dim at each
+evaluation and the final held-out bits/dim with uniform dequantisation noise. (The flag
+names differ from the training CLI's so that both modules can be imported together.)
 """
 
 import json
@@ -17,17 +20,18 @@ import numpy as np  # noqa: E402
 
 from train import summaries  # noqa: E402
 
-_WORKDIR = flags.DEFINE_string("workdir", "workdir", "Training workdir holding results.json.")
-_OUTPUT = flags.DEFINE_string("output", "docs/training/bits_per_dim.png", "PNG file to write.")
-_SMOOTHING = flags.DEFINE_integer("smoothing", 50, "Moving-average window (steps) of the "
-                                  "training curve.", lower_bound=1)
+_RESULTS_JSON = flags.DEFINE_string("results_json",
+                                    os.path.join("workdir", summaries.RESULTS_FILE),
+                                    "results.json of a finished training run.")
+_CURVE_PNG = flags.DEFINE_string("curve_png", "docs/training/bits_per_dim.png",
+                                 "PNG file to write.")
+_SMOOTHING_STEPS = flags.DEFINE_integer("smoothing_steps", 50, "Moving-average window "
+                                        "(steps) of the training curve.", lower_bound=1)
 
 
-def load_results(workdir):
-  path = os.path.join(workdir, summaries.RESULTS_FILE)
+def load_results(path):
   if not os.path.exists(path):
-    raise FileNotFoundError(f"No {summaries.RESULTS_FILE} in {workdir!r}: has training "
-                            "finished there?")
+    raise FileNotFoundError(f"No results file {path!r}: has training finished there?")
   with open(path) as f:
     return json.load(f)
 
@@ -57,7 +61,7 @@ def plot(results, output, smoothing):
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
-  plot(load_results(_WORKDIR.value), _OUTPUT.value, _SMOOTHING.value)
+  plot(load_results(_RESULTS_JSON.value), _CURVE_PNG.value, _SMOOTHING_STEPS.value)
 
 
 if __name__ == "__main__":
