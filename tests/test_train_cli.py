@@ -127,4 +127,3 @@ def test_run_killed_with_sigkill_resumes_with_the_losses_of_an_uninterrupted_run
   np.testing.assert_allclose(resumed["train_history"], tail, rtol=1e-6)
   assert resumed["heldout_bits_per_dim"] == pytest.approx(straight["heldout_bits_per_dim"],
                                                           rel=1e-6)
-
