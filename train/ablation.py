@@ -199,15 +199,6 @@ def read_log(path):
     return json.load(f)
 
 
-def read_logs(output_dir):
-  """Every run log under `output_dir`, sorted by variant order and seed."""
-  directory = os.path.join(output_dir, LOGS_DIR)
-  logs = [read_log(os.path.join(directory, name)) for name in sorted(os.listdir(directory))
-          if name.endswith(".json")]
-  return sorted(logs, key=lambda g: (VARIANTS.index((g["permutation"], g["coupling"])),
-                                     g["seed"]))
-
-
 def by_variant(logs):
   """{(permutation, coupling): [log, ...] sorted by seed} for the variants that have logs."""
   groups = {}
