@@ -8,10 +8,12 @@ import numpy as np
 import PIL.Image
 import pytest
 import tensorflow as tf
+import tensorflow_datasets as tfds
 
 import glow_tfp
 from glow_tfp import workdir as workdir_lib
 from train import checkpointing
+from train import data as data_lib
 from train import loop
 from train import plot
 from train.errors import InputError
@@ -170,3 +172,15 @@ def test_bits_per_dim_curve_is_plotted_from_the_results(tmp_path, finished_run):
   plot.plot(results, str(output), smoothing=2)
   with PIL.Image.open(output) as image:
     assert image.format == "PNG" and image.size == (600, 400)
+
+
+def test_class_conditional_model_trains_on_a_tfds_dataset(tmp_path):
+  with tfds.testing.mock_data(num_examples=24):
+    source = data_lib.load("tfds:mnist", levels=2, seed=0, heldout_fraction=0.25)
+  config = _CONFIG.replace(num_classes=source.num_classes)
+  results = loop.run(config, source, _options(tmp_path, steps=2, eval_every=100,
+                                              sample_every=100, temperatures=(0.7,)))
+  assert config.num_classes == 10 and results["steps"] == 2
+  assert np.isfinite(results["heldout_bits_per_dim"])
+  assert all(np.isfinite(bits) for _, bits in results["train_history"])
+  assert os.path.exists(tmp_path / "samples" / "step000002_temperature0.7.png")
