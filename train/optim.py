@@ -8,8 +8,10 @@ or step counter changes. It updates in cross-replica context through
 
 With g the gradient, t the count of applied updates and lr the learning rate:
   m = b1 * m + (1 - b1) * g
-  adam:   v = b2 * v + (1 - b2) * g**2,  w -= lr * sqrt(1 - b2**t) / (1 - b1**t) * m / (sqrt(v) + eps)
-  adamax: v = max(b2 * v, |g|),          w -= lr / (1 - b1**t) * m / (v + eps)
+  adam:   v = b2 * v + (1 - b2) * g**2,
+          w -= lr * sqrt(1 - b2**t) / (1 - b1**t) * m / (sqrt(v) + eps)
+  adamax: v = max(b2 * v, |g|),
+          w -= lr / (1 - b1**t) * m / (v + eps)
 (Kingma & Ba, "Adam: A Method for Stochastic Optimization", 2015, Algorithms 1 and 2.)
 """
 

@@ -9,8 +9,8 @@ def make(name, tpu_address=""):
   """A `tf.distribute.Strategy` by name.
 
   default: the current (single-device) strategy; mirrored: all local GPUs (or all logical
-  CPU devices when there is no GPU); multi_worker: `MultiWorkerMirroredStrategy`, cluster from `TF_CONFIG`; tpu:
-  `TPUStrategy` on `tpu_address` ("" = the local or `TPU_NAME` TPU).
+  CPU devices when there is no GPU); multi_worker: `MultiWorkerMirroredStrategy`, cluster
+  from `TF_CONFIG`; tpu: `TPUStrategy` on `tpu_address` ("" = the local or `TPU_NAME` TPU).
   """
   if name == "default":
     return tf.distribute.get_strategy()
