@@ -166,9 +166,9 @@ def interpolation(demo, pairs, columns):
   ends = np.array(pairs)
   z_a = demo.encode(images[ends[:, 0]], labels[ends[:, 0]])
   z_b = demo.encode(images[ends[:, 1]], labels[ends[:, 1]])
-  t = np.linspace(0.0, 1.0, columns, dtype=np.float32)
-  mixed = [((1 - t[None, :, None, None, None]) * a[:, None] + t[None, :, None, None, None]
-            * b[:, None]).reshape((-1,) + a.shape[1:]) for a, b in zip(z_a, z_b)]
+  t = np.linspace(0.0, 1.0, columns, dtype=np.float32).reshape(1, -1, 1, 1, 1)
+  mixed = [((1 - t) * a[:, None] + t * b[:, None]).reshape((-1,) + a.shape[1:])
+           for a, b in zip(z_a, z_b)]
   return demo.to_images(demo.decode(mixed, np.repeat(labels[ends[:, 0]], columns)))
 
 
@@ -197,7 +197,8 @@ def attribute_groups(data, attribute, classes):
     amount = ink(images)
     return amount <= low, amount >= high
 
-  return ("thin strokes (ink <= 1st quartile)", "thick strokes (ink >= 3rd quartile)"), membership
+  names = ("thin strokes (ink <= 1st quartile)", "thick strokes (ink >= 3rd quartile)")
+  return names, membership
 
 
 def attribute_manipulation(demo, attribute, classes, strengths, rows, limit):
