@@ -1,6 +1,6 @@
 """glow_tfp against TFP's `tfb.Glow`: speed, first-call time and peak memory, same run.
 
-  python -m benchmarks.run            # both architectures, ~15 minutes on a 2-core CPU
+  python -m benchmarks.run            # both architectures, ~30 minutes on a busy 2-core CPU
   python -m benchmarks.run --quick    # two repeats, no memory probes
   python -m benchmarks.run --noxla    # without the XLA-compiled variants
 
