@@ -1,7 +1,7 @@
 """A bounded load test of a local server's log_prob: requests/s and latency percentiles.
 
   python -m serving.load_test --server=http://127.0.0.1:8501 --model_name=glow \
-      --concurrency=8 --requests=400 --batch_size=1
+      --concurrency=8 --requests=400 --images_per_request=1
 
 Each of `--concurrency` clients keeps one HTTP/1.1 connection open and sends row-format
 log_prob requests of random images until `--requests` have been sent in all. Any answer other
@@ -104,7 +104,8 @@ _CONCURRENCY = flags.DEFINE_integer("concurrency", 8, "Concurrent clients.", low
                                     upper_bound=64)
 _REQUESTS = flags.DEFINE_integer("requests", 400, "Requests in all.", lower_bound=1,
                                  upper_bound=10000)
-_BATCH_SIZE = flags.DEFINE_integer("batch_size", 1, "Images per request.", lower_bound=1)
+_IMAGES_PER_REQUEST = flags.DEFINE_integer("images_per_request", 1, "Images per request.",
+                                           lower_bound=1)
 _NUM_CLASSES = flags.DEFINE_integer(
     "num_classes", 1, "Labels are drawn from 0..num_classes-1 for a conditional model.",
     lower_bound=1)
@@ -115,12 +116,12 @@ def main(argv):
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
   client = client_lib.Client(_SERVER.value, _MODEL_NAME.value)
   inputs = client.signature_inputs("log_prob")
-  body = log_prob_body(inputs["images"][1:], _BATCH_SIZE.value, "labels" in inputs,
+  body = log_prob_body(inputs["images"][1:], _IMAGES_PER_REQUEST.value, "labels" in inputs,
                        _NUM_CLASSES.value)
   url = f"{_SERVER.value.rstrip('/')}/v1/models/{_MODEL_NAME.value}:predict"
   result = run(url, body, _CONCURRENCY.value, _REQUESTS.value)
   print(json.dumps(dict(result, concurrency=_CONCURRENCY.value,
-                        batch_size=_BATCH_SIZE.value)))
+                        batch_size=_IMAGES_PER_REQUEST.value)))
 
 
 if __name__ == "__main__":

@@ -15,6 +15,18 @@ tf.config.set_logical_device_configuration(
     _CPUS[0], [tf.config.LogicalDeviceConfiguration()] * 2)
 
 
+@pytest.fixture(autouse=True)
+def distinct_collective_keys():
+  """Gives each test's MirroredStrategy its own range of collective keys.
+
+  Every MirroredStrategy in a process starts its collective group keys at the same value,
+  so two strategies created by different tests reuse keys with different shapes and
+  abort the process-wide collective executor. TensorFlow's own tests move the base the
+  same way (tensorflow/python/distribute/strategy_combinations.py).
+  """
+  tf.distribute.MirroredStrategy._collective_key_base += 100000  # pylint: disable=protected-access
+
+
 @pytest.fixture
 def rng():
   return np.random.default_rng(1234)
