@@ -10,6 +10,7 @@ from glow_tfp import metrics
 from glow_tfp.bijectors import actnorm
 from glow_tfp.bijectors import compose
 from glow_tfp.bijectors import coupling
+from glow_tfp.bijectors import flow_step
 from glow_tfp.bijectors import invertible_conv
 from glow_tfp.bijectors import permute
 from glow_tfp.bijectors import prior
@@ -206,8 +207,7 @@ class _ChainBuilder:
     height, width, channels = shape
     channels *= 4
     steps = compose.Sequential(
-        [b for k in range(config.steps_per_level)
-         for b in self.step(channels, f"level{level}_step{k}")],
+        [self.step(channels, f"level{level}_step{k}") for k in range(config.steps_per_level)],
         reversible=self._reversible, name=f"level{level}_steps")
     if level == config.levels - 1:
       tail = prior.TopPrior(channels, config.learn_top_prior, config.num_classes,
@@ -231,7 +231,9 @@ class _ChainBuilder:
     else:
       mixing = permute.ChannelPermutation(channels, config.permutation, seed=seed,
                                           name=f"{name}_permute")
-    return [actnorm.ActNorm(channels, name=f"{name}_actnorm"), mixing,
-            coupling.AffineCoupling(channels, config.hidden_channels, config.coupling,
-                                    seed=seed + 1, compute_dtype=self._compute_dtype,
-                                    name=f"{name}_coupling")]
+    return flow_step.FlowStep(
+        actnorm.ActNorm(channels, name=f"{name}_actnorm"), mixing,
+        coupling.AffineCoupling(channels, config.hidden_channels, config.coupling,
+                                seed=seed + 1, compute_dtype=self._compute_dtype,
+                                name=f"{name}_coupling"),
+        name=name)

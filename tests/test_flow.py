@@ -116,7 +116,7 @@ def test_initialize_standardises_the_first_actnorm():
   x = random_images((16,) + SHAPE, seed=8)
   model.initialize(x)
   assert model.initialized.numpy()
-  first = model.bijector.bijectors[1].bijectors[0]
+  first = model.bijector.bijectors[1].bijectors[0].actnorm
   y = first.inverse(tf.nn.space_to_depth(x, 2))
   np.testing.assert_allclose(tf.reduce_mean(y, [0, 1, 2]).numpy(), 0.0, atol=1e-5)
 

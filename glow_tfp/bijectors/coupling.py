@@ -57,6 +57,22 @@ class AffineCoupling(base.FusedBijector):
     super().__init__(parameters=parameters, name=scope.rstrip("/") or "coupling",
                      dtype=dtype)
 
+  @property
+  def split_channels(self):
+    """Channels of the conditioning half xa (the first C - C//2); the rest are transformed."""
+    return self._split
+
+  def normalise_halves(self, xa, xb):
+    """The normalising map on the two halves: (yb, log_det); ya is xa unchanged."""
+    return self._normalise(xb, self._run_net(xa, self.net))
+
+  def generate_halves(self, ya, yb):
+    """The generative map on the two halves: (xb, log_det); xa is ya unchanged."""
+    shift, log_scale = self._shift_and_log_scale(self._run_net(ya, self.net))
+    if log_scale is None:
+      return yb - shift, base.batch_zeros(yb)
+    return yb * tf.exp(-log_scale) - shift, -base.sum_over_event(log_scale)
+
   def _shift_and_log_scale(self, net_out):
     """(t, log s) from the network output; log s is None for additive coupling."""
     if self.coupling == "additive":
@@ -64,27 +80,29 @@ class AffineCoupling(base.FusedBijector):
     raw, shift = tf.split(net_out, 2, axis=-1)
     return shift, tf.math.log_sigmoid(raw + _SCALE_OFFSET)
 
-  def _normalise(self, y, net_out):
-    ya, yb = y[..., :self._split], y[..., self._split:]
+  def _normalise(self, xb, net_out):
     shift, log_scale = self._shift_and_log_scale(net_out)
     if log_scale is None:
-      return tf.concat([ya, yb + shift], axis=-1), base.batch_zeros(y)
-    out = (yb + shift) * tf.exp(log_scale)
-    return tf.concat([ya, out], axis=-1), base.sum_over_event(log_scale)
+      return xb + shift, base.batch_zeros(xb)
+    return (xb + shift) * tf.exp(log_scale), base.sum_over_event(log_scale)
 
   def _run_net(self, xa, net_fn):
     return tf.cast(net_fn(tf.cast(xa, self.compute_dtype)), xa.dtype)
 
+  def _halves(self, x):
+    return tf.split(x, [self._split, x.shape[-1] - self._split], axis=-1)
+
   def _inverse_and_log_det(self, y, labels=None):
-    return self._normalise(y, self._run_net(y[..., :self._split], self.net))
+    ya, yb = self._halves(y)
+    out, log_det = self.normalise_halves(ya, yb)
+    return tf.concat([ya, out], axis=-1), log_det
 
   def initialize_inverse(self, y, labels=None):
-    return self._normalise(y, self._run_net(y[..., :self._split], self.net.initialize))[0]
+    ya, yb = self._halves(y)
+    out = self._normalise(yb, self._run_net(ya, self.net.initialize))[0]
+    return tf.concat([ya, out], axis=-1)
 
   def _forward_and_log_det(self, x, labels=None):
-    xa, xb = x[..., :self._split], x[..., self._split:]
-    shift, log_scale = self._shift_and_log_scale(self._run_net(xa, self.net))
-    if log_scale is None:
-      return tf.concat([xa, xb - shift], axis=-1), base.batch_zeros(x)
-    out = xb * tf.exp(-log_scale) - shift
-    return tf.concat([xa, out], axis=-1), -base.sum_over_event(log_scale)
+    xa, xb = self._halves(x)
+    out, log_det = self.generate_halves(xa, xb)
+    return tf.concat([xa, out], axis=-1), log_det

@@ -103,16 +103,17 @@ class Invertible1x1Conv(base.FusedBijector):
     return tf.fill(tf.shape(x)[:1], pixels * self.log_abs_det_weight())
 
   def _inverse_and_log_det(self, y, labels=None):
-    return _mix_channels(y, self.weight_matrix()), self._log_det(y)
+    return mix_channels(y, self.weight_matrix()), self._log_det(y)
 
   def _forward_and_log_det(self, x, labels=None):
-    return _mix_channels(x, self.inverse_weight_matrix()), -self._log_det(x)
+    return mix_channels(x, self.inverse_weight_matrix()), -self._log_det(x)
 
 
-def _mix_channels(x, matrix):
-  """out[..., i] = sum_j matrix[i, j] * x[..., j], as a 1x1 convolution."""
+def mix_channels(x, matrix, bias=None):
+  """out[..., i] = sum_j matrix[i, j] * x[..., j] (+ bias[i]), as a 1x1 convolution."""
   kernel = tf.transpose(matrix)[tf.newaxis, tf.newaxis]
-  return tf.nn.conv2d(x, kernel, strides=1, padding="VALID")
+  out = tf.nn.conv2d(x, kernel, strides=1, padding="VALID")
+  return out if bias is None else tf.nn.bias_add(out, bias)
 
 
 def _random_rotation(channels, seed):

@@ -41,6 +41,16 @@ class ChannelPermutation(base.FusedBijector):
   def order(self):
     return self._order
 
+  def weight_matrix(self):
+    """The permutation as a C x C matrix W (y = W x), for fusing with a 1x1 convolution."""
+    return tf.one_hot(self._order, self._order.shape[0], dtype=self.dtype)
+
+  def inverse_weight_matrix(self):
+    return tf.one_hot(self._inverse_order, self._order.shape[0], dtype=self.dtype)
+
+  def log_abs_det_weight(self):
+    return tf.zeros([], self.dtype)
+
   def _inverse_and_log_det(self, y, labels=None):
     return tf.gather(y, self._order, axis=-1), base.batch_zeros(y)
 
