@@ -28,6 +28,8 @@ _COUPLING = flags.DEFINE_enum("coupling", "affine", ["affine", "additive"],
                               "Coupling of every architecture.")
 _REPEATS = flags.DEFINE_integer("repeats", 5, "Timing rounds (median reported).",
                                 lower_bound=1)
+_SECONDS = flags.DEFINE_float("seconds", 1.0, "Each system's share of a repeat lasts at "
+                               "least this long (back-to-back calls).", lower_bound=0.0)
 _MEMORY = flags.DEFINE_bool("memory", True, "Measure peak training memory (one process "
                             "per system and architecture).")
 _QUICK = flags.DEFINE_bool("quick", False, "Two repeats and no memory probes.")
@@ -43,7 +45,7 @@ def main(argv):
   arch_by_name = {name: architectures.ARCHITECTURES[name].replace(coupling=_COUPLING.value)
                   for name in dict.fromkeys(_ARCHITECTURES.value)}
   systems = speed.selected_systems(_SYSTEMS.value, _XLA.value)
-  results = speed.run(arch_by_name, systems, repeats, memory)
+  results = speed.run(arch_by_name, systems, repeats, memory, _SECONDS.value)
   lines = speed.markdown(results)
   print("\n".join(lines))
   for path in report.write(results, lines, _OUT_DIR.value, _NAME.value):

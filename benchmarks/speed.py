@@ -19,12 +19,10 @@ from benchmarks import workloads
 DEFAULT_SYSTEMS = ("glow_tfp", "glow_tfp_xla", "glow_tfp_bf16", "tfp", "tfp_xla")
 # The issue's targets: glow_tfp / TFP images per second, same run.
 TARGETS = {"train": 1.5, "log_prob": 2.0, "sample": 1.5}
-# Calls per system per repeat: a training step is short, so take two.
-_CALLS = {"train": 2, "log_prob": 1, "sample": 1}
 _PAIR_LABELS = {"best/best": "fastest float32 glow_tfp / fastest TFP"}
 
 
-def measure(arch, systems, repeats, memory):
+def measure(arch, systems, repeats, memory, seconds_per_measurement):
   """Every figure of one `architectures.Architecture`: per-system results and ratios."""
   x = workloads.synthetic_images(arch.train_batch, arch.config.image_shape)
   models = {s.name: peers.build(s, arch.config) for s in systems}
@@ -36,7 +34,8 @@ def measure(arch, systems, repeats, memory):
                       "first_call_s": {}, "images_per_s": {}, "images_per_s_repeats": {}}
              for s in systems}
   for workload in workloads.WORKLOADS:
-    _time_workload(workload, arch, systems, models, results, repeats)
+    _time_workload(workload, arch, systems, models, results, repeats,
+                   seconds_per_measurement)
   if memory:
     for s in systems:
       logging.info("%s: peak training memory (a fresh process)", s.name)
@@ -47,7 +46,7 @@ def measure(arch, systems, repeats, memory):
           "systems": results, "ratios": _ratios(results)}
 
 
-def _time_workload(workload, arch, systems, models, results, repeats):
+def _time_workload(workload, arch, systems, models, results, repeats, seconds_per_measurement):
   fns = {s.name: workloads.make(workload, arch, models[s.name], s.jit_compile)
          for s in systems}
   for name, fn in fns.items():
@@ -56,7 +55,10 @@ def _time_workload(workload, arch, systems, models, results, repeats):
                  results[name]["first_call_s"][workload])
     fn()  # a second, untimed call: some runtimes finish setting up on it.
   batch = workloads.batch_size(workload, arch)
-  seconds = timing.alternate(fns, repeats, _CALLS[workload])
+  calls = timing.calls_lasting(fns, seconds_per_measurement)
+  seconds = timing.alternate(fns, repeats, calls)
+  for name in fns:
+    results[name].setdefault("calls_per_repeat", {})[workload] = calls
   for name, per_repeat in seconds.items():
     rates = [batch / s for s in per_repeat]
     results[name]["images_per_s_repeats"][workload] = rates
@@ -91,8 +93,10 @@ def _best(rates, names):
 def markdown(results):
   """The Markdown report: per architecture, a table of systems and one of ratios."""
   lines = ["# glow_tfp vs tfp.bijectors.Glow", ""] + report.environment_lines(
-      results["environment"]) + ["", f"Repeats: {results['repeats']}; images/s are medians "
-                                 "over repeats, ratios medians of per-repeat ratios."]
+      results["environment"]) + ["", f"Repeats: {results['repeats']}, each system timed "
+                                 f"for at least {results['seconds_per_measurement']:g} s per "
+                                 "repeat (back-to-back calls); images/s are medians over "
+                                 "repeats, ratios medians of per-repeat ratios."]
   for name, arch in results["architectures"].items():
     lines += ["", f"## {name}: {_describe(arch)}", ""]
     lines += report.table(["system", "parameters", "train img/s", "log_prob img/s",
@@ -134,7 +138,7 @@ def selected_systems(names, xla):
           if xla or not peers.SYSTEMS[n].jit_compile]
 
 
-def run(arch_by_name, systems, repeats, memory):
+def run(arch_by_name, systems, repeats, memory, seconds_per_measurement=1.0):
   """All results of one benchmark run, as a JSON-ready dict.
 
   Args:
@@ -142,9 +146,12 @@ def run(arch_by_name, systems, repeats, memory):
     systems: list of `peers.System`.
     repeats: timing rounds.
     memory: whether to probe peak training memory (a fresh process per system).
+    seconds_per_measurement: each system's share of a repeat lasts about this long at
+      least (back-to-back calls of the workload; one call when a call is longer).
   """
   environment = report.environment()  # before measuring: the commit of the code measured
-  measured = {name: measure(arch, systems, repeats, memory)
+  measured = {name: measure(arch, systems, repeats, memory, seconds_per_measurement)
               for name, arch in arch_by_name.items()}
   return {"environment": environment, "repeats": repeats,
+          "seconds_per_measurement": seconds_per_measurement,
           "targets": TARGETS, "architectures": measured}

@@ -6,6 +6,7 @@ that noise evenly, and a ratio taken inside one repeat compares two systems that
 seconds apart. Medians over the repeats discard the worst bursts.
 """
 
+import math
 import statistics
 import time
 
@@ -23,6 +24,16 @@ def seconds_per_call(fn, calls):
   for _ in range(calls):
     _block(fn())
   return (time.perf_counter() - start) / calls
+
+
+def calls_lasting(fns, seconds):
+  """Calls per measurement so that the fastest of `fns` runs for about `seconds` (>= 1).
+
+  One call of a small workload lasts tens of milliseconds, short enough for a single
+  scheduler hiccup to move it by a tenth; several back-to-back calls average that out.
+  """
+  fastest = min(seconds_per_call(fn, 1) for fn in fns.values())
+  return max(1, math.ceil(seconds / fastest))
 
 
 def alternate(fns, repeats, calls):

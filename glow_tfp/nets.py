@@ -32,14 +32,17 @@ class Conv2d(tf.Module):
 
 
 class ZeroConv2d(tf.Module):
-  """A 3x3 convolution initialised to output zeros: (conv(x) + b) * exp(3 * log_scale).
+  """A 3x3 convolution starting at a constant: (conv(x) + b) * exp(3 * log_scale) + offset.
 
   Zero kernel, bias and log-scale make a fresh coupling the identity and a fresh prior
   standard normal; the learned log-scale lets the output grow faster than the kernel alone.
+  `offset` (a constant per output channel, default 0) is folded into the bias, so a
+  consumer that adds a constant to the output gets it without an extra pass.
   """
 
-  def __init__(self, in_channels, out_channels, dtype=tf.float32, name=None):
+  def __init__(self, in_channels, out_channels, dtype=tf.float32, offset=None, name=None):
     super().__init__(name=name)
+    self._offset = tf.constant(0.0 if offset is None else offset, dtype, [out_channels])
     with self.name_scope:
       self.kernel = tf.Variable(tf.zeros([3, 3, in_channels, out_channels], dtype),
                                 name="kernel")
@@ -47,7 +50,8 @@ class ZeroConv2d(tf.Module):
       self.log_scale = tf.Variable(tf.zeros([out_channels], dtype), name="log_scale")
 
   def __call__(self, x):
-    return _scaled_conv(x, self.kernel, self.bias, tf.exp(_LOG_SCALE_FACTOR * self.log_scale))
+    return _scaled_conv(x, self.kernel, self.bias, tf.exp(_LOG_SCALE_FACTOR * self.log_scale),
+                        self._offset)
 
 
 class CouplingNet(tf.Module):
@@ -61,10 +65,11 @@ class CouplingNet(tf.Module):
     hidden_channels: width of the two hidden layers.
     out_channels: channels of the output (2x the transformed half for affine coupling).
     seed: integer seed of the two random kernels.
+    output_offset: constant per output channel added to the output (default 0).
   """
 
   def __init__(self, in_channels, hidden_channels, out_channels, seed=0, dtype=tf.float32,
-               name=None):
+               output_offset=None, name=None):
     super().__init__(name=name)
     seeds = np.random.SeedSequence(seed).generate_state(2)
     with self.name_scope:
@@ -73,7 +78,8 @@ class CouplingNet(tf.Module):
       self.conv_hidden = Conv2d(hidden_channels, hidden_channels, 1, int(seeds[1]), dtype,
                                 "conv_hidden")
       self.norm_hidden = actnorm.ActNorm(hidden_channels, dtype, name="norm_hidden")
-      self.conv_out = ZeroConv2d(hidden_channels, out_channels, dtype, name="conv_out")
+      self.conv_out = ZeroConv2d(hidden_channels, out_channels, dtype, output_offset,
+                                 name="conv_out")
 
   def __call__(self, x):
     h = tf.nn.relu(_normalized_conv(x, self.conv_in, self.norm_in))
@@ -94,11 +100,11 @@ def _normalized_conv(x, conv, norm):
   return _scaled_conv(x, conv.kernel, norm.bias, tf.exp(norm.log_scale))
 
 
-def _scaled_conv(x, kernel, bias, scale):
-  """(conv(x, kernel) + bias) * scale per output channel, as conv(x, kernel * scale) + b'.
+def _scaled_conv(x, kernel, bias, scale, offset=0.0):
+  """(conv(x, kernel) + bias) * scale + offset per output channel, as conv(x, kernel') + b'.
 
   Folding the per-channel affine map into the kernel keeps one activation per layer instead
   of three and lets the backend fuse convolution, bias and ReLU.
   """
   out = tf.nn.conv2d(x, tf.cast(kernel * scale, x.dtype), strides=1, padding="SAME")
-  return tf.nn.bias_add(out, tf.cast(bias * scale, x.dtype))
+  return tf.nn.bias_add(out, tf.cast(bias * scale + offset, x.dtype))

@@ -1,10 +1,10 @@
 """Smoke tests of the benchmark runners at a tiny architecture (CI does not run benchmarks)."""
 
+import dataclasses
 import json
+import time
 
 import pytest
-
-import dataclasses
 
 from benchmarks import architectures
 from benchmarks import invertible_conv
@@ -12,6 +12,7 @@ from benchmarks import peak_memory
 from benchmarks import peers
 from benchmarks import report
 from benchmarks import speed
+from benchmarks import timing
 from benchmarks import workloads
 import glow_tfp
 
@@ -24,7 +25,8 @@ _TINY = architectures.Architecture(
 @pytest.fixture(scope="module")
 def speed_results():
   systems = [peers.SYSTEMS["glow_tfp"], peers.SYSTEMS["tfp"]]
-  return speed.run({"tiny": _TINY}, systems, repeats=2, memory=False)
+  return speed.run({"tiny": _TINY}, systems, repeats=2, memory=False,
+                   seconds_per_measurement=0.05)
 
 
 def test_run_writes_json_and_markdown_with_every_figure(speed_results, tmp_path):
@@ -87,3 +89,10 @@ def test_lu_vs_conv_measures_both_forms():
   assert set(results[4]["log_det_us"]) == {"lu", "conv", "call_overhead"}
   assert set(results[4]["step_ms"]) == {"lu", "conv"}
   assert results[4]["step_conv_over_lu"] > 0
+
+
+def test_calls_lasting_repeats_short_calls_until_the_time_is_filled():
+  sleepy = {"fast": lambda: time.sleep(0.01), "slow": lambda: time.sleep(0.05)}
+  calls = timing.calls_lasting(sleepy, 0.1)
+  assert 5 <= calls <= 10  # set by the faster callable: 0.1 s / 0.01 s
+  assert timing.calls_lasting(sleepy, 0.0) == 1

@@ -20,7 +20,8 @@ class AffineCoupling(base.FusedBijector):
   Invertible for any network, since s > 0; cost one network evaluation per call.
 
   NN is `nets.CouplingNet`, whose last convolution starts at zero, so a fresh coupling is
-  the identity for "additive" and a fixed per-element scale sigmoid(2) for "affine".
+  the identity for "additive" and a fixed per-element scale sigmoid(2) for "affine". The
+  +2 is folded into that convolution's bias (the network outputs raw + 2 directly).
 
   Args:
     channels: channels C of the input (>= 2).
@@ -51,9 +52,12 @@ class AffineCoupling(base.FusedBijector):
     self._split = channels - channels // 2
     transformed = channels // 2
     out_channels = 2 * transformed if coupling == "affine" else transformed
+    offset = None
+    if coupling == "affine":
+      offset = [_SCALE_OFFSET] * transformed + [0.0] * transformed
     with tf.name_scope(name or f"{coupling}_coupling") as scope:
       self.net = nets.CouplingNet(self._split, hidden_channels, out_channels, seed, dtype,
-                                  name="net")
+                                  output_offset=offset, name="net")
     super().__init__(parameters=parameters, name=scope.rstrip("/") or "coupling",
                      dtype=dtype)
 
@@ -68,22 +72,18 @@ class AffineCoupling(base.FusedBijector):
 
   def generate_halves(self, ya, yb):
     """The generative map on the two halves: (xb, log_det); xa is ya unchanged."""
-    shift, log_scale = self._shift_and_log_scale(self._run_net(ya, self.net))
-    if log_scale is None:
-      return yb - shift, base.batch_zeros(yb)
-    return yb * tf.exp(-log_scale) - shift, -base.sum_over_event(log_scale)
-
-  def _shift_and_log_scale(self, net_out):
-    """(t, log s) from the network output; log s is None for additive coupling."""
+    net_out = self._run_net(ya, self.net)
     if self.coupling == "additive":
-      return net_out, None
+      return yb - net_out, base.batch_zeros(yb)
     raw, shift = tf.split(net_out, 2, axis=-1)
-    return shift, tf.math.log_sigmoid(raw + _SCALE_OFFSET)
+    # Dividing by s takes fewer passes than multiplying by exp(-log s).
+    return yb / tf.sigmoid(raw) - shift, -base.sum_over_event(tf.math.log_sigmoid(raw))
 
   def _normalise(self, xb, net_out):
-    shift, log_scale = self._shift_and_log_scale(net_out)
-    if log_scale is None:
-      return xb + shift, base.batch_zeros(xb)
+    if self.coupling == "additive":
+      return xb + net_out, base.batch_zeros(xb)
+    raw, shift = tf.split(net_out, 2, axis=-1)
+    log_scale = tf.math.log_sigmoid(raw)
     return (xb + shift) * tf.exp(log_scale), base.sum_over_event(log_scale)
 
   def _run_net(self, xa, net_fn):

@@ -24,7 +24,7 @@ class FlowStep(base.FusedBijector):
   Args:
     actnorm: `ActNorm` over C channels.
     mixing: `Invertible1x1Conv` or `ChannelPermutation` over C channels (anything with
-      `weight_matrix()`, `inverse_weight_matrix()` and `log_abs_det_weight()`).
+      `kernel()` = W^T, `inverse_kernel()` = W^-T and `log_abs_det_weight()`).
     coupling: `AffineCoupling` over C channels.
     name: name scope.
   """
@@ -46,11 +46,12 @@ class FlowStep(base.FusedBijector):
     return tf.fill(tf.shape(x)[:1], pixels * per_pixel)
 
   def _inverse_and_log_det(self, x, labels=None):
-    matrix = self.mixing.weight_matrix() * tf.exp(self.actnorm.log_scale)
-    bias = tf.linalg.matvec(matrix, self.actnorm.bias)
+    # kernel = A^T = diag(e^s) W^T, and A b = kernel^T b.
+    kernel = tf.exp(self.actnorm.log_scale)[:, tf.newaxis] * self.mixing.kernel()
+    bias = tf.reduce_sum(kernel * self.actnorm.bias[:, tf.newaxis], axis=0)
     k = self.coupling.split_channels
-    xa = invertible_conv.mix_channels(x, matrix[:k], bias[:k])
-    xb = invertible_conv.mix_channels(x, matrix[k:], bias[k:])
+    xa = invertible_conv.mix_channels(x, kernel[:, :k], bias[:k])
+    xb = invertible_conv.mix_channels(x, kernel[:, k:], bias[k:])
     yb, coupling_log_det = self.coupling.normalise_halves(xa, xb)
     return tf.concat([xa, yb], axis=-1), self._affine_log_det(x) + coupling_log_det
 
@@ -58,10 +59,9 @@ class FlowStep(base.FusedBijector):
     k = self.coupling.split_channels
     ya, yb = tf.split(y, [k, y.shape[-1] - k], axis=-1)
     xb, coupling_log_det = self.coupling.generate_halves(ya, yb)
-    matrix = (tf.exp(-self.actnorm.log_scale)[:, tf.newaxis]
-              * self.mixing.inverse_weight_matrix())
-    x = invertible_conv.mix_channels(tf.concat([ya, xb], axis=-1), matrix,
-                                     -self.actnorm.bias)
+    # (diag(e^-s) W^-1)^T = W^-T diag(e^-s).
+    kernel = self.mixing.inverse_kernel() * tf.exp(-self.actnorm.log_scale)
+    x = invertible_conv.mix_channels(tf.concat([ya, xb], axis=-1), kernel, -self.actnorm.bias)
     return x, coupling_log_det - self._affine_log_det(y)
 
   def initialize_inverse(self, x, labels=None):

@@ -76,10 +76,30 @@ class Invertible1x1Conv(base.FusedBijector):
 
   def weight_matrix(self):
     """W as a dense C x C matrix."""
+    return tf.transpose(self.kernel())
+
+  def inverse_weight_matrix(self):
+    return tf.transpose(self.inverse_kernel())
+
+  def kernel(self):
+    """W^T: the [C_in, C_out] matrix of the 1x1 convolution y = W x."""
     if not self._lu:
-      return tf.convert_to_tensor(self.weight)
+      return tf.transpose(self.weight)
     lower, upper = self._lu_factors()
-    return self.permutation @ lower @ upper
+    # W^T = U^T L^T P^T, with the transposes left to matmul.
+    lower_p = tf.linalg.matmul(lower, self.permutation, transpose_a=True, transpose_b=True)
+    return tf.linalg.matmul(upper, lower_p, transpose_a=True)
+
+  def inverse_kernel(self):
+    """W^-T: the matrix of the 1x1 convolution x = W^-1 y (triangular solves in LU form)."""
+    if not self._lu:
+      return tf.linalg.inv(self.weight, adjoint=True)
+    lower, upper = self._lu_factors()
+    eye = tf.eye(self.log_s.shape[0], dtype=self.dtype)
+    # W^-T = P L^-T U^-T.
+    lower_inv_t = tf.linalg.triangular_solve(lower, eye, lower=True, adjoint=True)
+    upper_inv_t = tf.linalg.triangular_solve(upper, eye, lower=False, adjoint=True)
+    return self.permutation @ lower_inv_t @ upper_inv_t
 
   def log_abs_det_weight(self):
     """log|det W|: O(C) in LU form, through QR otherwise."""
@@ -88,31 +108,20 @@ class Invertible1x1Conv(base.FusedBijector):
     _, r = tf.linalg.qr(self.weight)
     return tf.reduce_sum(tf.math.log(tf.abs(tf.linalg.diag_part(r))))
 
-  def inverse_weight_matrix(self):
-    """W^-1: two triangular solves in LU form, a dense inverse otherwise."""
-    if not self._lu:
-      return tf.linalg.inv(self.weight)
-    lower, upper = self._lu_factors()
-    eye = tf.eye(self.log_s.shape[0], dtype=self.dtype)
-    lower_inv = tf.linalg.triangular_solve(lower, eye, lower=True)
-    upper_inv = tf.linalg.triangular_solve(upper, eye, lower=False)
-    return upper_inv @ lower_inv @ tf.transpose(self.permutation)
-
   def _log_det(self, x):
     pixels = tf.cast(tf.reduce_prod(tf.shape(x)[-3:-1]), x.dtype)
     return tf.fill(tf.shape(x)[:1], pixels * self.log_abs_det_weight())
 
   def _inverse_and_log_det(self, y, labels=None):
-    return mix_channels(y, self.weight_matrix()), self._log_det(y)
+    return mix_channels(y, self.kernel()), self._log_det(y)
 
   def _forward_and_log_det(self, x, labels=None):
-    return mix_channels(x, self.inverse_weight_matrix()), -self._log_det(x)
+    return mix_channels(x, self.inverse_kernel()), -self._log_det(x)
 
 
-def mix_channels(x, matrix, bias=None):
-  """out[..., i] = sum_j matrix[i, j] * x[..., j] (+ bias[i]), as a 1x1 convolution."""
-  kernel = tf.transpose(matrix)[tf.newaxis, tf.newaxis]
-  out = tf.nn.conv2d(x, kernel, strides=1, padding="VALID")
+def mix_channels(x, kernel, bias=None):
+  """out[..., o] = sum_i x[..., i] * kernel[i, o] (+ bias[o]), as a 1x1 convolution."""
+  out = tf.nn.conv2d(x, kernel[tf.newaxis, tf.newaxis], strides=1, padding="VALID")
   return out if bias is None else tf.nn.bias_add(out, bias)
 
 

@@ -41,12 +41,13 @@ class ChannelPermutation(base.FusedBijector):
   def order(self):
     return self._order
 
-  def weight_matrix(self):
-    """The permutation as a C x C matrix W (y = W x), for fusing with a 1x1 convolution."""
-    return tf.one_hot(self._order, self._order.shape[0], dtype=self.dtype)
-
-  def inverse_weight_matrix(self):
+  def kernel(self):
+    """W^T for the permutation matrix W (y = W x), to fuse it with a 1x1 convolution."""
     return tf.one_hot(self._inverse_order, self._order.shape[0], dtype=self.dtype)
+
+  def inverse_kernel(self):
+    """W^-T = W."""
+    return tf.one_hot(self._order, self._order.shape[0], dtype=self.dtype)
 
   def log_abs_det_weight(self):
     return tf.zeros([], self.dtype)
