@@ -184,3 +184,13 @@ def test_class_conditional_model_trains_on_a_tfds_dataset(tmp_path):
   assert np.isfinite(results["heldout_bits_per_dim"])
   assert all(np.isfinite(bits) for _, bits in results["train_history"])
   assert os.path.exists(tmp_path / "samples" / "step000002_temperature0.7.png")
+
+
+@pytest.mark.parametrize("explicit", [True, False])
+def test_explicit_jit_compile_is_kept(explicit):
+  assert loop.resolve_jit_compile(explicit) is explicit
+
+
+@pytest.mark.skipif(bool(tf.config.list_logical_devices("GPU")), reason="a GPU is visible")
+def test_unset_jit_compile_is_off_on_a_cpu_only_machine():
+  assert loop.resolve_jit_compile(None) is False

@@ -63,7 +63,7 @@ class Settings:
   learning_rate: float = 1e-3
   warmup_steps: int = 100
   eval_every: int = 100
-  jit_compile: bool = True
+  jit_compile: bool | None = None
 
   def config(self, image_shape, permutation, coupling):
     try:
@@ -117,7 +117,8 @@ _EVAL_EVERY = flags.DEFINE_integer("eval_every", _DEFAULTS.eval_every,
                                    "Held-out evaluation interval (steps): the curve's points.",
                                    lower_bound=1)
 _JIT_COMPILE = flags.DEFINE_bool("jit_compile", _DEFAULTS.jit_compile,
-                                 "Compile the loss and gradients with XLA.")
+                                 "Compile the loss and gradients with XLA (unset: on a GPU "
+                                 "or TPU, off on CPUs, where it is slower).")
 _QUICK_FLAG = flags.DEFINE_bool("quick", False,
                                 "A few-minute smoke version: defaults "
                                 f"{_QUICK.seeds} seeds, K={_QUICK.steps_per_level}, width "

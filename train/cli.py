@@ -82,7 +82,8 @@ _KEEP_CHECKPOINTS = flags.DEFINE_integer("keep_checkpoints", _DEFAULTS.keep_chec
 _LOG_EVERY = flags.DEFINE_integer("log_every", _DEFAULTS.log_every,
                                   "Progress-line interval (steps).", lower_bound=1)
 _JIT_COMPILE = flags.DEFINE_bool("jit_compile", _DEFAULTS.jit_compile,
-                                 "Compile the loss and gradients with XLA.")
+                                 "Compile the loss and gradients with XLA (unset: on a GPU "
+                                 "or TPU, off on CPUs, where it is slower).")
 _MAX_BAD_STEPS = flags.DEFINE_integer("max_bad_steps", _DEFAULTS.max_bad_steps,
                                       "Non-finite steps in a row before restoring the last "
                                       "checkpoint with a lower learning rate.", lower_bound=1)
