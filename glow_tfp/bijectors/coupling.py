@@ -75,34 +75,35 @@ class AffineCoupling(base.FusedBijector):
     net_out = self._run_net(ya, self.net)
     if self.coupling == "additive":
       return yb - net_out, base.batch_zeros(yb)
-    raw, shift = tf.split(net_out, 2, axis=-1)
+    logits, shift = tf.split(net_out, 2, axis=-1)  # logits = raw + 2, from the network
     # Dividing by s takes fewer passes than multiplying by exp(-log s).
-    return yb / tf.sigmoid(raw) - shift, -base.sum_over_event(tf.math.log_sigmoid(raw))
+    return yb / tf.sigmoid(logits) - shift, -base.sum_over_event(tf.math.log_sigmoid(logits))
 
   def _normalise(self, xb, net_out):
     if self.coupling == "additive":
       return xb + net_out, base.batch_zeros(xb)
-    raw, shift = tf.split(net_out, 2, axis=-1)
-    log_scale = tf.math.log_sigmoid(raw)
+    logits, shift = tf.split(net_out, 2, axis=-1)
+    log_scale = tf.math.log_sigmoid(logits)
     return (xb + shift) * tf.exp(log_scale), base.sum_over_event(log_scale)
 
   def _run_net(self, xa, net_fn):
     return tf.cast(net_fn(tf.cast(xa, self.compute_dtype)), xa.dtype)
 
-  def _halves(self, x):
+  def halves(self, x):
+    """(xa, xb): the conditioning and the transformed channels of `x`."""
     return tf.split(x, [self._split, x.shape[-1] - self._split], axis=-1)
 
   def _inverse_and_log_det(self, y, labels=None):
-    ya, yb = self._halves(y)
+    ya, yb = self.halves(y)
     out, log_det = self.normalise_halves(ya, yb)
     return tf.concat([ya, out], axis=-1), log_det
 
   def initialize_inverse(self, y, labels=None):
-    ya, yb = self._halves(y)
+    ya, yb = self.halves(y)
     out = self._normalise(yb, self._run_net(ya, self.net.initialize))[0]
     return tf.concat([ya, out], axis=-1)
 
   def _forward_and_log_det(self, x, labels=None):
-    xa, xb = self._halves(x)
+    xa, xb = self.halves(x)
     out, log_det = self.generate_halves(xa, xb)
     return tf.concat([xa, out], axis=-1), log_det

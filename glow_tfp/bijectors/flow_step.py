@@ -56,8 +56,7 @@ class FlowStep(base.FusedBijector):
     return tf.concat([xa, yb], axis=-1), self._affine_log_det(x) + coupling_log_det
 
   def _forward_and_log_det(self, y, labels=None):
-    k = self.coupling.split_channels
-    ya, yb = tf.split(y, [k, y.shape[-1] - k], axis=-1)
+    ya, yb = self.coupling.halves(y)
     xb, coupling_log_det = self.coupling.generate_halves(ya, yb)
     # (diag(e^-s) W^-1)^T = W^-T diag(e^-s).
     kernel = self.mixing.inverse_kernel() * tf.exp(-self.actnorm.log_scale)
