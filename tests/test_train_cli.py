@@ -37,6 +37,7 @@ _TINY = ["--levels=2", "--steps_per_level=1", "--hidden_channels=4", "--batch_si
     (["--learning_rate=0"], "learning_rate"),
     (["--n_bits=9"], "n_bits"),
     (["--heldout_fraction=1.5"], "heldout_fraction"),
+    (["--compute_dtype=float16"], "compute_dtype"),
 ])
 def test_bad_flag_values_are_rejected_when_parsed(argv, flag):
   with flagsaver.flagsaver():
@@ -70,6 +71,13 @@ def test_epochs_are_converted_to_steps():
     flags.FLAGS(["train", "--epochs=3", "--batch_size=8", "--workdir=somewhere"])
     options = cli.training_options(num_train_images=50)
   assert options.steps == 3 * (50 // 8) and options.workdir == "somewhere"
+
+
+def test_precision_and_memory_flags_reach_the_training_options():
+  with flagsaver.flagsaver():
+    flags.FLAGS(["train", "--compute_dtype=bfloat16", "--reversible_gradients"])
+    options = cli.training_options(num_train_images=50)
+  assert options.compute_dtype == "bfloat16" and options.reversible_gradients
 
 
 def _train(*argv, timeout=300):

@@ -194,3 +194,14 @@ def test_explicit_jit_compile_is_kept(explicit):
 @pytest.mark.skipif(bool(tf.config.list_logical_devices("GPU")), reason="a GPU is visible")
 def test_unset_jit_compile_is_off_on_a_cpu_only_machine():
   assert loop.resolve_jit_compile(None) is False
+
+
+def test_bfloat16_compute_and_reversible_gradients_train_like_float32(tmp_path, finished_run,
+                                                                       tiny_mnist):
+  _, straight = finished_run
+  results = loop.run(_CONFIG, tiny_mnist, _options(tmp_path, compute_dtype="bfloat16",
+                                                   reversible_gradients=True))
+  ours, theirs = (np.array([b for _, b in r["train_history"]]) for r in (results, straight))
+  np.testing.assert_allclose(ours, theirs, rtol=2e-2)
+  assert not np.array_equal(ours, theirs)  # bfloat16 arithmetic did run
+  assert ours[-1] < ours[0]

@@ -46,6 +46,10 @@ class Options:
     tpu_address: the TPU for strategy "tpu" ("" = local / TPU_NAME).
     jit_compile: compile the loss and gradient computation with XLA; None (default) picks
       by device (`resolve_jit_compile`).
+    compute_dtype: "float32", or "bfloat16" to run the coupling networks in mixed
+      precision (log-dets, loss and variables stay float32; `glow_tfp.Glow`).
+    reversible_gradients: recompute activations during backprop instead of storing them
+      (`glow_tfp.Glow`): training memory flat in depth, steps about 1.4-1.5x slower.
     max_bad_steps: non-finite steps in a row that trigger a checkpoint restore.
     restore_lr_factor: learning-rate multiplier applied at each such restore.
     max_restores: restores after which the run gives up with an error.
@@ -70,6 +74,8 @@ class Options:
   strategy: str = "default"
   tpu_address: str = ""
   jit_compile: bool | None = None
+  compute_dtype: str = "float32"
+  reversible_gradients: bool = False
   max_bad_steps: int = 5
   restore_lr_factor: float = 0.5
   max_restores: int = 3
@@ -169,7 +175,8 @@ class Trainer:
     self.config, self.data, self.options, self.strategy = config, data, options, strategy
     self.chief = strategy_lib.is_chief(strategy)
     with strategy.scope():
-      self.model = flow.Glow(config, seed=options.seed)
+      self.model = flow.Glow(config, seed=options.seed, compute_dtype=options.compute_dtype,
+                             reversible_gradients=options.reversible_gradients)
       self.optimizer = optim.Optimizer(self.model.trainable_variables, options.optimizer)
       self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
       self.learning_rate_scale = tf.Variable(1.0, trainable=False, name="lr_scale")
