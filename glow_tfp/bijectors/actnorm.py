@@ -57,8 +57,7 @@ class ActNorm(base.FusedBijector):
     return self.normalize(y)
 
   def _log_det(self, x):
-    pixels = tf.cast(tf.reduce_prod(tf.shape(x)[-3:-1]), x.dtype)
-    return tf.fill(tf.shape(x)[:1], pixels * tf.reduce_sum(self.log_scale))
+    return base.per_pixel_log_det(x, tf.reduce_sum(self.log_scale))
 
   def _inverse_and_log_det(self, y, labels=None):
     return self.normalize(y), self._log_det(y)

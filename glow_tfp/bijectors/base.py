@@ -64,6 +64,12 @@ def batch_zeros(x):
   return tf.zeros(tf.shape(x)[:1], dtype=x.dtype)
 
 
+def per_pixel_log_det(x, value):
+  """The log-det [N] of a map that contributes the scalar `value` at every pixel of `x`."""
+  pixels = tf.cast(tf.reduce_prod(tf.shape(x)[-3:-1]), x.dtype)
+  return tf.fill(tf.shape(x)[:1], pixels * value)
+
+
 def sum_over_event(values):
   """Sums a per-element quantity over the image event dimensions [H, W, C]."""
   return tf.reduce_sum(values, axis=[-3, -2, -1])

@@ -41,9 +41,8 @@ class FlowStep(base.FusedBijector):
     super().__init__(parameters=parameters, name=name or "flow_step", dtype=actnorm.dtype)
 
   def _affine_log_det(self, x):
-    pixels = tf.cast(tf.reduce_prod(tf.shape(x)[-3:-1]), x.dtype)
-    per_pixel = tf.reduce_sum(self.actnorm.log_scale) + self.mixing.log_abs_det_weight()
-    return tf.fill(tf.shape(x)[:1], pixels * per_pixel)
+    return base.per_pixel_log_det(
+        x, tf.reduce_sum(self.actnorm.log_scale) + self.mixing.log_abs_det_weight())
 
   def _inverse_and_log_det(self, x, labels=None):
     # kernel = A^T = diag(e^s) W^T, and A b = kernel^T b.

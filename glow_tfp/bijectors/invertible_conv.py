@@ -109,8 +109,7 @@ class Invertible1x1Conv(base.FusedBijector):
     return tf.reduce_sum(tf.math.log(tf.abs(tf.linalg.diag_part(r))))
 
   def _log_det(self, x):
-    pixels = tf.cast(tf.reduce_prod(tf.shape(x)[-3:-1]), x.dtype)
-    return tf.fill(tf.shape(x)[:1], pixels * self.log_abs_det_weight())
+    return base.per_pixel_log_det(x, self.log_abs_det_weight())
 
   def _inverse_and_log_det(self, y, labels=None):
     return mix_channels(y, self.kernel()), self._log_det(y)
