@@ -8,6 +8,13 @@ step's. Each measurement still gets a fresh process, so that nothing measured be
 `python -m benchmarks.probe`, which calls `measure` and prints one JSON line.
 On the CPU those statistics skip buffers under 256 KiB (TensorFlow 2.21), so they are lower
 bounds, close for the activations of real batches and blind to tiny models.
+
+TensorFlow keeps CPU allocator statistics only when its CPU allocator is a BFC allocator. It
+is one by default only where oneDNN's custom operations are on, and TensorFlow turns those on
+by default only on CPUs with AVX-512-class features; on an AVX2-only CPU the default
+allocator keeps no statistics. So the probe process is started with
+`TF_CPU_ALLOCATOR_USE_BFC=true` (read once, when TensorFlow starts), which gives every CPU the
+same allocator and the same statistics.
 """
 
 import json
@@ -23,6 +30,8 @@ from benchmarks import workloads
 
 RESULT_PREFIX = "PROBE_RESULT "
 _MIB = 2.0**20
+# Read by TensorFlow at start-up: a BFC CPU allocator, the one that keeps statistics.
+PROBE_ENVIRONMENT = {"TF_CPU_ALLOCATOR_USE_BFC": "true"}
 _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -31,7 +40,7 @@ def peak_training_memory(system_name, config, batch_size, steps=2, timeout=1200)
   command = [sys.executable, "-m", "benchmarks.probe", f"--system={system_name}",
              f"--config={config.to_json()}", f"--batch_size={batch_size}", f"--steps={steps}"]
   done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False,
-                        cwd=_REPO_ROOT)
+                        cwd=_REPO_ROOT, env={**os.environ, **PROBE_ENVIRONMENT})
   for line in done.stdout.splitlines():
     if line.startswith(RESULT_PREFIX):
       return json.loads(line[len(RESULT_PREFIX):])
@@ -56,6 +65,7 @@ def measure(system_name, config, batch_size, steps):
     raise ValueError(f"`steps` must be at least 1; instead, it is {steps}.")
   system = peers.SYSTEMS[system_name]
   device = "GPU:0" if tf.config.list_physical_devices("GPU") else "CPU:0"
+  _check_allocator_statistics(device)
   x = workloads.synthetic_images(batch_size, config.image_shape)
   model = peers.build(system, config)
   model.initialize(x)
@@ -70,6 +80,15 @@ def measure(system_name, config, batch_size, steps):
   return {"peak_mib": max(first_peak, step_peak), "settled_mib": settled,
           "step_peak_mib": step_peak, "step_mib": step_peak - settled,
           "process_peak_rss_mib": _process_peak_rss_mib(), "device": device}
+
+
+def _check_allocator_statistics(device):
+  try:
+    tf.config.experimental.get_memory_info(device)
+  except ValueError as error:
+    raise RuntimeError(
+        f"TensorFlow keeps no allocator statistics for {device} in this process ({error}); "
+        "start it with TF_CPU_ALLOCATOR_USE_BFC=true, as peak_training_memory does.") from error
 
 
 def _allocator_mib(device, key):

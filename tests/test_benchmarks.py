@@ -62,13 +62,13 @@ def test_no_xla_drops_the_compiled_systems():
   assert names == ["glow_tfp", "glow_tfp_bf16", "tfp"]
 
 
-def test_peak_memory_measure_reports_the_step_memory():
-  # In-process, so the figures mean little (a fresh process is the point of the probe), but
-  # the keys are what the reports read. TensorFlow's CPU allocator statistics skip buffers
-  # under 256 KiB, so the activations here are made larger than that.
+def test_peak_memory_probe_reports_the_step_memory():
+  # Through the probe process, which sets up the allocator statistics that the default CPU
+  # allocator of an AVX2-only machine lacks. TensorFlow's CPU allocator statistics skip
+  # buffers under 256 KiB, so the activations here are made larger than that.
   config = glow_tfp.GlowConfig(image_shape=(16, 16, 1), levels=1, steps_per_level=1,
                                hidden_channels=64)
-  result = peak_memory.measure("glow_tfp", config, batch_size=32, steps=1)
+  result = peak_memory.peak_training_memory("glow_tfp", config, batch_size=32, steps=1)
   assert set(result) == {"peak_mib", "settled_mib", "step_peak_mib", "step_mib",
                          "process_peak_rss_mib", "device"}
   assert result["peak_mib"] >= result["step_peak_mib"] > 0
