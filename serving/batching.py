@@ -13,7 +13,7 @@ import time
 
 import numpy as np
 
-from serving.json_format import RequestError
+from .json_format import RequestError
 
 
 class _Job:

@@ -11,12 +11,12 @@ from absl import app
 from absl import flags
 
 from glow_tfp import workdir as workdir_lib
-from serving import model_name as model_name_lib
-from serving import saved_model
+from . import model_name as model_name_lib
+from . import saved_model
 # The library entry points, importable from here too; serving.saved_model has them without
 # this module's flags.
-from serving.saved_model import export_saved_model  # noqa: F401
-from serving.saved_model import export_version
+from .saved_model import export_saved_model  # noqa: F401
+from .saved_model import export_version
 
 _WORKDIR = flags.DEFINE_string(
     "workdir", None, "Training workdir: config.json and checkpoints/.")

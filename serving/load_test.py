@@ -19,7 +19,7 @@ from absl import app
 from absl import flags
 import numpy as np
 
-from serving import client as client_lib
+from . import client as client_lib
 
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
 

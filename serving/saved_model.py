@@ -29,7 +29,7 @@ import uuid
 import tensorflow as tf
 
 from glow_tfp import metrics
-from serving import model_name as model_name_lib
+from . import model_name as model_name_lib
 
 SIGNATURES = ("log_prob", "sample", "encode", "decode")
 DEFAULT_SIGNATURE = "serving_default"

@@ -34,10 +34,10 @@ import numpy as np
 import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 
-from serving import batching
-from serving import json_format
-from serving import model_name as model_name_lib
-from serving.json_format import RequestError
+from . import batching
+from . import json_format
+from . import model_name as model_name_lib
+from .json_format import RequestError
 
 _MODEL_NAME = flags.DEFINE_string("model_name", "default", "Name of the served model.")
 _MODEL_BASE_PATH = flags.DEFINE_string(

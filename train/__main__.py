@@ -8,7 +8,7 @@ Running the same command again resumes from the last checkpoint.
 from absl import app
 from absl import flags
 
-from train import cli
+from . import cli
 
 # So that --help lists the training flags, which live in train/cli.py.
 flags.adopt_module_key_flags(cli)

@@ -34,9 +34,9 @@ import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
 import numpy as np  # noqa: E402
 
 from glow_tfp import config as config_lib  # noqa: E402
-from train import data as data_lib  # noqa: E402
-from train import loop  # noqa: E402
-from train.errors import InputError  # noqa: E402
+from . import data as data_lib  # noqa: E402
+from . import loop  # noqa: E402
+from .errors import InputError  # noqa: E402
 
 PERMUTATIONS = ("reverse", "shuffle", "lu")
 COUPLINGS = ("additive", "affine")

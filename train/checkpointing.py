@@ -14,7 +14,7 @@ import tempfile
 import tensorflow as tf
 
 from glow_tfp import workdir as workdir_lib
-from train.errors import InputError
+from .errors import InputError
 
 
 def check_workdir(workdir, config):

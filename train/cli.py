@@ -12,12 +12,12 @@ from absl import flags
 from absl import logging
 
 from glow_tfp import config as config_lib
-from train import data as data_lib
-from train import loop
-from train import optim
-from train import pipeline
-from train import strategy as strategy_lib
-from train.errors import InputError
+from . import data as data_lib
+from . import loop
+from . import optim
+from . import pipeline
+from . import strategy as strategy_lib
+from .errors import InputError
 
 # The default run: the "mnist" preset for 2,500 steps of 64 images, under 10 minutes on 2 CPU
 # cores (README, "Training").

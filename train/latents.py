@@ -29,8 +29,8 @@ import tensorflow as tf
 import glow_tfp
 from glow_tfp import grid
 from glow_tfp import workdir as workdir_lib
-from train import data as data_lib
-from train.errors import InputError
+from . import data as data_lib
+from .errors import InputError
 
 _WORKDIR = flags.DEFINE_string("workdir", "workdir", "Training workdir (config.json and "
                                "checkpoints/).")

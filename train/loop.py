@@ -19,12 +19,12 @@ import tensorflow as tf
 
 from glow_tfp import flow
 from glow_tfp import workdir as workdir_lib
-from train import checkpointing
-from train import optim
-from train import pipeline
-from train import strategy as strategy_lib
-from train import summaries
-from train.errors import InputError
+from . import checkpointing
+from . import optim
+from . import pipeline
+from . import strategy as strategy_lib
+from . import summaries
+from .errors import InputError
 
 
 @dataclasses.dataclass(frozen=True)

@@ -18,7 +18,7 @@ matplotlib.use("Agg")  # Files only; no display on a training machine.
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
 import numpy as np  # noqa: E402
 
-from train import summaries  # noqa: E402
+from . import summaries  # noqa: E402
 
 _RESULTS_JSON = flags.DEFINE_string("results_json",
                                     os.path.join("workdir", summaries.RESULTS_FILE),
