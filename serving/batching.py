@@ -13,7 +13,7 @@ import time
 
 import numpy as np
 
-from .json_format import RequestError
+from .errors import RequestError
 
 
 class _Job:

@@ -13,6 +13,7 @@ from absl import flags
 from glow_tfp import workdir as workdir_lib
 from . import model_name as model_name_lib
 from . import saved_model
+from . import signatures
 # The library entry points, importable from here too; serving.saved_model has them without
 # this module's flags.
 from .saved_model import export_saved_model  # noqa: F401
@@ -44,7 +45,7 @@ def main(argv):
   glow, checkpoint = workdir_lib.restore_model(_WORKDIR.value, use_ema=_USE_EMA.value)
   path = export_version(glow, _EXPORT_BASE.value, _MODEL_NAME.value, _VERSION.value)
   print(f"Exported {checkpoint} to {path} (signatures: {', '.join(saved_model.SIGNATURES)}; "
-        f"{saved_model.DEFAULT_SIGNATURE} = log_prob).")
+        f"{signatures.DEFAULT_SIGNATURE} = log_prob).")
 
 
 if __name__ == "__main__":

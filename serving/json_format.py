@@ -10,36 +10,16 @@ when the signature has one input); each tensor is given whole, so scalar inputs 
 `sample`'s `num_samples`) need this format. Answer: `{"outputs": {name: tensor, ...}}` (or
 the bare tensor when there is one output).
 
-Every problem with a request raises `RequestError` with the HTTP status and a message naming
-the input and what is wrong, as TF Serving's `{"error": ...}` body does.
+Every problem with a request raises `RequestError` with a message naming the input and what
+is wrong, as TF Serving's `{"error": ...}` body does.
 """
 
 import json
 
 import numpy as np
 
-DEFAULT_SIGNATURE = "serving_default"
-
-
-class RequestError(Exception):
-  """A request the server refuses: `status` is the HTTP status, the message says why."""
-
-  def __init__(self, message, status=400):
-    super().__init__(message)
-    self.status = status
-
-
-class InputSpec:
-  """The dtype (numpy) and shape (None = any size) a signature expects for one input."""
-
-  def __init__(self, name, dtype, shape):
-    self.name = name
-    self.dtype = np.dtype(dtype)
-    self.shape = tuple(shape)
-
-  def describe(self):
-    dims = ", ".join("N" if d is None else str(d) for d in self.shape)
-    return f"{self.dtype.name} [{dims}]"
+from . import signatures
+from .errors import RequestError
 
 
 def parse_request(body, signature_names):
@@ -55,7 +35,7 @@ def parse_request(body, signature_names):
     raise RequestError(f"JSON Parse error: {e}") from None
   if not isinstance(request, dict):
     raise RequestError("JSON Parse error: the request body must be a JSON object.")
-  name = request.get("signature_name", DEFAULT_SIGNATURE)
+  name = request.get("signature_name", signatures.DEFAULT_SIGNATURE)
   if not isinstance(name, str):
     raise RequestError("'signature_name' must be a string.")
   if name not in signature_names:
@@ -79,7 +59,7 @@ def row_inputs(instances, specs):
     if not isinstance(instance, dict):
       raise RequestError(f"instances[{index}] must be an object naming the inputs "
                          f"{sorted(names)}.")
-    _check_names(set(instance), names, f"instances[{index}]")
+    signatures.check_names(set(instance), names, f"instances[{index}]")
   return {name: [instance[name] for instance in instances] for name in names}
 
 
@@ -90,17 +70,8 @@ def columnar_inputs(inputs, specs):
       return {specs[0].name: inputs}
     raise RequestError(f"'inputs' must be an object naming the inputs "
                        f"{sorted(s.name for s in specs)}.")
-  _check_names(set(inputs), {spec.name for spec in specs}, "'inputs'")
+  signatures.check_names(set(inputs), {spec.name for spec in specs}, "'inputs'")
   return dict(inputs)
-
-
-def _check_names(given, expected, where):
-  if expected - given:
-    raise RequestError(f"{where} is missing the input(s) {sorted(expected - given)}; "
-                       f"the signature takes {sorted(expected)}.")
-  if given - expected:
-    raise RequestError(f"{where} has unknown input(s) {sorted(given - expected)}; "
-                       f"the signature takes {sorted(expected)}.")
 
 
 def to_array(value, spec, row_format):
@@ -110,18 +81,10 @@ def to_array(value, spec, row_format):
   except (ValueError, OverflowError, TypeError):
     raise RequestError(f"Input '{spec.name}' is not a rectangular array of numbers "
                        f"(expected {spec.describe()}).") from None
-  _check_shape(array, spec, row_format)
+  hint = (" The row format batches every input; send scalars with the columnar format "
+          "('inputs')." if row_format and array.ndim > len(spec.shape) else "")
+  spec.check_shape(array.shape, hint)
   return _convert(array, spec)
-
-
-def _check_shape(array, spec, row_format):
-  shape_ok = array.ndim == len(spec.shape) and all(
-      want is None or want == got for want, got in zip(spec.shape, array.shape))
-  if not shape_ok:
-    hint = (" The row format batches every input; send scalars with the columnar format "
-            "('inputs')." if row_format and array.ndim > len(spec.shape) else "")
-    raise RequestError(f"Input '{spec.name}' has shape {list(array.shape)}, but the "
-                       f"signature expects {spec.describe()}.{hint}")
 
 
 def _convert(array, spec):

@@ -30,9 +30,10 @@ import tensorflow as tf
 
 from glow_tfp import metrics
 from . import model_name as model_name_lib
+from .signatures import DEFAULT_SIGNATURE
 
 SIGNATURES = ("log_prob", "sample", "encode", "decode")
-DEFAULT_SIGNATURE = "serving_default"
+
 
 def serving_functions(glow):
   """The four serving signatures of `glow`, as concrete functions keyed by name."""

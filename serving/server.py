@@ -35,9 +35,11 @@ import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 
 from . import batching
+from . import errors
 from . import json_format
 from . import model_name as model_name_lib
-from .json_format import RequestError
+from . import signatures
+from .errors import RequestError
 
 _MODEL_NAME = flags.DEFINE_string("model_name", "default", "Name of the served model.")
 _MODEL_BASE_PATH = flags.DEFINE_string(
@@ -77,6 +79,7 @@ _GET_URL = re.compile(_MODEL_URL + r"(?P<metadata>/metadata)?")
 _POST_URL = re.compile(_MODEL_URL + r":(?P<verb>[A-Za-z]+)")
 # Scalar inputs that say how many examples a request produces, so count against the limit.
 _COUNT_INPUTS = ("num_samples",)
+_HTTP_STATUS = {errors.INVALID_ARGUMENT: 400, errors.NOT_FOUND: 404}
 
 
 class Servable:
@@ -114,7 +117,7 @@ class Servable:
 
 
 def _input_specs(fn):
-  return [json_format.InputSpec(name, spec.dtype.as_numpy_dtype, spec.shape.as_list())
+  return [signatures.InputSpec(name, spec.dtype.as_numpy_dtype, spec.shape.as_list())
           for name, spec in sorted(fn.structured_input_signature[1].items())]
 
 
@@ -160,7 +163,7 @@ class ModelManager:
     current = self._current
     if current is None or (version is not None and version != current.version):
       wanted = f"Latest({self.name})" if version is None else f"Specific({self.name}, {version})"
-      raise RequestError(f"Servable not found for request: {wanted}", status=404)
+      raise RequestError(f"Servable not found for request: {wanted}", errors.NOT_FOUND)
     return current
 
   def status(self, version=None):
@@ -169,10 +172,11 @@ class ModelManager:
     if version is not None:
       if version not in states:
         raise RequestError(f"Could not find version {version} of model {self.name}",
-                           status=404)
+                           errors.NOT_FOUND)
       states = {version: states[version]}
     if not states:
-      raise RequestError(f"Could not find any versions of model {self.name}", status=404)
+      raise RequestError(f"Could not find any versions of model {self.name}",
+                         errors.NOT_FOUND)
     return {"model_version_status": [
         {"version": str(v), "state": state,
          "status": {"error_code": "UNKNOWN" if error else "OK", "error_message": error}}
@@ -213,6 +217,14 @@ class ModelManager:
       self.poll()
 
 
+class _HttpError(Exception):
+  """A refusal at the HTTP level (method, framing, body size), with its HTTP status."""
+
+  def __init__(self, status, message):
+    super().__init__(message)
+    self.status = status
+
+
 class Handler(http.server.BaseHTTPRequestHandler):
   """TF Serving's REST routes; the server object carries their configuration (make_server)."""
 
@@ -232,7 +244,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
   def _not_allowed(self):
     self._close_if_body_unread()
-    raise RequestError(f"Method {self.command} is not allowed; use GET or POST.", status=405)
+    raise _HttpError(405, f"Method {self.command} is not allowed; use GET or POST.")
 
   def send_error(self, code, message=None, explain=None):
     """http.server's own refusals (bad request line, oversized headers) as JSON too."""
@@ -243,6 +255,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
     try:
       status, body = 200, route()
     except RequestError as e:
+      status, body = _HTTP_STATUS[e.code], {"error": str(e)}
+    except _HttpError as e:
       status, body = e.status, {"error": str(e)}
     except Exception as e:  # an unexpected failure answers 500; the server keeps serving.
       logging.exception("Internal error on %s %s", self.command, self.path)
@@ -263,10 +277,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
     path = urllib.parse.urlsplit(self.path).path
     match = pattern.fullmatch(path)
     if match is None:
-      raise RequestError(f"Malformed request: {self.command} {path}", status=404)
+      raise RequestError(f"Malformed request: {self.command} {path}", errors.NOT_FOUND)
     if match["name"] != self.server.manager.name:
       raise RequestError(f"Servable not found for request: Latest({match['name']})",
-                         status=404)
+                         errors.NOT_FOUND)
     return match, None if match["version"] is None else int(match["version"])
 
   def _close_if_body_unread(self):
@@ -301,16 +315,16 @@ class Handler(http.server.BaseHTTPRequestHandler):
   def _read_body(self):
     if "Transfer-Encoding" in self.headers or "Content-Length" not in self.headers:
       self.close_connection = True
-      raise RequestError("The request needs a Content-Length header (chunked bodies are "
-                         "not accepted).", status=411)
+      raise _HttpError(411, "The request needs a Content-Length header (chunked bodies are "
+                       "not accepted).")
     length = self.headers["Content-Length"]
     if not length.isdigit():
       self.close_connection = True
       raise RequestError(f"Invalid Content-Length {length!r}.")
     if int(length) > self.server.max_request_bytes:
       self.close_connection = True
-      raise RequestError(f"The request body has {int(length)} bytes, above the limit of "
-                         f"{self.server.max_request_bytes} (--max_request_bytes).", status=413)
+      raise _HttpError(413, f"The request body has {int(length)} bytes, above the limit of "
+                       f"{self.server.max_request_bytes} (--max_request_bytes).")
     return self.rfile.read(int(length))
 
   def log_request(self, code="-", size="-"):

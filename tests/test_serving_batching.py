@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from serving import batching
-from serving.json_format import RequestError
+from serving.errors import RequestError
 
 
 class FakeServable:

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from serving import json_format
-from serving.json_format import InputSpec, RequestError
+from serving.errors import RequestError
+from serving.signatures import InputSpec
 
 IMAGES = InputSpec("images", np.uint8, [None, 2, 2, 1])
 LABELS = InputSpec("labels", np.int32, [None])
