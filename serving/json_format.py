@@ -38,14 +38,18 @@ def parse_request(body, signature_names):
   name = request.get("signature_name", signatures.DEFAULT_SIGNATURE)
   if not isinstance(name, str):
     raise RequestError("'signature_name' must be a string.")
-  if name not in signature_names:
-    raise RequestError(f"Serving signature name: \"{name}\" not found in signature def; "
-                       f"this model has {sorted(signature_names)}.")
+  signatures.check_signature(name, signature_names)
   if ("instances" in request) == ("inputs" in request):
     raise RequestError("The request must have exactly one of the keys 'instances' (row "
                        "format) and 'inputs' (columnar format).")
   row_format = "instances" in request
   return name, request["instances" if row_format else "inputs"], row_format
+
+
+def request_arrays(payload, specs, row_format):
+  """The request's payload -> {input name: numpy array}, checked against the specs."""
+  values = (row_inputs if row_format else columnar_inputs)(payload, specs)
+  return {spec.name: to_array(values[spec.name], spec, row_format) for spec in specs}
 
 
 def row_inputs(instances, specs):

@@ -20,9 +20,14 @@ log-likelihood of an image is deterministic. The SavedModel holds only TensorFlo
 variables: it loads with `tf.saved_model.load`, `saved_model_cli` and TF Serving, without
 glow_tfp or TensorFlow Probability.
 
+`assets.extra/example_counts.json` names `sample`'s `num_samples` as the input that says how
+many examples a request produces, so that a server counts it against its batch limit
+(`serving.signatures.EXAMPLE_COUNTS_FILE`).
+
 This module defines no flags, so any program or test may import it.
 """
 
+import json
 import os
 import uuid
 
@@ -30,9 +35,11 @@ import tensorflow as tf
 
 from glow_tfp import metrics
 from . import model_name as model_name_lib
-from .signatures import DEFAULT_SIGNATURE
+from . import signatures as signatures_lib
 
 SIGNATURES = ("log_prob", "sample", "encode", "decode")
+# The scalar input of each signature that says how many examples it produces.
+_EXAMPLE_COUNTS = {"sample": "num_samples"}
 
 
 def serving_functions(glow):
@@ -117,12 +124,16 @@ def export_saved_model(glow, export_dir):
     raise FileExistsError(f"Export directory {export_dir} exists and is not empty.")
   functions = serving_functions(glow)
   signatures = dict(functions)
-  signatures[DEFAULT_SIGNATURE] = functions["log_prob"]
+  signatures[signatures_lib.DEFAULT_SIGNATURE] = functions["log_prob"]
   module = tf.Module(name="glow_serving")
   # Tracking the variables is all the SavedModel needs; the Glow object itself (TFP
   # distributions and bijectors) stays out of it, so loading never needs glow_tfp.
   module.model_variables = list(glow.variables)
   tf.saved_model.save(module, export_dir, signatures=signatures)
+  counts_file = os.path.join(export_dir, signatures_lib.EXAMPLE_COUNTS_FILE)
+  tf.io.gfile.makedirs(os.path.dirname(counts_file))
+  with tf.io.gfile.GFile(counts_file, "w") as f:
+    json.dump(_EXAMPLE_COUNTS, f)
   return export_dir
 
 

@@ -37,6 +37,13 @@ class InputSpec:
     dims = ", ".join("N" if d is None else str(d) for d in self.shape)
     return f"{self.dtype.name} [{dims}]"
 
+  def check(self, array):
+    """Raises RequestError unless `array` has this input's dtype and shape."""
+    if array.dtype != self.dtype:
+      raise RequestError(f"Input '{self.name}' holds {array.dtype.name} values, but the "
+                         f"signature expects {self.describe()}.")
+    self.check_shape(array.shape)
+
   def check_shape(self, shape, hint=""):
     """Raises RequestError unless an array of `shape` fits this input."""
     fits = len(shape) == len(self.shape) and all(
@@ -50,6 +57,13 @@ class InputSpec:
     if self.batched:
       return array.shape[0]
     return int(array) if self.counts_examples else 0
+
+
+def check_signature(name, signature_names):
+  """Raises RequestError unless the model has a signature called `name`."""
+  if name not in signature_names:
+    raise RequestError(f"Serving signature name: \"{name}\" not found in signature def; "
+                       f"this model has {sorted(signature_names)}.")
 
 
 def check_names(given, expected, where):

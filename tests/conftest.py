@@ -1,5 +1,6 @@
 """Shared fixtures; the property checks live in tests/checks.py."""
 
+import json
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -39,3 +40,40 @@ def tiny_mnist():
   full = data_lib.load("mnist", levels=2, seed=0)
   return data_lib.Data("mnist[:64]", full.train_images[:48], full.train_labels[:48],
                        full.heldout_images[:16], full.heldout_labels[:16], full.num_classes)
+
+
+class _ToyModel(tf.Module):
+  """A model that is not Glow: batched and scalar inputs, and a scalar that counts examples."""
+
+  @tf.function(input_signature=[tf.TensorSpec([None, 2], tf.float32, name="x"),
+                                tf.TensorSpec([], tf.float32, name="factor")])
+  def scale(self, x, factor):
+    return {"y": x * factor}
+
+  @tf.function(input_signature=[tf.TensorSpec([], tf.int32, name="count"),
+                                tf.TensorSpec([], tf.int64, name="seed")])
+  def fill(self, count, seed):
+    check = tf.debugging.assert_non_negative(count, message="count must be >= 0")
+    with tf.control_dependencies([check]):
+      return {"z": tf.fill([count], seed)}
+
+  @tf.function(input_signature=[tf.TensorSpec([None], tf.float32, name="x")])
+  def double(self, x):
+    return {"y": 2.0 * x}
+
+
+@pytest.fixture
+def export_toy_model():
+  """Exports `_ToyModel` to a path, declaring `example_counts` (`serving.signatures`)."""
+  from serving import signatures
+
+  def export(path, example_counts=None):
+    model = _ToyModel()
+    tf.saved_model.save(model, str(path), signatures={
+        "scale": model.scale, "fill": model.fill, "serving_default": model.double})
+    if example_counts is not None:
+      os.makedirs(os.path.dirname(os.path.join(path, signatures.EXAMPLE_COUNTS_FILE)))
+      with open(os.path.join(path, signatures.EXAMPLE_COUNTS_FILE), "w") as f:
+        json.dump(example_counts, f)
+    return str(path)
+  return export

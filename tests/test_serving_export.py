@@ -165,12 +165,12 @@ _BLOCKED_LOAD = textwrap.dedent("""
     import numpy as np
     import tensorflow as tf
     # The serving side must work here too: the server, the client and the load test.
-    import serving.client, serving.load_test, serving.server
+    import serving.client, serving.load_test, serving.server, serving.servable
     loaded = tf.saved_model.load(sys.argv[1])
     images = np.load(sys.argv[2])
     labels = tf.range(len(images)) % 3
     out = loaded.signatures["log_prob"](images=tf.constant(images), labels=labels)
-    served = serving.server.Servable(sys.argv[1], version=1).predict(
+    served = serving.servable.Servable(sys.argv[1], version=1).predict(
         "log_prob", {"images": images, "labels": labels.numpy()})
     blocked = [m for m in sys.modules if m.split(".")[0] in ("glow_tfp", "tensorflow_probability")]
     print(json.dumps({"log_likelihood": out["log_likelihood"].numpy().tolist(),

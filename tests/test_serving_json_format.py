@@ -103,3 +103,13 @@ def test_answers_follow_tf_serving_layouts():
   assert json_format.format_response(one, row_format=False) == {"outputs": [1.5, 2.5]}
   assert json_format.format_response(two, row_format=False) == {
       "outputs": {"y": [1.5, 2.5], "z": [[1], [2]]}}
+
+
+def test_request_arrays_converts_every_input_in_either_format():
+  rows = json_format.request_arrays([{"images": image(1), "labels": 2}], [IMAGES, LABELS],
+                                    row_format=True)
+  columns = json_format.request_arrays({"images": [image(1)], "labels": [2]},
+                                       [IMAGES, LABELS], row_format=False)
+  for converted in (rows, columns):
+    assert converted["images"].dtype == np.uint8 and converted["images"].shape == (1, 2, 2, 1)
+    assert converted["labels"].dtype == np.int32 and converted["labels"].tolist() == [2]

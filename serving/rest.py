@@ -1,0 +1,182 @@
+"""TF Serving's REST API over HTTP/1.1: routing, request bodies, JSON and status codes.
+
+  GET  /v1/models/<name>[/versions/<v>]             version status
+  GET  /v1/models/<name>[/versions/<v>]/metadata    signatures
+  POST /v1/models/<name>[/versions/<v>]:predict     row ("instances") or columnar ("inputs")
+
+Requests run on threads (the standard library's ThreadingHTTPServer); at most
+`num_threads` run the model at once. A bad request gets a 4xx answer `{"error": "..."}` and
+changes nothing. URL parts are never used as file paths. The request path itself, shared
+with any other front end, is `service.Service`.
+"""
+
+import http
+import http.server
+import json
+import re
+import threading
+import urllib.parse
+
+from absl import logging
+from google.protobuf import json_format as proto_json
+
+from . import errors
+from . import json_format
+from .errors import RequestError
+
+_MODEL_URL = r"/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>\d+))?"
+_GET_URL = re.compile(_MODEL_URL + r"(?P<metadata>/metadata)?")
+_POST_URL = re.compile(_MODEL_URL + r":(?P<verb>[A-Za-z]+)")
+# TF Serving's mapping of the canonical error codes to HTTP.
+_HTTP_STATUS = {errors.INVALID_ARGUMENT: 400, errors.NOT_FOUND: 404}
+
+
+class _HttpError(Exception):
+  """A refusal at the HTTP level (method, framing, body size), with its HTTP status."""
+
+  def __init__(self, status, message):
+    super().__init__(message)
+    self.status = status
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+  """TF Serving's REST routes; the server object carries their configuration (make_server)."""
+
+  protocol_version = "HTTP/1.1"
+  server_version = "glow-serving"
+
+  def do_GET(self):
+    self._answer(self._get)
+
+  def do_POST(self):
+    self._answer(self._post)
+
+  def do_PUT(self):
+    self._answer(self._not_allowed)
+
+  do_DELETE = do_PATCH = do_PUT
+
+  def _not_allowed(self):
+    self._close_if_body_unread()
+    raise _HttpError(405, f"Method {self.command} is not allowed; use GET or POST.")
+
+  def send_error(self, code, message=None, explain=None):
+    """http.server's own refusals (bad request line, oversized headers) as JSON too."""
+    self.close_connection = True
+    self._send_json(code, {"error": message or explain or http.HTTPStatus(code).phrase})
+
+  def _answer(self, route):
+    try:
+      status, body = 200, route()
+    except RequestError as e:
+      status, body = _HTTP_STATUS[e.code], {"error": str(e)}
+    except _HttpError as e:
+      status, body = e.status, {"error": str(e)}
+    except Exception as e:  # an unexpected failure answers 500; the server keeps serving.
+      logging.exception("Internal error on %s %s", self.command, self.path)
+      status, body = 500, {"error": f"Internal error: {type(e).__name__}: {e}"}
+    self._send_json(status, body)
+
+  def _send_json(self, status, body):
+    data = json.dumps(body).encode()
+    self.send_response(status)
+    self.send_header("Content-Type", "application/json")
+    self.send_header("Content-Length", str(len(data)))
+    if self.close_connection:
+      self.send_header("Connection", "close")
+    self.end_headers()
+    self.wfile.write(data)
+
+  def _route(self, pattern):
+    """The URL's match, model name and version (None: the latest)."""
+    path = urllib.parse.urlsplit(self.path).path
+    match = pattern.fullmatch(path)
+    if match is None:
+      raise RequestError(f"Malformed request: {self.command} {path}", errors.NOT_FOUND)
+    return match, match["name"], None if match["version"] is None else int(match["version"])
+
+  def _close_if_body_unread(self):
+    # An unread body would be taken for the next request on a kept-alive connection.
+    if self.headers.get("Content-Length", "0") != "0" or "Transfer-Encoding" in self.headers:
+      self.close_connection = True
+
+  def _get(self):
+    self._close_if_body_unread()
+    match, name, version = self._route(_GET_URL)
+    manager = self.server.service.manager
+    if not match["metadata"]:
+      return manager.status(name, version)
+    return _metadata(manager.get(name, version), name)
+
+  def _post(self):
+    body = self._read_body()
+    match, name, version = self._route(_POST_URL)
+    service = self.server.service
+    servable = service.manager.get(name, version)
+    if match["verb"] != "predict":
+      raise RequestError(f"This server answers :predict only, not :{match['verb']}.")
+    signature, payload, row_format = json_format.parse_request(body, servable.signatures)
+    arrays = _request_arrays(payload, servable.input_specs[signature], row_format,
+                             service.max_batch_size)
+    with self.server.slots:
+      outputs = service.predict(servable, signature, arrays)
+    return json_format.format_response(outputs, row_format)
+
+  def _read_body(self):
+    if "Transfer-Encoding" in self.headers or "Content-Length" not in self.headers:
+      self.close_connection = True
+      raise _HttpError(411, "The request needs a Content-Length header (chunked bodies are "
+                       "not accepted).")
+    length = self.headers["Content-Length"]
+    if not length.isdigit():
+      self.close_connection = True
+      raise RequestError(f"Invalid Content-Length {length!r}.")
+    if int(length) > self.server.max_request_bytes:
+      self.close_connection = True
+      raise _HttpError(413, f"The request body has {int(length)} bytes, above the limit of "
+                       f"{self.server.max_request_bytes} (--max_request_bytes).")
+    return self.rfile.read(int(length))
+
+  def log_request(self, code="-", size="-"):
+    if isinstance(code, int) and code >= 400:
+      logging.warning('"%s" %s', self.requestline, code)
+
+  def log_message(self, format, *args):  # noqa: A002 (the base class's signature)
+    logging.info(format, *args)
+
+
+def _metadata(servable, name):
+  """TF Serving's metadata answer: the SignatureDefs with the proto's field names."""
+  defs = {key: proto_json.MessageToDict(value, preserving_proto_field_name=True,
+                                        always_print_fields_with_no_presence=True)
+          for key, value in servable.signature_defs.items()}
+  return {"model_spec": {"name": name, "signature_name": "",
+                         "version": str(servable.version)},
+          "metadata": {"signature_def": {"signature_def": defs}}}
+
+
+def _request_arrays(payload, specs, row_format, max_batch_size):
+  """The JSON payload -> {input name: numpy array}, refusing too many instances early."""
+  if row_format and isinstance(payload, list) and len(payload) > max_batch_size:
+    raise RequestError(f"The request has {len(payload)} instances, above the limit of "
+                       f"{max_batch_size} (--max_batch_size).")
+  return json_format.request_arrays(payload, specs, row_format)
+
+
+def make_server(service, host, port, num_threads, max_request_bytes, timeout_s):
+  """A ThreadingHTTPServer answering TF Serving's REST API for `service`'s model.
+
+  Args:
+    service: the `service.Service` answering the requests.
+    host, port: the address to listen on; port 0 picks a free one.
+    num_threads: requests that may run the model at once.
+    max_request_bytes: largest request body accepted.
+    timeout_s: time a connection may take to send its request.
+  """
+  handler = type("ConfiguredHandler", (Handler,), {"timeout": timeout_s})
+  server = http.server.ThreadingHTTPServer((host, port), handler)
+  server.daemon_threads = True
+  server.service = service
+  server.slots = threading.BoundedSemaphore(num_threads)
+  server.max_request_bytes = max_request_bytes
+  return server

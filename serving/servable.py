@@ -1,0 +1,182 @@
+"""A model's versions on disk, loaded as servables, and the manager that keeps one served.
+
+Everything the server knows of a model comes from its SavedModel: the signatures, each
+input's dtype and shape (from the SignatureDefs), which signatures have the batch dimension
+first, and which scalar input counts examples (`signatures.EXAMPLE_COUNTS_FILE`).
+"""
+
+import json
+import os
+import threading
+
+from absl import logging
+import numpy as np
+import tensorflow as tf
+from tensorflow.core.protobuf import saved_model_pb2
+
+from . import errors
+from . import signatures
+from .errors import RequestError
+
+
+class Servable:
+  """One loaded version of a model: its signatures, their SignatureDefs and input specs."""
+
+  def __init__(self, path, version):
+    self.version = version
+    self._model = tf.saved_model.load(path)
+    self.signatures = dict(self._model.signatures)
+    # Every SignatureDef (also TensorFlow's own, such as the init op), as TF Serving lists.
+    self.signature_defs = _signature_defs(path)
+    counts = _example_counts(path)
+    self.input_specs = {name: _input_specs(self.signature_defs[name], counts.get(name))
+                        for name in self.signatures}
+    self.batchable = {name for name in self.signatures
+                      if _batch_first(self.signature_defs[name])}
+    self._warm_up()
+
+  def _warm_up(self):
+    """Runs every signature once, so that no request pays for TensorFlow's first-call setup.
+
+    The inputs: zeros with a batch of one, and 1 for scalars (one example, say, or a scale
+    of 1). A signature that refuses them is left cold, with a warning.
+    """
+    for name, specs in self.input_specs.items():
+      arrays = {spec.name: np.ones([], spec.dtype) if not spec.shape
+                else np.zeros([1 if d is None else d for d in spec.shape], spec.dtype)
+                for spec in specs}
+      try:
+        self.predict(name, arrays)
+      except tf.errors.OpError as e:
+        logging.warning("Warm-up of signature %s failed: %s", name, e.message)
+
+  def predict(self, signature_name, arrays):
+    """Runs a signature on numpy inputs; returns {output name: numpy array}."""
+    fn = self.signatures[signature_name]
+    outputs = fn(**{name: tf.constant(value) for name, value in arrays.items()})
+    return {name: value.numpy() for name, value in sorted(outputs.items())}
+
+
+def _signature_defs(path):
+  """{name: SignatureDef proto} of the SavedModel's (only) MetaGraph."""
+  proto = saved_model_pb2.SavedModel()
+  with tf.io.gfile.GFile(os.path.join(path, "saved_model.pb"), "rb") as f:
+    proto.ParseFromString(f.read())
+  return dict(proto.meta_graphs[0].signature_def)
+
+
+def _example_counts(path):
+  """{signature name: its example-count input}, as the exporter declared (none if absent)."""
+  file = os.path.join(path, signatures.EXAMPLE_COUNTS_FILE)
+  if not tf.io.gfile.exists(file):
+    return {}
+  with tf.io.gfile.GFile(file) as f:
+    return json.load(f)
+
+
+def _input_specs(signature_def, count_input):
+  specs = [signatures.InputSpec(name, tf.dtypes.as_dtype(info.dtype).as_numpy_dtype,
+                                tf.TensorShape(info.tensor_shape).as_list(),
+                                counts_examples=name == count_input)
+           for name, info in sorted(signature_def.inputs.items())]
+  if count_input is not None and not any(
+      spec.counts_examples and not spec.shape and spec.dtype.kind in "iu" for spec in specs):
+    raise ValueError(f"{signatures.EXAMPLE_COUNTS_FILE} names {count_input!r} as the "
+                     f"example count of a signature without such a scalar integer input.")
+  return specs
+
+
+def _batch_first(signature_def):
+  """Whether every input and output of a signature has the batch dimension first."""
+  infos = list(signature_def.inputs.values()) + list(signature_def.outputs.values())
+  shapes = [tf.TensorShape(info.tensor_shape) for info in infos]
+  return all(shape.rank and shape[0] is None for shape in shapes)
+
+
+def _not_found(model_name, version):
+  """The error TF Serving answers for a model name or version it does not serve."""
+  wanted = (f"Latest({model_name})" if version is None
+            else f"Specific({model_name}, {version})")
+  return RequestError(f"Servable not found for request: {wanted}", errors.NOT_FOUND)
+
+
+class ModelManager:
+  """Keeps the highest version under the base path loaded; `poll` looks for a new one.
+
+  Version states follow TF Serving: the served version is AVAILABLE, a replaced or failed
+  one END (a failed one with its error). A version that failed to load is not tried again.
+  """
+
+  def __init__(self, name, base_path):
+    self.name = name
+    self.base_path = base_path
+    self._lock = threading.Lock()
+    self._current = None
+    self._states = {}
+
+  @property
+  def served_version(self):
+    """The version being served, None before the first one has loaded."""
+    current = self._current
+    return None if current is None else current.version
+
+  def get(self, model_name, version=None):
+    """The servable a request names (None: the latest), or RequestError NOT_FOUND."""
+    current = self._current
+    if (model_name != self.name or current is None
+        or (version is not None and version != current.version)):
+      raise _not_found(model_name, version)
+    return current
+
+  def status(self, model_name, version=None):
+    """TF Serving's GetModelStatusResponse in its JSON mapping; RequestError NOT_FOUND."""
+    if model_name != self.name:
+      raise _not_found(model_name, version)
+    with self._lock:
+      states = dict(self._states)
+    if version is not None:
+      if version not in states:
+        raise RequestError(f"Could not find version {version} of model {self.name}",
+                           errors.NOT_FOUND)
+      states = {version: states[version]}
+    if not states:
+      raise RequestError(f"Could not find any versions of model {self.name}",
+                         errors.NOT_FOUND)
+    return {"model_version_status": [
+        {"version": str(v), "state": state,
+         "status": {"error_code": "UNKNOWN" if error else "OK", "error_message": error}}
+        for v, (state, error) in sorted(states.items(), reverse=True)]}
+
+  def poll(self):
+    """Loads the highest loadable version on disk when it is not the one being served."""
+    target = self._highest_version()
+    current = self._current
+    if target is None or (current is not None and current.version == target):
+      return
+    try:
+      servable = Servable(os.path.join(self.base_path, str(target)), target)
+    except Exception as e:  # any failure to load leaves the served version in place.
+      logging.error("Loading version %d of %s failed: %s", target, self.name, e)
+      with self._lock:
+        self._states[target] = ("END", f"Loading failed: {e}")
+      return
+    with self._lock:
+      self._current = servable
+      self._states[target] = ("AVAILABLE", "")
+      if current is not None:
+        self._states[current.version] = ("END", "")
+    logging.info("Serving version %d of %s.", target, self.name)
+
+  def _highest_version(self):
+    if not tf.io.gfile.isdir(self.base_path):
+      return None
+    with self._lock:
+      failed = {v for v, (_, error) in self._states.items() if error}
+    names = (name.rstrip("/") for name in tf.io.gfile.listdir(self.base_path))
+    found = [int(name) for name in names if name.isdigit() and int(name) not in failed
+             and tf.io.gfile.exists(os.path.join(self.base_path, name, "saved_model.pb"))]
+    return max(found, default=None)
+
+  def poll_forever(self, interval, stop):
+    while not stop.wait(interval):
+      self.poll()

@@ -1,0 +1,65 @@
+"""The request path every front end shares: look up, check, limit, batch and run.
+
+A front end (the REST API; any other protocol alike) turns its request into a model name,
+a version, a signature name and numpy inputs, and its answer from numpy outputs. Everything
+between is here: the served model and its hot reload (`servable.ModelManager`), the check of
+the inputs against the signature, the batch limit, server-side batching and clean TensorFlow
+error messages. Refusals raise `errors.RequestError` with a canonical code.
+"""
+
+import tensorflow as tf
+
+from . import batching
+from . import signatures
+from .errors import RequestError
+
+
+class Service:
+  """Serves `manager`'s model to every front end.
+
+  Args:
+    manager: the `servable.ModelManager` of the served model.
+    max_batch_size: most examples one request may ask for, and one merged run may hold.
+    batch_timeout_s: None runs every request on its own; a number merges concurrent
+      requests (`serving.batching`), each waiting at most that long for company.
+  """
+
+  def __init__(self, manager, max_batch_size, batch_timeout_s=None):
+    self.manager = manager
+    self.max_batch_size = max_batch_size
+    self._run = (_run if batch_timeout_s is None
+                 else batching.Batcher(_run, max_batch_size, batch_timeout_s))
+
+  def predict(self, servable, signature_name, arrays):
+    """Runs a signature on {input name: numpy array}; returns {output name: numpy array}.
+
+    The servable comes from `manager.get`, which refuses unknown names and versions.
+    """
+    signatures.check_signature(signature_name, servable.signatures)
+    specs = servable.input_specs[signature_name]
+    signatures.check_names(set(arrays), {spec.name for spec in specs}, "The request")
+    for spec in specs:
+      spec.check(arrays[spec.name])
+      count = spec.example_count(arrays[spec.name])
+      if count > self.max_batch_size:
+        raise RequestError(f"Input '{spec.name}' asks for {count} examples, above the limit "
+                           f"of {self.max_batch_size} (--max_batch_size).")
+    return self._run(servable, signature_name, arrays)
+
+
+def _run(servable, name, arrays):
+  try:
+    return servable.predict(name, arrays)
+  except tf.errors.InvalidArgumentError as e:
+    raise RequestError(_op_error_message(e)) from None
+
+
+def _op_error_message(error):
+  """The line of a TensorFlow error that names the problem (not the graph's node names)."""
+  lines = [line.strip() for line in error.message.splitlines() if line.strip()]
+  for line in lines:
+    if "assertion failed:" in line:
+      return line[line.index("assertion failed:"):]
+  useful = [line for line in lines if not line.startswith(
+      ("Graph execution error", "Detected at node", "<stack traces", "[["))]
+  return (useful or lines or [type(error).__name__])[0]
