@@ -180,5 +180,10 @@ def _print_log_likelihoods(paths):
     print(f"{name:<{width}}  {nats:>20.4f}  {bpd:>12.4f}")
 
 
-if __name__ == "__main__":
+def run():
+  """The console-script entry point."""
   app.run(main)
+
+
+if __name__ == "__main__":
+  run()

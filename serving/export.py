@@ -48,5 +48,10 @@ def main(argv):
         f"{signatures.DEFAULT_SIGNATURE} = log_prob).")
 
 
-if __name__ == "__main__":
+def run():
+  """The console-script entry point."""
   app.run(main)
+
+
+if __name__ == "__main__":
+  run()

@@ -87,5 +87,10 @@ def main(argv):
     server.server_close()
 
 
-if __name__ == "__main__":
+def run():
+  """The console-script entry point."""
   app.run(main)
+
+
+if __name__ == "__main__":
+  run()

@@ -13,5 +13,10 @@ from . import cli
 # So that --help lists the training flags, which live in train/cli.py.
 flags.adopt_module_key_flags(cli)
 
-if __name__ == "__main__":
+def run():
+  """The console-script entry point (glow-train)."""
   app.run(cli.main)
+
+
+if __name__ == "__main__":
+  run()
