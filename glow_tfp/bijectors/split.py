@@ -2,7 +2,7 @@
 
 import tensorflow as tf
 
-from glow_tfp import nets
+from glow_tfp.bijectors import nets
 from glow_tfp.bijectors import base
 
 
