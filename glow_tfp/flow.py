@@ -19,8 +19,6 @@ from glow_tfp.bijectors import squeeze
 
 tfd = tfp.distributions
 
-COMPUTE_DTYPES = ("float32", "bfloat16", "float16")
-
 
 class Glow(tf.Module):
   """A Glow model: `distribution` = `bijector` applied to N(0, 1) over [H, W, C].
@@ -48,8 +46,8 @@ class Glow(tf.Module):
   def __init__(self, config, seed=0, reversible_gradients=False, compute_dtype="float32",
                name=None):
     super().__init__(name=name or "glow")
-    if compute_dtype not in COMPUTE_DTYPES:
-      raise ValueError(f"`compute_dtype` must be one of {COMPUTE_DTYPES}; "
+    if compute_dtype not in coupling.COMPUTE_DTYPES:
+      raise ValueError(f"`compute_dtype` must be one of {coupling.COMPUTE_DTYPES}; "
                        f"instead, it is {compute_dtype!r}.")
     self.config = config
     builder = _ChainBuilder(config, seed, reversible_gradients, compute_dtype)
@@ -225,15 +223,14 @@ class _ChainBuilder:
     """One step of flow in normalising order: ActNorm, channel mixing, coupling."""
     config = self._config
     seed = int(self._rng.integers(2**31))
-    if config.permutation in ("lu", "conv"):
-      mixing = invertible_conv.Invertible1x1Conv(channels, lu=config.permutation == "lu",
-                                                 seed=seed, name=f"{name}_conv")
-    else:
+    if config.permutation in permute.PERMUTATION_KINDS:
       mixing = permute.ChannelPermutation(channels, config.permutation, seed=seed,
                                           name=f"{name}_permute")
+    else:
+      mixing = invertible_conv.Invertible1x1Conv(channels, lu=config.permutation == "lu",
+                                                 seed=seed, name=f"{name}_conv")
     return flow_step.FlowStep(
         actnorm.ActNorm(channels, name=f"{name}_actnorm"), mixing,
-        coupling.AffineCoupling(channels, config.hidden_channels, config.coupling,
-                                seed=seed + 1, compute_dtype=self._compute_dtype,
-                                name=f"{name}_coupling"),
+        coupling.Coupling(channels, config.hidden_channels, config.coupling, seed=seed + 1,
+                          compute_dtype=self._compute_dtype, name=f"{name}_coupling"),
         name=name)
