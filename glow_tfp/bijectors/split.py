@@ -2,8 +2,8 @@
 
 import tensorflow as tf
 
-from glow_tfp.bijectors import nets
 from glow_tfp.bijectors import base
+from glow_tfp.bijectors import nets
 
 
 class Split(base.FusedBijector):
