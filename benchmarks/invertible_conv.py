@@ -38,7 +38,7 @@ def flow_step_fn(channels, lu, hidden_channels, x):
   flow = bijectors.Sequential([
       bijectors.ActNorm(channels),
       bijectors.Invertible1x1Conv(channels, lu=lu, seed=0),
-      bijectors.AffineCoupling(channels, hidden_channels, seed=1)])
+      bijectors.Coupling(channels, hidden_channels, seed=1)])
   flow.initialize_inverse(x)
   optimizer = tf_keras.optimizers.Adam(1e-4)
   variables = flow.trainable_variables

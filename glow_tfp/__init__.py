@@ -3,6 +3,8 @@
 import importlib
 
 from glow_tfp import bijectors
+from glow_tfp import grid
+from glow_tfp import workdir
 from glow_tfp.config import GlowConfig
 from glow_tfp.config import PRESETS
 from glow_tfp.flow import Glow

@@ -3,8 +3,12 @@
 import dataclasses
 import json
 
-COUPLINGS = ("affine", "additive")
-PERMUTATIONS = ("lu", "conv", "shuffle", "reverse")
+from glow_tfp.bijectors import coupling as coupling_lib
+from glow_tfp.bijectors import permute
+
+COUPLINGS = coupling_lib.COUPLING_KINDS
+# Channel mixings: the learned 1x1 convolution (LU form or plain), then the fixed permutations.
+PERMUTATIONS = ("lu", "conv") + permute.PERMUTATION_KINDS
 
 
 @dataclasses.dataclass(frozen=True)

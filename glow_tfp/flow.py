@@ -6,6 +6,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from glow_tfp import layout as layout_lib
 from glow_tfp import metrics
 from glow_tfp.bijectors import actnorm
 from glow_tfp.bijectors import compose
@@ -19,8 +20,6 @@ from glow_tfp.bijectors import squeeze
 
 tfd = tfp.distributions
 
-COMPUTE_DTYPES = ("float32", "bfloat16", "float16")
-
 
 class Glow(tf.Module):
   """A Glow model: `distribution` = `bijector` applied to N(0, 1) over [H, W, C].
@@ -33,7 +32,8 @@ class Glow(tf.Module):
   `log_prob`, `sample`, `encode` and `decode` walk the chain through its fused methods, so
   each coupling network runs once per call; `distribution.log_prob` gives the same values
   the generic TFP way (pass `bijector_kwargs={"labels": y}` to a class-conditional model).
-  Model space is [-0.5, 0.5]; see `glow_tfp.metrics` for the way in and out.
+  Model space is [-0.5, 0.5]; see `glow_tfp.metrics` for the way in and out. `layout`, a
+  `LatentLayout` computed from the config, holds the shapes of the levels and their latents.
 
   Args:
     config: `GlowConfig`.
@@ -48,13 +48,14 @@ class Glow(tf.Module):
   def __init__(self, config, seed=0, reversible_gradients=False, compute_dtype="float32",
                name=None):
     super().__init__(name=name or "glow")
-    if compute_dtype not in COMPUTE_DTYPES:
-      raise ValueError(f"`compute_dtype` must be one of {COMPUTE_DTYPES}; "
+    if compute_dtype not in coupling.COMPUTE_DTYPES:
+      raise ValueError(f"`compute_dtype` must be one of {coupling.COMPUTE_DTYPES}; "
                        f"instead, it is {compute_dtype!r}.")
     self.config = config
-    builder = _ChainBuilder(config, seed, reversible_gradients, compute_dtype)
+    self.layout = layout_lib.LatentLayout.from_config(config)
+    builder = _ChainBuilder(config, self.layout, seed, reversible_gradients, compute_dtype)
     with self.name_scope:
-      self.bijector = builder.level(0, config.image_shape)
+      self.bijector = builder.level(0)
     self.distribution = tfd.TransformedDistribution(
         distribution=tfd.Sample(tfd.Normal(0.0, 1.0), list(config.image_shape)),
         bijector=self.bijector, name="glow")
@@ -69,7 +70,7 @@ class Glow(tf.Module):
   @property
   def latent_shapes(self):
     """The shapes [h, w, c] of `encode`'s latents, from the first level to the top."""
-    return [tuple(z.shape[1:]) for z in self._unpack(tf.zeros((1,) + self.config.image_shape))]
+    return self.layout.latent_shapes
 
   def initialize(self, x, labels=None):
     """Data-dependent initialisation of every ActNorm from a batch in model space."""
@@ -103,33 +104,13 @@ class Glow(tf.Module):
   def encode(self, x, labels=None):
     """Model-space images -> the standardised latents, one tensor per level."""
     x, labels = self._check_inputs(x, labels)
-    return self._unpack(self.bijector.inverse_and_log_det(x, labels=labels)[0])
+    return self.layout.unpack(self.bijector.inverse_and_log_det(x, labels=labels)[0])
 
   def decode(self, latents, labels=None):
     """The latents of `encode` (or any of their shapes) -> model-space images."""
-    z = self._pack(self._check_latents(latents))
+    z = self.layout.pack(self._check_latents(latents))
     labels = self._check_labels(labels, tf.shape(z)[0])
     return self.bijector.forward_and_log_det(z, labels=labels)[0]
-
-  def _unpack(self, z):
-    latents = []
-    for level in range(self.config.levels):
-      z = tf.nn.space_to_depth(z, 2)
-      if level == self.config.levels - 1:
-        latents.append(z)
-      else:
-        keep = _kept_channels(z.shape[-1])
-        latents.append(z[..., keep:])
-        z = z[..., :keep]
-    return latents
-
-  def _pack(self, latents):
-    z = latents[-1]
-    for level in reversed(range(self.config.levels)):
-      if level < self.config.levels - 1:
-        z = tf.concat([z, latents[level]], axis=-1)
-      z = tf.nn.depth_to_space(z, 2)
-    return z
 
   def _check_inputs(self, x, labels):
     x = tf.convert_to_tensor(x)
@@ -182,10 +163,6 @@ class Glow(tf.Module):
     return latents
 
 
-def _kept_channels(channels):
-  return channels - channels // 2
-
-
 def _standard_normal_log_prob(z):
   num_dims = tf.cast(tf.reduce_prod(tf.shape(z)[1:]), z.dtype)
   return (-0.5 * tf.reduce_sum(tf.square(z), axis=[1, 2, 3])
@@ -195,17 +172,17 @@ def _standard_normal_log_prob(z):
 class _ChainBuilder:
   """Builds the multi-scale chain of one model, drawing every seed from one generator."""
 
-  def __init__(self, config, seed, reversible_gradients, compute_dtype):
+  def __init__(self, config, layout, seed, reversible_gradients, compute_dtype):
     self._config = config
+    self._layout = layout
     self._rng = np.random.default_rng(seed)
     self._reversible = reversible_gradients
     self._compute_dtype = compute_dtype
 
-  def level(self, level, shape):
+  def level(self, level):
     """Squeeze, K steps, split (or the top prior), un-squeeze: [h, w, c] -> [h, w, c]."""
     config = self._config
-    height, width, channels = shape
-    channels *= 4
+    channels = self._layout.levels[level].shape[-1]
     steps = compose.Sequential(
         [self.step(channels, f"level{level}_step{k}") for k in range(config.steps_per_level)],
         reversible=self._reversible, name=f"level{level}_steps")
@@ -213,27 +190,25 @@ class _ChainBuilder:
       tail = prior.TopPrior(channels, config.learn_top_prior, config.num_classes,
                             name=f"level{level}_top_prior")
     else:
-      kept = _kept_channels(channels)
-      inner = self.level(level + 1, (height // 2, width // 2, kept))
-      tail = split.Split(inner, channels, name=f"level{level}_split")
+      tail = split.Split(self.level(level + 1), channels, name=f"level{level}_split")
+    factor = layout_lib.SQUEEZE_FACTOR
     return compose.Sequential(
-        [squeeze.Squeeze(name=f"level{level}_squeeze"), steps, tail,
-         compose.Invert(squeeze.Squeeze(name=f"level{level}_unsqueeze"))],
+        [squeeze.Squeeze(factor, name=f"level{level}_squeeze"), steps, tail,
+         compose.Invert(squeeze.Squeeze(factor, name=f"level{level}_unsqueeze"))],
         name=f"level{level}")
 
   def step(self, channels, name):
     """One step of flow in normalising order: ActNorm, channel mixing, coupling."""
     config = self._config
     seed = int(self._rng.integers(2**31))
-    if config.permutation in ("lu", "conv"):
-      mixing = invertible_conv.Invertible1x1Conv(channels, lu=config.permutation == "lu",
-                                                 seed=seed, name=f"{name}_conv")
-    else:
+    if config.permutation in permute.PERMUTATION_KINDS:
       mixing = permute.ChannelPermutation(channels, config.permutation, seed=seed,
                                           name=f"{name}_permute")
+    else:
+      mixing = invertible_conv.Invertible1x1Conv(channels, lu=config.permutation == "lu",
+                                                 seed=seed, name=f"{name}_conv")
     return flow_step.FlowStep(
         actnorm.ActNorm(channels, name=f"{name}_actnorm"), mixing,
-        coupling.AffineCoupling(channels, config.hidden_channels, config.coupling,
-                                seed=seed + 1, compute_dtype=self._compute_dtype,
-                                name=f"{name}_coupling"),
+        coupling.Coupling(channels, config.hidden_channels, config.coupling, seed=seed + 1,
+                          compute_dtype=self._compute_dtype, name=f"{name}_coupling"),
         name=name)

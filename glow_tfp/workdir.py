@@ -7,6 +7,7 @@
 """
 
 import os
+import typing
 
 import tensorflow as tf
 
@@ -39,10 +40,24 @@ def load_config(workdir):
     return config_lib.GlowConfig.from_json(f.read())
 
 
+class Restored(typing.NamedTuple):
+  """A model restored from a workdir; unpacks as the pair `model, checkpoint_path`.
+
+  Attributes:
+    model: the `Glow`, holding the checkpoint's weights.
+    checkpoint_path: the checkpoint it was restored from.
+  """
+
+  model: flow.Glow
+  checkpoint_path: str
+
+
 def restore_model(workdir, use_ema=True):
   """The Glow of the latest checkpoint in `workdir` (its EMA weights when it kept them).
 
-  Returns (model, checkpoint_path).
+  Returns:
+    `Restored(model, checkpoint_path)`, a named pair:
+    `model, checkpoint_path = restore_model(workdir)` works as well.
   """
   config = load_config(workdir)
   path = tf.train.latest_checkpoint(checkpoint_dir(workdir))
@@ -51,7 +66,7 @@ def restore_model(workdir, use_ema=True):
   model = flow.Glow(config)
   key = "ema_model" if use_ema and _has_ema(path) else "model"
   tf.train.Checkpoint(**{key: model}).restore(path).expect_partial().assert_existing_objects_matched()
-  return model, path
+  return Restored(model, path)
 
 
 def _has_ema(path):

@@ -6,7 +6,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 import glow_tfp
-import glow_tfp.nets
+from glow_tfp.bijectors import nets
 from tests.checks import check_bijector, perturb, random_images
 
 SHAPE = (8, 8, 2)
@@ -219,8 +219,8 @@ def test_unknown_compute_dtype_is_rejected():
 
 def count_network_calls(monkeypatch):
   calls = []
-  original = glow_tfp.nets.CouplingNet.__call__
-  monkeypatch.setattr(glow_tfp.nets.CouplingNet, "__call__",
+  original = nets.CouplingNet.__call__
+  monkeypatch.setattr(nets.CouplingNet, "__call__",
                       lambda net, x: calls.append(net) or original(net, x))
   return calls
 

@@ -21,7 +21,7 @@ MIXINGS = {
 def moved_step(mixing, kind="affine"):
   """A step whose layers are initialised from data and then moved off their initial values."""
   step = flow_step.FlowStep(actnorm.ActNorm(CHANNELS), MIXINGS[mixing](),
-                            coupling.AffineCoupling(CHANNELS, 8, kind, seed=4))
+                            coupling.Coupling(CHANNELS, 8, kind, seed=4))
   step.initialize_inverse(random_images([8, 3, 3, CHANNELS], seed=5))
   perturb(step, scale=0.2)
   return step
@@ -46,7 +46,7 @@ def test_fused_step_equals_the_chain_of_its_three_layers(mixing):
 
 def test_initialization_standardises_the_actnorm_input_statistics():
   step = flow_step.FlowStep(actnorm.ActNorm(CHANNELS), MIXINGS["lu"](),
-                            coupling.AffineCoupling(CHANNELS, 8, seed=4))
+                            coupling.Coupling(CHANNELS, 8, seed=4))
   x = 3.0 + 2.0 * random_images([16, 3, 3, CHANNELS], seed=7)
   step.initialize_inverse(x)
   normalised = step.actnorm.inverse(x).numpy()
@@ -58,4 +58,4 @@ def test_initialization_standardises_the_actnorm_input_statistics():
 def test_layers_over_different_channel_counts_are_rejected():
   with pytest.raises(ValueError, match=r"same number of channels; instead, they have \[5, 6, 5\]"):
     flow_step.FlowStep(actnorm.ActNorm(CHANNELS), invertible_conv.Invertible1x1Conv(6),
-                       coupling.AffineCoupling(CHANNELS, 8))
+                       coupling.Coupling(CHANNELS, 8))

@@ -24,6 +24,6 @@ def test_shuffle_is_a_seeded_permutation():
 
 
 def test_unknown_kind_is_rejected():
-  with pytest.raises(ValueError, match=r"`kind` must be one of \('reverse', 'shuffle'\); "
+  with pytest.raises(ValueError, match=r"`kind` must be one of \('shuffle', 'reverse'\); "
                      "instead, it is 'random'"):
     permute.ChannelPermutation(4, "random")

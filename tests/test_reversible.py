@@ -60,7 +60,7 @@ def test_reversible_gradients_equal_ordinary_backprop(coupling_kind, num_classes
 
 def test_reversible_sequential_gradient_includes_the_log_det_and_every_member():
   members = [actnorm.ActNorm(4), invertible_conv.Invertible1x1Conv(4, seed=1),
-             coupling.AffineCoupling(4, 8, seed=2)]
+             coupling.Coupling(4, 8, seed=2)]
   chain = compose.Sequential(members)
   reversible_chain = compose.Sequential(members, reversible=True)
   perturb(chain, scale=0.2)

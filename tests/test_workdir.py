@@ -1,3 +1,6 @@
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -25,6 +28,25 @@ def test_restore_model_returns_the_saved_weights(tmp_path):
   assert path.startswith(workdir.checkpoint_dir(str(tmp_path)))
   x = random_images([2, 8, 8, 1])
   np.testing.assert_array_equal(restored.log_prob(x).numpy(), model.log_prob(x).numpy())
+
+
+def test_restore_model_names_the_model_and_its_checkpoint(tmp_path):
+  model = glow_tfp.Glow(CONFIG)
+  saved_path = save_run(tmp_path, model=model)
+  restored = workdir.restore_model(str(tmp_path))
+  assert isinstance(restored, workdir.Restored)
+  assert restored.checkpoint_path == saved_path
+  assert isinstance(restored.model, glow_tfp.Glow)
+  assert tuple(restored) == (restored.model, restored.checkpoint_path)
+
+
+def test_import_glow_tfp_exports_workdir_and_grid_but_not_the_keras_wrapper():
+  script = ("import sys, glow_tfp; "
+            "assert glow_tfp.workdir.restore_model and glow_tfp.grid.image_grid; "
+            "assert 'glow_tfp.keras' not in sys.modules")
+  result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          check=False)
+  assert result.returncode == 0, result.stderr[-3000:]
 
 
 def test_restore_model_prefers_ema_weights_when_present(tmp_path):

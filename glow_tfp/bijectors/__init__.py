@@ -4,7 +4,7 @@ from glow_tfp.bijectors.actnorm import ActNorm
 from glow_tfp.bijectors.base import FusedBijector
 from glow_tfp.bijectors.compose import Invert
 from glow_tfp.bijectors.compose import Sequential
-from glow_tfp.bijectors.coupling import AffineCoupling
+from glow_tfp.bijectors.coupling import Coupling
 from glow_tfp.bijectors.flow_step import FlowStep
 from glow_tfp.bijectors.invertible_conv import Invertible1x1Conv
 from glow_tfp.bijectors.permute import ChannelPermutation

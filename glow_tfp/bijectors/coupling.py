@@ -1,21 +1,23 @@
-"""Affine and additive coupling: half the channels transformed, conditioned on the other half."""
+"""Coupling: half the channels transformed, conditioned on the other half."""
 
 import tensorflow as tf
 
-from glow_tfp import nets
 from glow_tfp.bijectors import base
+from glow_tfp.bijectors import nets
 
 COUPLING_KINDS = ("affine", "additive")
+# Mixed precision applies to the coupling networks alone, so their dtypes are listed here.
+COMPUTE_DTYPES = ("float32", "bfloat16", "float16")
 _SCALE_OFFSET = 2.0
 
 
-class AffineCoupling(base.FusedBijector):
-  """Glow's coupling layer over channels.
+class Coupling(base.FusedBijector):
+  """Glow's coupling layer over channels, affine or additive.
 
   Normalising direction (`inverse`): split x = [xa, xb] along channels (xa the first
   C - C//2), (raw, t) = NN(xa), ya = xa and
-    affine:   s = sigmoid(raw + 2), yb = (xb + t) * s,  log|det J| = sum(log s);
-    additive: yb = xb + t,                               log|det J| = 0.
+    kind "affine":   s = sigmoid(raw + 2), yb = (xb + t) * s,  log|det J| = sum(log s);
+    kind "additive": yb = xb + t,                               log|det J| = 0.
   Generative direction (`forward`): xb = yb / s - t (affine) or yb - t (additive).
   Invertible for any network, since s > 0; cost one network evaluation per call.
 
@@ -26,7 +28,7 @@ class AffineCoupling(base.FusedBijector):
   Args:
     channels: channels C of the input (>= 2).
     hidden_channels: width of the network (> 0).
-    coupling: "affine" (default) or "additive".
+    kind: "affine" (default) or "additive", one of `COUPLING_KINDS`.
     seed: integer seed of the network's random kernels.
     dtype: float dtype of the parameters, the data and the log-det.
     compute_dtype: dtype the network computes in ("bfloat16" or "float16" for mixed
@@ -38,24 +40,24 @@ class AffineCoupling(base.FusedBijector):
   Kingma & Dhariwal, "Glow", 2018, sec. 3.3.
   """
 
-  def __init__(self, channels, hidden_channels, coupling="affine", seed=0,
+  def __init__(self, channels, hidden_channels, kind="affine", seed=0,
                dtype=tf.float32, compute_dtype=None, name=None):
     parameters = dict(locals())
     if channels < 2:
       raise ValueError(f"`channels` must be at least 2; instead, it is {channels}.")
     if hidden_channels < 1:
       raise ValueError(f"`hidden_channels` must be positive; instead, it is {hidden_channels}.")
-    if coupling not in COUPLING_KINDS:
-      raise ValueError(f"`coupling` must be one of {COUPLING_KINDS}; instead, it is {coupling!r}.")
-    self.coupling = coupling
+    if kind not in COUPLING_KINDS:
+      raise ValueError(f"`kind` must be one of {COUPLING_KINDS}; instead, it is {kind!r}.")
+    self.kind = kind
     self.compute_dtype = tf.as_dtype(compute_dtype or dtype)
     self._split = channels - channels // 2
     transformed = channels // 2
-    out_channels = 2 * transformed if coupling == "affine" else transformed
+    out_channels = 2 * transformed if kind == "affine" else transformed
     offset = None
-    if coupling == "affine":
+    if kind == "affine":
       offset = [_SCALE_OFFSET] * transformed + [0.0] * transformed
-    with tf.name_scope(name or f"{coupling}_coupling") as scope:
+    with tf.name_scope(name or f"{kind}_coupling") as scope:
       self.net = nets.CouplingNet(self._split, hidden_channels, out_channels, seed, dtype,
                                   output_offset=offset, name="net")
     super().__init__(parameters=parameters, name=scope.rstrip("/") or "coupling",
@@ -73,14 +75,14 @@ class AffineCoupling(base.FusedBijector):
   def generate_halves(self, ya, yb):
     """The generative map on the two halves: (xb, log_det); xa is ya unchanged."""
     net_out = self._run_net(ya, self.net)
-    if self.coupling == "additive":
+    if self.kind == "additive":
       return yb - net_out, base.batch_zeros(yb)
     logits, shift = tf.split(net_out, 2, axis=-1)  # logits = raw + 2, from the network
     # Dividing by s takes fewer passes than multiplying by exp(-log s).
     return yb / tf.sigmoid(logits) - shift, -base.sum_over_event(tf.math.log_sigmoid(logits))
 
   def _normalise(self, xb, net_out):
-    if self.coupling == "additive":
+    if self.kind == "additive":
       return xb + net_out, base.batch_zeros(xb)
     logits, shift = tf.split(net_out, 2, axis=-1)
     log_scale = tf.math.log_sigmoid(logits)

@@ -25,7 +25,7 @@ class FlowStep(base.FusedBijector):
     actnorm: `ActNorm` over C channels.
     mixing: `Invertible1x1Conv` or `ChannelPermutation` over C channels (anything with
       `kernel()` = W^T, `inverse_kernel()` = W^-T and `log_abs_det_weight()`).
-    coupling: `AffineCoupling` over C channels.
+    coupling: `Coupling` over C channels.
     name: name scope.
   """
 

@@ -5,7 +5,7 @@ import tensorflow as tf
 
 from glow_tfp.bijectors import base
 
-PERMUTATION_KINDS = ("reverse", "shuffle")
+PERMUTATION_KINDS = ("shuffle", "reverse")
 
 
 class ChannelPermutation(base.FusedBijector):

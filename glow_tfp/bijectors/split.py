@@ -2,8 +2,8 @@
 
 import tensorflow as tf
 
-from glow_tfp import nets
 from glow_tfp.bijectors import base
+from glow_tfp.bijectors import nets
 
 
 class Split(base.FusedBijector):
@@ -33,9 +33,9 @@ class Split(base.FusedBijector):
     if channels < 2:
       raise ValueError(f"`channels` must be at least 2; instead, it is {channels}.")
     self.inner = inner
-    self._keep = channels - channels // 2
+    self._keep = kept_channels(channels)
     with tf.name_scope(name or "split") as scope:
-      self.prior = nets.ZeroConv2d(self._keep, 2 * (channels // 2), dtype, name="prior")
+      self.prior = nets.ZeroConv2d(self._keep, 2 * (channels - self._keep), dtype, name="prior")
     super().__init__(parameters=parameters, name=scope.rstrip("/") or "split", dtype=dtype)
 
   def _prior(self, h):
@@ -63,3 +63,8 @@ class Split(base.FusedBijector):
     mean, log_std = self._prior(h)
     z2 = z2 * tf.exp(log_std) + mean
     return tf.concat([h, z2], axis=-1), inner_log_det + base.sum_over_event(log_std)
+
+
+def kept_channels(channels):
+  """The channels of a split's input that stay in the flow: the first C - C//2 of C."""
+  return channels - channels // 2

@@ -1,5 +1,7 @@
-"""The coupling network and the zero-initialised convolution it ends with.
+"""The networks inside the bijectors: the coupling network and its zero-initialised output.
 
+Building blocks of the coupling and split bijectors, not bijectors themselves; the coupling
+network normalises its hidden layers with `ActNorm`'s map, so one ActNorm holds that math.
 Plain `tf.Module`s holding `tf.Variable`s (no Keras layers), so the same code is tracked by
 `tf.train.Checkpoint`, `tf.saved_model` and either Keras generation.
 """
