@@ -88,8 +88,8 @@ def test_non_finite_steps_are_skipped_then_the_checkpoint_is_restored(tmp_path, 
   saved = _values(trainer.model.trainable_variables)
   corrupted = _corrupt(trainer)
   assert trainer.train_segment(0, [], []) == 0  # back at the restored checkpoint's step
-  assert int(trainer.skipped_steps.numpy()) == 3 and trainer.restores == 1
-  assert float(trainer.learning_rate_scale.numpy()) == 0.5
+  assert trainer.guard.skipped == 3 and trainer.guard.restores == 1
+  assert float(trainer.learning_rate.scale.numpy()) == 0.5
   assert "update skipped (3 in a row, 3 in all)" in caplog.text
   assert "learning rate scale now 0.5" in caplog.text
   for variable, value in zip(trainer.model.trainable_variables, saved):
@@ -112,7 +112,7 @@ def test_non_finite_steps_change_nothing_and_the_guard_gives_up(tmp_path, tiny_m
   for variable, value in zip(state, before):
     np.testing.assert_array_equal(variable.numpy(), value)
   assert int(trainer.optimizer.iterations.numpy()) == 0
-  assert int(trainer.skipped_steps.numpy()) == 2
+  assert trainer.guard.skipped == 2
   assert np.isnan(corrupted.numpy()).all()
 
 
@@ -184,16 +184,6 @@ def test_class_conditional_model_trains_on_a_tfds_dataset(tmp_path):
   assert np.isfinite(results["heldout_bits_per_dim"])
   assert all(np.isfinite(bits) for _, bits in results["train_history"])
   assert os.path.exists(tmp_path / "samples" / "step000002_temperature0.7.png")
-
-
-@pytest.mark.parametrize("explicit", [True, False])
-def test_explicit_jit_compile_is_kept(explicit):
-  assert loop.resolve_jit_compile(explicit) is explicit
-
-
-@pytest.mark.skipif(bool(tf.config.list_logical_devices("GPU")), reason="a GPU is visible")
-def test_unset_jit_compile_is_off_on_a_cpu_only_machine():
-  assert loop.resolve_jit_compile(None) is False
 
 
 def test_bfloat16_compute_and_reversible_gradients_train_like_float32(tmp_path, finished_run,

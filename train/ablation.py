@@ -34,6 +34,7 @@ import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
 import numpy as np  # noqa: E402
 
 from glow_tfp import config as config_lib  # noqa: E402
+from . import common_flags  # noqa: E402
 from . import data as data_lib  # noqa: E402
 from . import loop  # noqa: E402
 from .errors import InputError  # noqa: E402
@@ -48,8 +49,20 @@ PLOT_FILE = "bits_per_dim.png"
 
 @dataclasses.dataclass(frozen=True)
 class Settings:
-  """Everything the six variants share. Each run is `python -m train` with these flags."""
+  """Everything the six variants share. Each run is `python -m train` with these flags.
 
+  Attributes:
+    training: the training options of every run, but for each run's workdir (a directory
+      under `training.workdir`) and seed; checkpoints only at the end and no sample grids
+      before it, as the ablation needs the curves.
+    dataset, data_dir, heldout_fraction: the images (`train.data.load`).
+    seeds: runs of seeds 0..seeds-1 per variant.
+    levels, steps_per_level, hidden_channels, n_bits: the size of every model.
+  """
+
+  training: loop.Options = loop.Options(
+      workdir="runs/ablation", steps=1500, batch_size=32, warmup_steps=100, eval_every=100,
+      keep_checkpoints=1, num_samples=16, temperatures=(0.7,))
   dataset: str = "mnist"
   data_dir: str = None
   heldout_fraction: float = 0.1
@@ -58,12 +71,6 @@ class Settings:
   steps_per_level: int = 4
   hidden_channels: int = 32
   n_bits: int = 8
-  steps: int = 1500
-  batch_size: int = 32
-  learning_rate: float = 1e-3
-  warmup_steps: int = 100
-  eval_every: int = 100
-  jit_compile: bool | None = None
 
   def config(self, image_shape, permutation, coupling):
     try:
@@ -74,73 +81,56 @@ class Settings:
     except ValueError as error:
       raise InputError(str(error)) from error
 
-  def options(self, workdir, seed):
-    # Checkpoints only at the end and no sample grids: the ablation needs the curves.
-    return loop.Options(
-        workdir=workdir, steps=self.steps, batch_size=self.batch_size,
-        learning_rate=self.learning_rate, warmup_steps=self.warmup_steps, seed=seed,
-        eval_every=self.eval_every, sample_every=self.steps, checkpoint_every=self.steps,
-        log_every=self.eval_every, keep_checkpoints=1, jit_compile=self.jit_compile,
-        num_samples=16, temperatures=(0.7,))
+  def options(self, name, seed):
+    """The training options of run `name` with `seed`."""
+    training = self.training
+    return dataclasses.replace(
+        training, workdir=os.path.join(training.workdir, name), seed=seed,
+        sample_every=training.steps, checkpoint_every=training.steps,
+        log_every=training.eval_every)
 
 
 # The default run fits in under an hour on 2 CPU cores (README); --quick in a few minutes.
 _DEFAULTS = Settings()
-_QUICK = dataclasses.replace(_DEFAULTS, seeds=2, steps_per_level=2, hidden_channels=16,
-                             steps=150, warmup_steps=20, eval_every=50)
+_QUICK = dataclasses.replace(
+    _DEFAULTS, seeds=2, steps_per_level=2, hidden_channels=16,
+    training=dataclasses.replace(_DEFAULTS.training, steps=150, warmup_steps=20,
+                                 eval_every=50))
 
-_DATASET = flags.DEFINE_string("dataset", _DEFAULTS.dataset,
-                               "'mnist' (bundled, offline), 'tfds:NAME[:SPLIT]' or "
-                               "'folder:PATH', as in `python -m train`.")
-_DATA_DIR = flags.DEFINE_string("data_dir", None, "TensorFlow Datasets data_dir.")
-_HELDOUT_FRACTION = flags.DEFINE_float("heldout_fraction", _DEFAULTS.heldout_fraction,
-                                       "Fraction of the images held out for evaluation.")
+_DATA = common_flags.define_data_flags()
 _SEEDS = flags.DEFINE_integer("seeds", _DEFAULTS.seeds, "Seeds 0..seeds-1 per variant.",
                               lower_bound=1)
-_LEVELS = flags.DEFINE_integer("levels", _DEFAULTS.levels, "Multi-scale levels L.",
-                               lower_bound=1)
-_STEPS_PER_LEVEL = flags.DEFINE_integer("steps_per_level", _DEFAULTS.steps_per_level,
-                                        "Steps of flow K per level.", lower_bound=1)
-_HIDDEN_CHANNELS = flags.DEFINE_integer("hidden_channels", _DEFAULTS.hidden_channels,
-                                        "Coupling network width.", lower_bound=1)
-_N_BITS = flags.DEFINE_integer("n_bits", _DEFAULTS.n_bits, "Bits per colour channel.",
-                               lower_bound=1, upper_bound=8)
-_STEPS = flags.DEFINE_integer("steps", _DEFAULTS.steps, "Training steps per run.",
-                              lower_bound=1)
-_BATCH_SIZE = flags.DEFINE_integer("batch_size", _DEFAULTS.batch_size, "Batch size.",
-                                   lower_bound=1)
-_LEARNING_RATE = flags.DEFINE_float("learning_rate", _DEFAULTS.learning_rate,
-                                    "Peak learning rate.")
-_WARMUP_STEPS = flags.DEFINE_integer("warmup_steps", _DEFAULTS.warmup_steps,
-                                     "Linear learning-rate warmup steps.", lower_bound=0)
-_EVAL_EVERY = flags.DEFINE_integer("eval_every", _DEFAULTS.eval_every,
-                                   "Held-out evaluation interval (steps): the curve's points.",
-                                   lower_bound=1)
-_JIT_COMPILE = flags.DEFINE_bool("jit_compile", _DEFAULTS.jit_compile,
-                                 "Compile the loss and gradients with XLA (unset: on a GPU "
-                                 "or TPU, off on CPUs, where it is slower).")
+_MODEL = common_flags.define_model_flags(_DEFAULTS.levels, _DEFAULTS.steps_per_level,
+                                         _DEFAULTS.hidden_channels, _DEFAULTS.n_bits)
+_TRAINING = common_flags.define_training_flags(_DEFAULTS.training)
 _QUICK_FLAG = flags.DEFINE_bool("quick", False,
                                 "A few-minute smoke version: defaults "
                                 f"{_QUICK.seeds} seeds, K={_QUICK.steps_per_level}, width "
-                                f"{_QUICK.hidden_channels}, {_QUICK.steps} steps; explicit "
-                                "flags still override them.")
+                                f"{_QUICK.hidden_channels}, {_QUICK.training.steps} steps; "
+                                "explicit flags still override them.")
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", "docs/ablation",
                                   "Where logs/, table.md and bits_per_dim.png go.")
-_WORKDIR = flags.DEFINE_string("workdir", "runs/ablation",
-                               "Scratch training workdirs (checkpoints), one per run.")
+_WORKDIR = common_flags.define_workdir_flag(
+    _DEFAULTS.training.workdir, "Scratch training workdirs (checkpoints), one per run.")
 
-flags.register_validator("learning_rate", lambda v: v > 0, "--learning_rate must be > 0.")
-flags.register_validator("heldout_fraction", lambda v: 0 < v < 1,
-                         "--heldout_fraction must be in (0, 1).")
 flags.register_validator("output_dir", bool, "--output_dir must not be empty.")
-flags.register_validator("workdir", bool, "--workdir must not be empty.")
+# So that --help lists the shared flags too.
+flags.adopt_module_key_flags(common_flags)
+
+
+def recorded_settings(settings):
+  """The settings as every run's log records them: all but the training options that are
+  not flags of the ablation (a rerun reuses a log only if they are the same)."""
+  shared = {f.name: getattr(settings, f.name) for f in dataclasses.fields(settings)
+            if f.name != "training"}
+  return {**shared, **{name: getattr(settings.training, name) for name in _TRAINING}}
 
 
 def run_name(permutation, coupling, seed):
   return f"{permutation}_{coupling}_seed{seed}"
 
 
-def run_ablation(settings, output_dir, workdir_root):
+def run_ablation(settings, output_dir):
   """Trains every (variant, seed) not already logged; returns the logs in run order.
 
   Seeds are the outer loop, so a cut-short ablation has whole seeds of all six variants.
@@ -150,41 +140,41 @@ def run_ablation(settings, output_dir, workdir_root):
     data = data_lib.load(settings.dataset, settings.levels, seed, settings.heldout_fraction,
                          settings.data_dir)
     for permutation, coupling in VARIANTS:
-      logs.append(_logged_run(settings, data, permutation, coupling, seed, output_dir,
-                              workdir_root))
+      logs.append(_logged_run(settings, data, permutation, coupling, seed, output_dir))
       write_summary(settings, logs, output_dir)
   return logs
 
 
-def _logged_run(settings, data, permutation, coupling, seed, output_dir, workdir_root):
+def _logged_run(settings, data, permutation, coupling, seed, output_dir):
   name = run_name(permutation, coupling, seed)
   path = os.path.join(output_dir, LOGS_DIR, name + ".json")
   if os.path.exists(path):
     log = read_log(path)
-    if log["settings"] != dataclasses.asdict(settings):
+    if log["settings"] != recorded_settings(settings):
       raise InputError(f"{path} was written with other settings ({log['settings']}); use "
                        "another --output_dir or delete it.")
     logging.info("Reusing %s: %.4f bits/dim.", path, log["final_heldout_bits_per_dim"])
     return log
-  log = train_one(settings, data, permutation, coupling, seed,
-                  os.path.join(workdir_root, name))
+  log = train_one(settings, data, permutation, coupling, seed)
   os.makedirs(os.path.dirname(path), exist_ok=True)
   with open(path, "w") as f:
     json.dump(log, f, indent=1)
   return log
 
 
-def train_one(settings, data, permutation, coupling, seed, workdir):
-  """Trains one variant from scratch in `workdir`; returns its log (a JSON-able dict)."""
+def train_one(settings, data, permutation, coupling, seed):
+  """Trains one variant from scratch in its workdir; returns its log (a JSON-able dict)."""
   # A workdir without a log is left from an interrupted run, whose curve before the
   # interruption is lost: start it again rather than resume half a curve.
-  shutil.rmtree(workdir, ignore_errors=True)
+  name = run_name(permutation, coupling, seed)
+  options = settings.options(name, seed)
+  shutil.rmtree(options.workdir, ignore_errors=True)
   config = settings.config(data.image_shape, permutation, coupling)
-  results = loop.run(config, data, settings.options(workdir, seed))
-  logging.info("%s: %.4f bits/dim in %.0f s.", run_name(permutation, coupling, seed),
+  results = loop.run(config, data, options)
+  logging.info("%s: %.4f bits/dim in %.0f s.", name,
                results["heldout_bits_per_dim"], results["seconds"])
   return {"permutation": permutation, "coupling": coupling, "seed": seed,
-          "settings": dataclasses.asdict(settings),
+          "settings": recorded_settings(settings),
           "config": json.loads(config.to_json()), "dataset": data.name,
           "train_images": len(data.train_images), "heldout_images": len(data.heldout_images),
           "eval_history": results["eval_history"],
@@ -227,8 +217,9 @@ def write_summary(settings, logs, output_dir):
 
 def table_markdown(settings, groups):
   """The Markdown table of final held-out bits/dim, then the orderings it implies."""
-  lines = [f"Final held-out bits/dim (bin centres; lower is better) after {settings.steps} "
-           f"steps of batch {settings.batch_size} on {settings.dataset}; L={settings.levels}, "
+  training = settings.training
+  lines = [f"Final held-out bits/dim (bin centres; lower is better) after {training.steps} "
+           f"steps of batch {training.batch_size} on {settings.dataset}; L={settings.levels}, "
            f"K={settings.steps_per_level}, width {settings.hidden_channels}, "
            f"{settings.n_bits} bits.", "",
            "| permutation | coupling | mean | std | per seed | seconds/run |",
@@ -309,14 +300,14 @@ def _zoom_to_last_half(axis, groups):
 def settings_from_flags():
   """The Settings of the flags; --quick changes the defaults of flags not given."""
   base = _QUICK if _QUICK_FLAG.value else _DEFAULTS
-  holders = {"dataset": _DATASET, "data_dir": _DATA_DIR,
-             "heldout_fraction": _HELDOUT_FRACTION, "seeds": _SEEDS, "levels": _LEVELS,
-             "steps_per_level": _STEPS_PER_LEVEL, "hidden_channels": _HIDDEN_CHANNELS,
-             "n_bits": _N_BITS, "steps": _STEPS, "batch_size": _BATCH_SIZE,
-             "learning_rate": _LEARNING_RATE, "warmup_steps": _WARMUP_STEPS,
-             "eval_every": _EVAL_EVERY, "jit_compile": _JIT_COMPILE}
-  given = {name: h.value for name, h in holders.items() if h.present}
-  return dataclasses.replace(base, **given)
+  training = _given(_TRAINING)
+  training["workdir"] = _WORKDIR.value
+  return dataclasses.replace(base, training=dataclasses.replace(base.training, **training),
+                             **_given({**_DATA, **_MODEL, "seeds": _SEEDS}))
+
+
+def _given(holders):
+  return {name: h.value for name, h in holders.items() if h.present}
 
 
 def main(argv):
@@ -326,7 +317,7 @@ def main(argv):
   settings = settings_from_flags()
   os.makedirs(_OUTPUT_DIR.value, exist_ok=True)
   try:
-    logs = run_ablation(settings, _OUTPUT_DIR.value, _WORKDIR.value)
+    logs = run_ablation(settings, _OUTPUT_DIR.value)
   except InputError as error:
     sys.exit(f"train.ablation: error: {error}")
   print(table_markdown(settings, by_variant(logs)))

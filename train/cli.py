@@ -12,6 +12,7 @@ from absl import flags
 from absl import logging
 
 from glow_tfp import config as config_lib
+from . import common_flags
 from . import data as data_lib
 from . import loop
 from . import optim
@@ -28,51 +29,30 @@ _DEFAULTS = loop.Options(workdir="workdir", steps=2500, eval_every=500, sample_e
 _PRESET = flags.DEFINE_enum("preset", "mnist", sorted(config_lib.PRESETS),
                             "GlowConfig preset to start from; explicit model flags override it. "
                             "The image shape always comes from the data.")
-_LEVELS = flags.DEFINE_integer("levels", None, "Multi-scale levels L.", lower_bound=1)
-_STEPS_PER_LEVEL = flags.DEFINE_integer("steps_per_level", None, "Steps of flow K per level.",
-                                        lower_bound=1)
-_HIDDEN_CHANNELS = flags.DEFINE_integer("hidden_channels", None, "Coupling network width.",
-                                        lower_bound=1)
+_MODEL = common_flags.define_model_flags()
 _COUPLING = flags.DEFINE_enum("coupling", None, config_lib.COUPLINGS, "Coupling layer type.")
 _PERMUTATION = flags.DEFINE_enum("permutation", None, config_lib.PERMUTATIONS,
                                  "Channel mixing before each coupling.")
-_N_BITS = flags.DEFINE_integer("n_bits", None, "Bits per colour channel the model sees.",
-                               lower_bound=1, upper_bound=8)
 _LEARN_TOP_PRIOR = flags.DEFINE_bool("learn_top_prior", None,
                                      "Learn the top-level prior's mean and scale.")
 _CONDITIONAL = flags.DEFINE_bool("conditional", False,
                                  "Class-conditional model (the data's labels condition the "
                                  "top prior).")
 
-# Data.
-_DATASET = flags.DEFINE_string("dataset", "mnist",
-                               "'mnist' (bundled, offline), 'tfds:NAME[:SPLIT]' or "
-                               "'folder:PATH' (PNG/JPEG, optionally one subdirectory per class).")
-_DATA_DIR = flags.DEFINE_string("data_dir", None, "TensorFlow Datasets data_dir.")
-_HELDOUT_FRACTION = flags.DEFINE_float("heldout_fraction", 0.1,
-                                       "Fraction of the images held out for evaluation.")
+_DATA = common_flags.define_data_flags()
 
 # Training.
-_WORKDIR = flags.DEFINE_string("workdir", _DEFAULTS.workdir,
-                               "Checkpoints, config.json, logs/, samples/, results.json.")
-_BATCH_SIZE = flags.DEFINE_integer("batch_size", _DEFAULTS.batch_size, "Global batch size.",
-                                   lower_bound=1)
-_STEPS = flags.DEFINE_integer("steps", _DEFAULTS.steps, "Training steps in all.",
-                              lower_bound=1)
+_WORKDIR = common_flags.define_workdir_flag(
+    _DEFAULTS.workdir, "Checkpoints, config.json, logs/, samples/, results.json.")
+_TRAINING = common_flags.define_training_flags(_DEFAULTS)
+_SEED = common_flags.define_seed_flag("Seed of model, data order, noise, held-out split and "
+                                      "samples.")
 _EPOCHS = flags.DEFINE_integer("epochs", None, "If set, train this many epochs instead of "
                                "--steps.", lower_bound=1)
-_LEARNING_RATE = flags.DEFINE_float("learning_rate", _DEFAULTS.learning_rate,
-                                    "Peak learning rate.")
-_WARMUP_STEPS = flags.DEFINE_integer("warmup_steps", _DEFAULTS.warmup_steps,
-                                     "Linear learning-rate warmup steps.", lower_bound=0)
 _OPTIMIZER = flags.DEFINE_enum("optimizer", _DEFAULTS.optimizer, optim.KINDS, "Optimizer.")
 _GRAD_CLIP_NORM = flags.DEFINE_float("grad_clip_norm", _DEFAULTS.grad_clip_norm,
                                      "Global gradient-norm clip; 0 disables it.",
                                      lower_bound=0.0)
-_SEED = flags.DEFINE_integer("seed", _DEFAULTS.seed, "Seed of model, data order, noise, "
-                             "held-out split and samples.", lower_bound=0)
-_EVAL_EVERY = flags.DEFINE_integer("eval_every", _DEFAULTS.eval_every,
-                                   "Held-out evaluation interval (steps).", lower_bound=1)
 _SAMPLE_EVERY = flags.DEFINE_integer("sample_every", _DEFAULTS.sample_every,
                                      "Sample-grid interval (steps).", lower_bound=1)
 _CHECKPOINT_EVERY = flags.DEFINE_integer("checkpoint_every", _DEFAULTS.checkpoint_every,
@@ -81,9 +61,6 @@ _KEEP_CHECKPOINTS = flags.DEFINE_integer("keep_checkpoints", _DEFAULTS.keep_chec
                                          "Checkpoints kept.", lower_bound=1)
 _LOG_EVERY = flags.DEFINE_integer("log_every", _DEFAULTS.log_every,
                                   "Progress-line interval (steps).", lower_bound=1)
-_JIT_COMPILE = flags.DEFINE_bool("jit_compile", _DEFAULTS.jit_compile,
-                                 "Compile the loss and gradients with XLA (unset: on a GPU "
-                                 "or TPU, off on CPUs, where it is slower).")
 _COMPUTE_DTYPE = flags.DEFINE_enum(
     "compute_dtype", _DEFAULTS.compute_dtype, ["float32", "bfloat16"],
     "dtype of the coupling networks' arithmetic; bfloat16 is mixed precision (Keras's "
@@ -99,8 +76,8 @@ _RESTORE_LR_FACTOR = flags.DEFINE_float("restore_lr_factor", _DEFAULTS.restore_l
                                         "Learning-rate factor at each such restore.")
 _NUM_SAMPLES = flags.DEFINE_integer("num_samples", _DEFAULTS.num_samples,
                                     "Images per sample grid.", lower_bound=1)
-_TEMPERATURES = flags.DEFINE_list("temperatures", [str(t) for t in _DEFAULTS.temperatures],
-                                  "Sampling temperatures of the sample grids.")
+_TEMPERATURES = common_flags.define_temperatures_flag(
+    _DEFAULTS.temperatures, "Sampling temperatures of the sample grids.")
 
 # Distribution.
 _STRATEGY = flags.DEFINE_enum("strategy", _DEFAULTS.strategy, strategy_lib.NAMES,
@@ -108,40 +85,20 @@ _STRATEGY = flags.DEFINE_enum("strategy", _DEFAULTS.strategy, strategy_lib.NAMES
                               "MultiWorkerMirroredStrategy from TF_CONFIG; tpu: TPUStrategy.")
 _TPU_ADDRESS = flags.DEFINE_string("tpu_address", "", "TPU name or address for --strategy=tpu.")
 
-
-def _is_dataset_spec(spec):
-  kind, _, argument = spec.partition(":")
-  return spec == "mnist" or (kind in ("tfds", "folder") and bool(argument))
-
-
-def _are_temperatures(values):
-  try:
-    return bool(values) and all(float(v) >= 0 for v in values)
-  except ValueError:
-    return False
-
-
-flags.register_validator("dataset", _is_dataset_spec,
-                         "--dataset must be 'mnist', 'tfds:NAME[:SPLIT]' or 'folder:PATH'.")
-flags.register_validator("learning_rate", lambda v: v > 0, "--learning_rate must be > 0.")
-flags.register_validator("heldout_fraction", lambda v: 0 < v < 1,
-                         "--heldout_fraction must be in (0, 1).")
 flags.register_validator("restore_lr_factor", lambda v: 0 < v < 1,
                          "--restore_lr_factor must be in (0, 1).")
-flags.register_validator("temperatures", _are_temperatures,
-                         "--temperatures must be a comma-separated list of numbers >= 0.")
-flags.register_validator("workdir", bool, "--workdir must not be empty.")
+# So that --help lists the shared flags too.
+flags.adopt_module_key_flags(common_flags)
 
 
 def model_config(image_shape, num_classes):
   """The GlowConfig of the flags for images of `image_shape` with `num_classes` classes."""
-  overrides = {"levels": _LEVELS.value, "steps_per_level": _STEPS_PER_LEVEL.value,
-               "hidden_channels": _HIDDEN_CHANNELS.value, "coupling": _COUPLING.value,
-               "permutation": _PERMUTATION.value, "n_bits": _N_BITS.value,
-               "learn_top_prior": _LEARN_TOP_PRIOR.value}
-  changes = {k: v for k, v in overrides.items() if v is not None}
+  holders = {**_MODEL, "coupling": _COUPLING, "permutation": _PERMUTATION,
+             "learn_top_prior": _LEARN_TOP_PRIOR}
+  changes = {name: h.value for name, h in holders.items() if h.value is not None}
   if _CONDITIONAL.value and not num_classes:
-    raise InputError(f"--conditional needs labelled data; {_DATASET.value} has no classes.")
+    raise InputError(f"--conditional needs labelled data; {_DATA['dataset'].value} has no "
+                     "classes.")
   changes.update(image_shape=tuple(image_shape),
                  num_classes=num_classes if _CONDITIONAL.value else 0)
   try:
@@ -151,26 +108,25 @@ def model_config(image_shape, num_classes):
 
 
 def levels():
-  return _LEVELS.value or config_lib.PRESETS[_PRESET.value].levels
+  return _MODEL["levels"].value or config_lib.PRESETS[_PRESET.value].levels
 
 
 def training_options(num_train_images):
   """The `loop.Options` of the flags (--epochs converted to steps)."""
-  steps = _STEPS.value
+  training = {name: h.value for name, h in _TRAINING.items()}
   if _EPOCHS.value:
-    steps = _EPOCHS.value * pipeline.steps_per_epoch(num_train_images, _BATCH_SIZE.value)
+    training["steps"] = _EPOCHS.value * pipeline.steps_per_epoch(num_train_images,
+                                                                 training["batch_size"])
   return loop.Options(
-      workdir=_WORKDIR.value, steps=steps, batch_size=_BATCH_SIZE.value,
-      learning_rate=_LEARNING_RATE.value, warmup_steps=_WARMUP_STEPS.value,
-      optimizer=_OPTIMIZER.value, grad_clip_norm=_GRAD_CLIP_NORM.value, seed=_SEED.value,
-      eval_every=_EVAL_EVERY.value, sample_every=_SAMPLE_EVERY.value,
-      checkpoint_every=_CHECKPOINT_EVERY.value, log_every=_LOG_EVERY.value,
-      keep_checkpoints=_KEEP_CHECKPOINTS.value, strategy=_STRATEGY.value,
-      tpu_address=_TPU_ADDRESS.value, jit_compile=_JIT_COMPILE.value,
+      workdir=_WORKDIR.value, optimizer=_OPTIMIZER.value,
+      grad_clip_norm=_GRAD_CLIP_NORM.value, seed=_SEED.value,
+      sample_every=_SAMPLE_EVERY.value, checkpoint_every=_CHECKPOINT_EVERY.value,
+      log_every=_LOG_EVERY.value, keep_checkpoints=_KEEP_CHECKPOINTS.value,
+      strategy=_STRATEGY.value, tpu_address=_TPU_ADDRESS.value,
       compute_dtype=_COMPUTE_DTYPE.value, reversible_gradients=_REVERSIBLE_GRADIENTS.value,
       max_bad_steps=_MAX_BAD_STEPS.value, restore_lr_factor=_RESTORE_LR_FACTOR.value,
       num_samples=_NUM_SAMPLES.value,
-      temperatures=tuple(float(t) for t in _TEMPERATURES.value))
+      temperatures=tuple(float(t) for t in _TEMPERATURES.value), **training)
 
 
 def main(argv):
@@ -178,8 +134,8 @@ def main(argv):
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
   logging.set_verbosity(logging.INFO)
   try:
-    data = data_lib.load(_DATASET.value, levels(), _SEED.value, _HELDOUT_FRACTION.value,
-                         _DATA_DIR.value)
+    data = data_lib.load(_DATA["dataset"].value, levels(), _SEED.value,
+                         _DATA["heldout_fraction"].value, _DATA["data_dir"].value)
     config = model_config(data.image_shape, data.num_classes)
     options = training_options(len(data.train_images))
     logging.info("Training %s on %s: %d training, %d held-out images; %d steps of batch %d.",

@@ -53,8 +53,7 @@ def load(spec, levels, seed=0, heldout_fraction=0.1, data_dir=None):
   Raises `InputError` naming the problem for an unknown spec, a missing or empty folder, an
   unreadable image, images of different shapes, or a shape that 2**levels does not divide.
   """
-  if not 0.0 < heldout_fraction < 1.0:
-    raise InputError(f"heldout_fraction must be in (0, 1); got {heldout_fraction}.")
+  check_heldout_fraction(heldout_fraction)
   kind, _, argument = spec.partition(":")
   if spec == "mnist":
     images, labels, num_classes = _pad_to_levels(*_load_mnist(), levels)
@@ -67,6 +66,18 @@ def load(spec, levels, seed=0, heldout_fraction=0.1, data_dir=None):
                      "'folder:PATH'.")
   _check_divisible(spec, images.shape[1:], levels)
   return _split(spec, images, labels, num_classes, seed, heldout_fraction)
+
+
+def is_spec(spec):
+  """Whether `spec` has the form of a source spec (the source may still be missing)."""
+  kind, _, argument = spec.partition(":")
+  return spec == "mnist" or (kind in ("tfds", "folder") and bool(argument))
+
+
+def check_heldout_fraction(fraction):
+  """Raises `InputError` unless `fraction` of the images can be held out: 0 < fraction < 1."""
+  if not 0.0 < fraction < 1.0:
+    raise InputError(f"heldout_fraction must be in (0, 1); got {fraction}.")
 
 
 def _load_mnist():

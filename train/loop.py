@@ -1,14 +1,10 @@
 """The training loop: `run(config, data, options)` trains a Glow and returns its results.
 
-One step, under any `tf.distribute` strategy: each replica computes the bits/dim of its
-slice of the global batch, summed and divided by the global batch size, and its gradients;
-both are all-reduced (summed), so every replica holds the global-batch mean loss and
-gradients; the gradients are clipped by global norm; then, in cross-replica context, the
-optimizer applies them only if the loss and the gradient norm are finite.
-
-A step whose loss or gradient is not finite is skipped and counted; after
-`max_bad_steps` of them in a row the run restores its last checkpoint and multiplies the
-learning rate by `restore_lr_factor`. Checkpoints are only written after a good step.
+The loop is the Python side of a run: it restores or initialises the state, feeds the steps
+(train/step.py) their batches and learning rates (train/schedule.py), hands non-finite steps
+to the guard (train/guard.py), and at its intervals logs, evaluates (train/evaluation.py),
+writes sample grids (train/sample_grids.py) and checkpoints. Checkpoints are only written
+after a good step.
 """
 
 import dataclasses
@@ -20,8 +16,13 @@ import tensorflow as tf
 from glow_tfp import flow
 from glow_tfp import workdir as workdir_lib
 from . import checkpointing
+from . import evaluation
+from . import guard as guard_lib
 from . import optim
 from . import pipeline
+from . import sample_grids
+from . import schedule
+from . import step as step_lib
 from . import strategy as strategy_lib
 from . import summaries
 from .errors import InputError
@@ -45,7 +46,7 @@ class Options:
     strategy: "default", "mirrored", "multi_worker" or "tpu".
     tpu_address: the TPU for strategy "tpu" ("" = local / TPU_NAME).
     jit_compile: compile the loss and gradient computation with XLA; None (default) picks
-      by device (`resolve_jit_compile`).
+      by device (`step.resolve_jit_compile`).
     compute_dtype: "float32", or "bfloat16" to run the coupling networks in mixed
       precision (log-dets, loss and variables stay float32; `glow_tfp.Glow`).
     reversible_gradients: recompute activations during backprop instead of storing them
@@ -151,24 +152,13 @@ def check_data(config, data, options):
                      f"{len(data.train_images)} training images of {data.name}.")
 
 
-def resolve_jit_compile(jit_compile):
-  """`jit_compile`, or for None: XLA on a GPU or TPU, not on CPUs.
-
-  On CPU, XLA made the default model's training steps about 10% slower (README,
-  Performance), since TensorFlow's oneDNN convolutions beat XLA's; on GPUs XLA's fused
-  elementwise kernels are the usual win, as Keras's `jit_compile="auto"` assumes.
-  """
-  if jit_compile is not None:
-    return jit_compile
-  return bool(tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("TPU"))
-
-
 class Trainer:
-  """The state of one training run and the functions that step it.
+  """The state of one training run and the loop that steps it.
 
   Attributes:
-    model: the `Glow`; optimizer: the `optim.Optimizer`; step, learning_rate_scale,
-    skipped_steps: variables saved with them in every checkpoint.
+    model: the `Glow`; optimizer: the `optim.Optimizer`; step: the step of the last
+    checkpoint; learning_rate: the `schedule.LearningRate`; guard: the
+    `guard.NonFiniteGuard`. All of them are saved in every checkpoint.
   """
 
   def __init__(self, config, data, options, strategy):
@@ -179,26 +169,25 @@ class Trainer:
                              reversible_gradients=options.reversible_gradients)
       self.optimizer = optim.Optimizer(self.model.trainable_variables, options.optimizer)
       self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
-      self.learning_rate_scale = tf.Variable(1.0, trainable=False, name="lr_scale")
-      self.skipped_steps = tf.Variable(0, dtype=tf.int64, trainable=False, name="skipped")
+      self.learning_rate = schedule.LearningRate(options.learning_rate, options.warmup_steps)
+      self.guard = guard_lib.NonFiniteGuard(options.max_bad_steps, options.max_restores,
+                                            options.restore_lr_factor, self.learning_rate,
+                                            self._restore)
     checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer,
-                                     step=self.step, lr_scale=self.learning_rate_scale,
-                                     skipped_steps=self.skipped_steps)
+                                     step=self.step, lr_scale=self.learning_rate.scale,
+                                     skipped_steps=self.guard.skipped_steps)
     self.checkpointer = checkpointing.Checkpointer(checkpoint, options.workdir,
                                                    options.keep_checkpoints, self.chief)
     self.reporter = summaries.Reporter(options.workdir, options.steps, self.chief)
-    jit_compile = resolve_jit_compile(options.jit_compile)
-    logging.info("XLA for the loss and gradients: %s", "on" if jit_compile else "off")
-    self._gradients = tf.function(self._loss_and_gradients, jit_compile=jit_compile)
-    self._bad_in_a_row = 0
-    self.restores = 0
+    self.train_step = step_lib.DistributedStep(self.model, self.optimizer, strategy,
+                                               options.batch_size, options.grad_clip_norm,
+                                               options.jit_compile)
+    self.heldout = evaluation.HeldOut(self.model, data, options.eval_batch_size)
+    self.samples = sample_grids.SampleGrids(self.model, options.num_samples,
+                                            options.temperatures, options.seed, self.reporter)
 
   def close(self):
     self.checkpointer.close()
-
-  def learning_rate(self, step):
-    warmup = min(1.0, (step + 1) / self.options.warmup_steps) if self.options.warmup_steps else 1.0
-    return self.options.learning_rate * warmup * float(self.learning_rate_scale.numpy())
 
   def fit(self, resume):
     """Restores or initialises, trains to `options.steps`, evaluates; returns results."""
@@ -210,20 +199,19 @@ class Trainer:
     while step < self.options.steps:
       step = self.train_segment(step, history, evals)
     logging.info("Training done at step %d; final evaluation and samples.", step)
-    heldout = self.evaluate()
-    heldout_noise = self.evaluate(noise_seed=self.options.seed)
+    heldout = self.heldout.bits_per_dim()
+    heldout_noise = self.heldout.bits_per_dim(noise_seed=self.options.seed)
     evals.append([step, heldout])
     self.reporter.scalars(step, {"heldout/bits_per_dim": heldout,
                                  "heldout/bits_per_dim_uniform_noise": heldout_noise})
-    paths = self.write_samples(step)
+    paths = self.samples.write(step)
     if step % self.options.checkpoint_every:
       self._save(step)
     results = {"heldout_bits_per_dim": heldout,
                "heldout_bits_per_dim_uniform_noise": heldout_noise, "train_history": history,
-               "eval_history": evals, "steps": step,
-               "skipped_steps": int(self.skipped_steps.numpy()), "restores": self.restores,
-               "resumed_from": resumed_from, "seconds": time.perf_counter() - started,
-               "sample_paths": paths}
+               "eval_history": evals, "steps": step, "skipped_steps": self.guard.skipped,
+               "restores": self.guard.restores, "resumed_from": resumed_from,
+               "seconds": time.perf_counter() - started, "sample_paths": paths}
     logging.info("held-out bits/dim %.4f (bin centres), %.4f (uniform dequantisation noise) "
                  "after %d steps", heldout, heldout_noise, step)
     self.reporter.results(results)
@@ -242,7 +230,7 @@ class Trainer:
     if self.chief:
       workdir_lib.save_config(self.options.workdir, self.config)
     batch = next(iter(self._batches(0, 1)))
-    self._initialize(batch)
+    self.train_step.initialize(batch)
     self._save(0)
     return None
 
@@ -261,13 +249,13 @@ class Trainer:
     for _ in range(step, self.options.steps):
       batch = next(batches)
       learning_rate = self.learning_rate(step)
-      loss, norm, ok = (t.numpy() for t in self._train_step(batch, tf.constant(learning_rate)))
+      loss, norm, ok = (t.numpy() for t in self.train_step(batch, tf.constant(learning_rate)))
       step += 1
       if not ok:
-        if self._skip(step, loss, norm):
+        if self.guard.failed(step, loss, norm):
           return int(self.step.numpy())
         continue
-      self._bad_in_a_row = 0
+      self.guard.passed()
       history.append([step, float(loss)])
       window.append(float(loss))
       self._periodic(step, window, learning_rate, float(norm), evals)
@@ -277,46 +265,20 @@ class Trainer:
     options = self.options
     if step % options.log_every == 0 or step == options.steps:
       mean = sum(window) / len(window)
-      self.reporter.progress(step, mean, options.batch_size, learning_rate,
-                             int(self.skipped_steps.numpy()))
+      skipped = self.guard.skipped
+      self.reporter.progress(step, mean, options.batch_size, learning_rate, skipped)
       self.reporter.scalars(step, {"train/bits_per_dim": mean, "learning_rate": learning_rate,
-                                   "gradient_norm": norm,
-                                   "skipped_steps": int(self.skipped_steps.numpy())})
+                                   "gradient_norm": norm, "skipped_steps": skipped})
       window.clear()
     if step % options.eval_every == 0 and step < options.steps:
-      heldout = self.evaluate()
+      heldout = self.heldout.bits_per_dim()
       evals.append([step, heldout])
       logging.info("step %d  held-out %.4f bits/dim", step, heldout)
       self.reporter.scalars(step, {"heldout/bits_per_dim": heldout})
     if step % options.sample_every == 0 and step < options.steps:
-      self.write_samples(step)
+      self.samples.write(step)
     if step % options.checkpoint_every == 0:
       self._save(step)
-
-  def _skip(self, step, loss, norm):
-    """Counts a non-finite step; restores the last checkpoint after too many in a row.
-
-    Returns whether it restored.
-    """
-    self._bad_in_a_row += 1
-    self.skipped_steps.assign_add(1)
-    logging.warning("step %d: non-finite loss (%s) or gradient norm (%s); update skipped "
-                    "(%d in a row, %d in all).", step, loss, norm, self._bad_in_a_row,
-                    int(self.skipped_steps.numpy()))
-    if self._bad_in_a_row < self.options.max_bad_steps:
-      return False
-    if self.restores >= self.options.max_restores:
-      raise RuntimeError(f"Training diverged: {self._bad_in_a_row} non-finite steps in a row "
-                         f"after {self.restores} checkpoint restores.")
-    skipped = self.skipped_steps.numpy()
-    path = self._restore()
-    self.skipped_steps.assign(skipped)
-    self.learning_rate_scale.assign(self.learning_rate_scale * self.options.restore_lr_factor)
-    self.restores += 1
-    self._bad_in_a_row = 0
-    logging.warning("Restored %s (step %d); learning rate scale now %g.", path,
-                    int(self.step.numpy()), float(self.learning_rate_scale.numpy()))
-    return True
 
   def _save(self, step):
     self.step.assign(step)
@@ -328,67 +290,3 @@ class Trainer:
         data.train_images, data.train_labels, options.batch_size, options.seed,
         self.config.n_bits, start_step, end_step)
     return self.strategy.distribute_datasets_from_function(dataset_fn)
-
-  def _labels(self, labels):
-    return labels if self.config.num_classes else None
-
-  @tf.function
-  def _initialize(self, batch):
-    self.strategy.run(lambda x, y: self.model.initialize(x, self._labels(y)), args=batch)
-
-  @tf.function
-  def _train_step(self, batch, learning_rate):
-    loss, gradients, norm = self.strategy.run(self._replica_step, args=(batch,))
-    loss, norm = self._first_replica(loss), self._first_replica(norm)
-    ok = tf.math.is_finite(loss) & tf.math.is_finite(norm)
-    self.optimizer.apply(gradients, learning_rate, ok)
-    return loss, norm, ok
-
-  def _first_replica(self, value):
-    return self.strategy.experimental_local_results(value)[0]
-
-  def _replica_step(self, batch):
-    images, labels = batch
-    loss, gradients = self._gradients(images, labels)
-    context = tf.distribute.get_replica_context()
-    loss, gradients = context.all_reduce(tf.distribute.ReduceOp.SUM, (loss, gradients))
-    norm = tf.linalg.global_norm(gradients)
-    if self.options.grad_clip_norm:
-      gradients, _ = tf.clip_by_global_norm(gradients, self.options.grad_clip_norm,
-                                            use_norm=norm)
-    return loss, gradients, norm
-
-  def _loss_and_gradients(self, images, labels):
-    """This replica's share of the global-batch mean bits/dim, and its gradients."""
-    variables = self.model.trainable_variables
-    with tf.GradientTape() as tape:
-      bits = self.model.bits_per_dim(images, self._labels(labels))
-      loss = tf.reduce_sum(bits) / self.options.batch_size
-    gradients = tape.gradient(loss, variables)
-    return loss, [tf.zeros_like(v) if g is None else g for g, v in zip(gradients, variables)]
-
-  def evaluate(self, noise_seed=None):
-    """Mean bits/dim of the held-out images at bin centres, or with uniform dequantisation
-    noise seeded by `noise_seed` (the usual upper bound on the discrete bits/dim)."""
-    data = self.data
-    total = 0.0
-    for x, y in pipeline.heldout_dataset(data.heldout_images, data.heldout_labels,
-                                         self.options.eval_batch_size, self.config.n_bits,
-                                         noise_seed):
-      total += float(self._heldout_sum(x, y))
-    return total / len(data.heldout_images)
-
-  @tf.function
-  def _heldout_sum(self, images, labels):
-    return tf.reduce_sum(self.model.bits_per_dim(images, self._labels(labels)))
-
-  def write_samples(self, step):
-    """Sample grids at every temperature of the options; returns the PNG paths."""
-    grids = {t: self._sample(tf.constant(t)) for t in self.options.temperatures}
-    return self.reporter.samples(step, grids, self.config.n_bits)
-
-  @tf.function
-  def _sample(self, temperature):
-    n = self.options.num_samples
-    labels = tf.range(n) % self.config.num_classes if self.config.num_classes else None
-    return self.model.sample(n, temperature, labels=labels, seed=self.options.seed)

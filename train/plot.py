@@ -1,5 +1,5 @@
-"""Plots the bits/dim curve of a finished run:
-`python -m train.plot --results_json=workdir/results.json --curve_png=curve.png`.
+"""Plots the bits/dim curve of a finished run: `python -m train.plot
+--results_json=workdir/results.json`, which writes workdir/bits_per_dim.png.
 
 Reads the results.json that `python -m train` writes in its workdir and draws the training
 bits/dim (a moving average over `--smoothing_steps` steps), the held-out bits/dim at each
@@ -20,11 +20,13 @@ import numpy as np  # noqa: E402
 
 from . import summaries  # noqa: E402
 
+CURVE_FILE = "bits_per_dim.png"
+
 _RESULTS_JSON = flags.DEFINE_string("results_json",
                                     os.path.join("workdir", summaries.RESULTS_FILE),
                                     "results.json of a finished training run.")
-_CURVE_PNG = flags.DEFINE_string("curve_png", "docs/training/bits_per_dim.png",
-                                 "PNG file to write.")
+_CURVE_PNG = flags.DEFINE_string("curve_png", None, "PNG file to write; default "
+                                 f"{CURVE_FILE} next to --results_json.")
 _SMOOTHING_STEPS = flags.DEFINE_integer("smoothing_steps", 50, "Moving-average window "
                                         "(steps) of the training curve.", lower_bound=1)
 
@@ -58,10 +60,17 @@ def plot(results, output, smoothing):
   plt.close(figure)
 
 
+def curve_path(results_json, curve_png=None):
+  """`curve_png`, or by default bits_per_dim.png in the directory of `results_json`."""
+  return curve_png or os.path.join(os.path.dirname(results_json), CURVE_FILE)
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
-  plot(load_results(_RESULTS_JSON.value), _CURVE_PNG.value, _SMOOTHING_STEPS.value)
+  output = curve_path(_RESULTS_JSON.value, _CURVE_PNG.value)
+  plot(load_results(_RESULTS_JSON.value), output, _SMOOTHING_STEPS.value)
+  print(f"wrote {output}")
 
 
 if __name__ == "__main__":

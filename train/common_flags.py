@@ -1,0 +1,122 @@
+"""The flags that several training applications take, each defined and validated here once.
+
+`python -m train`, `train.ablation` and `train.latents` call the `define_*` functions that
+fit them at the top of their modules, then read the returned `FlagHolder`s. Where the CLIs'
+defaults differ, the caller passes its own; names, meanings and validators are the same in
+every CLI. Each function may run once in a process, as any absl flag definition.
+"""
+
+from absl import flags
+
+from . import data as data_lib
+from .errors import InputError
+
+
+def define_data_flags():
+  """--dataset, --data_dir and --heldout_fraction: the images and their held-out part.
+
+  Returns:
+    {name: FlagHolder}.
+  """
+  holders = {
+      "dataset": flags.DEFINE_string(
+          "dataset", "mnist", "'mnist' (bundled, offline), 'tfds:NAME[:SPLIT]' or "
+          "'folder:PATH' (PNG/JPEG, optionally one subdirectory per class)."),
+      "data_dir": flags.DEFINE_string("data_dir", None, "TensorFlow Datasets data_dir."),
+      "heldout_fraction": flags.DEFINE_float(
+          "heldout_fraction", 0.1, "Fraction of the images held out for evaluation; the "
+          "same as in training for the held-out images to be unseen."),
+  }
+  flags.register_validator("dataset", data_lib.is_spec,
+                           "--dataset must be 'mnist', 'tfds:NAME[:SPLIT]' or 'folder:PATH'.")
+  flags.register_validator("heldout_fraction", _accepted_by(data_lib.check_heldout_fraction))
+  return holders
+
+
+def define_seed_flag(help_text):
+  """--seed (default 0); `help_text` says what it seeds in the calling CLI."""
+  return flags.DEFINE_integer("seed", 0, help_text, lower_bound=0)
+
+
+def define_workdir_flag(default, help_text):
+  """--workdir, which must not be empty."""
+  holder = flags.DEFINE_string("workdir", default, help_text)
+  flags.register_validator("workdir", bool, "--workdir must not be empty.")
+  return holder
+
+
+def define_model_flags(levels=None, steps_per_level=None, hidden_channels=None, n_bits=None):
+  """--levels, --steps_per_level, --hidden_channels and --n_bits: the size of the model.
+
+  Returns:
+    {GlowConfig field: FlagHolder}.
+  """
+  return {
+      "levels": flags.DEFINE_integer("levels", levels, "Multi-scale levels L.",
+                                     lower_bound=1),
+      "steps_per_level": flags.DEFINE_integer("steps_per_level", steps_per_level,
+                                              "Steps of flow K per level.", lower_bound=1),
+      "hidden_channels": flags.DEFINE_integer("hidden_channels", hidden_channels,
+                                              "Coupling network width.", lower_bound=1),
+      "n_bits": flags.DEFINE_integer("n_bits", n_bits, "Bits per colour channel the model "
+                                     "sees.", lower_bound=1, upper_bound=8),
+  }
+
+
+def define_training_flags(defaults):
+  """The training flags of `loop.Options` that every training CLI takes.
+
+  Args:
+    defaults: a `loop.Options` whose values are the flags' defaults.
+
+  Returns:
+    {`loop.Options` field: FlagHolder}.
+  """
+  holders = {
+      "steps": flags.DEFINE_integer("steps", defaults.steps, "Training steps of a run.",
+                                    lower_bound=1),
+      "batch_size": flags.DEFINE_integer("batch_size", defaults.batch_size,
+                                         "Global batch size.", lower_bound=1),
+      "learning_rate": flags.DEFINE_float("learning_rate", defaults.learning_rate,
+                                          "Peak learning rate."),
+      "warmup_steps": flags.DEFINE_integer("warmup_steps", defaults.warmup_steps,
+                                           "Linear learning-rate warmup steps.",
+                                           lower_bound=0),
+      "eval_every": flags.DEFINE_integer("eval_every", defaults.eval_every,
+                                         "Held-out evaluation interval (steps).",
+                                         lower_bound=1),
+      "jit_compile": flags.DEFINE_bool("jit_compile", defaults.jit_compile,
+                                       "Compile the loss and gradients with XLA (unset: on a "
+                                       "GPU or TPU, off on CPUs, where it is slower)."),
+  }
+  flags.register_validator("learning_rate", lambda v: v > 0, "--learning_rate must be > 0.")
+  return holders
+
+
+def define_temperatures_flag(default, help_text):
+  """--temperatures: a comma-separated list of sampling temperatures, each >= 0."""
+  holder = flags.DEFINE_list("temperatures", [str(t) for t in default], help_text)
+  flags.register_validator("temperatures", lambda values: are_numbers(values, minimum=0.0),
+                           "--temperatures must be a comma-separated list of numbers >= 0.")
+  return holder
+
+
+def are_numbers(values, minimum=None):
+  """Whether the list flag `values` is a non-empty list of numbers, each >= `minimum`."""
+  try:
+    return bool(values) and all(minimum is None or float(v) >= minimum for v in values)
+  except ValueError:
+    return False
+
+
+def _accepted_by(check):
+  """An absl validator of `check`, a function that raises `InputError` for a bad value."""
+
+  def validate(value):
+    try:
+      check(value)
+    except InputError as error:
+      raise flags.ValidationError(str(error)) from error
+    return True
+
+  return validate

@@ -1,0 +1,28 @@
+"""Held-out evaluation: the mean bits/dim of the held-out images."""
+
+import tensorflow as tf
+
+from . import pipeline
+
+
+class HeldOut:
+  """Evaluates `model` on the held-out part of `data` (a `train.data.Data`) in batches."""
+
+  def __init__(self, model, data, batch_size):
+    self.model, self.data, self.batch_size = model, data, batch_size
+    self._conditional = bool(model.config.num_classes)
+
+  def bits_per_dim(self, noise_seed=None):
+    """Mean bits/dim at bin centres, or with uniform dequantisation noise seeded by
+    `noise_seed` (the usual upper bound on the discrete bits/dim)."""
+    data = self.data
+    total = 0.0
+    for x, y in pipeline.heldout_dataset(data.heldout_images, data.heldout_labels,
+                                         self.batch_size, self.model.config.n_bits,
+                                         noise_seed):
+      total += float(self._sum(x, y))
+    return total / len(data.heldout_images)
+
+  @tf.function
+  def _sum(self, images, labels):
+    return tf.reduce_sum(self.model.bits_per_dim(images, labels if self._conditional else None))
