@@ -93,13 +93,6 @@ def _batch_first(signature_def):
   return all(shape.rank and shape[0] is None for shape in shapes)
 
 
-def _not_found(model_name, version):
-  """The error TF Serving answers for a model name or version it does not serve."""
-  wanted = (f"Latest({model_name})" if version is None
-            else f"Specific({model_name}, {version})")
-  return RequestError(f"Servable not found for request: {wanted}", errors.NOT_FOUND)
-
-
 class ModelManager:
   """Keeps the highest version under the base path loaded; `poll` looks for a new one.
 
@@ -125,13 +118,13 @@ class ModelManager:
     current = self._current
     if (model_name != self.name or current is None
         or (version is not None and version != current.version)):
-      raise _not_found(model_name, version)
+      raise errors.not_found(model_name, version)
     return current
 
   def status(self, model_name, version=None):
     """TF Serving's GetModelStatusResponse in its JSON mapping; RequestError NOT_FOUND."""
     if model_name != self.name:
-      raise _not_found(model_name, version)
+      raise errors.not_found(model_name, version)
     with self._lock:
       states = dict(self._states)
     if version is not None:

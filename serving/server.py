@@ -1,9 +1,11 @@
-"""A local server for one exported model that speaks TensorFlow Serving's REST API.
+"""A local server for exported models that speaks TensorFlow Serving's REST and gRPC APIs.
 
-  python -m serving.server --model_name=glow --model_base_path=exports/glow --rest_api_port=8501
+  python -m serving.server --model_name=glow --model_base_path=exports/glow \
+      --port=8500 --rest_api_port=8501
 
-The flags, URLs and JSON are TF Serving's, so a client works unchanged against the
-`tensorflow/serving` image serving the same directory (the routes: `serving.rest`).
+The flags, URLs, JSON and RPCs are TF Serving's, so a client works unchanged against the
+`tensorflow/serving` image serving the same directory (the routes: `serving.rest`; the RPCs:
+`serving.grpc_api`). Both APIs share one request path (`serving.service`).
 
 It serves the highest version under `--model_base_path` and polls the directory, so a newly
 exported version replaces the old one without a restart (`serving.servable`). At most
@@ -19,6 +21,7 @@ from absl import app
 from absl import flags
 from absl import logging
 
+from . import grpc_api
 from . import model_name as model_name_lib
 from . import rest
 from . import servable
@@ -27,12 +30,17 @@ from . import service as service_lib
 _MODEL_NAME = flags.DEFINE_string("model_name", "default", "Name of the served model.")
 _MODEL_BASE_PATH = flags.DEFINE_string(
     "model_base_path", None, "Directory of the model's integer version subdirectories.")
+_PORT = flags.DEFINE_integer(
+    "port", 8500, "Port of the gRPC API; 0 picks a free one (printed on start).",
+    lower_bound=0, upper_bound=65535)
+_GRPC_MAX_THREADS = flags.DEFINE_integer(
+    "grpc_max_threads", 8, "RPCs of the gRPC API handled at once.", lower_bound=1)
 _REST_API_PORT = flags.DEFINE_integer(
     "rest_api_port", 8501, "Port of the REST API; 0 picks a free one (printed on start).",
     lower_bound=0, upper_bound=65535)
 _REST_API_HOST = flags.DEFINE_string(
-    "rest_api_host", "127.0.0.1", "Address to listen on. TF Serving listens on every "
-    "interface; this development server only on the loopback unless told otherwise.")
+    "rest_api_host", "127.0.0.1", "Address both APIs listen on. TF Serving listens on "
+    "every interface; this development server only on the loopback unless told otherwise.")
 _REST_API_NUM_THREADS = flags.DEFINE_integer(
     "rest_api_num_threads", 8, "Requests that may run the model at once.", lower_bound=1)
 _REST_API_TIMEOUT_IN_MS = flags.DEFINE_integer(
@@ -72,18 +80,24 @@ def main(argv):
   server = rest.make_server(service, _REST_API_HOST.value, _REST_API_PORT.value,
                             _REST_API_NUM_THREADS.value, _MAX_REQUEST_BYTES.value,
                             _REST_API_TIMEOUT_IN_MS.value / 1000.0)
+  grpc_server, grpc_port = grpc_api.make_server(
+      service, _REST_API_HOST.value, _PORT.value, _GRPC_MAX_THREADS.value,
+      _MAX_REQUEST_BYTES.value)
   stop = threading.Event()
   if _FILE_SYSTEM_POLL_WAIT_SECONDS.value > 0:
     threading.Thread(target=manager.poll_forever, daemon=True,
                      args=(_FILE_SYSTEM_POLL_WAIT_SECONDS.value, stop)).start()
   host, port = server.server_address[:2]
-  print(f"Serving {manager.name} at http://{host}:{port}/v1/models/{manager.name}", flush=True)
+  # One line, so that a reader waiting for it finds both addresses at once.
+  print(f"Serving {manager.name} at http://{host}:{port}/v1/models/{manager.name} and over "
+        f"gRPC at {host}:{grpc_port}", flush=True)
   try:
     server.serve_forever()
   except KeyboardInterrupt:
     pass
   finally:
     stop.set()
+    grpc_server.stop(grace=None)
     server.server_close()
 
 
