@@ -56,7 +56,7 @@ class _PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer, 
                         lambda name, version: self._metadata(request, name, version))
 
   def _predict(self, request, name, version):
-    servable = self._service.manager.get(name, version)
+    servable = self._service.models.get(name, version)
     signature = request.model_spec.signature_name or signatures.DEFAULT_SIGNATURE
     signatures.check_signature(signature, servable.signatures)
     specs = {spec.name: spec for spec in servable.input_specs[signature]}
@@ -80,7 +80,7 @@ class _PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer, 
     if fields != {_SIGNATURE_DEF}:
       raise RequestError(f"metadata_field must be ['{_SIGNATURE_DEF}'], the only metadata "
                          f"this server has; got {sorted(fields)}.")
-    servable = self._service.manager.get(name, version)
+    servable = self._service.models.get(name, version)
     signature_map = get_model_metadata_pb2.SignatureDefMap()
     for key, signature_def in servable.signature_defs.items():
       signature_map.signature_def[key].CopyFrom(signature_def)
@@ -96,8 +96,8 @@ class _ModelService(model_service_pb2_grpc.ModelServiceServicer, _Api):
     return self._answer("GetModelStatus", request.model_spec, context, self._status)
 
   def _status(self, name, version):
-    # One source for both APIs: the manager's answer is the response's JSON mapping.
-    return proto_json.ParseDict(self._service.manager.status(name, version),
+    # One source for both APIs: the status answer is the response's JSON mapping.
+    return proto_json.ParseDict(self._service.models.status(name, version),
                                 get_model_status_pb2.GetModelStatusResponse())
 
 

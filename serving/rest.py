@@ -103,16 +103,16 @@ class Handler(http.server.BaseHTTPRequestHandler):
   def _get(self):
     self._close_if_body_unread()
     match, name, version = self._route(_GET_URL)
-    manager = self.server.service.manager
+    models = self.server.service.models
     if not match["metadata"]:
-      return manager.status(name, version)
-    return _metadata(manager.get(name, version), name)
+      return models.status(name, version)
+    return _metadata(models.get(name, version), name)
 
   def _post(self):
     body = self._read_body()
     match, name, version = self._route(_POST_URL)
     service = self.server.service
-    servable = service.manager.get(name, version)
+    servable = service.models.get(name, version)
     if match["verb"] != "predict":
       raise RequestError(f"This server answers :predict only, not :{match['verb']}.")
     signature, payload, row_format = json_format.parse_request(body, servable.signatures)

@@ -18,11 +18,14 @@ from tensorflow_serving.apis import predict_pb2
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 
 import glow_tfp
+from serving import saved_model
 from tests import test_serving_server as rest_tests
 from tests.test_serving_server import MAX_BATCH
 from tests.test_serving_server import MAX_BYTES
 from tests.test_serving_server import SHAPE
 from tests.test_serving_server import live_log_likelihood
+from tests.test_serving_server import running_server_with_flags
+from tests.test_serving_server import tiny_model
 from tests.test_serving_server import tiny_model_server
 from tests.test_serving_server import uint8_images
 
@@ -301,3 +304,48 @@ def test_bad_request_gets_its_status_code_and_the_server_keeps_serving(served, c
   assert raised.value.code() == code, raised.value.details()
   assert message in raised.value.details()
   assert stubs.prediction.Predict(image_request(), timeout=60).outputs
+
+
+CONFIG = """
+model_config_list {
+  config { name: "glow" base_path: "%(glow)s" }
+  config { name: "latest_two" base_path: "%(toy)s"
+           model_version_policy { latest { num_versions: 2 } } }
+  config { name: "every" base_path: "%(toy)s" model_version_policy { all { } } }
+  config { name: "chosen" base_path: "%(toy)s"
+           model_version_policy { specific { versions: 1 versions: 3 } } }
+}
+"""
+
+
+def toy_predict(stubs, name, version=None):
+  """The version that answered a `double` request to `name`, checking its answer."""
+  request = predict_request("serving_default", model=name, version=version,
+                            x=np.array([1.5, -2], np.float32))
+  response = stubs.prediction.Predict(request, timeout=60)
+  np.testing.assert_array_equal(outputs(response)["y"], [3, -4])
+  return response.model_spec.version.value
+
+
+def test_a_config_file_serves_several_models_under_their_version_policies(
+    tmp_path, export_toy_model):
+  for version in (1, 2, 3):
+    export_toy_model(tmp_path / "toy" / str(version))
+  saved_model.export_version(tiny_model(), str(tmp_path), "glow")
+  config = tmp_path / "models.config"
+  config.write_text(CONFIG % {"glow": tmp_path / "glow", "toy": tmp_path / "toy"})
+  with running_server_with_flags(tmp_path / "server.log",
+                                 f"--model_config_file={config}") as addresses:
+    stubs = Stubs(addresses.grpc)
+    available = {"glow": {1}, "latest_two": {2, 3}, "every": {1, 2, 3}, "chosen": {1, 3}}
+    for name, versions in available.items():
+      assert model_status(stubs, name) == {v: ("AVAILABLE", 0) for v in versions}, name
+    assert stubs.prediction.Predict(image_request(), timeout=60).model_spec.version.value == 1
+    assert [toy_predict(stubs, name) for name in ("latest_two", "every", "chosen")] == [3] * 3
+    assert toy_predict(stubs, "every", 2) == toy_predict(stubs, "latest_two", 2) == 2
+    for name, version in [("chosen", 2), ("latest_two", 1)]:
+      with pytest.raises(grpc.RpcError) as raised:
+        toy_predict(stubs, name, version)
+      assert raised.value.code() == NOT_FOUND
+      assert f"Specific({name}, {version})" in raised.value.details()
+    stubs.channel.close()

@@ -19,7 +19,7 @@ def service(export_toy_model, tmp_path, request):
 
 
 def predict(service, signature_name, **arrays):
-  return service.predict(service.manager.get("toy"), signature_name, arrays)
+  return service.predict(service.models.get("toy"), signature_name, arrays)
 
 
 def test_predict_runs_batched_and_scalar_signatures(service):
