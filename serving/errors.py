@@ -4,6 +4,9 @@ The request path shared by the front ends raises `RequestError` with the code TF
 gRPC API answers; each front end maps it to its protocol (the REST API to an HTTP status).
 """
 
+# OK and INTERNAL label requests in the metrics; refusals carry the others.
+OK = "OK"
+INTERNAL = "INTERNAL"
 INVALID_ARGUMENT = "INVALID_ARGUMENT"
 NOT_FOUND = "NOT_FOUND"
 RESOURCE_EXHAUSTED = "RESOURCE_EXHAUSTED"

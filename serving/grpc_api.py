@@ -9,6 +9,7 @@ UNIMPLEMENTED for the RPCs this server does not offer (Classify, Regress, ...).
 """
 
 import concurrent.futures
+import time
 
 from google.protobuf import json_format as proto_json
 import grpc
@@ -18,10 +19,12 @@ from tensorflow_serving.apis import model_service_pb2_grpc
 from tensorflow_serving.apis import predict_pb2
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 
+from . import errors
 from . import signatures
 from . import tensors
 from .errors import RequestError
 
+ENTRYPOINT = "GRPC"
 _SIGNATURE_DEF = "signature_def"
 
 
@@ -38,11 +41,20 @@ class _Api:
   def __init__(self, service):
     self._service = service
 
-  def _answer(self, api, model_spec, context, respond):  # pylint: disable=unused-argument
+  def _answer(self, api, model_spec, context, respond):
+    start = time.perf_counter()
+    code = errors.OK
     try:
       return respond(model_spec.name, _requested_version(model_spec))
     except RequestError as e:
+      code = e.code
       context.abort(grpc.StatusCode[e.code], str(e))
+    except Exception:
+      code = errors.INTERNAL
+      raise
+    finally:
+      self._service.record(model_spec.name, api, ENTRYPOINT, code,
+                           time.perf_counter() - start)
 
 
 class _PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer, _Api):

@@ -9,6 +9,9 @@ class Registry:
   def __init__(self, managers):
     self.managers = {manager.name: manager for manager in managers}
 
+  def __contains__(self, model_name):
+    return model_name in self.managers
+
   def _manager(self, model_name, version):
     manager = self.managers.get(model_name)
     if manager is None:

@@ -3,6 +3,7 @@
   GET  /v1/models/<name>[/versions/<v>]             version status
   GET  /v1/models/<name>[/versions/<v>]/metadata    signatures
   POST /v1/models/<name>[/versions/<v>]:predict     row ("instances") or columnar ("inputs")
+  GET  /monitoring/prometheus/metrics               request counts and latencies (metrics)
 
 Requests run on threads (the standard library's ThreadingHTTPServer); at most
 `num_threads` run the model at once. A bad request gets a 4xx answer `{"error": "..."}` and
@@ -15,6 +16,7 @@ import http.server
 import json
 import re
 import threading
+import time
 import urllib.parse
 
 from absl import logging
@@ -22,11 +24,15 @@ from google.protobuf import json_format as proto_json
 
 from . import errors
 from . import json_format
+from . import metrics
 from .errors import RequestError
 
 _MODEL_URL = r"/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>\d+))?"
 _GET_URL = re.compile(_MODEL_URL + r"(?P<metadata>/metadata)?")
 _POST_URL = re.compile(_MODEL_URL + r":(?P<verb>[A-Za-z]+)")
+ENTRYPOINT = "REST"
+# The API each POST verb names in the metrics; a fixed set, so that URLs cannot add labels.
+_POST_APIS = {"predict": "Predict", "classify": "Classify", "regress": "Regress"}
 # TF Serving's mapping of the canonical error codes to HTTP.
 _HTTP_STATUS = {errors.INVALID_ARGUMENT: 400, errors.NOT_FOUND: 404}
 
@@ -46,7 +52,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
   server_version = "glow-serving"
 
   def do_GET(self):
-    self._answer(self._get)
+    if urllib.parse.urlsplit(self.path).path == metrics.PATH:
+      self._close_if_body_unread()
+      self._send(200, self.server.service.metrics.text().encode(), metrics.CONTENT_TYPE)
+    else:
+      self._answer(self._get)
 
   def do_POST(self):
     self._answer(self._post)
@@ -66,33 +76,47 @@ class Handler(http.server.BaseHTTPRequestHandler):
     self._send_json(code, {"error": message or explain or http.HTTPStatus(code).phrase})
 
   def _answer(self, route):
+    start = time.perf_counter()
+    self._model_and_api = None
+    code = errors.OK
     try:
       status, body = 200, route()
     except RequestError as e:
+      code = e.code
       status, body = _HTTP_STATUS[e.code], {"error": str(e)}
     except _HttpError as e:
       status, body = e.status, {"error": str(e)}
     except Exception as e:  # an unexpected failure answers 500; the server keeps serving.
       logging.exception("Internal error on %s %s", self.command, self.path)
+      code = errors.INTERNAL
       status, body = 500, {"error": f"Internal error: {type(e).__name__}: {e}"}
     self._send_json(status, body)
+    if self._model_and_api is not None:  # only requests that name a model and an API count.
+      self.server.service.record(*self._model_and_api, ENTRYPOINT, code,
+                                 time.perf_counter() - start)
 
   def _send_json(self, status, body):
-    data = json.dumps(body).encode()
+    self._send(status, json.dumps(body).encode(), "application/json")
+
+  def _send(self, status, data, content_type):
     self.send_response(status)
-    self.send_header("Content-Type", "application/json")
+    self.send_header("Content-Type", content_type)
     self.send_header("Content-Length", str(len(data)))
     if self.close_connection:
       self.send_header("Connection", "close")
     self.end_headers()
     self.wfile.write(data)
 
-  def _route(self, pattern):
-    """The URL's match, model name and version (None: the latest)."""
+  def _route(self, pattern, api):
+    """The URL's match, model name and version (None: the latest); names the request's API.
+
+    `api` is a function of the match: the RPC the URL stands for.
+    """
     path = urllib.parse.urlsplit(self.path).path
     match = pattern.fullmatch(path)
     if match is None:
       raise RequestError(f"Malformed request: {self.command} {path}", errors.NOT_FOUND)
+    self._model_and_api = (match["name"], api(match))
     return match, match["name"], None if match["version"] is None else int(match["version"])
 
   def _close_if_body_unread(self):
@@ -102,7 +126,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
   def _get(self):
     self._close_if_body_unread()
-    match, name, version = self._route(_GET_URL)
+    match, name, version = self._route(
+        _GET_URL, lambda m: "GetModelMetadata" if m["metadata"] else "GetModelStatus")
     models = self.server.service.models
     if not match["metadata"]:
       return models.status(name, version)
@@ -110,7 +135,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
   def _post(self):
     body = self._read_body()
-    match, name, version = self._route(_POST_URL)
+    match, name, version = self._route(_POST_URL,
+                                       lambda m: _POST_APIS.get(m["verb"], "Unknown"))
     service = self.server.service
     servable = service.models.get(name, version)
     if match["verb"] != "predict":

@@ -115,6 +115,9 @@ class ModelManager:
     self._served = {}
     self._states = {}
 
+  def __contains__(self, model_name):
+    return model_name == self.name
+
   @property
   def served_versions(self):
     return sorted(self._served)

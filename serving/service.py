@@ -4,12 +4,14 @@ A front end (the REST API, the gRPC API) turns its request into a model name,
 a version, a signature name and numpy inputs, and its answer from numpy outputs. Everything
 between is here: the served models and their hot reload (`registry.Registry`), the check of
 the inputs against the signature, the batch limit, server-side batching and clean TensorFlow
-error messages. Refusals raise `errors.RequestError` with a canonical code.
+error messages. Refusals raise `errors.RequestError` with a canonical code. Front ends
+count each request in `metrics` (`record`).
 """
 
 import tensorflow as tf
 
 from . import batching
+from . import metrics as metrics_lib
 from . import signatures
 from .errors import RequestError
 
@@ -27,6 +29,7 @@ class Service:
   def __init__(self, models, max_batch_size, batch_timeout_s=None):
     self.models = models
     self.max_batch_size = max_batch_size
+    self.metrics = metrics_lib.Metrics()
     self._run = (_run if batch_timeout_s is None
                  else batching.Batcher(_run, max_batch_size, batch_timeout_s))
 
@@ -45,6 +48,15 @@ class Service:
         raise RequestError(f"Input '{spec.name}' asks for {count} examples, above the limit "
                            f"of {self.max_batch_size} (--max_batch_size).")
     return self._run(servable, signature_name, arrays)
+
+  def record(self, model_name, api, entrypoint, code, seconds):
+    """Counts a finished request in `metrics`.
+
+    Requests naming a model that is not served count under the model name "", so that
+    clients cannot grow the metrics without bound.
+    """
+    self.metrics.record(model_name if model_name in self.models else "", api, entrypoint,
+                        code, seconds)
 
 
 def _run(servable, name, arrays):

@@ -3,6 +3,8 @@
 Each server runs in a subprocess on 127.0.0.1 with ports the OS picks.
 """
 
+import urllib.request
+
 import grpc
 import numpy as np
 import pytest
@@ -34,10 +36,11 @@ NOT_FOUND = grpc.StatusCode.NOT_FOUND
 
 
 class Stubs:
-  """The official stubs of one server's gRPC API."""
+  """The official stubs of one server's gRPC API, and the server's REST URL for metrics."""
 
-  def __init__(self, address):
-    self.channel = grpc.insecure_channel(address)
+  def __init__(self, addresses):
+    self.rest_url = addresses.rest
+    self.channel = grpc.insecure_channel(addresses.grpc)
     self.prediction = prediction_service_pb2_grpc.PredictionServiceStub(self.channel)
     self.model = model_service_pb2_grpc.ModelServiceStub(self.channel)
 
@@ -46,7 +49,7 @@ class Stubs:
 def served(tmp_path_factory):
   """(Stubs, the live model) of a batching server with version 1 of a tiny model."""
   with tiny_model_server(tmp_path_factory) as (addresses, model):
-    stubs = Stubs(addresses.grpc)
+    stubs = Stubs(addresses)
     yield stubs, model
     stubs.channel.close()
 
@@ -306,6 +309,42 @@ def test_bad_request_gets_its_status_code_and_the_server_keeps_serving(served, c
   assert stubs.prediction.Predict(image_request(), timeout=60).outputs
 
 
+def metric_samples(rest_url):
+  """{metric with labels: value} from the server's Prometheus endpoint."""
+  with urllib.request.urlopen(f"{rest_url}/monitoring/prometheus/metrics", timeout=60) as r:
+    assert r.headers["Content-Type"].startswith("text/plain")
+    lines = r.read().decode().splitlines()
+  return {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+          for line in lines if not line.startswith("#")}
+
+
+def test_metrics_count_requests_by_model_api_and_status(served):
+  stubs, _ = served
+  before = metric_samples(stubs.rest_url)
+  for request, code in [(image_request(), None), (image_request(), None),
+                        (image_request(label=3), INVALID),
+                        (predict_request(model="nope"), NOT_FOUND)]:
+    try:
+      stubs.prediction.Predict(request, timeout=60)
+    except grpc.RpcError as e:
+      assert e.code() == code
+  urllib.request.urlopen(f"{stubs.rest_url}/v1/models/glow", timeout=60).close()
+  after = metric_samples(stubs.rest_url)
+
+  def grown(metric, model="glow", api="Predict", entrypoint="GRPC", **status):
+    labels = f'model_name="{model}",API="{api}",entrypoint="{entrypoint}"'
+    labels += "".join(f',status="{value}"' for value in status.values())
+    key = f":tensorflow:serving:{metric}{{{labels}}}"
+    return after.get(key, 0) - before.get(key, 0)
+
+  assert grown("request_count", status="OK") == 2
+  assert grown("request_count", status="INVALID_ARGUMENT") == 1
+  assert grown("request_count", model="", status="NOT_FOUND") == 1
+  assert grown("request_count", api="GetModelStatus", entrypoint="REST", status="OK") == 1
+  assert grown("request_latency_count") == 3
+  assert grown("request_latency_sum") > 0
+
+
 CONFIG = """
 model_config_list {
   config { name: "glow" base_path: "%(glow)s" }
@@ -336,7 +375,7 @@ def test_a_config_file_serves_several_models_under_their_version_policies(
   config.write_text(CONFIG % {"glow": tmp_path / "glow", "toy": tmp_path / "toy"})
   with running_server_with_flags(tmp_path / "server.log",
                                  f"--model_config_file={config}") as addresses:
-    stubs = Stubs(addresses.grpc)
+    stubs = Stubs(addresses)
     available = {"glow": {1}, "latest_two": {2, 3}, "every": {1, 2, 3}, "chosen": {1, 3}}
     for name, versions in available.items():
       assert model_status(stubs, name) == {v: ("AVAILABLE", 0) for v in versions}, name
