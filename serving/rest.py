@@ -5,8 +5,8 @@
   POST /v1/models/<name>[/versions/<v>]:predict     row ("instances") or columnar ("inputs")
   GET  /monitoring/prometheus/metrics               request counts and latencies (metrics)
 
-Requests run on threads (the standard library's ThreadingHTTPServer); at most
-`num_threads` run the model at once. A bad request gets a 4xx answer `{"error": "..."}` and
+Requests run on a bounded pool of `num_threads` workers, each request handed over only once
+it has fully arrived (`serving.http_server`), so slow or idle clients hold no worker. A bad request gets a 4xx answer `{"error": "..."}` and
 changes nothing. URL parts are never used as file paths. The request path itself, shared
 with any other front end, is `service.Service`.
 """
@@ -15,7 +15,6 @@ import http
 import http.server
 import json
 import re
-import threading
 import time
 import urllib.parse
 
@@ -23,6 +22,7 @@ from absl import logging
 from google.protobuf import json_format as proto_json
 
 from . import errors
+from . import http_server
 from . import json_format
 from . import metrics
 from .errors import RequestError
@@ -144,8 +144,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
     signature, payload, row_format = json_format.parse_request(body, servable.signatures)
     arrays = _request_arrays(payload, servable.input_specs[signature], row_format,
                              service.max_batch_size)
-    with self.server.slots:
-      outputs = service.predict(servable, signature, arrays)
+    outputs = service.predict(servable, signature, arrays)
     return json_format.format_response(outputs, row_format)
 
   def _read_body(self):
@@ -189,20 +188,20 @@ def _request_arrays(payload, specs, row_format, max_batch_size):
   return json_format.request_arrays(payload, specs, row_format)
 
 
-def make_server(service, host, port, num_threads, max_request_bytes, timeout_s):
-  """A ThreadingHTTPServer answering TF Serving's REST API for `service`'s model.
+def make_server(service, host, port, num_threads, max_request_bytes, timeout_s,
+                max_connections):
+  """An `http_server.HttpServer` answering TF Serving's REST API for `service`'s models.
 
   Args:
     service: the `service.Service` answering the requests.
     host, port: the address to listen on; port 0 picks a free one.
-    num_threads: requests that may run the model at once.
+    num_threads: requests answered at once.
     max_request_bytes: largest request body accepted.
-    timeout_s: time a connection may take to send its request.
+    timeout_s: time a connection has to send each request.
+    max_connections: most open connections.
   """
-  handler = type("ConfiguredHandler", (Handler,), {"timeout": timeout_s})
-  server = http.server.ThreadingHTTPServer((host, port), handler)
-  server.daemon_threads = True
+  server = http_server.HttpServer((host, port), Handler, num_threads, timeout_s,
+                                  max_request_bytes, max_connections)
   server.service = service
-  server.slots = threading.BoundedSemaphore(num_threads)
   server.max_request_bytes = max_request_bytes
   return server

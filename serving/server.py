@@ -10,7 +10,10 @@ The flags, URLs, JSON and RPCs are TF Serving's, so a client works unchanged aga
 It serves the highest version under `--model_base_path`, or the models and versions of a
 TF Serving `--model_config_file` (`serving.model_config`), and polls the directories, so a
 newly exported version replaces the old one without a restart (`serving.servable`). At most
-`--rest_api_num_threads` requests run the model at once. Only the configured model names are
+`--rest_api_num_threads` REST requests and `--grpc_max_threads` RPCs are answered at once;
+slow or idle connections hold no thread (`serving.http_server`; gRPC's own event loop for
+the gRPC API). Requests of both APIs are counted at `/monitoring/prometheus/metrics` on the
+REST port (`serving.metrics`). Only the configured model names are
 served and URL parts are never used as file paths, so no request reaches a file outside the
 base paths. The server knows nothing of the model but its SavedModel, and TensorFlow alone
 runs it: glow_tfp is not imported.
@@ -49,10 +52,13 @@ _REST_API_HOST = flags.DEFINE_string(
     "rest_api_host", "127.0.0.1", "Address both APIs listen on. TF Serving listens on "
     "every interface; this development server only on the loopback unless told otherwise.")
 _REST_API_NUM_THREADS = flags.DEFINE_integer(
-    "rest_api_num_threads", 8, "Requests that may run the model at once.", lower_bound=1)
+    "rest_api_num_threads", 8, "REST requests answered at once.", lower_bound=1)
 _REST_API_TIMEOUT_IN_MS = flags.DEFINE_integer(
-    "rest_api_timeout_in_ms", 30000, "Time a connection may take to send its request.",
-    lower_bound=1)
+    "rest_api_timeout_in_ms", 30000, "Time a REST connection has to send each whole request "
+    "(from its opening or its previous answer) and to read each answer.", lower_bound=1)
+_REST_API_MAX_CONNECTIONS = flags.DEFINE_integer(
+    "rest_api_max_connections", 4096, "Most open REST connections; one more closes the one "
+    "idle the longest. Not a TF Serving flag.", lower_bound=1)
 _FILE_SYSTEM_POLL_WAIT_SECONDS = flags.DEFINE_integer(
     "file_system_poll_wait_seconds", 1,
     "Seconds between looks for new versions; 0 looks once, at start.", lower_bound=0)
@@ -90,7 +96,8 @@ def main(argv):
       _BATCH_TIMEOUT_MICROS.value / 1e6 if _ENABLE_BATCHING.value else None)
   server = rest.make_server(service, _REST_API_HOST.value, _REST_API_PORT.value,
                             _REST_API_NUM_THREADS.value, _MAX_REQUEST_BYTES.value,
-                            _REST_API_TIMEOUT_IN_MS.value / 1000.0)
+                            _REST_API_TIMEOUT_IN_MS.value / 1000.0,
+                            _REST_API_MAX_CONNECTIONS.value)
   grpc_server, grpc_port = grpc_api.make_server(
       service, _REST_API_HOST.value, _PORT.value, _GRPC_MAX_THREADS.value,
       _MAX_REQUEST_BYTES.value)
