@@ -6,9 +6,9 @@
   GET  /monitoring/prometheus/metrics               request counts and latencies (metrics)
 
 Requests run on a bounded pool of `num_threads` workers, each request handed over only once
-it has fully arrived (`serving.http_server`), so slow or idle clients hold no worker. A bad request gets a 4xx answer `{"error": "..."}` and
-changes nothing. URL parts are never used as file paths. The request path itself, shared
-with any other front end, is `service.Service`.
+it has fully arrived (`serving.http_server`), so slow or idle clients hold no worker. A bad
+request gets a 4xx answer `{"error": "..."}` and changes nothing. URL parts are never used
+as file paths. The request path itself, shared with the gRPC API, is `service.Service`.
 """
 
 import http

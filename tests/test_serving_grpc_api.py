@@ -278,7 +278,8 @@ BAD_REQUESTS = {
         "'latent_0' contains NaN or Infinity"),
     "negative_temperature": ("Predict", sample_request(temperature=-1.0), INVALID,
                              "temperature must be a finite number >= 0"),
-    "scalar_in_row_format": ("Predict", sample_request(num_samples=np.array([1], np.int32)), INVALID,
+    "scalar_in_row_format": ("Predict", sample_request(num_samples=np.array([1], np.int32)),
+                             INVALID,
                              "'num_samples' has shape [1], but the signature expects int32 []"),
     "batch_above_limit": ("Predict", log_prob_request(
         np.zeros((MAX_BATCH + 1,) + SHAPE, np.uint8), [0] * (MAX_BATCH + 1)), INVALID,
