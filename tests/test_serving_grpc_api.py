@@ -3,6 +3,8 @@
 Each server runs in a subprocess on 127.0.0.1 with ports the OS picks.
 """
 
+import subprocess
+import sys
 import urllib.request
 
 import grpc
@@ -20,13 +22,19 @@ from tensorflow_serving.apis import predict_pb2
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 
 import glow_tfp
+from serving import client as client_lib
+from serving import grpc_client
+from serving import load_test
 from serving import saved_model
 from tests import test_serving_server as rest_tests
 from tests.test_serving_server import MAX_BATCH
 from tests.test_serving_server import MAX_BYTES
+from tests.test_serving_server import CLASSES
+from tests.test_serving_server import REPO
 from tests.test_serving_server import SHAPE
 from tests.test_serving_server import live_log_likelihood
 from tests.test_serving_server import running_server_with_flags
+from tests.test_serving_server import server_env
 from tests.test_serving_server import tiny_model
 from tests.test_serving_server import tiny_model_server
 from tests.test_serving_server import uint8_images
@@ -40,6 +48,7 @@ class Stubs:
 
   def __init__(self, addresses):
     self.rest_url = addresses.rest
+    self.address = addresses.grpc
     self.channel = grpc.insecure_channel(addresses.grpc)
     self.prediction = prediction_service_pb2_grpc.PredictionServiceStub(self.channel)
     self.model = model_service_pb2_grpc.ModelServiceStub(self.channel)
@@ -389,3 +398,46 @@ def test_a_config_file_serves_several_models_under_their_version_policies(
       assert raised.value.code() == NOT_FOUND
       assert f"Specific({name}, {version})" in raised.value.details()
     stubs.channel.close()
+
+
+def test_grpc_client_log_prob_and_sample_equal_the_library(served):
+  stubs, model = served
+  client = client_lib.make_client("grpc", stubs.address, "glow")
+  images, labels = uint8_images(3, seed=6), [1, 2, 0]
+  np.testing.assert_allclose(client.log_prob(images, labels)["log_likelihood"],
+                             live_log_likelihood(model, images, labels), atol=1e-3)
+  live = glow_tfp.to_images(model.sample(2, 0.7, labels=tf.constant([2, 1]), seed=5))
+  np.testing.assert_array_equal(client.sample(2, 0.7, seed=5, labels=[2, 1]), live)
+  assert client.signature_inputs("log_prob") == {"images": [-1, 8, 8, 1], "labels": [-1]}
+  with pytest.raises(client_lib.ServingError, match="INVALID_ARGUMENT: .*labels must be <"):
+    client.log_prob(images[:1], labels=[5])
+  client.close()
+
+
+def test_client_cli_speaks_grpc(served, tmp_path):
+  stubs, model = served
+  images = uint8_images(2, seed=7)
+  np.save(tmp_path / "two.npy", images)
+  result = subprocess.run(
+      [sys.executable, "-m", "serving.client", "--protocol=grpc", f"--server={stubs.address}",
+       "--model_name=glow", "--labels=0,2", str(tmp_path / "two.npy")],
+      cwd=REPO, env=server_env(), capture_output=True, text=True, timeout=120)
+  assert result.returncode == 0, result.stderr[-3000:]
+  rows = [line.split() for line in result.stdout.splitlines()[1:]]
+  np.testing.assert_allclose([float(row[1]) for row in rows],
+                             live_log_likelihood(model, images, [0, 2]), atol=1e-3)
+
+
+def test_load_test_over_grpc_finds_no_error(served):
+  stubs, _ = served
+  inputs = load_test.log_prob_inputs(SHAPE, 4, conditional=True, num_classes=CLASSES)
+  request = grpc_client.predict_request("glow", inputs, "log_prob")
+  result = load_test.run_grpc(stubs.address, request, concurrency=4, requests=100)
+  print("gRPC load test:", result)
+  assert result["requests"] == 100 and result["errors"] == 0
+  assert 0 < result["p50_ms"] <= result["p90_ms"] <= result["p99_ms"] <= result["max_ms"]
+
+
+def test_grpc_load_test_refuses_other_hosts():
+  with pytest.raises(ValueError, match="only targets this machine"):
+    load_test.run_grpc("example.com:8500", predict_pb2.PredictRequest(), 1, 1)
