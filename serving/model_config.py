@@ -52,6 +52,9 @@ def _managers(config):
       raise ValueError(f"model name {model.name!r}: use {model_name_lib.RULE}.")
     if not model.base_path:
       raise ValueError(f"model {model.name!r} has no base_path.")
+    if model.version_labels:
+      raise ValueError(f"model {model.name!r}: version_labels are not served; requests name "
+                       f"version numbers.")
     if model.model_platform not in ("", "tensorflow"):
       raise ValueError(f"model {model.name!r}: model_platform {model.model_platform!r} is "
                        f"not served; only 'tensorflow'.")

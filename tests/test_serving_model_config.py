@@ -38,6 +38,8 @@ def test_each_model_gets_its_name_base_path_and_policy(tmp_path):
     ('model_config_list { config { name: "../etc" base_path: "/a" } }',
      "model name '../etc': use letters"),
     ('model_config_list { config { name: "a" } }', "model 'a' has no base_path"),
+    ('model_config_list { config { name: "a" base_path: "/a" version_labels { key: "x" '
+     'value: 1 } } }', "version_labels are not served"),
     ('model_config_list { config { name: "a" base_path: "/a" model_platform: "onnx" } }',
      "model_platform 'onnx' is not served"),
 ])
