@@ -1,11 +1,13 @@
-"""A client of TF Serving's REST API for Glow models: log-likelihoods of image files.
+"""A client of TF Serving's REST or gRPC API for Glow models: log-likelihoods of image files.
 
   python -m serving.client --server=http://127.0.0.1:8501 --model_name=glow a.png b.npy
+  python -m serving.client --protocol=grpc --server=127.0.0.1:8500 --model_name=glow a.png
 
 prints the discrete log-likelihood (nats) and bits/dim of every image: PNG/JPEG files, or
 `.npy` files of uint8 arrays [H, W, C] or [N, H, W, C]. Pass `--labels` (one per image) for a
-class-conditional model. It speaks only the REST API, so it works the same against
-`serving.server` and the `tensorflow/serving` image; in Python use `Client`.
+class-conditional model. It speaks only TF Serving's APIs, so it works the same against
+`serving.server` and the `tensorflow/serving` image; in Python use `Client` (REST) or
+`grpc_client.GrpcClient` (gRPC, with the `tensorflow-serving-api` stubs).
 """
 
 import json
@@ -19,16 +21,12 @@ import numpy as np
 from PIL import Image
 from PIL import UnidentifiedImageError
 
-
-class ServingError(Exception):
-  """An error answer from the server: `status` is the HTTP status."""
-
-  def __init__(self, status, message):
-    super().__init__(f"HTTP {status}: {message}")
-    self.status = status
+from . import client_base
+# The error both clients raise, importable from here too.
+from .client_base import ServingError  # noqa: F401
 
 
-class Client:
+class Client(client_base.GlowSignatures):
   """Talks to one served model.
 
   Args:
@@ -68,20 +66,6 @@ class Client:
       outputs = {"outputs": outputs}
     return {name: np.asarray(value) for name, value in outputs.items()}
 
-  def log_prob(self, images, labels=None):
-    """uint8 images [N, H, W, C] -> {"log_likelihood": nats [N], "bits_per_dim": [N]}."""
-    inputs = {"images": np.asarray(images, np.uint8)}
-    if labels is not None:
-      inputs["labels"] = np.asarray(labels, np.int64)
-    return self.predict(inputs, "log_prob")
-
-  def sample(self, num_samples, temperature=1.0, seed=0, labels=None):
-    """uint8 samples [num_samples, H, W, C], the same for the same seed."""
-    inputs = {"num_samples": num_samples, "temperature": temperature, "seed": seed}
-    if labels is not None:
-      inputs["labels"] = np.asarray(labels, np.int64)
-    return self.predict(inputs, "sample")["outputs"].astype(np.uint8)
-
   def _call(self, suffix, body=None):
     data = None if body is None else json.dumps(body).encode()
     request = urllib.request.Request(self._model_url + suffix, data=data,
@@ -90,7 +74,7 @@ class Client:
       with urllib.request.urlopen(request, timeout=self._timeout) as response:
         return json.load(response)
     except urllib.error.HTTPError as e:
-      raise ServingError(e.code, _error_message(e)) from None
+      raise client_base.ServingError(e.code, _error_message(e)) from None
 
 
 def _error_message(http_error):
@@ -142,10 +126,15 @@ def _read_one(path, image_shape):
   return array
 
 
-# allow_override: --server and --model_name mean the same in serving.load_test and
-# serving.export, and tests import these modules together.
-_SERVER = flags.DEFINE_string("server", "http://127.0.0.1:8501", "Base URL of the server.",
-                              allow_override=True)
+DEFAULT_SERVERS = {"rest": "http://127.0.0.1:8501", "grpc": "127.0.0.1:8500"}
+
+# allow_override: --protocol, --server and --model_name mean the same in serving.load_test
+# and serving.export, and tests import these modules together.
+_PROTOCOL = flags.DEFINE_enum("protocol", "rest", ["rest", "grpc"], "TF Serving API to "
+                              "speak: REST or gRPC.", allow_override=True)
+_SERVER = flags.DEFINE_string(
+    "server", None, f"The server: a base URL for REST (default {DEFAULT_SERVERS['rest']}), "
+    f"host:port for gRPC (default {DEFAULT_SERVERS['grpc']}).", allow_override=True)
 _MODEL_NAME = flags.DEFINE_string("model_name", "glow", "Name of the served model.",
                                   allow_override=True)
 _MODEL_VERSION = flags.DEFINE_integer(
@@ -168,8 +157,18 @@ def main(argv):
     raise SystemExit(f"Error: {e}") from None
 
 
+def make_client(protocol, server=None, model_name="glow", version=None, timeout=60.0):
+  """A `Client` (REST) or `grpc_client.GrpcClient`; `server` None: the protocol's default."""
+  server = server or DEFAULT_SERVERS[protocol]
+  if protocol == "rest":
+    return Client(server, model_name, version, timeout)
+  from . import grpc_client  # pylint: disable=import-outside-toplevel (loads TensorFlow)
+  return grpc_client.GrpcClient(server, model_name, version, timeout)
+
+
 def _print_log_likelihoods(paths):
-  client = Client(_SERVER.value, _MODEL_NAME.value, _MODEL_VERSION.value, _TIMEOUT.value)
+  client = make_client(_PROTOCOL.value, _SERVER.value, _MODEL_NAME.value, _MODEL_VERSION.value,
+                       _TIMEOUT.value)
   image_shape = client.signature_inputs("log_prob")["images"][1:]
   images, names = read_images(paths, image_shape)
   labels = None if _LABELS.value is None else [int(s) for s in _LABELS.value]

@@ -4,8 +4,12 @@ The request path shared by the front ends raises `RequestError` with the code TF
 gRPC API answers; each front end maps it to its protocol (the REST API to an HTTP status).
 """
 
+# OK and INTERNAL label requests in the metrics; refusals carry the others.
+OK = "OK"
+INTERNAL = "INTERNAL"
 INVALID_ARGUMENT = "INVALID_ARGUMENT"
 NOT_FOUND = "NOT_FOUND"
+RESOURCE_EXHAUSTED = "RESOURCE_EXHAUSTED"
 
 
 class RequestError(Exception):
@@ -14,3 +18,10 @@ class RequestError(Exception):
   def __init__(self, message, code=INVALID_ARGUMENT):
     super().__init__(message)
     self.code = code
+
+
+def not_found(model_name, version):
+  """The error TF Serving answers for a model name or version it does not serve."""
+  wanted = (f"Latest({model_name})" if version is None
+            else f"Specific({model_name}, {version})")
+  return RequestError(f"Servable not found for request: {wanted}", NOT_FOUND)

@@ -99,14 +99,11 @@ def _convert(array, spec):
                          f"got {_kind_name(kind)}.")
     info = np.iinfo(spec.dtype)
     if array.size and (array.min() < info.min or array.max() > info.max):
-      raise RequestError(f"Input '{spec.name}' has values outside {info.min}..{info.max}, "
-                         f"the range of {spec.dtype.name}.")
+      raise spec.range_error()
   elif spec.dtype.kind == "f":
     if kind not in "iuf":
       raise RequestError(f"Input '{spec.name}' must hold numbers ({spec.dtype.name}); "
                          f"got {_kind_name(kind)}.")
-    if not np.all(np.isfinite(array)):
-      raise RequestError(f"Input '{spec.name}' contains NaN or Infinity.")
   elif spec.dtype.kind != kind:
     raise RequestError(f"Input '{spec.name}' must hold {spec.dtype.name} values; got "
                        f"{_kind_name(kind)}.")

@@ -1,12 +1,14 @@
 """A bounded load test of a local server's log_prob: requests/s and latency percentiles.
 
-  python -m serving.load_test --server=http://127.0.0.1:8501 --model_name=glow \
-      --concurrency=8 --requests=400 --images_per_request=1
+  python -m serving.load_test --protocol=rest --server=http://127.0.0.1:8501 \\
+      --model_name=glow --concurrency=8 --requests=400 --images_per_request=1
+  python -m serving.load_test --protocol=grpc --server=127.0.0.1:8500 --model_name=glow ...
 
-Each of `--concurrency` clients keeps one HTTP/1.1 connection open and sends row-format
-log_prob requests of random images until `--requests` have been sent in all. Any answer other
-than 200 counts as an error. Only loopback servers are accepted: this is a measuring tool for
-the machine it runs on, not a way to load someone else's server.
+Each of `--concurrency` clients keeps one connection open (an HTTP/1.1 connection, or a gRPC
+channel of its own) and sends log_prob requests of random images (REST: row format; gRPC:
+`tensor_content`) until `--requests` have been sent in all. Any answer but success counts as
+an error. Only loopback servers are accepted: this is a measuring tool for the machine it
+runs on, not a way to load someone else's server.
 """
 
 import http.client
@@ -17,52 +19,102 @@ import urllib.parse
 
 from absl import app
 from absl import flags
+import grpc
 import numpy as np
+from tensorflow_serving.apis import prediction_service_pb2_grpc
 
 from . import client as client_lib
+from . import grpc_client
 
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
+def log_prob_inputs(image_shape, batch_size, conditional, num_classes=1, seed=0):
+  """{"images": random uint8 [batch_size, *image_shape] (, "labels": int32 [batch_size])}."""
+  rng = np.random.default_rng(seed)
+  inputs = {"images": rng.integers(0, 256, (batch_size,) + tuple(image_shape), np.uint8)}
+  if conditional:
+    inputs["labels"] = rng.integers(0, num_classes, batch_size).astype(np.int32)
+  return inputs
+
+
 def log_prob_body(image_shape, batch_size, conditional, num_classes=1, seed=0):
   """A row-format log_prob request body of random uint8 images (and labels)."""
-  rng = np.random.default_rng(seed)
-  images = rng.integers(0, 256, (batch_size,) + tuple(image_shape))
-  instances = [{"images": image.tolist()} for image in images]
-  if conditional:
-    for instance, label in zip(instances, rng.integers(0, num_classes, batch_size)):
-      instance["labels"] = int(label)
-  return json.dumps({"signature_name": "log_prob", "instances": instances}).encode()
+  return row_body(log_prob_inputs(image_shape, batch_size, conditional, num_classes, seed))
+
+
+def row_body(inputs, signature_name="log_prob"):
+  """A row-format request body of {input name: batched array}."""
+  batch_size = len(next(iter(inputs.values())))
+  instances = [{name: value[i].tolist() for name, value in inputs.items()}
+               for i in range(batch_size)]
+  return json.dumps({"signature_name": signature_name, "instances": instances}).encode()
 
 
 def run(url, body, concurrency, requests, timeout=60.0):
-  """POSTs `body` to `url` `requests` times from `concurrency` threads.
+  """POSTs `body` to `url` (REST) `requests` times from `concurrency` threads.
 
   Returns:
     dict: requests, errors, seconds, requests_per_s, and p50_ms, p90_ms, p99_ms, max_ms.
   """
   parts = urllib.parse.urlsplit(url)
-  if parts.hostname not in _LOOPBACK:
+  _check_loopback(parts.hostname)
+
+  def connect():
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
+    return lambda: _post(connection, parts.path, body) == 200, connection.close
+  return _measure(connect, concurrency, requests)
+
+
+def run_grpc(address, request, concurrency, requests, timeout=60.0):
+  """Sends the PredictRequest `request` to `address` (gRPC) as `run` does; same summary."""
+  _check_loopback(address.rpartition(":")[0].strip("[]"))
+
+  def connect():
+    # A subchannel pool of its own: each client gets its own connection, as REST's do.
+    channel = grpc.insecure_channel(address, options=[("grpc.use_local_subchannel_pool", 1)])
+    stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+
+    def send():
+      try:
+        stub.Predict(request, timeout=timeout)
+        return True
+      except grpc.RpcError:
+        return False
+    return send, channel.close
+  return _measure(connect, concurrency, requests)
+
+
+def _check_loopback(host):
+  if host not in _LOOPBACK:
     raise ValueError(f"The load test only targets this machine ({', '.join(_LOOPBACK)}); "
-                     f"got host {parts.hostname!r}.")
+                     f"got host {host!r}.")
+
+
+def _measure(connect, concurrency, requests):
+  """Sends `requests` in all from `concurrency` threads; returns the summary.
+
+  Each thread calls `connect()` for its own (send, close); `send()` sends one request and
+  says whether the answer was a success.
+  """
   remaining = iter(range(requests))
   lock = threading.Lock()
   latencies, errors = [], []
 
   def worker():
-    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
+    send, close = connect()
     while True:
       with lock:
         if next(remaining, None) is None:
           break
       start = time.perf_counter()
-      status = _post(connection, parts.path, body)
+      ok = send()
       elapsed = time.perf_counter() - start
       with lock:
         latencies.append(elapsed)
-        if status != 200:
-          errors.append(status)
-    connection.close()
+        if not ok:
+          errors.append(elapsed)
+    close()
 
   start = time.perf_counter()
   threads = [threading.Thread(target=worker) for _ in range(concurrency)]
@@ -94,10 +146,13 @@ def _summary(latencies, errors, seconds):
           "max_ms": round(float(millis.max()), 1)}
 
 
-# allow_override: --server and --model_name mean the same in serving.client and
+# allow_override: --protocol, --server and --model_name mean the same in serving.client and
 # serving.export, and tests import these modules together.
-_SERVER = flags.DEFINE_string("server", "http://127.0.0.1:8501", "Base URL (loopback only).",
-                              allow_override=True)
+_PROTOCOL = flags.DEFINE_enum("protocol", "rest", ["rest", "grpc"], "TF Serving API to "
+                              "speak: REST or gRPC.", allow_override=True)
+_SERVER = flags.DEFINE_string(
+    "server", None, "The server (loopback only): a base URL for REST, host:port for gRPC; "
+    "default: the protocol's default port on 127.0.0.1.", allow_override=True)
 _MODEL_NAME = flags.DEFINE_string("model_name", "glow", "Name of the served model.",
                                   allow_override=True)
 _CONCURRENCY = flags.DEFINE_integer("concurrency", 8, "Concurrent clients.", lower_bound=1,
@@ -114,13 +169,18 @@ _NUM_CLASSES = flags.DEFINE_integer(
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
-  client = client_lib.Client(_SERVER.value, _MODEL_NAME.value)
-  inputs = client.signature_inputs("log_prob")
-  body = log_prob_body(inputs["images"][1:], _IMAGES_PER_REQUEST.value, "labels" in inputs,
-                       _NUM_CLASSES.value)
-  url = f"{_SERVER.value.rstrip('/')}/v1/models/{_MODEL_NAME.value}:predict"
-  result = run(url, body, _CONCURRENCY.value, _REQUESTS.value)
-  print(json.dumps(dict(result, concurrency=_CONCURRENCY.value,
+  server = _SERVER.value or client_lib.DEFAULT_SERVERS[_PROTOCOL.value]
+  client = client_lib.make_client(_PROTOCOL.value, server, _MODEL_NAME.value)
+  shapes = client.signature_inputs("log_prob")
+  inputs = log_prob_inputs(shapes["images"][1:], _IMAGES_PER_REQUEST.value, "labels" in shapes,
+                           _NUM_CLASSES.value)
+  if _PROTOCOL.value == "grpc":
+    request = grpc_client.predict_request(_MODEL_NAME.value, inputs, "log_prob")
+    result = run_grpc(server, request, _CONCURRENCY.value, _REQUESTS.value)
+  else:
+    result = run(f"{server.rstrip('/')}/v1/models/{_MODEL_NAME.value}:predict",
+                 row_body(inputs), _CONCURRENCY.value, _REQUESTS.value)
+  print(json.dumps(dict(result, protocol=_PROTOCOL.value, concurrency=_CONCURRENCY.value,
                         batch_size=_IMAGES_PER_REQUEST.value)))
 
 

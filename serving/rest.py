@@ -3,30 +3,36 @@
   GET  /v1/models/<name>[/versions/<v>]             version status
   GET  /v1/models/<name>[/versions/<v>]/metadata    signatures
   POST /v1/models/<name>[/versions/<v>]:predict     row ("instances") or columnar ("inputs")
+  GET  /monitoring/prometheus/metrics               request counts and latencies (metrics)
 
-Requests run on threads (the standard library's ThreadingHTTPServer); at most
-`num_threads` run the model at once. A bad request gets a 4xx answer `{"error": "..."}` and
-changes nothing. URL parts are never used as file paths. The request path itself, shared
-with any other front end, is `service.Service`.
+Requests run on a bounded pool of `num_threads` workers, each request handed over only once
+it has fully arrived (`serving.http_server`), so slow or idle clients hold no worker. A bad
+request gets a 4xx answer `{"error": "..."}` and changes nothing. URL parts are never used
+as file paths. The request path itself, shared with the gRPC API, is `service.Service`.
 """
 
 import http
 import http.server
 import json
 import re
-import threading
+import time
 import urllib.parse
 
 from absl import logging
 from google.protobuf import json_format as proto_json
 
 from . import errors
+from . import http_server
 from . import json_format
+from . import metrics
 from .errors import RequestError
 
 _MODEL_URL = r"/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>\d+))?"
 _GET_URL = re.compile(_MODEL_URL + r"(?P<metadata>/metadata)?")
 _POST_URL = re.compile(_MODEL_URL + r":(?P<verb>[A-Za-z]+)")
+ENTRYPOINT = "REST"
+# The API each POST verb names in the metrics; a fixed set, so that URLs cannot add labels.
+_POST_APIS = {"predict": "Predict", "classify": "Classify", "regress": "Regress"}
 # TF Serving's mapping of the canonical error codes to HTTP.
 _HTTP_STATUS = {errors.INVALID_ARGUMENT: 400, errors.NOT_FOUND: 404}
 
@@ -46,7 +52,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
   server_version = "glow-serving"
 
   def do_GET(self):
-    self._answer(self._get)
+    if urllib.parse.urlsplit(self.path).path == metrics.PATH:
+      self._close_if_body_unread()
+      self._send(200, self.server.service.metrics.text().encode(), metrics.CONTENT_TYPE)
+    else:
+      self._answer(self._get)
 
   def do_POST(self):
     self._answer(self._post)
@@ -66,33 +76,47 @@ class Handler(http.server.BaseHTTPRequestHandler):
     self._send_json(code, {"error": message or explain or http.HTTPStatus(code).phrase})
 
   def _answer(self, route):
+    start = time.perf_counter()
+    self._model_and_api = None
+    code = errors.OK
     try:
       status, body = 200, route()
     except RequestError as e:
+      code = e.code
       status, body = _HTTP_STATUS[e.code], {"error": str(e)}
     except _HttpError as e:
       status, body = e.status, {"error": str(e)}
     except Exception as e:  # an unexpected failure answers 500; the server keeps serving.
       logging.exception("Internal error on %s %s", self.command, self.path)
+      code = errors.INTERNAL
       status, body = 500, {"error": f"Internal error: {type(e).__name__}: {e}"}
     self._send_json(status, body)
+    if self._model_and_api is not None:  # only requests that name a model and an API count.
+      self.server.service.record(*self._model_and_api, ENTRYPOINT, code,
+                                 time.perf_counter() - start)
 
   def _send_json(self, status, body):
-    data = json.dumps(body).encode()
+    self._send(status, json.dumps(body).encode(), "application/json")
+
+  def _send(self, status, data, content_type):
     self.send_response(status)
-    self.send_header("Content-Type", "application/json")
+    self.send_header("Content-Type", content_type)
     self.send_header("Content-Length", str(len(data)))
     if self.close_connection:
       self.send_header("Connection", "close")
     self.end_headers()
     self.wfile.write(data)
 
-  def _route(self, pattern):
-    """The URL's match, model name and version (None: the latest)."""
+  def _route(self, pattern, api):
+    """The URL's match, model name and version (None: the latest); names the request's API.
+
+    `api` is a function of the match: the RPC the URL stands for.
+    """
     path = urllib.parse.urlsplit(self.path).path
     match = pattern.fullmatch(path)
     if match is None:
       raise RequestError(f"Malformed request: {self.command} {path}", errors.NOT_FOUND)
+    self._model_and_api = (match["name"], api(match))
     return match, match["name"], None if match["version"] is None else int(match["version"])
 
   def _close_if_body_unread(self):
@@ -102,24 +126,25 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
   def _get(self):
     self._close_if_body_unread()
-    match, name, version = self._route(_GET_URL)
-    manager = self.server.service.manager
+    match, name, version = self._route(
+        _GET_URL, lambda m: "GetModelMetadata" if m["metadata"] else "GetModelStatus")
+    models = self.server.service.models
     if not match["metadata"]:
-      return manager.status(name, version)
-    return _metadata(manager.get(name, version), name)
+      return models.status(name, version)
+    return _metadata(models.get(name, version), name)
 
   def _post(self):
     body = self._read_body()
-    match, name, version = self._route(_POST_URL)
+    match, name, version = self._route(_POST_URL,
+                                       lambda m: _POST_APIS.get(m["verb"], "Unknown"))
     service = self.server.service
-    servable = service.manager.get(name, version)
+    servable = service.models.get(name, version)
     if match["verb"] != "predict":
       raise RequestError(f"This server answers :predict only, not :{match['verb']}.")
     signature, payload, row_format = json_format.parse_request(body, servable.signatures)
     arrays = _request_arrays(payload, servable.input_specs[signature], row_format,
                              service.max_batch_size)
-    with self.server.slots:
-      outputs = service.predict(servable, signature, arrays)
+    outputs = service.predict(servable, signature, arrays)
     return json_format.format_response(outputs, row_format)
 
   def _read_body(self):
@@ -163,20 +188,20 @@ def _request_arrays(payload, specs, row_format, max_batch_size):
   return json_format.request_arrays(payload, specs, row_format)
 
 
-def make_server(service, host, port, num_threads, max_request_bytes, timeout_s):
-  """A ThreadingHTTPServer answering TF Serving's REST API for `service`'s model.
+def make_server(service, host, port, num_threads, max_request_bytes, timeout_s,
+                max_connections):
+  """An `http_server.HttpServer` answering TF Serving's REST API for `service`'s models.
 
   Args:
     service: the `service.Service` answering the requests.
     host, port: the address to listen on; port 0 picks a free one.
-    num_threads: requests that may run the model at once.
+    num_threads: requests answered at once.
     max_request_bytes: largest request body accepted.
-    timeout_s: time a connection may take to send its request.
+    timeout_s: time a connection has to send each request.
+    max_connections: most open connections.
   """
-  handler = type("ConfiguredHandler", (Handler,), {"timeout": timeout_s})
-  server = http.server.ThreadingHTTPServer((host, port), handler)
-  server.daemon_threads = True
+  server = http_server.HttpServer((host, port), Handler, num_threads, timeout_s,
+                                  max_request_bytes, max_connections)
   server.service = service
-  server.slots = threading.BoundedSemaphore(num_threads)
   server.max_request_bytes = max_request_bytes
   return server

@@ -1,4 +1,4 @@
-"""A model's versions on disk, loaded as servables, and the manager that keeps one served.
+"""A model's versions on disk, loaded as servables, and the manager that keeps them served.
 
 Everything the server knows of a model comes from its SavedModel: the signatures, each
 input's dtype and shape (from the SignatureDefs), which signatures have the batch dimension
@@ -16,6 +16,7 @@ from tensorflow.core.protobuf import saved_model_pb2
 
 from . import errors
 from . import signatures
+from . import version_policy
 from .errors import RequestError
 
 
@@ -93,45 +94,46 @@ def _batch_first(signature_def):
   return all(shape.rank and shape[0] is None for shape in shapes)
 
 
-def _not_found(model_name, version):
-  """The error TF Serving answers for a model name or version it does not serve."""
-  wanted = (f"Latest({model_name})" if version is None
-            else f"Specific({model_name}, {version})")
-  return RequestError(f"Servable not found for request: {wanted}", errors.NOT_FOUND)
-
-
 class ModelManager:
-  """Keeps the highest version under the base path loaded; `poll` looks for a new one.
+  """Keeps the versions its policy chooses loaded; `poll` brings them in line with the disk.
 
-  Version states follow TF Serving: the served version is AVAILABLE, a replaced or failed
-  one END (a failed one with its error). A version that failed to load is not tried again.
+  Version states follow TF Serving: a version being loaded is LOADING, a served one
+  AVAILABLE, an unloaded or failed one END (a failed one with its error). New versions load
+  before old ones unload, so the model stays available; one that failed is not tried again.
+
+  Args:
+    name: the model's name in requests.
+    base_path: the directory of its integer version subdirectories.
+    policy: a `serving.version_policy` (default: the latest version).
   """
 
-  def __init__(self, name, base_path):
+  def __init__(self, name, base_path, policy=None):
     self.name = name
     self.base_path = base_path
+    self.policy = policy or version_policy.latest()
     self._lock = threading.Lock()
-    self._current = None
+    self._served = {}
     self._states = {}
 
+  def __contains__(self, model_name):
+    return model_name == self.name
+
   @property
-  def served_version(self):
-    """The version being served, None before the first one has loaded."""
-    current = self._current
-    return None if current is None else current.version
+  def served_versions(self):
+    return sorted(self._served)
 
   def get(self, model_name, version=None):
     """The servable a request names (None: the latest), or RequestError NOT_FOUND."""
-    current = self._current
-    if (model_name != self.name or current is None
-        or (version is not None and version != current.version)):
-      raise _not_found(model_name, version)
-    return current
+    served = self._served
+    wanted = max(served, default=None) if version is None else version
+    if model_name != self.name or wanted not in served:
+      raise errors.not_found(model_name, version)
+    return served[wanted]
 
   def status(self, model_name, version=None):
     """TF Serving's GetModelStatusResponse in its JSON mapping; RequestError NOT_FOUND."""
     if model_name != self.name:
-      raise _not_found(model_name, version)
+      raise errors.not_found(model_name, version)
     with self._lock:
       states = dict(self._states)
     if version is not None:
@@ -148,35 +150,47 @@ class ModelManager:
         for v, (state, error) in sorted(states.items(), reverse=True)]}
 
   def poll(self):
-    """Loads the highest loadable version on disk when it is not the one being served."""
-    target = self._highest_version()
-    current = self._current
-    if target is None or (current is not None and current.version == target):
-      return
-    try:
-      servable = Servable(os.path.join(self.base_path, str(target)), target)
-    except Exception as e:  # any failure to load leaves the served version in place.
-      logging.error("Loading version %d of %s failed: %s", target, self.name, e)
-      with self._lock:
-        self._states[target] = ("END", f"Loading failed: {e}")
-      return
+    """Loads the versions the policy wants and unloads the others."""
+    loadable = self._loadable_versions()
+    served = dict(self._served)
+    for version in sorted(self.policy(loadable) - set(served)):
+      servable = self._load(version)
+      if servable is None:
+        loadable.discard(version)
+      else:
+        served[version] = servable
+    wanted = self.policy(loadable)
+    unloaded = set(served) - wanted
     with self._lock:
-      self._current = servable
-      self._states[target] = ("AVAILABLE", "")
-      if current is not None:
-        self._states[current.version] = ("END", "")
-    logging.info("Serving version %d of %s.", target, self.name)
+      self._served = {v: s for v, s in served.items() if v in wanted}
+      for version in unloaded:
+        self._states[version] = ("END", "")
+    for version in sorted(unloaded):
+      logging.info("Unloaded version %d of %s.", version, self.name)
 
-  def _highest_version(self):
-    if not tf.io.gfile.isdir(self.base_path):
+  def _load(self, version):
+    """The servable of `version`, None (and its state END with the error) if it fails."""
+    self._set_state(version, "LOADING")
+    try:
+      servable = Servable(os.path.join(self.base_path, str(version)), version)
+    except Exception as e:  # any failure to load leaves the served versions in place.
+      logging.error("Loading version %d of %s failed: %s", version, self.name, e)
+      self._set_state(version, "END", f"Loading failed: {e}")
       return None
+    self._set_state(version, "AVAILABLE")
+    logging.info("Serving version %d of %s.", version, self.name)
+    return servable
+
+  def _set_state(self, version, state, error=""):
+    with self._lock:
+      self._states[version] = (state, error)
+
+  def _loadable_versions(self):
+    """Versions on disk with a saved_model.pb that have not failed to load."""
+    if not tf.io.gfile.isdir(self.base_path):
+      return set()
     with self._lock:
       failed = {v for v, (_, error) in self._states.items() if error}
     names = (name.rstrip("/") for name in tf.io.gfile.listdir(self.base_path))
-    found = [int(name) for name in names if name.isdigit() and int(name) not in failed
-             and tf.io.gfile.exists(os.path.join(self.base_path, name, "saved_model.pb"))]
-    return max(found, default=None)
-
-  def poll_forever(self, interval, stop):
-    while not stop.wait(interval):
-      self.poll()
+    return {int(name) for name in names if name.isdigit() and int(name) not in failed
+            and tf.io.gfile.exists(os.path.join(self.base_path, name, "saved_model.pb"))}

@@ -1,15 +1,21 @@
-"""A local server for one exported model that speaks TensorFlow Serving's REST API.
+"""A local server for exported models that speaks TensorFlow Serving's REST and gRPC APIs.
 
-  python -m serving.server --model_name=glow --model_base_path=exports/glow --rest_api_port=8501
+  python -m serving.server --model_name=glow --model_base_path=exports/glow \
+      --port=8500 --rest_api_port=8501
 
-The flags, URLs and JSON are TF Serving's, so a client works unchanged against the
-`tensorflow/serving` image serving the same directory (the routes: `serving.rest`).
+The flags, URLs, JSON and RPCs are TF Serving's, so a client works unchanged against the
+`tensorflow/serving` image serving the same directory (the routes: `serving.rest`; the RPCs:
+`serving.grpc_api`). Both APIs share one request path (`serving.service`).
 
-It serves the highest version under `--model_base_path` and polls the directory, so a newly
-exported version replaces the old one without a restart (`serving.servable`). At most
-`--rest_api_num_threads` requests run the model at once. Only the configured model name is
+It serves the highest version under `--model_base_path`, or the models and versions of a
+TF Serving `--model_config_file` (`serving.model_config`), and polls the directories, so a
+newly exported version replaces the old one without a restart (`serving.servable`). At most
+`--rest_api_num_threads` REST requests and `--grpc_max_threads` RPCs are answered at once;
+slow or idle connections hold no thread (`serving.http_server`; gRPC's own event loop for
+the gRPC API). Requests of both APIs are counted at `/monitoring/prometheus/metrics` on the
+REST port (`serving.metrics`). Only the configured model names are
 served and URL parts are never used as file paths, so no request reaches a file outside the
-base path. The server knows nothing of the model but its SavedModel, and TensorFlow alone
+base paths. The server knows nothing of the model but its SavedModel, and TensorFlow alone
 runs it: glow_tfp is not imported.
 """
 
@@ -19,25 +25,40 @@ from absl import app
 from absl import flags
 from absl import logging
 
+from . import grpc_api
+from . import model_config
 from . import model_name as model_name_lib
+from . import registry
 from . import rest
 from . import servable
 from . import service as service_lib
 
 _MODEL_NAME = flags.DEFINE_string("model_name", "default", "Name of the served model.")
 _MODEL_BASE_PATH = flags.DEFINE_string(
-    "model_base_path", None, "Directory of the model's integer version subdirectories.")
+    "model_base_path", None, "Directory of the model's integer version subdirectories; "
+    "its latest version is served. Give this or --model_config_file.")
+_MODEL_CONFIG_FILE = flags.DEFINE_string(
+    "model_config_file", None, "TF Serving's model config file (text ModelServerConfig): "
+    "several models, each with its base path and version policy (serving.model_config).")
+_PORT = flags.DEFINE_integer(
+    "port", 8500, "Port of the gRPC API; 0 picks a free one (printed on start).",
+    lower_bound=0, upper_bound=65535)
+_GRPC_MAX_THREADS = flags.DEFINE_integer(
+    "grpc_max_threads", 8, "RPCs of the gRPC API handled at once.", lower_bound=1)
 _REST_API_PORT = flags.DEFINE_integer(
     "rest_api_port", 8501, "Port of the REST API; 0 picks a free one (printed on start).",
     lower_bound=0, upper_bound=65535)
 _REST_API_HOST = flags.DEFINE_string(
-    "rest_api_host", "127.0.0.1", "Address to listen on. TF Serving listens on every "
-    "interface; this development server only on the loopback unless told otherwise.")
+    "rest_api_host", "127.0.0.1", "Address both APIs listen on. TF Serving listens on "
+    "every interface; this development server only on the loopback unless told otherwise.")
 _REST_API_NUM_THREADS = flags.DEFINE_integer(
-    "rest_api_num_threads", 8, "Requests that may run the model at once.", lower_bound=1)
+    "rest_api_num_threads", 8, "REST requests answered at once.", lower_bound=1)
 _REST_API_TIMEOUT_IN_MS = flags.DEFINE_integer(
-    "rest_api_timeout_in_ms", 30000, "Time a connection may take to send its request.",
-    lower_bound=1)
+    "rest_api_timeout_in_ms", 30000, "Time a REST connection has to send each whole request "
+    "(from its opening or its previous answer) and to read each answer.", lower_bound=1)
+_REST_API_MAX_CONNECTIONS = flags.DEFINE_integer(
+    "rest_api_max_connections", 4096, "Most open REST connections; one more closes the one "
+    "idle the longest. Not a TF Serving flag.", lower_bound=1)
 _FILE_SYSTEM_POLL_WAIT_SECONDS = flags.DEFINE_integer(
     "file_system_poll_wait_seconds", 1,
     "Seconds between looks for new versions; 0 looks once, at start.", lower_bound=0)
@@ -53,7 +74,10 @@ _BATCH_TIMEOUT_MICROS = flags.DEFINE_integer(
     "batch_timeout_micros", 2000, "With --enable_batching, the longest a request waits for "
     "others to join it (microseconds).", lower_bound=0)
 
-flags.mark_flag_as_required("model_base_path")
+flags.register_multi_flags_validator(
+    ["model_base_path", "model_config_file"],
+    lambda values: (values["model_base_path"] is None) != (values["model_config_file"] is None),
+    message="Give exactly one of --model_base_path and --model_config_file.")
 flags.register_validator("model_name", model_name_lib.is_valid,
                          message=f"--model_name must use {model_name_lib.RULE}.")
 
@@ -61,30 +85,48 @@ flags.register_validator("model_name", model_name_lib.is_valid,
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
-  manager = servable.ModelManager(_MODEL_NAME.value, _MODEL_BASE_PATH.value)
-  manager.poll()
-  if manager.served_version is None:
-    logging.warning("No version of %s under %s yet; waiting for one.", manager.name,
-                    manager.base_path)
+  models = registry.Registry(_managers())
+  models.poll()
+  for manager in models.managers.values():
+    if not manager.served_versions:
+      logging.warning("No version of %s under %s yet; waiting for one.", manager.name,
+                      manager.base_path)
   service = service_lib.Service(
-      manager, _MAX_BATCH_SIZE.value,
+      models, _MAX_BATCH_SIZE.value,
       _BATCH_TIMEOUT_MICROS.value / 1e6 if _ENABLE_BATCHING.value else None)
   server = rest.make_server(service, _REST_API_HOST.value, _REST_API_PORT.value,
                             _REST_API_NUM_THREADS.value, _MAX_REQUEST_BYTES.value,
-                            _REST_API_TIMEOUT_IN_MS.value / 1000.0)
+                            _REST_API_TIMEOUT_IN_MS.value / 1000.0,
+                            _REST_API_MAX_CONNECTIONS.value)
+  grpc_server, grpc_port = grpc_api.make_server(
+      service, _REST_API_HOST.value, _PORT.value, _GRPC_MAX_THREADS.value,
+      _MAX_REQUEST_BYTES.value)
   stop = threading.Event()
   if _FILE_SYSTEM_POLL_WAIT_SECONDS.value > 0:
-    threading.Thread(target=manager.poll_forever, daemon=True,
+    threading.Thread(target=models.poll_forever, daemon=True,
                      args=(_FILE_SYSTEM_POLL_WAIT_SECONDS.value, stop)).start()
   host, port = server.server_address[:2]
-  print(f"Serving {manager.name} at http://{host}:{port}/v1/models/{manager.name}", flush=True)
+  # One line, so that a reader waiting for it finds both addresses at once.
+  print(f"Serving {', '.join(models.managers)} at http://{host}:{port}/v1/models/ and over "
+        f"gRPC at {host}:{grpc_port}", flush=True)
   try:
     server.serve_forever()
   except KeyboardInterrupt:
     pass
   finally:
     stop.set()
+    grpc_server.stop(grace=None)
     server.server_close()
+
+
+def _managers():
+  """The model managers the flags ask for: one model, or those of the config file."""
+  if _MODEL_CONFIG_FILE.value is None:
+    return [servable.ModelManager(_MODEL_NAME.value, _MODEL_BASE_PATH.value)]
+  try:
+    return model_config.read(_MODEL_CONFIG_FILE.value)
+  except (ValueError, OSError) as e:  # OSError: a missing or unreadable file.
+    raise app.UsageError(f"--model_config_file: {e}") from None
 
 
 def run():

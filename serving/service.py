@@ -1,39 +1,42 @@
 """The request path every front end shares: look up, check, limit, batch and run.
 
-A front end (the REST API; any other protocol alike) turns its request into a model name,
+A front end (the REST API, the gRPC API) turns its request into a model name,
 a version, a signature name and numpy inputs, and its answer from numpy outputs. Everything
-between is here: the served model and its hot reload (`servable.ModelManager`), the check of
+between is here: the served models and their hot reload (`registry.Registry`), the check of
 the inputs against the signature, the batch limit, server-side batching and clean TensorFlow
-error messages. Refusals raise `errors.RequestError` with a canonical code.
+error messages. Refusals raise `errors.RequestError` with a canonical code. Front ends
+count each request in `metrics` (`record`).
 """
 
 import tensorflow as tf
 
 from . import batching
+from . import metrics as metrics_lib
 from . import signatures
 from .errors import RequestError
 
 
 class Service:
-  """Serves `manager`'s model to every front end.
+  """Serves `models` to every front end.
 
   Args:
-    manager: the `servable.ModelManager` of the served model.
+    models: the served models: a `registry.Registry`, or one `servable.ModelManager`.
     max_batch_size: most examples one request may ask for, and one merged run may hold.
     batch_timeout_s: None runs every request on its own; a number merges concurrent
       requests (`serving.batching`), each waiting at most that long for company.
   """
 
-  def __init__(self, manager, max_batch_size, batch_timeout_s=None):
-    self.manager = manager
+  def __init__(self, models, max_batch_size, batch_timeout_s=None):
+    self.models = models
     self.max_batch_size = max_batch_size
+    self.metrics = metrics_lib.Metrics()
     self._run = (_run if batch_timeout_s is None
                  else batching.Batcher(_run, max_batch_size, batch_timeout_s))
 
   def predict(self, servable, signature_name, arrays):
     """Runs a signature on {input name: numpy array}; returns {output name: numpy array}.
 
-    The servable comes from `manager.get`, which refuses unknown names and versions.
+    The servable comes from `models.get`, which refuses unknown names and versions.
     """
     signatures.check_signature(signature_name, servable.signatures)
     specs = servable.input_specs[signature_name]
@@ -45,6 +48,15 @@ class Service:
         raise RequestError(f"Input '{spec.name}' asks for {count} examples, above the limit "
                            f"of {self.max_batch_size} (--max_batch_size).")
     return self._run(servable, signature_name, arrays)
+
+  def record(self, model_name, api, entrypoint, code, seconds):
+    """Counts a finished request in `metrics`.
+
+    Requests naming a model that is not served count under the model name "", so that
+    clients cannot grow the metrics without bound.
+    """
+    self.metrics.record(model_name if model_name in self.models else "", api, entrypoint,
+                        code, seconds)
 
 
 def _run(servable, name, arrays):

@@ -43,6 +43,8 @@ class InputSpec:
       raise RequestError(f"Input '{self.name}' holds {array.dtype.name} values, but the "
                          f"signature expects {self.describe()}.")
     self.check_shape(array.shape)
+    if self.dtype.kind == "f" and not np.all(np.isfinite(array)):
+      raise RequestError(f"Input '{self.name}' contains NaN or Infinity.")
 
   def check_shape(self, shape, hint=""):
     """Raises RequestError unless an array of `shape` fits this input."""
@@ -51,6 +53,12 @@ class InputSpec:
     if not fits:
       raise RequestError(f"Input '{self.name}' has shape {list(shape)}, but the signature "
                          f"expects {self.describe()}.{hint}")
+
+  def range_error(self):
+    """The error for integer values outside this input's dtype."""
+    info = np.iinfo(self.dtype)
+    return RequestError(f"Input '{self.name}' has values outside {info.min}..{info.max}, "
+                        f"the range of {self.dtype.name}.")
 
   def example_count(self, array):
     """How many examples `array`, a valid value of this input, asks for (0: none)."""

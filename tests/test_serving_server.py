@@ -3,6 +3,7 @@
 Each server runs in a subprocess on 127.0.0.1 with a port the OS picks.
 """
 
+import collections
 import concurrent.futures
 import contextlib
 import http.client
@@ -58,13 +59,25 @@ def server_env():
   return dict(os.environ, PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="2")
 
 
+Addresses = collections.namedtuple("Addresses", ["rest", "grpc"])
+
+
 @contextlib.contextmanager
 def running_server(base_path, log_path, *extra_flags):
-  """Starts `python -m serving.server` on a free port; yields its base URL."""
-  command = [sys.executable, "-m", "serving.server", "--model_name=glow",
-             f"--model_base_path={base_path}", "--rest_api_port=0",
-             f"--max_batch_size={MAX_BATCH}", f"--max_request_bytes={MAX_BYTES}",
-             *extra_flags]
+  """Starts `python -m serving.server` for the model "glow"; yields its `Addresses`."""
+  with running_server_with_flags(log_path, "--model_name=glow",
+                                 f"--model_base_path={base_path}", *extra_flags) as addresses:
+    yield addresses
+
+
+@contextlib.contextmanager
+def running_server_with_flags(log_path, *flags):
+  """Starts `python -m serving.server` with both APIs on free ports; yields its `Addresses`.
+
+  rest: the REST API's base URL; grpc: the gRPC API's "host:port".
+  """
+  command = [sys.executable, "-m", "serving.server", "--rest_api_port=0", "--port=0",
+             f"--max_batch_size={MAX_BATCH}", f"--max_request_bytes={MAX_BYTES}", *flags]
   with open(log_path, "wb") as log:
     process = subprocess.Popen(command, cwd=REPO, env=server_env(), stdout=subprocess.PIPE,
                                stderr=log)
@@ -81,9 +94,9 @@ def _wait_until_ready(process, log_path, timeout=120):
     ready, _, _ = select.select([process.stdout], [], [], 1.0)
     if ready:
       line = process.stdout.readline().decode()
-      match = re.search(r"http://127\.0\.0\.1:(\d+)/", line)
+      match = re.search(r"http://127\.0\.0\.1:(\d+)/.* gRPC at (127\.0\.0\.1:\d+)", line)
       if match:
-        return f"http://127.0.0.1:{match[1]}"
+        return Addresses(f"http://127.0.0.1:{match[1]}", match[2])
     if process.poll() is not None:
       break
   process.kill()
@@ -101,15 +114,22 @@ def http_call(url, body=None, method=None):
     return e.code, json.loads(e.read())
 
 
-@pytest.fixture(scope="module")
-def served(tmp_path_factory):
-  """(base URL, the live model) of a batching server with version 1 of a tiny model."""
+@contextlib.contextmanager
+def tiny_model_server(tmp_path_factory):
+  """Yields (Addresses, the live model) of a batching server with version 1 of a tiny model."""
   model = tiny_model()
   base = tmp_path_factory.mktemp("exports")
   saved_model.export_version(model, str(base), "glow")
   with running_server(base / "glow", base / "server.log", "--enable_batching",
-                      "--batch_timeout_micros=20000") as url:
-    yield url, model
+                      "--batch_timeout_micros=20000") as addresses:
+    yield addresses, model
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+  """(base URL, the live model) of a batching server with version 1 of a tiny model."""
+  with tiny_model_server(tmp_path_factory) as (addresses, model):
+    yield addresses.rest, model
 
 
 def predict_url(url, suffix=""):
@@ -376,7 +396,7 @@ def served_versions(url):
 def test_new_versions_are_picked_up_without_restart(tmp_path):
   base = tmp_path / "exports"
   (base / "glow").mkdir(parents=True)
-  with running_server(base / "glow", tmp_path / "server.log") as url:
+  with running_server(base / "glow", tmp_path / "server.log") as (url, _):
     assert http_call(predict_url(url), image_body())[0] == 404
     first, second = tiny_model(seed=0), tiny_model(seed=1)
     saved_model.export_version(first, str(base), "glow")

@@ -19,7 +19,7 @@ def service(export_toy_model, tmp_path, request):
 
 
 def predict(service, signature_name, **arrays):
-  return service.predict(service.manager.get("toy"), signature_name, arrays)
+  return service.predict(service.models.get("toy"), signature_name, arrays)
 
 
 def test_predict_runs_batched_and_scalar_signatures(service):
@@ -33,6 +33,7 @@ def test_predict_runs_batched_and_scalar_signatures(service):
     ("nope", {}, 'signature name: "nope" not found'),
     ("fill", {"count": np.int32(1)}, "missing the input(s) ['seed']"),
     ("serving_default", {"x": np.zeros(2, np.float64)}, "holds float64 values"),
+    ("serving_default", {"x": np.array([1, np.inf], np.float32)}, "'x' contains NaN or Infinity"),
     ("scale", {"x": np.zeros((1, 3), np.float32), "factor": np.float32(1)},
      "'x' has shape [1, 3], but the signature expects float32 [N, 2]"),
     ("serving_default", {"x": np.zeros(MAX_BATCH + 1, np.float32)},

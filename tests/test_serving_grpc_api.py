@@ -1,0 +1,443 @@
+"""TF Serving's gRPC API, driven only through the `tensorflow-serving-api` stubs.
+
+Each server runs in a subprocess on 127.0.0.1 with ports the OS picks.
+"""
+
+import subprocess
+import sys
+import urllib.request
+
+import grpc
+import numpy as np
+import pytest
+import tensorflow as tf
+from tensorflow.core.framework import tensor_pb2
+from tensorflow.core.framework import tensor_shape_pb2
+from tensorflow.core.framework import types_pb2
+from tensorflow_serving.apis import classification_pb2
+from tensorflow_serving.apis import get_model_metadata_pb2
+from tensorflow_serving.apis import get_model_status_pb2
+from tensorflow_serving.apis import model_service_pb2_grpc
+from tensorflow_serving.apis import predict_pb2
+from tensorflow_serving.apis import prediction_service_pb2_grpc
+
+import glow_tfp
+from serving import client as client_lib
+from serving import grpc_client
+from serving import load_test
+from serving import saved_model
+from tests import test_serving_server as rest_tests
+from tests.test_serving_server import MAX_BATCH
+from tests.test_serving_server import MAX_BYTES
+from tests.test_serving_server import CLASSES
+from tests.test_serving_server import REPO
+from tests.test_serving_server import SHAPE
+from tests.test_serving_server import live_log_likelihood
+from tests.test_serving_server import running_server_with_flags
+from tests.test_serving_server import server_env
+from tests.test_serving_server import tiny_model
+from tests.test_serving_server import tiny_model_server
+from tests.test_serving_server import uint8_images
+
+INVALID = grpc.StatusCode.INVALID_ARGUMENT
+NOT_FOUND = grpc.StatusCode.NOT_FOUND
+
+
+class Stubs:
+  """The official stubs of one server's gRPC API, and the server's REST URL for metrics."""
+
+  def __init__(self, addresses):
+    self.rest_url = addresses.rest
+    self.address = addresses.grpc
+    self.channel = grpc.insecure_channel(addresses.grpc)
+    self.prediction = prediction_service_pb2_grpc.PredictionServiceStub(self.channel)
+    self.model = model_service_pb2_grpc.ModelServiceStub(self.channel)
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+  """(Stubs, the live model) of a batching server with version 1 of a tiny model."""
+  with tiny_model_server(tmp_path_factory) as (addresses, model):
+    stubs = Stubs(addresses)
+    yield stubs, model
+    stubs.channel.close()
+
+
+def shape_proto(shape):
+  return tensor_shape_pb2.TensorShapeProto(
+      dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=size) for size in shape])
+
+
+def typed_proto(values, dtype, field, shape=None):
+  """A TensorProto with its values in the typed field `field` (int_val, float_val, ...)."""
+  values = np.asarray(values)
+  proto = tensor_pb2.TensorProto(dtype=dtype, tensor_shape=shape_proto(
+      values.shape if shape is None else shape))
+  getattr(proto, field).extend(values.ravel().tolist())
+  return proto
+
+
+def predict_request(signature="log_prob", model="glow", version=None, output_filter=(),
+                    **inputs):
+  """A PredictRequest; inputs are TensorProtos or arrays (sent in tensor_content)."""
+  request = predict_pb2.PredictRequest(output_filter=output_filter)
+  request.model_spec.name = model
+  request.model_spec.signature_name = signature
+  if version is not None:
+    request.model_spec.version.value = version
+  for name, value in inputs.items():
+    request.inputs[name].CopyFrom(value if isinstance(value, tensor_pb2.TensorProto)
+                                  else tf.make_tensor_proto(value))
+  return request
+
+
+def log_prob_request(images, labels, output_filter=(), **changes):
+  inputs = {"images": images, "labels": np.asarray(labels, np.int32)}
+  inputs.update(changes)
+  return predict_request(output_filter=output_filter, **inputs)
+
+
+def outputs(response):
+  return {name: tf.make_ndarray(proto) for name, proto in response.outputs.items()}
+
+
+def test_predict_with_tensor_content_equals_the_library(served):
+  stubs, model = served
+  images, labels = uint8_images(5), [0, 1, 2, 0, 1]
+  response = stubs.prediction.Predict(log_prob_request(images, labels), timeout=60)
+  assert (response.model_spec.name, response.model_spec.version.value,
+          response.model_spec.signature_name) == ("glow", 1, "log_prob")
+  result = outputs(response)
+  np.testing.assert_allclose(result["log_likelihood"],
+                             live_log_likelihood(model, images, labels), rtol=1e-5, atol=1e-3)
+  np.testing.assert_allclose(
+      result["bits_per_dim"], -result["log_likelihood"] / (np.prod(SHAPE) * np.log(2.0)),
+      rtol=1e-5)
+
+
+def test_typed_value_fields_give_the_same_answer_as_tensor_content(served):
+  stubs, _ = served
+  images, labels = uint8_images(3, seed=1), [2, 2, 1]
+  typed = predict_request(images=typed_proto(images, types_pb2.DT_UINT8, "int_val"),
+                          labels=typed_proto(labels, types_pb2.DT_INT32, "int_val"))
+  typed_outputs = outputs(stubs.prediction.Predict(typed, timeout=60))
+  packed_outputs = outputs(stubs.prediction.Predict(log_prob_request(images, labels),
+                                                    timeout=60))
+  assert typed_outputs.keys() == packed_outputs.keys() == {"log_likelihood", "bits_per_dim"}
+  for name, value in typed_outputs.items():
+    np.testing.assert_array_equal(value, packed_outputs[name])
+
+
+def test_output_filter_and_the_default_signature(served):
+  stubs, model = served
+  images, labels = uint8_images(2, seed=2), [0, 2]
+  request = log_prob_request(images, labels, output_filter=["bits_per_dim"])
+  request.model_spec.signature_name = ""
+  response = stubs.prediction.Predict(request, timeout=60)
+  assert response.model_spec.signature_name == "serving_default"
+  assert set(response.outputs) == {"bits_per_dim"}
+  expected = -live_log_likelihood(model, images, labels) / (np.prod(SHAPE) * np.log(2.0))
+  np.testing.assert_allclose(outputs(response)["bits_per_dim"], expected, rtol=1e-4)
+
+
+def test_sample_with_typed_scalars_equals_the_library(served):
+  stubs, model = served
+  request = predict_request(
+      "sample", version=1,
+      num_samples=typed_proto(3, types_pb2.DT_INT32, "int_val"),
+      temperature=typed_proto(0.8, types_pb2.DT_FLOAT, "float_val"),
+      seed=typed_proto(4, types_pb2.DT_INT64, "int64_val"),
+      labels=np.array([0, 1, 2], np.int32))
+  samples = outputs(stubs.prediction.Predict(request, timeout=60))["images"]
+  live = glow_tfp.to_images(model.sample(3, 0.8, labels=tf.constant([0, 1, 2]), seed=4))
+  np.testing.assert_array_equal(samples, live)
+
+
+def test_encode_then_decode_gives_the_images_back(served):
+  stubs, _ = served
+  images, labels = uint8_images(2, seed=3), np.array([1, 0], np.int32)
+  latents = outputs(stubs.prediction.Predict(
+      predict_request("encode", images=images, labels=labels), timeout=60))
+  assert set(latents) == {"latent_0", "latent_1"}
+  decoded = stubs.prediction.Predict(
+      predict_request("decode", labels=labels, **latents), timeout=60)
+  np.testing.assert_array_equal(outputs(decoded)["images"], images)
+
+
+def test_metadata_packs_the_signature_def_map(served):
+  stubs, _ = served
+  request = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=["signature_def"])
+  request.model_spec.name = "glow"
+  response = stubs.prediction.GetModelMetadata(request, timeout=60)
+  assert (response.model_spec.name, response.model_spec.version.value) == ("glow", 1)
+  signature_map = get_model_metadata_pb2.SignatureDefMap()
+  assert response.metadata["signature_def"].Unpack(signature_map)
+  defs = signature_map.signature_def
+  assert {"serving_default", "log_prob", "sample", "encode", "decode"} <= set(defs)
+  images = defs["serving_default"].inputs["images"]
+  assert images.dtype == types_pb2.DT_UINT8
+  assert [d.size for d in images.tensor_shape.dim] == [-1, 8, 8, 1]
+  assert defs["serving_default"].method_name == "tensorflow/serving/predict"
+
+
+def test_metadata_refuses_other_fields(served):
+  stubs, _ = served
+  request = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=["graph"])
+  request.model_spec.name = "glow"
+  with pytest.raises(grpc.RpcError) as raised:
+    stubs.prediction.GetModelMetadata(request, timeout=60)
+  assert raised.value.code() == INVALID
+  assert "metadata_field must be ['signature_def']" in raised.value.details()
+
+
+def model_status(stubs, name="glow", version=None):
+  """{version: (state name, error code)} from GetModelStatus."""
+  request = get_model_status_pb2.GetModelStatusRequest()
+  request.model_spec.name = name
+  if version is not None:
+    request.model_spec.version.value = version
+  response = stubs.model.GetModelStatus(request, timeout=60)
+  state = get_model_status_pb2.ModelVersionStatus.State.Name
+  return {s.version: (state(s.state), s.status.error_code) for s in
+          response.model_version_status}
+
+
+def test_status_reports_the_served_version_as_available(served):
+  stubs, _ = served
+  assert model_status(stubs) == {1: ("AVAILABLE", 0)}
+  assert model_status(stubs, version=1) == {1: ("AVAILABLE", 0)}
+  with pytest.raises(grpc.RpcError) as raised:
+    model_status(stubs, version=2)
+  assert raised.value.code() == NOT_FOUND
+  assert "Could not find version 2 of model glow" in raised.value.details()
+
+
+def image_request(value=7, shape=SHAPE, label=0, **changes):
+  images = changes.pop("images", np.full((1,) + shape, value, np.uint8))
+  return log_prob_request(images, [label], **changes)
+
+
+def zeros(shape, dtype=np.float32):
+  return np.zeros(shape, dtype)
+
+
+def sample_request(num_samples=1, temperature=1.0, **changes):
+  inputs = dict(num_samples=np.int32(num_samples), temperature=np.float32(temperature),
+                seed=np.int64(0), labels=np.zeros([1], np.int32))
+  inputs.update(changes)
+  return predict_request("sample", **inputs)
+
+
+def wrong_size_content():
+  proto = tf.make_tensor_proto(np.zeros((1,) + SHAPE, np.uint8))
+  proto.tensor_content = proto.tensor_content[:-1]
+  return proto
+
+
+def classify_request():
+  request = classification_pb2.ClassificationRequest()
+  request.model_spec.name = "glow"
+  return request
+
+
+# The REST tests' bad requests, each as the gRPC API receives it; JSON-only mistakes map
+# to the TensorProto mistake of the same kind.
+BAD_REQUESTS = {
+    "malformed_json": ("Predict", image_request(images=wrong_size_content()), INVALID,
+                       "tensor_content of the wrong size"),
+    "deep_nesting": ("Predict", image_request(images=typed_proto(
+        np.zeros(65, int), types_pb2.DT_UINT8, "int_val", shape=(1,) + SHAPE)), INVALID,
+        "holds more values than its shape [1, 8, 8, 1] has room for"),
+    "not_an_object": ("Predict", image_request(images=tensor_pb2.TensorProto(
+        tensor_shape=shape_proto((1,) + SHAPE))), INVALID, "'images' has no valid dtype"),
+    "unknown_model": ("Predict", predict_request(model="other"), NOT_FOUND,
+                      "Servable not found for request: Latest(other)"),
+    "unknown_version": ("Predict", predict_request(version=9), NOT_FOUND,
+                        "Specific(glow, 9)"),
+    "unknown_signature": ("Predict", predict_request("nope"), INVALID,
+                          'signature name: "nope" not found'),
+    "both_formats": ("Predict", image_request(output_filter=["log_likelihood", "nope"]),
+                     INVALID, "output_filter names unknown output(s) ['nope']"),
+    "wrong_shape": ("Predict", image_request(shape=(8, 8, 3)), INVALID,
+                    "'images' has shape [1, 8, 8, 3], but the signature expects uint8 "
+                    "[N, 8, 8, 1]"),
+    "float_pixels": ("Predict", image_request(images=zeros((1,) + SHAPE)), INVALID,
+                     "'images' holds float32 values, but the signature expects uint8"),
+    "string_pixels": ("Predict", image_request(images=typed_proto(
+        [b"a"] * 64, types_pb2.DT_STRING, "string_val", shape=(1,) + SHAPE)), INVALID,
+        "'images' holds string values"),
+    "pixel_above_255": ("Predict", image_request(images=typed_proto(
+        np.full((1,) + SHAPE, 256), types_pb2.DT_UINT8, "int_val")), INVALID,
+        "'images' has values outside 0..255"),
+    "negative_pixel": ("Predict", image_request(images=typed_proto(
+        np.full((1,) + SHAPE, -1), types_pb2.DT_UINT8, "int_val")), INVALID,
+        "'images' has values outside 0..255"),
+    "ragged_images": ("Predict", image_request(images=typed_proto(
+        [1], types_pb2.DT_UINT8, "int_val", shape=(-1,) + SHAPE)), INVALID,
+        "a request's tensor needs known sizes"),
+    "missing_label": ("Predict", predict_request(images=np.zeros((1,) + SHAPE, np.uint8)),
+                      INVALID, "missing the input(s) ['labels']"),
+    "label_out_of_range": ("Predict", image_request(label=3), INVALID,
+                           "labels must be < num_classes = 3"),
+    "unknown_input": ("Predict", image_request(extra=np.int32(1)), INVALID,
+                      "unknown input(s) ['extra']"),
+    "nan_latent": ("Predict", predict_request(
+        "decode", latent_0=np.full((1, 4, 4, 2), np.nan, np.float32),
+        latent_1=zeros((1, 2, 2, 8)), labels=np.zeros([1], np.int32)), INVALID,
+        "'latent_0' contains NaN or Infinity"),
+    "negative_temperature": ("Predict", sample_request(temperature=-1.0), INVALID,
+                             "temperature must be a finite number >= 0"),
+    "scalar_in_row_format": ("Predict", sample_request(num_samples=np.array([1], np.int32)),
+                             INVALID,
+                             "'num_samples' has shape [1], but the signature expects int32 []"),
+    "batch_above_limit": ("Predict", log_prob_request(
+        np.zeros((MAX_BATCH + 1,) + SHAPE, np.uint8), [0] * (MAX_BATCH + 1)), INVALID,
+        "above the limit of 16 (--max_batch_size)"),
+    "samples_above_limit": ("Predict", sample_request(num_samples=1000), INVALID,
+                            "'num_samples' asks for 1000 examples"),
+    "body_above_limit": ("Predict", log_prob_request(
+        np.zeros((MAX_BYTES // 64 + 1,) + SHAPE, np.uint8), [0]),
+        grpc.StatusCode.RESOURCE_EXHAUSTED, "larger than max"),
+    "classify_verb": ("Classify", classify_request(), grpc.StatusCode.UNIMPLEMENTED, ""),
+    "encoded_traversal": ("Predict", predict_request(model="../../etc"), NOT_FOUND,
+                          "Servable not found"),
+}
+
+
+def test_every_rest_bad_request_has_a_grpc_counterpart():
+  assert set(BAD_REQUESTS) == set(rest_tests.BAD_REQUESTS)
+
+
+@pytest.mark.parametrize("case", sorted(BAD_REQUESTS))
+def test_bad_request_gets_its_status_code_and_the_server_keeps_serving(served, case):
+  stubs, _ = served
+  rpc, request, code, message = BAD_REQUESTS[case]
+  with pytest.raises(grpc.RpcError) as raised:
+    getattr(stubs.prediction, rpc)(request, timeout=60)
+  assert raised.value.code() == code, raised.value.details()
+  assert message in raised.value.details()
+  assert stubs.prediction.Predict(image_request(), timeout=60).outputs
+
+
+def metric_samples(rest_url):
+  """{metric with labels: value} from the server's Prometheus endpoint."""
+  with urllib.request.urlopen(f"{rest_url}/monitoring/prometheus/metrics", timeout=60) as r:
+    assert r.headers["Content-Type"].startswith("text/plain")
+    lines = r.read().decode().splitlines()
+  return {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+          for line in lines if not line.startswith("#")}
+
+
+def test_metrics_count_requests_by_model_api_and_status(served):
+  stubs, _ = served
+  before = metric_samples(stubs.rest_url)
+  for request, code in [(image_request(), None), (image_request(), None),
+                        (image_request(label=3), INVALID),
+                        (predict_request(model="nope"), NOT_FOUND)]:
+    try:
+      stubs.prediction.Predict(request, timeout=60)
+    except grpc.RpcError as e:
+      assert e.code() == code
+  urllib.request.urlopen(f"{stubs.rest_url}/v1/models/glow", timeout=60).close()
+  after = metric_samples(stubs.rest_url)
+
+  def grown(metric, model="glow", api="Predict", entrypoint="GRPC", **status):
+    labels = f'model_name="{model}",API="{api}",entrypoint="{entrypoint}"'
+    labels += "".join(f',status="{value}"' for value in status.values())
+    key = f":tensorflow:serving:{metric}{{{labels}}}"
+    return after.get(key, 0) - before.get(key, 0)
+
+  assert grown("request_count", status="OK") == 2
+  assert grown("request_count", status="INVALID_ARGUMENT") == 1
+  assert grown("request_count", model="", status="NOT_FOUND") == 1
+  assert grown("request_count", api="GetModelStatus", entrypoint="REST", status="OK") == 1
+  assert grown("request_latency_count") == 3
+  assert grown("request_latency_sum") > 0
+
+
+CONFIG = """
+model_config_list {
+  config { name: "glow" base_path: "%(glow)s" }
+  config { name: "latest_two" base_path: "%(toy)s"
+           model_version_policy { latest { num_versions: 2 } } }
+  config { name: "every" base_path: "%(toy)s" model_version_policy { all { } } }
+  config { name: "chosen" base_path: "%(toy)s"
+           model_version_policy { specific { versions: 1 versions: 3 } } }
+}
+"""
+
+
+def toy_predict(stubs, name, version=None):
+  """The version that answered a `double` request to `name`, checking its answer."""
+  request = predict_request("serving_default", model=name, version=version,
+                            x=np.array([1.5, -2], np.float32))
+  response = stubs.prediction.Predict(request, timeout=60)
+  np.testing.assert_array_equal(outputs(response)["y"], [3, -4])
+  return response.model_spec.version.value
+
+
+def test_a_config_file_serves_several_models_under_their_version_policies(
+    tmp_path, export_toy_model):
+  for version in (1, 2, 3):
+    export_toy_model(tmp_path / "toy" / str(version))
+  saved_model.export_version(tiny_model(), str(tmp_path), "glow")
+  config = tmp_path / "models.config"
+  config.write_text(CONFIG % {"glow": tmp_path / "glow", "toy": tmp_path / "toy"})
+  with running_server_with_flags(tmp_path / "server.log",
+                                 f"--model_config_file={config}") as addresses:
+    stubs = Stubs(addresses)
+    available = {"glow": {1}, "latest_two": {2, 3}, "every": {1, 2, 3}, "chosen": {1, 3}}
+    for name, versions in available.items():
+      assert model_status(stubs, name) == {v: ("AVAILABLE", 0) for v in versions}, name
+    assert stubs.prediction.Predict(image_request(), timeout=60).model_spec.version.value == 1
+    assert [toy_predict(stubs, name) for name in ("latest_two", "every", "chosen")] == [3] * 3
+    assert toy_predict(stubs, "every", 2) == toy_predict(stubs, "latest_two", 2) == 2
+    for name, version in [("chosen", 2), ("latest_two", 1)]:
+      with pytest.raises(grpc.RpcError) as raised:
+        toy_predict(stubs, name, version)
+      assert raised.value.code() == NOT_FOUND
+      assert f"Specific({name}, {version})" in raised.value.details()
+    stubs.channel.close()
+
+
+def test_grpc_client_log_prob_and_sample_equal_the_library(served):
+  stubs, model = served
+  client = client_lib.make_client("grpc", stubs.address, "glow")
+  images, labels = uint8_images(3, seed=6), [1, 2, 0]
+  np.testing.assert_allclose(client.log_prob(images, labels)["log_likelihood"],
+                             live_log_likelihood(model, images, labels), atol=1e-3)
+  live = glow_tfp.to_images(model.sample(2, 0.7, labels=tf.constant([2, 1]), seed=5))
+  np.testing.assert_array_equal(client.sample(2, 0.7, seed=5, labels=[2, 1]), live)
+  assert client.signature_inputs("log_prob") == {"images": [-1, 8, 8, 1], "labels": [-1]}
+  with pytest.raises(client_lib.ServingError, match="INVALID_ARGUMENT: .*labels must be <"):
+    client.log_prob(images[:1], labels=[5])
+  client.close()
+
+
+def test_client_cli_speaks_grpc(served, tmp_path):
+  stubs, model = served
+  images = uint8_images(2, seed=7)
+  np.save(tmp_path / "two.npy", images)
+  result = subprocess.run(
+      [sys.executable, "-m", "serving.client", "--protocol=grpc", f"--server={stubs.address}",
+       "--model_name=glow", "--labels=0,2", str(tmp_path / "two.npy")],
+      cwd=REPO, env=server_env(), capture_output=True, text=True, timeout=120)
+  assert result.returncode == 0, result.stderr[-3000:]
+  rows = [line.split() for line in result.stdout.splitlines()[1:]]
+  np.testing.assert_allclose([float(row[1]) for row in rows],
+                             live_log_likelihood(model, images, [0, 2]), atol=1e-3)
+
+
+def test_load_test_over_grpc_finds_no_error(served):
+  stubs, _ = served
+  inputs = load_test.log_prob_inputs(SHAPE, 4, conditional=True, num_classes=CLASSES)
+  request = grpc_client.predict_request("glow", inputs, "log_prob")
+  result = load_test.run_grpc(stubs.address, request, concurrency=4, requests=100)
+  print("gRPC load test:", result)
+  assert result["requests"] == 100 and result["errors"] == 0
+  assert 0 < result["p50_ms"] <= result["p90_ms"] <= result["p99_ms"] <= result["max_ms"]
+
+
+def test_grpc_load_test_refuses_other_hosts():
+  with pytest.raises(ValueError, match="only targets this machine"):
+    load_test.run_grpc("example.com:8500", predict_pb2.PredictRequest(), 1, 1)
