@@ -1,3 +1,5 @@
+import json
+
 import pytest
 
 from glow_tfp.config import GlowConfig
@@ -44,3 +46,9 @@ def test_unknown_preset_and_unknown_json_fields_are_rejected():
     GlowConfig.preset("imagenet")
   with pytest.raises(ValueError, match=r"unknown fields \['depth'\]"):
     GlowConfig.from_json('{"depth": 3}')
+
+
+def test_json_without_coupling_scale_loads_with_the_original_sigmoid_scale():
+  fields = json.loads(GlowConfig(coupling_scale="tanh_bounded").to_json())
+  del fields["coupling_scale"]
+  assert GlowConfig.from_json(json.dumps(fields)).coupling_scale == "sigmoid"

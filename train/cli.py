@@ -34,6 +34,8 @@ _STEPS_PER_LEVEL = flags.DEFINE_integer("steps_per_level", None, "Steps of flow 
 _HIDDEN_CHANNELS = flags.DEFINE_integer("hidden_channels", None, "Coupling network width.",
                                         lower_bound=1)
 _COUPLING = flags.DEFINE_enum("coupling", None, config_lib.COUPLINGS, "Coupling layer type.")
+_COUPLING_SCALE = flags.DEFINE_enum("coupling_scale", None, config_lib.COUPLING_SCALES,
+                                    "Scale of the affine coupling (GlowConfig.coupling_scale).")
 _PERMUTATION = flags.DEFINE_enum("permutation", None, config_lib.PERMUTATIONS,
                                  "Channel mixing before each coupling.")
 _N_BITS = flags.DEFINE_integer("n_bits", None, "Bits per colour channel the model sees.",
@@ -136,7 +138,7 @@ flags.register_validator("workdir", bool, "--workdir must not be empty.")
 def model_config(image_shape, num_classes):
   """The GlowConfig of the flags for images of `image_shape` with `num_classes` classes."""
   overrides = {"levels": _LEVELS.value, "steps_per_level": _STEPS_PER_LEVEL.value,
-               "hidden_channels": _HIDDEN_CHANNELS.value, "coupling": _COUPLING.value,
+               "hidden_channels": _HIDDEN_CHANNELS.value, "coupling": _COUPLING.value, "coupling_scale": _COUPLING_SCALE.value,
                "permutation": _PERMUTATION.value, "n_bits": _N_BITS.value,
                "learn_top_prior": _LEARN_TOP_PRIOR.value}
   changes = {k: v for k, v in overrides.items() if v is not None}
