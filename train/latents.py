@@ -17,7 +17,6 @@ The real images come from --dataset split by --seed and --heldout_fraction: pass
 the model was trained with so that the held-out images are really held out.
 """
 
-import dataclasses
 import os
 import sys
 
@@ -28,6 +27,7 @@ import tensorflow as tf
 
 import glow_tfp
 from glow_tfp import grid
+from glow_tfp import reconstruction as reconstruction_lib
 from glow_tfp import workdir as workdir_lib
 from . import data as data_lib
 from .errors import InputError
@@ -229,35 +229,10 @@ def _mean_latents(demo, indices):
                                               data.train_labels[indices])]
 
 
-@dataclasses.dataclass(frozen=True)
-class Reconstruction:
-  """decode(encode(x)) of real images: the largest model-space error, how many images come
-  back identical as uint8, the images [N, H, W, C] and their reconstructions."""
-
-  max_error: float
-  identical: int
-  images: np.ndarray
-  rebuilt: np.ndarray
-
-  def report(self, tolerance):
-    verdict = "OK" if self.passed(tolerance) else "FAILED"
-    count = len(self.images)
-    return (f"reconstruction check {verdict}: max |decode(encode(x)) - x| = "
-            f"{self.max_error:.3g} over {count} held-out images (tolerance {tolerance:g}); "
-            f"{self.identical}/{count} identical as uint8 images")
-
-  def passed(self, tolerance):
-    return self.max_error <= tolerance
-
-
 def reconstruction(demo):
   """Encodes and decodes every held-out image."""
-  images, labels = demo.data.heldout_images, demo.data.heldout_labels
-  x = glow_tfp.to_model_space(images, demo.config.n_bits).numpy()
-  back = demo.decode(demo.encode(images, labels), labels)
-  rebuilt = demo.to_images(back)
-  identical = int(np.sum(np.all(rebuilt == images, axis=(1, 2, 3))))
-  return Reconstruction(float(np.max(np.abs(back - x))), identical, images, rebuilt)
+  return reconstruction_lib.reconstruct(demo.model, demo.data.heldout_images,
+                                        demo.data.heldout_labels, demo.batch_size)
 
 
 def load_demo(workdir, dataset, data_dir, seed, heldout_fraction, batch_size):
@@ -305,7 +280,8 @@ def write_pngs(demo, output_dir, columns):
         f"strengths {strengths}")
   check = reconstruction(demo)
   paths.append(save_grid(os.path.join(output_dir, "reconstruction.png"),
-                         np.concatenate([check.images[:columns], check.rebuilt[:columns]]),
+                         np.concatenate([demo.data.heldout_images[:columns],
+                                         check.rebuilt[:columns]]),
                          columns))
   return paths, check
 
