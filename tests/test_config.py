@@ -52,3 +52,8 @@ def test_json_without_coupling_scale_loads_with_the_original_sigmoid_scale():
   fields = json.loads(GlowConfig(coupling_scale="tanh_bounded").to_json())
   del fields["coupling_scale"]
   assert GlowConfig.from_json(json.dumps(fields)).coupling_scale == "sigmoid"
+
+
+def test_new_configs_and_presets_default_to_the_bounded_log_scale():
+  assert GlowConfig().coupling_scale == "tanh_bounded"
+  assert GlowConfig.preset("mnist").coupling_scale == "tanh_bounded"
