@@ -20,6 +20,9 @@ from glow_tfp.bijectors import squeeze
 
 tfd = tfp.distributions
 
+# Float dtypes of a whole model: float64 is for exactness checks and tight numerical tests.
+DTYPES = ("float32", "float64")
+
 
 class Glow(tf.Module):
   """A Glow model: `distribution` = `bijector` applied to N(0, 1) over [H, W, C].
@@ -40,24 +43,33 @@ class Glow(tf.Module):
     seed: integer seed of every random initial value (1x1 convs, shuffles, kernels).
     reversible_gradients: recompute activations from outputs during backprop instead of
       storing them, level by level, so peak training memory stays nearly flat in K.
-    compute_dtype: "float32" (default), or "bfloat16" / "float16" to run the coupling
-      networks in mixed precision; variables, log-dets and log_prob stay float32.
+    compute_dtype: dtype of the coupling networks: None (default) for `dtype`, or
+      "bfloat16" / "float16" for mixed precision; variables, log-dets and log_prob stay
+      in `dtype`.
+    dtype: "float32" (default) or "float64", one of `DTYPES`: the dtype of every variable,
+      of the model-space images and latents, and of log_prob.
     name: module name.
   """
 
-  def __init__(self, config, seed=0, reversible_gradients=False, compute_dtype="float32",
-               name=None):
+  def __init__(self, config, seed=0, reversible_gradients=False, compute_dtype=None,
+               dtype="float32", name=None):
     super().__init__(name=name or "glow")
-    if compute_dtype not in coupling.COMPUTE_DTYPES:
-      raise ValueError(f"`compute_dtype` must be one of {coupling.COMPUTE_DTYPES}; "
+    if dtype not in DTYPES:
+      raise ValueError(f"`dtype` must be one of {DTYPES}; instead, it is {dtype!r}.")
+    compute_dtypes = coupling.COMPUTE_DTYPES + ("float64",)
+    if compute_dtype not in (None,) + compute_dtypes:
+      raise ValueError(f"`compute_dtype` must be one of {compute_dtypes}; "
                        f"instead, it is {compute_dtype!r}.")
     self.config = config
+    self.dtype = tf.as_dtype(dtype)
     self.layout = layout_lib.LatentLayout.from_config(config)
-    builder = _ChainBuilder(config, self.layout, seed, reversible_gradients, compute_dtype)
+    builder = _ChainBuilder(config, self.layout, seed, reversible_gradients,
+                            compute_dtype or dtype, self.dtype)
     with self.name_scope:
       self.bijector = builder.level(0)
+    base = tfd.Normal(tf.constant(0.0, self.dtype), tf.constant(1.0, self.dtype))
     self.distribution = tfd.TransformedDistribution(
-        distribution=tfd.Sample(tfd.Normal(0.0, 1.0), list(config.image_shape)),
+        distribution=tfd.Sample(base, list(config.image_shape)),
         bijector=self.bijector, name="glow")
     self._actnorms = tuple(m for m in self.bijector.submodules
                            if isinstance(m, actnorm.ActNorm))
@@ -96,9 +108,9 @@ class Glow(tf.Module):
     labels = self._check_labels(labels, n)
     shape = tf.concat([[n], self.config.image_shape], axis=0)
     if seed is None:
-      z = tf.random.normal(shape)
+      z = tf.random.normal(shape, dtype=self.dtype)
     else:
-      z = tf.random.stateless_normal(shape, metrics._as_seed(seed))
+      z = tf.random.stateless_normal(shape, metrics._as_seed(seed), dtype=self.dtype)
     return self.bijector.forward_and_log_det(temperature * z, labels=labels)[0]
 
   def encode(self, x, labels=None):
@@ -117,8 +129,8 @@ class Glow(tf.Module):
     if not x.dtype.is_floating:
       raise TypeError(f"images must be float32 model-space values (glow_tfp.to_model_space "
                       f"maps uint8 images there); got dtype {x.dtype.name}.")
-    if x.dtype != tf.float32:
-      raise TypeError(f"images must be float32; got dtype {x.dtype.name}.")
+    if x.dtype != self.dtype:
+      raise TypeError(f"images must be {self.dtype.name}; got dtype {x.dtype.name}.")
     expected = (None,) + self.config.image_shape
     if x.shape.rank != 4 or not x.shape.is_compatible_with(expected):
       raise ValueError(f"images must have shape [N, {', '.join(map(str, expected[1:]))}] "
@@ -155,7 +167,7 @@ class Glow(tf.Module):
     if len(latents) != len(expected):
       raise ValueError(f"decode expects {len(expected)} latents (one per level); "
                        f"got {len(latents)}.")
-    latents = [tf.convert_to_tensor(z, tf.float32) for z in latents]
+    latents = [tf.convert_to_tensor(z, self.dtype) for z in latents]
     for level, (z, shape) in enumerate(zip(latents, expected)):
       if z.shape.rank != 4 or not z.shape[1:].is_compatible_with(shape):
         raise ValueError(f"latent {level} must have shape [N, {', '.join(map(str, shape))}]; "
@@ -172,12 +184,13 @@ def _standard_normal_log_prob(z):
 class _ChainBuilder:
   """Builds the multi-scale chain of one model, drawing every seed from one generator."""
 
-  def __init__(self, config, layout, seed, reversible_gradients, compute_dtype):
+  def __init__(self, config, layout, seed, reversible_gradients, compute_dtype, dtype):
     self._config = config
     self._layout = layout
     self._rng = np.random.default_rng(seed)
     self._reversible = reversible_gradients
     self._compute_dtype = compute_dtype
+    self._dtype = dtype
 
   def level(self, level):
     """Squeeze, K steps, split (or the top prior), un-squeeze: [h, w, c] -> [h, w, c]."""
@@ -188,13 +201,14 @@ class _ChainBuilder:
         reversible=self._reversible, name=f"level{level}_steps")
     if level == config.levels - 1:
       tail = prior.TopPrior(channels, config.learn_top_prior, config.num_classes,
-                            name=f"level{level}_top_prior")
+                            dtype=self._dtype, name=f"level{level}_top_prior")
     else:
-      tail = split.Split(self.level(level + 1), channels, name=f"level{level}_split")
+      tail = split.Split(self.level(level + 1), channels, dtype=self._dtype,
+                         name=f"level{level}_split")
     factor = layout_lib.SQUEEZE_FACTOR
     return compose.Sequential(
-        [squeeze.Squeeze(factor, name=f"level{level}_squeeze"), steps, tail,
-         compose.Invert(squeeze.Squeeze(factor, name=f"level{level}_unsqueeze"))],
+        [squeeze.Squeeze(factor, self._dtype, name=f"level{level}_squeeze"), steps, tail,
+         compose.Invert(squeeze.Squeeze(factor, self._dtype, name=f"level{level}_unsqueeze"))],
         name=f"level{level}")
 
   def step(self, channels, name):
@@ -203,12 +217,14 @@ class _ChainBuilder:
     seed = int(self._rng.integers(2**31))
     if config.permutation in permute.PERMUTATION_KINDS:
       mixing = permute.ChannelPermutation(channels, config.permutation, seed=seed,
-                                          name=f"{name}_permute")
+                                          dtype=self._dtype, name=f"{name}_permute")
     else:
       mixing = invertible_conv.Invertible1x1Conv(channels, lu=config.permutation == "lu",
-                                                 seed=seed, name=f"{name}_conv")
+                                                 seed=seed, dtype=self._dtype,
+                                                 name=f"{name}_conv")
     return flow_step.FlowStep(
-        actnorm.ActNorm(channels, name=f"{name}_actnorm"), mixing,
+        actnorm.ActNorm(channels, self._dtype, name=f"{name}_actnorm"), mixing,
         coupling.Coupling(channels, config.hidden_channels, config.coupling, seed=seed + 1,
-                          compute_dtype=self._compute_dtype, name=f"{name}_coupling"),
+                          dtype=self._dtype, compute_dtype=self._compute_dtype,
+                          scale=config.coupling_scale, name=f"{name}_coupling"),
         name=name)

@@ -4,11 +4,17 @@
   <workdir>/checkpoints/     tf.train.CheckpointManager directory; each checkpoint holds at
                              least `model` (a Glow) and, when training kept an exponential
                              moving average of the weights, `ema_model` (a Glow)
+  <workdir>/heldout_reference.npz
+                             up to `MAX_REFERENCE_IMAGES` held-out images (uint8 `images`
+                             [N, H, W, C], int32 `labels` [N]) that training never saw: the
+                             reference of the out-of-distribution scores (`glow_tfp.ood`)
 """
 
+import io
 import os
 import typing
 
+import numpy as np
 import tensorflow as tf
 
 from glow_tfp import config as config_lib
@@ -16,6 +22,8 @@ from glow_tfp import flow
 
 CONFIG_FILE = "config.json"
 CHECKPOINT_DIR = "checkpoints"
+REFERENCE_FILE = "heldout_reference.npz"
+MAX_REFERENCE_IMAGES = 1000
 
 
 def config_path(workdir):
@@ -38,6 +46,38 @@ def load_config(workdir):
     raise FileNotFoundError(f"No model config at {path}: is {workdir!r} a training workdir?")
   with tf.io.gfile.GFile(path) as f:
     return config_lib.GlowConfig.from_json(f.read())
+
+
+def reference_path(workdir):
+  return os.path.join(workdir, REFERENCE_FILE)
+
+
+def save_reference_images(workdir, images, labels):
+  """Writes the first `MAX_REFERENCE_IMAGES` held-out images and labels, unless present."""
+  path = reference_path(workdir)
+  if tf.io.gfile.exists(path):
+    return path
+  tf.io.gfile.makedirs(workdir)
+  # np.savez seeks in its file, which GFile (any filesystem TensorFlow knows) cannot.
+  buffer = io.BytesIO()
+  np.savez_compressed(buffer, images=np.asarray(images[:MAX_REFERENCE_IMAGES], np.uint8),
+                      labels=np.asarray(labels[:MAX_REFERENCE_IMAGES], np.int32))
+  with tf.io.gfile.GFile(path, "wb") as f:
+    f.write(buffer.getvalue())
+  return path
+
+
+def load_reference_images(path):
+  """(images uint8 [N, H, W, C], labels int32 [N]) of a reference file (`REFERENCE_FILE`)."""
+  if not tf.io.gfile.exists(path):
+    raise FileNotFoundError(
+        f"No held-out reference images at {path}: training writes {REFERENCE_FILE} into its "
+        "workdir when it starts or resumes (run `python -m train` with the workdir's flags "
+        "again; a finished run only evaluates and writes it), or pass an .npz with `images` "
+        "(uint8 [N, H, W, C]) and `labels` (int32 [N]).")
+  with tf.io.gfile.GFile(path, "rb") as f:
+    arrays = np.load(io.BytesIO(f.read()))
+  return arrays["images"], arrays["labels"]
 
 
 class Restored(typing.NamedTuple):

@@ -4,12 +4,18 @@
 
 writes `<export_base>/<model_name>/<version>/` (the next free integer version unless
 `--version` is given) with the latest checkpoint's weights (the EMA weights when training kept
-them); the signatures are described in `serving/saved_model.py`.
+them); the signatures are described in `serving/saved_model.py`. The reference statistics of
+the `score` signature come from the held-out images training wrote to
+`<workdir>/heldout_reference.npz`, or from `--reference_images`.
 """
+
+import sys
+
 
 from absl import app
 from absl import flags
 
+from glow_tfp import ood
 from glow_tfp import workdir as workdir_lib
 from . import model_name as model_name_lib
 from . import saved_model
@@ -32,6 +38,10 @@ _VERSION = flags.DEFINE_integer(
     "version", None, "Version number to write; default: the next free one.", lower_bound=1)
 _USE_EMA = flags.DEFINE_bool(
     "use_ema", True, "Export the EMA weights when the checkpoint has them.")
+_REFERENCE_IMAGES = flags.DEFINE_string(
+    "reference_images", None, "An .npz of held-out images (uint8 `images` [N, H, W, C], "
+    "int32 `labels` [N]) for the `score` signature's reference statistics; default "
+    f"<workdir>/{workdir_lib.REFERENCE_FILE}, which training writes.")
 
 flags.mark_flags_as_required(["workdir", "export_base"])
 flags.register_validator(
@@ -43,9 +53,17 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
   glow, checkpoint = workdir_lib.restore_model(_WORKDIR.value, use_ema=_USE_EMA.value)
-  path = export_version(glow, _EXPORT_BASE.value, _MODEL_NAME.value, _VERSION.value)
+  reference_file = _REFERENCE_IMAGES.value or workdir_lib.reference_path(_WORKDIR.value)
+  try:
+    images, labels = workdir_lib.load_reference_images(reference_file)
+  except FileNotFoundError as error:
+    sys.exit(f"serving.export: error: {error}")
+  reference = ood.reference_statistics(glow, images, labels)
+  path = export_version(glow, _EXPORT_BASE.value, _MODEL_NAME.value, _VERSION.value,
+                        reference)
   print(f"Exported {checkpoint} to {path} (signatures: {', '.join(saved_model.SIGNATURES)}; "
-        f"{signatures.DEFAULT_SIGNATURE} = log_prob).")
+        f"{signatures.DEFAULT_SIGNATURE} = log_prob; score's reference: {len(images)} "
+        f"held-out images of {reference_file}).")
 
 
 def run():

@@ -14,10 +14,14 @@ does that from a training workdir. The signatures all have a dynamic batch dimen
       images uint8 [N, H, W, C] (+ labels) -> latent_0 ... latent_{L-1} float32, one per level
   decode
       latent_0 ... latent_{L-1} float32 (+ labels) -> images uint8 [N, H, W, C]
+  score (when exported with reference statistics of held-out images)
+      images uint8 [N, H, W, C] (+ labels) -> float32 [N] each, higher = less like the
+      training data (`glow_tfp.ood`): bits_per_dim, png_bits_per_dim,
+      complexity_corrected, typicality, ood_score, ood_percentile
 
 Images enter model space at their bin centres (no dequantisation noise), so the served
 log-likelihood of an image is deterministic. The SavedModel holds only TensorFlow ops and
-variables: it loads with `tf.saved_model.load`, `saved_model_cli` and TF Serving, without
+variables (the reference statistics of `score` among them): it loads with `tf.saved_model.load`, `saved_model_cli` and TF Serving, without
 glow_tfp or TensorFlow Probability.
 
 `assets.extra/example_counts.json` names `sample`'s `num_samples` as the input that says how
@@ -34,16 +38,21 @@ import uuid
 import tensorflow as tf
 
 from glow_tfp import metrics
+from glow_tfp import ood
 from . import model_name as model_name_lib
 from . import signatures as signatures_lib
 
-SIGNATURES = ("log_prob", "sample", "encode", "decode")
+SIGNATURES = ("log_prob", "sample", "encode", "decode", "score")
 # The scalar input of each signature that says how many examples it produces.
 _EXAMPLE_COUNTS = {"sample": "num_samples"}
 
 
-def serving_functions(glow):
-  """The four serving signatures of `glow`, as concrete functions keyed by name."""
+def serving_functions(glow, reference=None):
+  """The serving signatures of `glow`, as concrete functions keyed by name.
+
+  `reference`: a `glow_tfp.ood.Reference` (of arrays or variables); `score` is among the
+  signatures only when it is given.
+  """
   config = glow.config
   conditional = config.num_classes > 0
   labels = [tf.TensorSpec([None], tf.int32, name="labels")] if conditional else []
@@ -59,6 +68,8 @@ def serving_functions(glow):
       "encode": (_encode_fn, [images] + labels),
       "decode": (_decode_fn, latents + labels),
   }
+  if reference is not None:
+    builders["score"] = (lambda g: _score_fn(g, reference), [images] + labels)
   return {name: tf.function(build(glow), input_signature=specs).get_concrete_function()
           for name, (build, specs) in builders.items()}
 
@@ -74,6 +85,13 @@ def _log_prob_fn(glow):
         "bits_per_dim": metrics.bits_per_dim(log_density, config.num_dims, config.n_bits),
     }
   return log_prob
+
+
+def _score_fn(glow, reference):
+  def score(images, labels=None):
+    x = metrics.to_model_space(images, glow.config.n_bits)
+    return ood.scores(glow.bits_per_dim(x, labels), ood.png_bits_per_dim(images), reference)
+  return score
 
 
 def _sample_fn(glow):
@@ -107,12 +125,15 @@ def _decode_fn(glow):
   return decode
 
 
-def export_saved_model(glow, export_dir):
+def export_saved_model(glow, export_dir, reference=None):
   """Writes `glow` as a SavedModel with the signatures of this module's docstring.
 
   Args:
     glow: an initialised `glow_tfp.Glow` (trained, or restored from a checkpoint).
     export_dir: directory to write; it must not exist yet or be empty.
+    reference: the `glow_tfp.ood.Reference` of held-out images
+      (`glow_tfp.ood.reference_statistics`), stored in the SavedModel for `score`; without
+      it the SavedModel has no `score` signature.
 
   Returns:
     `export_dir`.
@@ -122,10 +143,15 @@ def export_saved_model(glow, export_dir):
                      "initialisation has not run): export a trained or restored model.")
   if tf.io.gfile.exists(export_dir) and tf.io.gfile.listdir(export_dir):
     raise FileExistsError(f"Export directory {export_dir} exists and is not empty.")
-  functions = serving_functions(glow)
+  module = tf.Module(name="glow_serving")
+  if reference is not None:
+    module.reference_statistics = {
+        name: tf.Variable(value, trainable=False, name=name)
+        for name, value in reference.as_dict().items()}
+    reference = ood.Reference(**module.reference_statistics)
+  functions = serving_functions(glow, reference)
   signatures = dict(functions)
   signatures[signatures_lib.DEFAULT_SIGNATURE] = functions["log_prob"]
-  module = tf.Module(name="glow_serving")
   # Tracking the variables is all the SavedModel needs; the Glow object itself (TFP
   # distributions and bijectors) stays out of it, so loading never needs glow_tfp.
   module.model_variables = list(glow.variables)
@@ -145,7 +171,7 @@ def versions(model_dir):
   return sorted(int(name) for name in names if name.isdigit())
 
 
-def export_version(glow, export_base, model_name, version=None):
+def export_version(glow, export_base, model_name, version=None, reference=None):
   """Exports `glow` to `<export_base>/<model_name>/<version>/` and returns that path.
 
   The SavedModel is written to a hidden temporary directory and renamed into place, so a
@@ -156,6 +182,8 @@ def export_version(glow, export_base, model_name, version=None):
     export_base: the directory holding one subdirectory per served model.
     model_name: the served model's name (`serving.model_name.RULE`).
     version: positive integer; default: one more than the highest existing version.
+    reference: the `glow_tfp.ood.Reference` for the `score` signature (see
+      `export_saved_model`).
   """
   if not model_name_lib.is_valid(model_name):
     raise ValueError(f"Invalid model name {model_name!r}: use {model_name_lib.RULE}.")
@@ -169,6 +197,6 @@ def export_version(glow, export_base, model_name, version=None):
     raise FileExistsError(f"Version {version} of model {model_name!r} already exists at "
                           f"{final_dir}.")
   staging_dir = os.path.join(model_dir, f".tmp-{version}-{uuid.uuid4().hex}")
-  export_saved_model(glow, staging_dir)
+  export_saved_model(glow, staging_dir, reference)
   tf.io.gfile.rename(staging_dir, final_dir)
   return final_dir

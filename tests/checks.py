@@ -5,11 +5,14 @@ import tensorflow as tf
 
 ROUND_TRIP_ATOL = 1e-4
 LOG_DET_RTOL = 1e-3
+# Every tolerance of the checks is multiplied by this factor of the dtype they run in, so a
+# float64 check holds the log-dets to 1e-9 of the brute-force Jacobian's.
+TOLERANCE_FACTOR = {tf.float32: 1.0, tf.float64: 1e-6}
 
 
-def random_images(shape, seed=0):
-  """Model-space values in [-0.5, 0.5), float32."""
-  return tf.constant(np.random.default_rng(seed).uniform(-0.5, 0.5, shape), tf.float32)
+def random_images(shape, seed=0, dtype=tf.float32):
+  """Model-space values in [-0.5, 0.5)."""
+  return tf.constant(np.random.default_rng(seed).uniform(-0.5, 0.5, shape), dtype)
 
 
 def perturb(module, scale=0.1, seed=0):
@@ -31,10 +34,10 @@ def brute_force_log_det(fn, x):
   return tf.linalg.slogdet(tf.cast(jacobian, tf.float64))[1].numpy()
 
 
-def assert_log_det_close(analytic, brute_force):
+def assert_log_det_close(analytic, brute_force, rtol=LOG_DET_RTOL):
   analytic = np.asarray(analytic, np.float64)
-  np.testing.assert_allclose(analytic, brute_force, rtol=LOG_DET_RTOL,
-                             atol=LOG_DET_RTOL * max(1.0, np.abs(brute_force).max()))
+  np.testing.assert_allclose(analytic, brute_force, rtol=rtol,
+                             atol=rtol * max(1.0, np.abs(brute_force).max()))
 
 
 def check_bijector(bijector, x, labels=None, identity_allowed=False):
@@ -43,27 +46,32 @@ def check_bijector(bijector, x, labels=None, identity_allowed=False):
   Round trip x -> inverse -> forward; the analytic inverse and forward log-dets against a
   brute-force Jacobian; fldj(z) == -ildj(forward(z)); the fused methods against TFP's public
   ones; the same values under `tf.function` with a dynamic batch and under XLA; and, unless
-  `identity_allowed`, that the map is not secretly the identity.
+  `identity_allowed`, that the map is not secretly the identity. The tolerances are those
+  of float32 times `TOLERANCE_FACTOR` of the dtype of `x`.
   """
+  f = TOLERANCE_FACTOR[x.dtype]
   kwargs = {} if labels is None else {"labels": labels}
   z, ildj = bijector.inverse_and_log_det(x, **kwargs)
   x_back, fldj = bijector.forward_and_log_det(z, **kwargs)
+  assert z.dtype == x.dtype and ildj.dtype == x.dtype
   assert np.all(np.isfinite(z.numpy())) and np.all(np.isfinite(ildj.numpy()))
-  np.testing.assert_allclose(x_back.numpy(), x.numpy(), atol=ROUND_TRIP_ATOL, rtol=0)
+  np.testing.assert_allclose(x_back.numpy(), x.numpy(), atol=f * ROUND_TRIP_ATOL, rtol=0)
   assert ildj.shape == x.shape[:1] and fldj.shape == x.shape[:1]
 
   inverse = lambda t: bijector.inverse_and_log_det(t, **kwargs)[0]
   forward = lambda t: bijector.forward_and_log_det(t, **kwargs)[0]
-  assert_log_det_close(ildj.numpy(), brute_force_log_det(inverse, x))
-  assert_log_det_close(fldj.numpy(), brute_force_log_det(forward, z))
+  assert_log_det_close(ildj.numpy(), brute_force_log_det(inverse, x), f * LOG_DET_RTOL)
+  assert_log_det_close(fldj.numpy(), brute_force_log_det(forward, z), f * LOG_DET_RTOL)
   np.testing.assert_allclose(fldj.numpy(), -bijector.inverse_and_log_det(x_back, **kwargs)[1],
-                             rtol=1e-5, atol=1e-3)
+                             rtol=f * 1e-5, atol=f * 1e-3)
 
-  np.testing.assert_allclose(bijector.inverse(x, **kwargs).numpy(), z.numpy(), atol=1e-6)
+  np.testing.assert_allclose(bijector.inverse(x, **kwargs).numpy(), z.numpy(), atol=f * 1e-6)
   np.testing.assert_allclose(
-      bijector.inverse_log_det_jacobian(x, **kwargs).numpy(), ildj.numpy(), rtol=1e-6, atol=1e-4)
+      bijector.inverse_log_det_jacobian(x, **kwargs).numpy(), ildj.numpy(), rtol=f * 1e-6,
+      atol=f * 1e-4)
   np.testing.assert_allclose(
-      bijector.forward_log_det_jacobian(z, **kwargs).numpy(), fldj.numpy(), rtol=1e-6, atol=1e-4)
+      bijector.forward_log_det_jacobian(z, **kwargs).numpy(), fldj.numpy(), rtol=f * 1e-6,
+      atol=f * 1e-4)
   assert_graph_and_xla_agree(bijector, x, labels, z, ildj)
   if not identity_allowed and z.shape == x.shape:
     assert np.abs(z.numpy() - x.numpy()).max() > 1e-3, "the bijector acts as the identity"
@@ -79,9 +87,11 @@ def assert_graph_and_xla_agree(bijector, x, labels, z, ildj):
   run = lambda t, *rest: bijector.inverse_and_log_det(t, *rest)
   graph = tf.function(run, input_signature=specs)
   xla = tf.function(run, jit_compile=True)
-  for compiled, atol in ((graph, 1e-6), (xla, 1e-4)):
+  f = TOLERANCE_FACTOR[x.dtype]
+  for compiled, atol in ((graph, f * 1e-6), (xla, f * 1e-4)):
     z_c, ildj_c = compiled(*args)
     np.testing.assert_allclose(z_c.numpy(), z.numpy(), atol=atol)
-    np.testing.assert_allclose(ildj_c.numpy(), ildj.numpy(), rtol=1e-5, atol=10 * atol)
+    np.testing.assert_allclose(ildj_c.numpy(), ildj.numpy(), rtol=f * 1e-5, atol=10 * atol)
   first = [a[:1] for a in args]
-  np.testing.assert_allclose(graph(*first)[1].numpy(), ildj.numpy()[:1], rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(graph(*first)[1].numpy(), ildj.numpy()[:1], rtol=f * 1e-5,
+                             atol=f * 1e-5)

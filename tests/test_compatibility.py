@@ -7,7 +7,7 @@ import tensorflow as tf
 import glow_tfp
 from tests.checks import perturb, random_images
 
-# log_prob of `_model(coupling)` on `random_images((3, 8, 8, 2), seed=4)`, recorded once.
+# log_prob of `_model(coupling)` (the original sigmoid scale) on `random_images((3, 8, 8, 2), seed=4)`, recorded once.
 RECORDED_LOG_PROB = {
     "affine": [-113.57632446289062, -156.7290496826172, -162.53814697265625],
     "additive": [-211.53961181640625, -280.22503662109375, -355.7288513183594],
@@ -68,7 +68,7 @@ _VALUE_SUFFIX = "/.ATTRIBUTES/VARIABLE_VALUE"
 
 def _model(coupling):
   config = glow_tfp.GlowConfig(image_shape=(8, 8, 2), levels=2, steps_per_level=2,
-                               hidden_channels=8, coupling=coupling)
+                               hidden_channels=8, coupling=coupling, coupling_scale="sigmoid")
   model = glow_tfp.Glow(config, seed=3)
   model.initialize(random_images((4, 8, 8, 2), seed=1))
   perturb(model, scale=0.05, seed=2)

@@ -1,3 +1,5 @@
+import json
+
 import pytest
 
 from glow_tfp.config import GlowConfig
@@ -44,3 +46,14 @@ def test_unknown_preset_and_unknown_json_fields_are_rejected():
     GlowConfig.preset("imagenet")
   with pytest.raises(ValueError, match=r"unknown fields \['depth'\]"):
     GlowConfig.from_json('{"depth": 3}')
+
+
+def test_json_without_coupling_scale_loads_with_the_original_sigmoid_scale():
+  fields = json.loads(GlowConfig(coupling_scale="tanh_bounded").to_json())
+  del fields["coupling_scale"]
+  assert GlowConfig.from_json(json.dumps(fields)).coupling_scale == "sigmoid"
+
+
+def test_new_configs_and_presets_keep_the_papers_sigmoid_scale_by_default():
+  assert GlowConfig().coupling_scale == "sigmoid"
+  assert GlowConfig.preset("mnist").coupling_scale == "sigmoid"

@@ -15,6 +15,65 @@ def test_properties_after_parameters_move(kind):
   check_bijector(bijector, x)
 
 
+@pytest.mark.parametrize("scale", coupling.SCALE_KINDS)
+@pytest.mark.parametrize("dtype", [tf.float32, tf.float64], ids=["float32", "float64"])
+def test_every_scale_passes_the_property_check(scale, dtype):
+  bijector = coupling.Coupling(4, 8, "affine", seed=1, dtype=dtype, scale=scale)
+  x = random_images([2, 3, 3, 4], dtype=dtype)
+  bijector.initialize_inverse(x)
+  perturb(bijector, scale=0.05)
+  check_bijector(bijector, x)
+
+
+def push_scale_logits(bijector, value):
+  """Makes the network's scale output `value` everywhere: zero kernel, constant bias."""
+  out = bijector.net.conv_out
+  half = out.bias.shape[0] // 2
+  out.kernel.assign(tf.zeros_like(out.kernel))
+  out.log_scale.assign(tf.zeros_like(out.log_scale))
+  out.bias.assign(tf.constant([value] * half + [0.0] * half, out.bias.dtype))
+
+
+@pytest.mark.parametrize("scale, low, high", [
+    ("sigmoid_floor", coupling.SCALE_FLOOR, 1.0 + coupling.SCALE_FLOOR),
+    ("tanh_bounded", np.exp(-coupling.LOG_SCALE_BOUND), np.exp(coupling.LOG_SCALE_BOUND)),
+])
+def test_bounded_scales_stay_inside_their_bounds_at_extreme_network_outputs(scale, low, high):
+  bijector = coupling.Coupling(4, 8, "affine", scale=scale)
+  x = random_images([2, 3, 3, 4])
+  for logits, bound in ((-1e4, low), (1e4, high)):
+    push_scale_logits(bijector, logits)
+    z, log_det = bijector.inverse_and_log_det(x)
+    np.testing.assert_allclose(z[..., 2:].numpy(), x[..., 2:].numpy() * bound, rtol=1e-5)
+    np.testing.assert_allclose(log_det.numpy(), [18 * np.log(bound)] * 2, rtol=1e-5)
+    np.testing.assert_allclose(bijector.forward(z).numpy(), x.numpy(), atol=1e-6)
+
+
+@pytest.mark.parametrize("scale, largest_gain", [
+    ("sigmoid", None),
+    ("sigmoid_floor", 1.0 / coupling.SCALE_FLOOR),
+    ("tanh_bounded", np.exp(coupling.LOG_SCALE_BOUND)),
+])
+def test_generative_direction_amplifies_latent_errors_only_with_the_sigmoid(scale,
+                                                                           largest_gain):
+  bijector = coupling.Coupling(4, 8, "affine", scale=scale)
+  push_scale_logits(bijector, -30.0)
+  z = bijector.inverse(random_images([2, 3, 3, 4]))
+  gain = np.abs((bijector.forward(z + 1e-6) - bijector.forward(z)).numpy()).max() / 1e-6
+  if largest_gain is None:
+    assert gain > 1e9
+  else:
+    assert gain <= largest_gain * 1.01
+
+
+def test_fresh_tanh_bounded_coupling_is_the_identity():
+  bijector = coupling.Coupling(4, 8, "affine", scale="tanh_bounded")
+  x = random_images([2, 3, 3, 4])
+  z, log_det = bijector.inverse_and_log_det(x)
+  np.testing.assert_array_equal(z.numpy(), x.numpy())
+  np.testing.assert_array_equal(log_det.numpy(), [0.0, 0.0])
+
+
 def test_fresh_additive_coupling_is_the_identity():
   bijector = coupling.Coupling(4, 8, "additive")
   x = random_images([2, 3, 3, 4])
@@ -51,7 +110,8 @@ def test_initialization_sets_the_network_actnorms():
     (dict(channels=1, hidden_channels=8), "`channels` must be at least 2; instead, it is 1"),
     (dict(channels=4, hidden_channels=0), "`hidden_channels` must be positive"),
     (dict(channels=4, hidden_channels=8, kind="sigmoid"), "`kind` must be one of"),
-], ids=["channels", "hidden", "kind"])
+    (dict(channels=4, hidden_channels=8, scale="exp"), "`scale` must be one of"),
+], ids=["channels", "hidden", "kind", "scale"])
 def test_bad_arguments_are_rejected(kwargs, message):
   with pytest.raises(ValueError, match=message):
     coupling.Coupling(**kwargs)

@@ -12,6 +12,7 @@ import pytest
 import tensorflow as tf
 
 import glow_tfp
+from glow_tfp import ood
 from glow_tfp import workdir as workdir_lib
 from serving import saved_model
 from tests.checks import perturb, random_images
@@ -49,7 +50,9 @@ def run_python(args, cwd=REPO, env=None):
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
   model = tiny_model()
-  path = saved_model.export_version(model, str(tmp_path_factory.mktemp("exports")), "glow")
+  reference = ood.reference_statistics(model, uint8_images(12, seed=3), np.arange(12) % CLASSES)
+  path = saved_model.export_version(model, str(tmp_path_factory.mktemp("exports")), "glow",
+                                    reference=reference)
   return model, path, tf.saved_model.load(path)
 
 
@@ -81,8 +84,9 @@ def test_signatures_have_dynamic_batch_and_the_documented_names(exported):
   assert names == {
       "serving_default": ["images", "labels"], "log_prob": ["images", "labels"],
       "sample": ["labels", "num_samples", "seed", "temperature"],
-      "encode": ["images", "labels"], "decode": ["labels", "latent_0", "latent_1"]}
-  for name in ("log_prob", "encode", "decode"):
+      "encode": ["images", "labels"], "decode": ["labels", "latent_0", "latent_1"],
+      "score": ["images", "labels"]}
+  for name in ("log_prob", "encode", "decode", "score"):
     fn = loaded.signatures[name]
     for spec in list(fn.structured_input_signature[1].values()) + list(
         fn.structured_outputs.values()):
@@ -242,6 +246,7 @@ def make_workdir(path):
   checkpoint = tf.train.Checkpoint(model=model, ema_model=ema)
   tf.train.CheckpointManager(checkpoint, workdir_lib.checkpoint_dir(str(path)),
                              max_to_keep=1).save()
+  workdir_lib.save_reference_images(str(path), uint8_images(6), np.zeros(6, np.int32))
   return model, ema
 
 
@@ -266,3 +271,31 @@ def test_export_cli_refuses_a_model_name_that_is_a_path(tmp_path):
   assert result.returncode != 0
   assert "--model_name names a directory under --export_base" in result.stderr
   assert not (tmp_path.parent / "up").exists()
+
+
+def test_score_signature_equals_the_library(exported):
+  model, path, loaded = exported
+  images, labels = uint8_images(5, seed=9), np.arange(5, dtype=np.int32) % CLASSES
+  images[0] = 0
+  out = loaded.signatures["score"](images=tf.constant(images), labels=tf.constant(labels))
+  reference = ood.reference_statistics(model, uint8_images(12, seed=3), np.arange(12) % CLASSES)
+  expected = ood.score_images(model, images, labels, reference)
+  assert set(out) == set(ood.SCORES)
+  for name in ood.SCORES:
+    np.testing.assert_allclose(out[name].numpy(), expected[name], rtol=1e-4, atol=1e-4,
+                               err_msg=name)
+
+
+def test_export_without_reference_images_has_no_score_signature(tmp_path):
+  loaded = tf.saved_model.load(
+      saved_model.export_version(tiny_model(), str(tmp_path), "glow"))
+  assert "score" not in loaded.signatures and "log_prob" in loaded.signatures
+
+
+def test_export_cli_names_the_missing_reference_file_and_how_to_make_it(tmp_path):
+  make_workdir(tmp_path / "work")
+  os.remove(workdir_lib.reference_path(str(tmp_path / "work")))
+  result = run_python(["-m", "serving.export", f"--workdir={tmp_path / 'work'}",
+                       f"--export_base={tmp_path / 'exports'}"])
+  assert result.returncode != 0
+  assert "heldout_reference.npz" in result.stderr and "python -m train" in result.stderr

@@ -25,6 +25,7 @@ import tensorflow as tf
 from PIL import Image
 
 import glow_tfp
+from glow_tfp import ood
 from serving import client as client_lib
 from serving import load_test
 from serving import saved_model
@@ -119,7 +120,8 @@ def tiny_model_server(tmp_path_factory):
   """Yields (Addresses, the live model) of a batching server with version 1 of a tiny model."""
   model = tiny_model()
   base = tmp_path_factory.mktemp("exports")
-  saved_model.export_version(model, str(base), "glow")
+  reference = ood.reference_statistics(model, uint8_images(8, seed=1), np.arange(8) % CLASSES)
+  saved_model.export_version(model, str(base), "glow", reference=reference)
   with running_server(base / "glow", base / "server.log", "--enable_batching",
                       "--batch_timeout_micros=20000") as addresses:
     yield addresses, model
@@ -425,3 +427,23 @@ def test_server_refuses_a_model_name_that_is_a_path(tmp_path):
   assert result.returncode != 0
   assert "--model_name must use letters" in result.stderr
 
+
+
+@pytest.mark.parametrize("case", ["wrong_shape", "float_pixels", "pixel_above_255",
+                                  "missing_label", "label_out_of_range", "unknown_input"])
+def test_score_rejects_bad_inputs_as_log_prob_does(served, case):
+  url, _ = served
+  where, body, expected_status, message = BAD_REQUESTS[case]
+  body = dict(body, signature_name="score")
+  status, answer = http_call(predict_url(url, where), body)
+  assert status == expected_status and message in answer["error"]
+
+
+def test_score_over_http_equals_the_signature(served):
+  url, _ = served
+  images, labels = uint8_images(3), [0, 1, 2]
+  status, answer = http_call(predict_url(url), {"signature_name": "score", "instances": [
+      {"images": image.tolist(), "labels": label} for image, label in zip(images, labels)]})
+  assert status == 200
+  assert set(answer["predictions"][0]) == set(ood.SCORES)
+  assert all(0.0 <= row["ood_percentile"] <= 100.0 for row in answer["predictions"])

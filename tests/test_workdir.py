@@ -67,3 +67,18 @@ def test_missing_config_or_checkpoint_is_named(tmp_path):
   workdir.save_config(str(tmp_path), CONFIG)
   with pytest.raises(FileNotFoundError, match="No checkpoint in .*checkpoints"):
     workdir.restore_model(str(tmp_path))
+
+
+def test_reference_images_are_written_once_and_read_back(tmp_path):
+  images = np.arange(2 * 4 * 4).reshape(2, 4, 4, 1).astype(np.uint8)
+  path = workdir.save_reference_images(str(tmp_path), images, [3, 1])
+  assert path == workdir.reference_path(str(tmp_path))
+  workdir.save_reference_images(str(tmp_path), images[::-1], [0, 0])
+  loaded, labels = workdir.load_reference_images(path)
+  np.testing.assert_array_equal(loaded, images)
+  assert labels.tolist() == [3, 1] and labels.dtype == np.int32
+
+
+def test_missing_reference_images_name_the_file_and_how_to_create_it(tmp_path):
+  with pytest.raises(FileNotFoundError, match="heldout_reference.npz.*python -m train"):
+    workdir.load_reference_images(workdir.reference_path(str(tmp_path)))

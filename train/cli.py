@@ -31,6 +31,8 @@ _PRESET = flags.DEFINE_enum("preset", "mnist", sorted(config_lib.PRESETS),
                             "The image shape always comes from the data.")
 _MODEL = common_flags.define_model_flags()
 _COUPLING = flags.DEFINE_enum("coupling", None, config_lib.COUPLINGS, "Coupling layer type.")
+_COUPLING_SCALE = flags.DEFINE_enum("coupling_scale", None, config_lib.COUPLING_SCALES,
+                                    "Scale of the affine coupling (GlowConfig.coupling_scale).")
 _PERMUTATION = flags.DEFINE_enum("permutation", None, config_lib.PERMUTATIONS,
                                  "Channel mixing before each coupling.")
 _LEARN_TOP_PRIOR = flags.DEFINE_bool("learn_top_prior", None,
@@ -93,8 +95,8 @@ flags.adopt_module_key_flags(common_flags)
 
 def model_config(image_shape, num_classes):
   """The GlowConfig of the flags for images of `image_shape` with `num_classes` classes."""
-  holders = {**_MODEL, "coupling": _COUPLING, "permutation": _PERMUTATION,
-             "learn_top_prior": _LEARN_TOP_PRIOR}
+  holders = {**_MODEL, "coupling": _COUPLING, "coupling_scale": _COUPLING_SCALE,
+             "permutation": _PERMUTATION, "learn_top_prior": _LEARN_TOP_PRIOR}
   changes = {name: h.value for name, h in holders.items() if h.value is not None}
   if _CONDITIONAL.value and not num_classes:
     raise InputError(f"--conditional needs labelled data; {_DATA['dataset'].value} has no "

@@ -1,7 +1,8 @@
-"""Held-out evaluation: the mean bits/dim of the held-out images."""
+"""Held-out evaluation: the mean bits/dim of the held-out images, and their reconstruction."""
 
 import tensorflow as tf
 
+from glow_tfp import reconstruction as reconstruction_lib
 from . import pipeline
 
 
@@ -22,6 +23,12 @@ class HeldOut:
                                          noise_seed):
       total += float(self._sum(x, y))
     return total / len(data.heldout_images)
+
+  def reconstruction(self):
+    """decode(encode(x)) of the held-out images (a `glow_tfp.reconstruction.Reconstruction`)."""
+    data = self.data
+    return reconstruction_lib.reconstruct(self.model, data.heldout_images, data.heldout_labels,
+                                          self.batch_size)
 
   @tf.function
   def _sum(self, images, labels):

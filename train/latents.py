@@ -12,7 +12,7 @@ From the latest checkpoint of a training workdir (`python -m train`), writes PNG
                       groups are the thinnest and the thickest strokes by ink amount
                       (--attribute=thickness) or two classes (--attribute=classes)
   reconstruction.png  held-out images (top) and decode(encode(x)) (bottom)
-and prints the reconstruction check (train/reconstruction.py): it passes, and the command
+and prints the reconstruction check (glow_tfp.reconstruction): it passes, and the command
 exits 0, when every held-out image comes back identical as a uint8 image from
 decode(encode(x)); the largest float error max |decode(encode(x)) - x| is printed as
 information. (There is no float tolerance: rounding errors that leave every pixel in its bin
@@ -31,10 +31,10 @@ import tensorflow as tf
 
 import glow_tfp
 from glow_tfp import grid
+from glow_tfp import reconstruction as reconstruction_lib
 from glow_tfp import workdir as workdir_lib
 from . import common_flags
 from . import data as data_lib
-from . import reconstruction as reconstruction_lib
 from .errors import InputError
 
 _WORKDIR = common_flags.define_workdir_flag("workdir", "Training workdir (config.json and "
@@ -218,6 +218,12 @@ def _mean_latents(demo, indices):
                                               data.train_labels[indices])]
 
 
+def reconstruction(demo):
+  """Encodes and decodes every held-out image."""
+  return reconstruction_lib.reconstruct(demo.model, demo.data.heldout_images,
+                                        demo.data.heldout_labels, demo.batch_size)
+
+
 def load_demo(workdir, dataset, data_dir, seed, heldout_fraction, batch_size):
   """The model of `workdir` and the data split it was trained on."""
   try:
@@ -261,9 +267,10 @@ def write_pngs(demo, output_dir, columns):
                          moved, len(strengths)))
   print(f"attribute direction: mean latent of {names[1]} minus that of {names[0]}; "
         f"strengths {strengths}")
-  check = reconstruction_lib.reconstruction(demo)
+  check = reconstruction(demo)
   paths.append(save_grid(os.path.join(output_dir, "reconstruction.png"),
-                         np.concatenate([check.images[:columns], check.rebuilt[:columns]]),
+                         np.concatenate([demo.data.heldout_images[:columns],
+                                         check.rebuilt[:columns]]),
                          columns))
   return paths, check
 

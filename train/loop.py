@@ -121,7 +121,8 @@ def run(config, data, options, strategy=None):
   Returns a dict: `heldout_bits_per_dim` (final, at bin centres: deterministic),
   `heldout_bits_per_dim_uniform_noise` (final, seeded uniform dequantisation noise),
   `train_history` ([step, bits/dim] per good step of this process),
-  `eval_history` ([step, held-out bits/dim]), `steps`, `skipped_steps`, `restores`,
+  `eval_history` ([step, held-out bits/dim]), `heldout_reconstruction` (final
+  `glow_tfp.reconstruction.Reconstruction.scalars()`), `steps`, `skipped_steps`, `restores`,
   `resumed_from` (checkpoint path or None), `seconds`, `sample_paths`.
   """
   check_data(config, data, options)
@@ -193,6 +194,9 @@ class Trainer:
     """Restores or initialises, trains to `options.steps`, evaluates; returns results."""
     started = time.perf_counter()
     resumed_from = self.restore_or_initialize(resume)
+    if self.chief:
+      workdir_lib.save_reference_images(self.options.workdir, self.data.heldout_images,
+                                        self.data.heldout_labels)
     history, evals = [], []
     step = int(self.step.numpy())
     self.reporter.start(step)
@@ -204,11 +208,13 @@ class Trainer:
     evals.append([step, heldout])
     self.reporter.scalars(step, {"heldout/bits_per_dim": heldout,
                                  "heldout/bits_per_dim_uniform_noise": heldout_noise})
+    rebuilt = self.evaluate_reconstruction(step)
     paths = self.samples.write(step)
     if step % self.options.checkpoint_every:
       self._save(step)
     results = {"heldout_bits_per_dim": heldout,
-               "heldout_bits_per_dim_uniform_noise": heldout_noise, "train_history": history,
+               "heldout_bits_per_dim_uniform_noise": heldout_noise,
+               "heldout_reconstruction": rebuilt, "train_history": history,
                "eval_history": evals, "steps": step, "skipped_steps": self.guard.skipped,
                "restores": self.guard.restores, "resumed_from": resumed_from,
                "seconds": time.perf_counter() - started, "sample_paths": paths}
@@ -275,6 +281,7 @@ class Trainer:
       evals.append([step, heldout])
       logging.info("step %d  held-out %.4f bits/dim", step, heldout)
       self.reporter.scalars(step, {"heldout/bits_per_dim": heldout})
+      self.evaluate_reconstruction(step)
     if step % options.sample_every == 0 and step < options.steps:
       self.samples.write(step)
     if step % options.checkpoint_every == 0:
@@ -290,3 +297,12 @@ class Trainer:
         data.train_images, data.train_labels, options.batch_size, options.seed,
         self.config.n_bits, start_step, end_step)
     return self.strategy.distribute_datasets_from_function(dataset_fn)
+
+  def evaluate_reconstruction(self, step):
+    """decode(encode(x)) of the held-out images, logged; returns its figures (a dict)."""
+    check = self.heldout.reconstruction()
+    logging.info("step %d  held-out decode(encode(x)): max error %.3g, %d/%d exact as uint8, "
+                 "%d non-finite", step, check.max_error, check.exact, check.count,
+                 check.non_finite)
+    self.reporter.scalars(step, {f"heldout/{k}": v for k, v in check.scalars().items()})
+    return check.scalars()

@@ -6,9 +6,15 @@ from glow_tfp.bijectors import base
 from glow_tfp.bijectors import nets
 
 COUPLING_KINDS = ("affine", "additive")
+# How the affine coupling maps the network's output to its scale s (see `Coupling`).
+SCALE_KINDS = ("sigmoid", "sigmoid_floor", "tanh_bounded")
 # Mixed precision applies to the coupling networks alone, so their dtypes are listed here.
 COMPUTE_DTYPES = ("float32", "bfloat16", "float16")
 _SCALE_OFFSET = 2.0
+# The floor of "sigmoid_floor" and the log-scale bound of "tanh_bounded": either caps what
+# one coupling can amplify in the generative direction, at 1/0.1 = 10 and e**2 = 7.4.
+SCALE_FLOOR = 0.1
+LOG_SCALE_BOUND = 2.0
 
 
 class Coupling(base.FusedBijector):
@@ -16,19 +22,30 @@ class Coupling(base.FusedBijector):
 
   Normalising direction (`inverse`): split x = [xa, xb] along channels (xa the first
   C - C//2), (raw, t) = NN(xa), ya = xa and
-    kind "affine":   s = sigmoid(raw + 2), yb = (xb + t) * s,  log|det J| = sum(log s);
-    kind "additive": yb = xb + t,                               log|det J| = 0.
+    kind "affine":   yb = (xb + t) * s,  log|det J| = sum(log s);
+    kind "additive": yb = xb + t,        log|det J| = 0.
   Generative direction (`forward`): xb = yb / s - t (affine) or yb - t (additive).
-  Invertible for any network, since s > 0; cost one network evaluation per call.
+  The affine scale s depends on `scale`:
+    "sigmoid":        s = sigmoid(raw + 2)                  in (0, 1)   (the paper's);
+    "sigmoid_floor":  s = sigmoid(raw + 2) + 0.1            in (0.1, 1.1);
+    "tanh_bounded":   log s = 2 * tanh(raw / 2)             in (-2, 2).
+  Invertible for any network, since s > 0; cost one network evaluation per call. With
+  "sigmoid", s can saturate towards 0 and the generative direction then divides by it, so
+  decode(encode(x)) can lose all precision on unusual inputs; the other two bound s away
+  from 0 and infinity, so one coupling amplifies errors by at most 1 / SCALE_FLOOR or
+  exp(LOG_SCALE_BOUND).
 
   NN is `nets.CouplingNet`, whose last convolution starts at zero, so a fresh coupling is
-  the identity for "additive" and a fixed per-element scale sigmoid(2) for "affine". The
-  +2 is folded into that convolution's bias (the network outputs raw + 2 directly).
+  the identity for "additive" and for "tanh_bounded", and a fixed per-element scale
+  sigmoid(2) (+ 0.1 with "sigmoid_floor") otherwise. The +2 is folded into that
+  convolution's bias (the network outputs raw + 2 directly).
 
   Args:
     channels: channels C of the input (>= 2).
     hidden_channels: width of the network (> 0).
     kind: "affine" (default) or "additive", one of `COUPLING_KINDS`.
+    scale: how "affine" maps the network's output to s, one of `SCALE_KINDS` (default
+      "sigmoid"); ignored by "additive".
     seed: integer seed of the network's random kernels.
     dtype: float dtype of the parameters, the data and the log-det.
     compute_dtype: dtype the network computes in ("bfloat16" or "float16" for mixed
@@ -41,7 +58,7 @@ class Coupling(base.FusedBijector):
   """
 
   def __init__(self, channels, hidden_channels, kind="affine", seed=0,
-               dtype=tf.float32, compute_dtype=None, name=None):
+               dtype=tf.float32, compute_dtype=None, scale="sigmoid", name=None):
     parameters = dict(locals())
     if channels < 2:
       raise ValueError(f"`channels` must be at least 2; instead, it is {channels}.")
@@ -49,13 +66,16 @@ class Coupling(base.FusedBijector):
       raise ValueError(f"`hidden_channels` must be positive; instead, it is {hidden_channels}.")
     if kind not in COUPLING_KINDS:
       raise ValueError(f"`kind` must be one of {COUPLING_KINDS}; instead, it is {kind!r}.")
+    if scale not in SCALE_KINDS:
+      raise ValueError(f"`scale` must be one of {SCALE_KINDS}; instead, it is {scale!r}.")
     self.kind = kind
+    self.scale = scale
     self.compute_dtype = tf.as_dtype(compute_dtype or dtype)
     self._split = channels - channels // 2
     transformed = channels // 2
     out_channels = 2 * transformed if kind == "affine" else transformed
     offset = None
-    if kind == "affine":
+    if kind == "affine" and scale != "tanh_bounded":
       offset = [_SCALE_OFFSET] * transformed + [0.0] * transformed
     with tf.name_scope(name or f"{kind}_coupling") as scope:
       self.net = nets.CouplingNet(self._split, hidden_channels, out_channels, seed, dtype,
@@ -77,16 +97,27 @@ class Coupling(base.FusedBijector):
     net_out = self._run_net(ya, self.net)
     if self.kind == "additive":
       return yb - net_out, base.batch_zeros(yb)
-    logits, shift = tf.split(net_out, 2, axis=-1)  # logits = raw + 2, from the network
+    logits, shift = tf.split(net_out, 2, axis=-1)  # logits = raw + 2 for the sigmoids
+    scale, log_scale = self._scale(logits)
     # Dividing by s takes fewer passes than multiplying by exp(-log s).
-    return yb / tf.sigmoid(logits) - shift, -base.sum_over_event(tf.math.log_sigmoid(logits))
+    return yb / scale - shift, -base.sum_over_event(log_scale)
 
   def _normalise(self, xb, net_out):
     if self.kind == "additive":
       return xb + net_out, base.batch_zeros(xb)
     logits, shift = tf.split(net_out, 2, axis=-1)
-    log_scale = tf.math.log_sigmoid(logits)
-    return (xb + shift) * tf.exp(log_scale), base.sum_over_event(log_scale)
+    scale, log_scale = self._scale(logits)
+    return (xb + shift) * scale, base.sum_over_event(log_scale)
+
+  def _scale(self, logits):
+    """(s, log s) of the network's scale output, by `self.scale`."""
+    if self.scale == "sigmoid":
+      return tf.sigmoid(logits), tf.math.log_sigmoid(logits)
+    if self.scale == "sigmoid_floor":
+      scale = tf.sigmoid(logits) + SCALE_FLOOR
+      return scale, tf.math.log(scale)
+    log_scale = LOG_SCALE_BOUND * tf.tanh(logits / LOG_SCALE_BOUND)
+    return tf.exp(log_scale), log_scale
 
   def _run_net(self, xa, net_fn):
     return tf.cast(net_fn(tf.cast(xa, self.compute_dtype)), xa.dtype)

@@ -1,0 +1,32 @@
+"""`python -m train.ood` on a tiny trained model, as a subprocess (its absl flags share
+names with the training CLI's)."""
+
+import json
+import os
+import subprocess
+import sys
+
+from glow_tfp import config as config_lib
+from train import loop
+
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_ood_cli_writes_the_auroc_table_histograms_and_reconstruction(tiny_mnist, tmp_path):
+  config = config_lib.GlowConfig(image_shape=tiny_mnist.image_shape, levels=2,
+                                 steps_per_level=1, hidden_channels=4,
+                                 coupling_scale="tanh_bounded")
+  loop.run(config, tiny_mnist, loop.Options(workdir=str(tmp_path), steps=2, batch_size=8,
+                                            eval_every=2, sample_every=2, num_samples=4))
+  result = subprocess.run(
+      [sys.executable, "-m", "train.ood", f"--workdir={tmp_path}", "--ood=black,shrunk",
+       "--heldout_fraction=0.02"], cwd=_ROOT, capture_output=True, text=True, timeout=300)
+  assert result.returncode == 0, result.stderr[-3000:]
+  out = tmp_path / "ood"
+  assert sorted(os.listdir(out)) == ["histogram_black.png", "histogram_shrunk.png", "ood.md",
+                                     "results.json"]
+  sources = json.loads((out / "results.json").read_text())["sources"]
+  assert set(sources) == {"black", "shrunk", "in-distribution"}
+  assert 0.0 <= sources["black"]["auroc"]["ood_score"] <= 1.0
+  assert sources["in-distribution"]["reconstruction"]["reconstruction_non_finite"] == 0
+  assert "| black |" in result.stdout and "| in-distribution |" in result.stdout

@@ -1,0 +1,193 @@
+"""How well the scores of `glow_tfp.ood` tell other images from the training data:
+`python -m train.ood --workdir=DIR --ood=SOURCE[,SOURCE...]`.
+
+The held-out images of --dataset (split by --seed and --heldout_fraction: pass the training
+run's values) are halved: the first half gives the reference statistics, the second half is
+the in-distribution side of every comparison, so no image is both. Sources:
+  noise:uniform     pixels uniform in 0..255
+  noise:gaussian    pixels N(127.5, 64^2), clipped
+  constant          every pixel one random value in 0..255
+  black             near-black: pixels uniform in 0..7
+  shrunk            held-out images at half size (bilinear) centred on a black canvas
+  flipped           held-out images upside down
+  inverted          255 - held-out images
+  any --dataset spec ('tfds:NAME[:SPLIT]', 'folder:PATH') of images of the model's shape.
+Writes under --output_dir (default <workdir>/ood): ood.md (AUROC of each score per source,
+and decode(encode(x)) of each source: max error, exact as uint8, non-finite),
+results.json, and per source a histogram PNG of bits/dim, the complexity-corrected score and
+ood_score, in-distribution against the source.
+"""
+
+import json
+import os
+import sys
+
+from absl import app
+from absl import flags
+import matplotlib
+
+matplotlib.use("Agg")  # Files only; no display on a training machine.
+import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
+import numpy as np  # noqa: E402
+import PIL.Image  # noqa: E402
+
+from glow_tfp import ood  # noqa: E402
+from glow_tfp import reconstruction  # noqa: E402
+from glow_tfp import workdir as workdir_lib  # noqa: E402
+from . import data as data_lib  # noqa: E402
+from .errors import InputError  # noqa: E402
+
+GENERATED = ("noise:uniform", "noise:gaussian", "constant", "black", "shrunk", "flipped",
+             "inverted")
+AUROC_SCORES = ("bits_per_dim", "png_bits_per_dim", "complexity_corrected", "typicality",
+                "ood_score")
+HISTOGRAM_SCORES = ("bits_per_dim", "complexity_corrected", "ood_score")
+
+_WORKDIR = flags.DEFINE_string("workdir", "workdir", "Training workdir (config.json and "
+                               "checkpoints/).")
+_OOD = flags.DEFINE_list("ood", list(GENERATED), "Out-of-distribution sources: "
+                         f"{', '.join(GENERATED)}, or a --dataset spec.")
+_DATASET = flags.DEFINE_string("dataset", "mnist", "The training data, as in `python -m "
+                               "train`.")
+_DATA_DIR = flags.DEFINE_string("data_dir", None, "TensorFlow Datasets data_dir.")
+_SEED = flags.DEFINE_integer("seed", 0, "The training run's --seed (held-out split); also "
+                             "seeds the generated sources.", lower_bound=0)
+_HELDOUT_FRACTION = flags.DEFINE_float("heldout_fraction", 0.1, "The training run's "
+                                       "--heldout_fraction.")
+_OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Default <workdir>/ood.")
+_BATCH_SIZE = flags.DEFINE_integer("batch_size", 250, "Images per model call.",
+                                   lower_bound=1)
+
+
+def generate(name, heldout, rng):
+  """The images of a generated source, as many as `heldout` and of its shape."""
+  shape = heldout.shape
+  if name == "noise:uniform":
+    return rng.integers(0, 256, shape).astype(np.uint8)
+  if name == "noise:gaussian":
+    return np.clip(rng.normal(127.5, 64.0, shape).round(), 0, 255).astype(np.uint8)
+  if name == "constant":
+    return np.broadcast_to(rng.integers(0, 256, (shape[0], 1, 1, 1)), shape).astype(np.uint8)
+  if name == "black":
+    return rng.integers(0, 8, shape).astype(np.uint8)
+  if name == "shrunk":
+    return np.stack([_shrink(image) for image in heldout])
+  if name == "flipped":
+    return heldout[:, ::-1].copy()
+  if name == "inverted":
+    return 255 - heldout
+  raise ValueError(f"Unknown generated source {name!r}.")
+
+
+def _shrink(image):
+  height, width, channels = image.shape
+  small = [np.asarray(PIL.Image.fromarray(image[..., c]).resize(
+      (width // 2, height // 2), PIL.Image.BILINEAR)) for c in range(channels)]
+  canvas = np.zeros_like(image)
+  top, left = height // 4, width // 4
+  canvas[top:top + height // 2, left:left + width // 2] = np.stack(small, axis=-1)
+  return canvas
+
+
+def source_images(name, heldout, levels, rng):
+  """The images of source `name`: generated, or the first of a dataset spec."""
+  if name in GENERATED:
+    return generate(name, heldout, rng)
+  data = data_lib.load(name, levels, _SEED.value, _HELDOUT_FRACTION.value, _DATA_DIR.value)
+  images = np.concatenate([data.heldout_images, data.train_images])[:len(heldout)]
+  if images.shape[1:] != heldout.shape[1:]:
+    raise InputError(f"--ood source {name} has images {images.shape[1:]}; the model takes "
+                     f"{heldout.shape[1:]}.")
+  return images
+
+
+def evaluate(model, data, sources, batch_size, seed):
+  """{source: {"auroc": {score: value}, "reconstruction": scalars}}, and the raw scores."""
+  half = len(data.heldout_images) // 2
+  reference = ood.reference_statistics(model, data.heldout_images[:half],
+                                       data.heldout_labels[:half], batch_size)
+  inliers = data.heldout_images[half:]
+  labels = data.heldout_labels[half:]
+  inlier_scores = ood.score_images(model, inliers, labels, reference, batch_size)
+  rng = np.random.default_rng(seed)
+  results, raw = {}, {"in-distribution": inlier_scores}
+  for name in sources:
+    images = source_images(name, inliers, model.config.levels, rng)
+    raw[name] = ood.score_images(model, images, labels, reference, batch_size)
+    check = reconstruction.reconstruct(model, images, labels, batch_size)
+    results[name] = {
+        "auroc": {s: ood.auroc(inlier_scores[s], raw[name][s]) for s in AUROC_SCORES},
+        "reconstruction": check.scalars()}
+  check = reconstruction.reconstruct(model, inliers, labels, batch_size)
+  results["in-distribution"] = {"reconstruction": check.scalars()}
+  return results, raw
+
+
+def table_markdown(results, sources, count):
+  lines = [f"AUROC against {count} held-out images (1.0: every source image scores above "
+           "every held-out one; 0.5: chance; below 0.5: the score ranks the source as more "
+           "typical).", "",
+           "| source | " + " | ".join(AUROC_SCORES) + " |",
+           "|---" * (len(AUROC_SCORES) + 1) + "|"]
+  for name in sources:
+    values = results[name]["auroc"]
+    lines.append(f"| {name} | " + " | ".join(f"{values[s]:.3f}" for s in AUROC_SCORES) + " |")
+  lines += ["", "decode(encode(x)) per source: largest model-space error over the finite "
+            "reconstructions, images exact as uint8, images with NaN or Inf.", "",
+            "| source | max error | exact as uint8 | non-finite |", "|---|---|---|---|"]
+  for name in ["in-distribution"] + list(sources):
+    r = results[name]["reconstruction"]
+    lines.append(f"| {name} | {r['reconstruction_max_error']:.3g} | "
+                 f"{100 * r['reconstruction_exact_fraction']:.1f}% | "
+                 f"{int(r['reconstruction_non_finite'])} |")
+  return "\n".join(lines) + "\n"
+
+
+def histogram(raw, name, path):
+  """In-distribution vs `name`, one panel per score of `HISTOGRAM_SCORES`."""
+  figure, axes = plt.subplots(1, len(HISTOGRAM_SCORES), figsize=(12, 3.2), dpi=80)
+  for axis, score in zip(axes, HISTOGRAM_SCORES):
+    inlier, outlier = raw["in-distribution"][score], raw[name][score]
+    values = np.concatenate([inlier, outlier])
+    values = values[np.isfinite(values)]
+    bins = np.linspace(values.min(), values.max() + 1e-9, 40)
+    axis.hist(inlier[np.isfinite(inlier)], bins, alpha=0.6, label="held-out")
+    axis.hist(outlier[np.isfinite(outlier)], bins, alpha=0.6, label=name)
+    axis.set_title(score)
+  axes[0].legend(fontsize=8)
+  figure.tight_layout()
+  figure.savefig(path)
+  plt.close(figure)
+
+
+def _file_name(source):
+  return "".join(c if c.isalnum() else "_" for c in source)
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+  output_dir = _OUTPUT_DIR.value or os.path.join(_WORKDIR.value, "ood")
+  try:
+    model, checkpoint = workdir_lib.restore_model(_WORKDIR.value)
+    data = data_lib.load(_DATASET.value, model.config.levels, _SEED.value,
+                         _HELDOUT_FRACTION.value, _DATA_DIR.value)
+    if data.image_shape != tuple(model.config.image_shape):
+      raise InputError(f"The model takes images {model.config.image_shape}; {_DATASET.value}"
+                       f" has {data.image_shape}: pass the --dataset it was trained on.")
+    results, raw = evaluate(model, data, _OOD.value, _BATCH_SIZE.value, _SEED.value)
+  except (InputError, FileNotFoundError) as problem:
+    sys.exit(f"train.ood: error: {problem}")
+  os.makedirs(output_dir, exist_ok=True)
+  for name in _OOD.value:
+    histogram(raw, name, os.path.join(output_dir, f"histogram_{_file_name(name)}.png"))
+  table = table_markdown(results, _OOD.value, len(raw["in-distribution"]["ood_score"]))
+  with open(os.path.join(output_dir, "ood.md"), "w") as f:
+    f.write(table)
+  with open(os.path.join(output_dir, "results.json"), "w") as f:
+    json.dump({"checkpoint": checkpoint, "sources": results}, f, indent=1)
+  print(f"model from {checkpoint}\n{table}wrote {output_dir}")
+
+
+if __name__ == "__main__":
+  app.run(main)
