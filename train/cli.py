@@ -136,7 +136,7 @@ def _train(config, data, options):
   try:
     return loop.run(config, data, options)
   except tf.errors.InvalidArgumentError as error:
-    message = getattr(data, "unreadable", lambda: None)()
+    message = data.unreadable()
     if message is None:
       raise
     raise InputError(message) from error

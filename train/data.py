@@ -11,8 +11,8 @@ A source spec is one string:
 mnist is loaded into memory as uint8 images [N, H, W, C] with int32 labels (a `Data`) and
 split by a seeded permutation; the others are read from disk by index as training needs
 them (a `streaming.Stream`, docs/data.md). Both offer the training loop the same interface:
-`name`, `image_shape`, `num_classes`, `num_train`, `num_heldout`, `training_dataset_fn` and
-`heldout_dataset`.
+`name`, `image_shape`, `num_classes`, `num_train`, `num_heldout`, `training_dataset_fn`,
+`heldout_dataset` and `unreadable`.
 """
 
 import dataclasses
@@ -68,6 +68,10 @@ class Data:
     """`pipeline.heldout_dataset` of the held-out images."""
     return pipeline.heldout_dataset(self.heldout_images, self.heldout_labels, batch_size,
                                     n_bits, noise_seed)
+
+  def unreadable(self):
+    """None: images in memory have all been read (`streaming.Stream.unreadable`)."""
+    return None
 
 
 def load(spec, levels, seed=0, heldout_fraction=0.1, data_dir=None, heldout_spec=None,
