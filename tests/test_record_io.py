@@ -17,8 +17,8 @@ _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _read_all(catalog):
-  return [tuple(t.numpy() for t in catalog.read(tf.constant(i, tf.int64)))
-          for i in range(len(catalog))]
+  read = catalog.make_read()
+  return [tuple(t.numpy() for t in read(tf.constant(i, tf.int64))) for i in range(len(catalog))]
 
 
 def test_shards_written_from_a_folder_read_back_the_same_images_and_labels(class_folder,

@@ -14,7 +14,7 @@ def _catalog(size=_N):
   """Image i is filled with i % 256, label i: what a worker read is visible in its labels."""
   def read(index):
     return (tf.fill([2, 2, 1], tf.cast(index % 256, tf.uint8)), tf.cast(index, tf.int32))
-  return streaming.Catalog("fake", np.arange(size).astype(bytes), (2, 2, 1), 0, read)
+  return streaming.Catalog("fake", np.arange(size).astype(bytes), (2, 2, 1), 0, lambda: read)
 
 
 def _stream(size=_N):

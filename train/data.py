@@ -108,10 +108,13 @@ def catalog(spec, data_dir=None):
   if spec != "mnist":
     return sources.open_catalog(spec, data_dir)
   images, labels, num_classes = _load_mnist()
-  images_tensor, labels_tensor = tf.constant(images), tf.constant(labels)
+
+  def make_read():
+    images_tensor, labels_tensor = tf.constant(images), tf.constant(labels)
+    return lambda index: (tf.gather(images_tensor, index), tf.gather(labels_tensor, index))
+
   return streaming.Catalog(spec, np.arange(len(images)).astype(bytes), images.shape[1:],
-                           num_classes, lambda index: (tf.gather(images_tensor, index),
-                                                       tf.gather(labels_tensor, index)))
+                           num_classes, make_read)
 
 
 def in_memory(data):

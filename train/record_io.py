@@ -52,7 +52,7 @@ def catalog(spec, pattern):
     example = tf.io.parse_single_example(tf.ensure_shape(record, []), _FEATURES)
     return images.decode(example["image"], shape), tf.cast(example["label"], tf.int32)
 
-  return Catalog(spec, keys, shape, _num_classes(paths), read)
+  return Catalog(spec, keys, shape, _num_classes(paths), lambda: read)
 
 
 def write(catalog, output, num_shards, progress=None):
@@ -62,8 +62,9 @@ def write(catalog, output, num_shards, progress=None):
   num_shards = min(num_shards, len(catalog))
   paths = [os.path.join(output, f"images-{i:05d}-of-{num_shards:05d}.tfrecord")
            for i in range(num_shards)]
+  read = catalog.make_read()
   encoded = tf.data.Dataset.range(len(catalog)).map(
-      lambda index: _encode(*catalog.read(index)), num_parallel_calls=tf.data.AUTOTUNE,
+      lambda index: _encode(*read(index)), num_parallel_calls=tf.data.AUTOTUNE,
       deterministic=True).prefetch(tf.data.AUTOTUNE)
   writer, shard = None, -1
   for done, (png, label) in enumerate(encoded.as_numpy_iterator()):

@@ -53,13 +53,14 @@ def _folder(spec, path):
   keys = np.array(files, dtype=bytes)
   shape = images.check_shapes((os.path.join(path, files[i]),) * 2
                               for i in images.sample(len(files)))
-  paths = tf.strings.join([os.path.join(path, ""), tf.constant(keys)])
-  labels = tf.constant(labels)
 
-  def read(index):
-    return images.decode(tf.io.read_file(tf.gather(paths, index)), shape), tf.gather(labels, index)
+  def make_read():
+    paths = tf.strings.join([os.path.join(path, ""), tf.constant(keys)])
+    label_tensor = tf.constant(labels)
+    return lambda index: (images.decode(tf.io.read_file(tf.gather(paths, index)), shape),
+                          tf.gather(label_tensor, index))
 
-  return Catalog(spec, keys, shape, len(classes), read)
+  return Catalog(spec, keys, shape, len(classes), make_read)
 
 
 def _image_files(root, directory):
@@ -101,7 +102,7 @@ def _tfds(spec, argument, data_dir):
 
   keys = np.arange(len(source)).astype(bytes)
   return Catalog(spec, keys, tuple(shape), features["label"].num_classes if labelled else 0,
-                 read)
+                 lambda: read)
 
 
 def _first_line(error):

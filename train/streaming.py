@@ -12,6 +12,7 @@ restored step with nothing to skip. docs/data.md gives the reasons.
 """
 
 import dataclasses
+import hashlib
 from typing import Callable
 
 import numpy as np
@@ -35,14 +36,17 @@ class Catalog:
     keys: [N] stable names (relative paths, record positions) that seed the held-out rule.
     image_shape: (H, W, C).
     num_classes: 0 when unlabelled.
-    read: int64 index tensor -> (uint8 image [H, W, C], int32 label), usable in tf.data.
+    make_read: () -> read, an int64 index tensor -> (uint8 image [H, W, C], int32 label)
+      function usable in tf.data. Opening a catalog must not start TensorFlow's runtime
+      (MultiWorkerMirroredStrategy configures it at its creation, which comes later), so
+      the tensors `read` needs are made when a pipeline is built.
   """
 
   name: str
   keys: np.ndarray
   image_shape: tuple
   num_classes: int
-  read: Callable
+  make_read: Callable
 
   def __len__(self):
     return len(self.keys)
@@ -53,7 +57,7 @@ class Catalog:
     O(N) time, constant memory: for after a decoding error in training, when the sample
     checked up front missed the bad example.
     """
-    examples = iter(tf.data.Dataset.range(len(self)).map(self.read))
+    examples = iter(tf.data.Dataset.range(len(self)).map(self.make_read()))
     for key in self.keys:
       try:
         next(examples)
@@ -114,7 +118,7 @@ class Stream:
     batches of the replicas it feeds, in replica order, as `pipeline.training_dataset_fn`.
     """
     indices = tf.constant(self.train_indices, tf.int64)
-    read = self.train.read
+    read = self.train.make_read()
 
     def dataset_fn(context):
       positions = local_positions(context, global_batch_size)
@@ -157,12 +161,14 @@ class Stream:
   @staticmethod
   def _examples(catalog, indices):
     dataset = tf.data.Dataset.from_tensor_slices(tf.constant(indices, tf.int64))
-    return dataset.map(catalog.read, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return dataset.map(catalog.make_read(), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
 
 def rank_by_key(keys, seed):
-  """The indices of `keys` (strings) ordered by a keyed hash of each key with `seed`."""
-  hashes = tf.strings.to_hash_bucket_strong(tf.constant(keys), 2 ** 62, [seed, 1]).numpy()
+  """The indices of `keys` (bytes) ordered by a hash of each key keyed with `seed`."""
+  secret = seed.to_bytes(8, "little")
+  hashes = np.fromiter((int.from_bytes(hashlib.blake2b(key, digest_size=8, key=secret).digest(),
+                                       "little") for key in keys), np.uint64, len(keys))
   return np.argsort(hashes, kind="stable")
 
 
