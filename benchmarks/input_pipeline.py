@@ -157,7 +157,7 @@ def markdown(results):
     lines.append(f"| {int(size):,} | {r['scandir_seconds']:.2f} | {r['open_seconds']:.2f} | "
                  f"{r['peak_rss_mib']:.0f} | {r['first_step_seconds']:.1f} |")
   lines += ["", "| images/s (median) | |", "|---|---:|"]
-  lines += [f"| {name} | {rate:.0f} |" for name, rate in results["rates"].items()]
+  lines += [f"| {name} | {rate:.1f} |" for name, rate in results["rates"].items()]
   lines += ["", "| input / training step (median of per-round ratios) | |", "|---|---:|"]
   lines += [f"| {name} | {ratio:.1f}x |" for name, ratio in results["ratios"].items()]
   return "\n".join(lines) + "\n"
