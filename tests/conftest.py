@@ -77,3 +77,27 @@ def export_toy_model():
         json.dump(example_counts, f)
     return str(path)
   return export
+
+
+
+def _write_png(path, shape, value=0):
+  import PIL.Image
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  array = np.full(shape, value, np.uint8)
+  PIL.Image.fromarray(array.squeeze(-1) if shape[-1] == 1 else array).save(path)
+
+
+@pytest.fixture
+def write_png():
+  """write_png(path, shape, value=0): a uint8 PNG of `shape` (H, W, C) filled with `value`,
+  its folder created."""
+  return _write_png
+
+
+@pytest.fixture
+def class_folder(tmp_path):
+  """folder:PATH of two classes of 10 8x8 grey PNGs; image i of class c has value 100c + i."""
+  for c in range(2):
+    for i in range(10):
+      _write_png(str(tmp_path / "images" / f"class{c}" / f"{i}.png"), (8, 8, 1), 100 * c + i)
+  return f"folder:{tmp_path / 'images'}"

@@ -7,6 +7,7 @@ import time
 import pytest
 
 from benchmarks import architectures
+from benchmarks import input_pipeline
 from benchmarks import invertible_conv
 from benchmarks import peak_memory
 from benchmarks import peers
@@ -96,3 +97,15 @@ def test_calls_lasting_repeats_short_calls_until_the_time_is_filled():
   calls = timing.calls_lasting(sleepy, 0.1)
   assert 5 <= calls <= 10  # set by the faster callable: 0.1 s / 0.01 s
   assert timing.calls_lasting(sleepy, 0.0) == 1
+
+
+def test_input_pipeline_benchmark_times_input_and_training_in_the_same_rounds(tmp_path):
+  folder = input_pipeline.generate(str(tmp_path / "png"), 80, 8, ".png")
+  rates, ratios = input_pipeline.throughput({"png": folder}, {"tiny": _TINY.config},
+                                            repeats=2, batch_count=1, seconds=0.0)
+  assert set(rates) == {"input png", "training tiny"} and min(rates.values()) > 0
+  assert ratios["input png / training tiny"] > 0
+  text = input_pipeline.markdown({"folders": {70: {
+      "scandir_seconds": 0.1, "open_seconds": 0.2, "peak_rss_mib": 500.0,
+      "first_step_seconds": 9.0}}, "rates": rates, "ratios": ratios})
+  assert "| 70 | 0.10 | 0.20 | 500 | 9.0 |" in text

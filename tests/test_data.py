@@ -1,20 +1,13 @@
-"""train.data: the bundled MNIST digits, image folders, TensorFlow Datasets, bad input."""
-
-import os
+"""train.data: the bundled MNIST digits, streamed folders and TensorFlow Datasets, bad input."""
 
 import numpy as np
-import PIL.Image
 import pytest
 import tensorflow_datasets as tfds
 
 from train import data as data_lib
+from train import images
+from train import streaming
 from train.errors import InputError
-
-
-def _write_png(path, shape, value=0):
-  os.makedirs(os.path.dirname(path), exist_ok=True)
-  array = np.full(shape, value, np.uint8)
-  PIL.Image.fromarray(array.squeeze(-1) if shape[-1] == 1 else array).save(path)
 
 
 def test_mnist_is_the_5000_bundled_digits_split_by_seed():
@@ -37,53 +30,68 @@ def test_mnist_is_zero_padded_when_the_levels_need_it():
   assert padded.train_images[:, :2].max() == 0 and padded.train_images[:, 30:].max() == 0
 
 
-def test_folder_of_images_without_classes(tmp_path):
+def test_mnist_evaluation_reads_at_most_eval_examples():
+  data = data_lib.load("mnist", levels=2, seed=0, eval_examples=100)
+  full = data_lib.load("mnist", levels=2, seed=0)
+  np.testing.assert_array_equal(data.heldout_images, full.heldout_images[:100])
+  assert data.num_train == 4500
+
+
+def test_folder_of_images_without_classes_streams_with_a_held_out_part(tmp_path, write_png):
   for i in range(5):
-    _write_png(str(tmp_path / f"img{i}.png"), (8, 8, 3), value=10 * i)
+    write_png(str(tmp_path / f"img{i}.png"), (8, 8, 3), value=10 * i)
   (tmp_path / "notes.txt").write_text("not an image")
-  data = data_lib.load(f"folder:{tmp_path}", levels=2, heldout_fraction=0.2)
+  stream = data_lib.load(f"folder:{tmp_path}", levels=2, heldout_fraction=0.2)
+  data = data_lib.in_memory(stream)
+  assert isinstance(stream, streaming.Stream)
   assert data.image_shape == (8, 8, 3) and data.num_classes == 0
-  assert (len(data.train_images), len(data.heldout_images)) == (4, 1)
+  assert (stream.num_train, stream.num_heldout) == (4, 1)
   everything = np.concatenate([data.train_images, data.heldout_images])
   assert sorted(everything[:, 0, 0, 0]) == [0, 10, 20, 30, 40]
 
 
-def test_folder_with_one_subdirectory_per_class(tmp_path):
-  for name, value in (("cat", 50), ("dog", 200)):
-    for i in range(3):
-      _write_png(str(tmp_path / name / f"{i}.png"), (8, 8, 1), value)
-  data = data_lib.load(f"folder:{tmp_path}", levels=3, heldout_fraction=0.3)
+def test_folder_with_one_subdirectory_per_class(class_folder):
+  data = data_lib.in_memory(data_lib.load(class_folder, levels=3, heldout_fraction=0.3))
   assert data.num_classes == 2 and data.image_shape == (8, 8, 1)
   images = np.concatenate([data.train_images, data.heldout_images])
   labels = np.concatenate([data.train_labels, data.heldout_labels])
-  np.testing.assert_array_equal(images[:, 0, 0, 0], np.where(labels == 0, 50, 200))
+  np.testing.assert_array_equal(images[:, 0, 0, 0] // 100, labels)
+
+
+def test_heldout_dataset_replaces_the_split(class_folder, tmp_path, write_png):
+  for i in range(3):
+    write_png(str(tmp_path / "test" / f"{i}.png"), (8, 8, 1), 7)
+  stream = data_lib.load(class_folder, levels=2, heldout_spec=f"folder:{tmp_path / 'test'}",
+                         eval_examples=2)
+  assert (stream.num_train, stream.num_heldout) == (20, 2)
+  assert set(data_lib.in_memory(stream).heldout_images.ravel()) == {7}
 
 
 def test_tfds_source_reads_image_and_label_features():
   with tfds.testing.mock_data(num_examples=20):
-    data = data_lib.load("tfds:mnist:train", levels=2, seed=0)
+    data = data_lib.in_memory(data_lib.load("tfds:mnist:train", levels=2, seed=0))
   assert data.image_shape == (28, 28, 1) and data.num_classes == 10
   assert (len(data.train_images), len(data.heldout_images)) == (18, 2)
   assert data.train_images.dtype == np.uint8
 
 
-def _bad_folder(kind, root):
+def _bad_folder(kind, root, write_png):
   if kind == "missing":
     return str(root / "nowhere")
   if kind == "empty":
     return str(root)
   if kind == "unreadable":
-    _write_png(str(root / "good.png"), (8, 8, 1))
+    write_png(str(root / "good.png"), (8, 8, 1))
     (root / "broken.png").write_bytes(b"this is not a png")
   if kind == "mixed_sizes":
-    _write_png(str(root / "a.png"), (8, 8, 1))
-    _write_png(str(root / "b.png"), (16, 8, 1))
+    write_png(str(root / "a.png"), (8, 8, 1))
+    write_png(str(root / "b.png"), (16, 8, 1))
   if kind == "indivisible":
-    _write_png(str(root / "a.png"), (6, 6, 1))
-    _write_png(str(root / "b.png"), (6, 6, 1))
+    write_png(str(root / "a.png"), (6, 6, 1))
+    write_png(str(root / "b.png"), (6, 6, 1))
   if kind == "images_and_classes":
-    _write_png(str(root / "a.png"), (8, 8, 1))
-    _write_png(str(root / "cls" / "b.png"), (8, 8, 1))
+    write_png(str(root / "a.png"), (8, 8, 1))
+    write_png(str(root / "cls" / "b.png"), (8, 8, 1))
   return str(root)
 
 
@@ -95,9 +103,21 @@ def _bad_folder(kind, root):
     ("indivisible", r"\(6, 6, 1\).*divisible by 2\*\*levels = 4"),
     ("images_and_classes", "mixes images"),
 ])
-def test_bad_folder_is_rejected_with_a_message_naming_the_problem(tmp_path, kind, message):
+def test_bad_folder_is_rejected_with_a_message_naming_the_problem(tmp_path, write_png, kind,
+                                                                  message):
   with pytest.raises(InputError, match=message):
-    data_lib.load(f"folder:{_bad_folder(kind, tmp_path)}", levels=2)
+    data_lib.load(f"folder:{_bad_folder(kind, tmp_path, write_png)}", levels=2)
+
+
+def test_an_unreadable_image_outside_the_checked_sample_is_named_when_read(tmp_path,
+                                                                          write_png):
+  count = 2 * images.CHECK_SAMPLE
+  bad = min(set(range(count)) - set(images.sample(count)))
+  for i in range(count):
+    write_png(str(tmp_path / f"{i:03d}.png"), (4, 4, 1))
+  (tmp_path / f"{bad:03d}.png").write_bytes(b"not a png")
+  stream = data_lib.load(f"folder:{tmp_path}", levels=2)
+  assert stream.unreadable().startswith(f"Cannot read image '{bad:03d}.png' of folder:")
 
 
 @pytest.mark.parametrize("spec", ["cifar", "folder:", "tfds:", "mnist:train"])

@@ -34,7 +34,8 @@ def _write_folder(path, classes=2, per_class=20):
 
 
 def _train(images, workdir, num_classes):
-  data = data_lib.load(f"folder:{images}", levels=2, seed=0, heldout_fraction=0.25)
+  data = data_lib.in_memory(data_lib.load(f"folder:{images}", levels=2, seed=0,
+                                          heldout_fraction=0.25))
   config = config_lib.GlowConfig(image_shape=data.image_shape, levels=2, steps_per_level=1,
                                  hidden_channels=4, num_classes=num_classes)
   loop.run(config, data, loop.Options(workdir=str(workdir), steps=3, batch_size=8,

@@ -12,6 +12,7 @@ import time
 from absl import flags
 from absl.testing import flagsaver
 import numpy as np
+import PIL.Image
 import pytest
 import tensorflow as tf
 
@@ -38,6 +39,9 @@ _TINY = ["--levels=2", "--steps_per_level=1", "--hidden_channels=4", "--batch_si
     (["--n_bits=9"], "n_bits"),
     (["--heldout_fraction=1.5"], "heldout_fraction"),
     (["--compute_dtype=float16"], "compute_dtype"),
+    (["--dataset=tfrecord:"], "dataset"),
+    (["--heldout_dataset=mnist"], "heldout_dataset"),
+    (["--eval_examples=0"], "eval_examples"),
 ])
 def test_bad_flag_values_are_rejected_when_parsed(argv, flag):
   with flagsaver.flagsaver():
@@ -114,9 +118,23 @@ def _kill_after_checkpoint(command, workdir, step):
   return still_running
 
 
-def test_run_killed_with_sigkill_resumes_with_the_losses_of_an_uninterrupted_run(tmp_path):
+@pytest.fixture
+def digits_folder(tmp_path, tiny_mnist):
+  """folder:PATH of the 64 digits of `tiny_mnist` as PNGs: a streaming source."""
+  os.makedirs(tmp_path / "digits")
+  images = np.concatenate([tiny_mnist.train_images, tiny_mnist.heldout_images])
+  for i, image in enumerate(images):
+    PIL.Image.fromarray(image[..., 0]).save(tmp_path / "digits" / f"{i:02d}.png")
+  return f"folder:{tmp_path / 'digits'}"
+
+
+@pytest.mark.parametrize("streaming", [False, True], ids=["mnist", "folder"])
+def test_run_killed_with_sigkill_resumes_with_the_losses_of_an_uninterrupted_run(
+    tmp_path, request, streaming):
+  dataset = request.getfixturevalue("digits_folder") if streaming else "mnist"
   workdir = tmp_path / "wd"
-  command = [*_TINY, "--steps=100", "--checkpoint_every=5", f"--workdir={workdir}"]
+  command = [*_TINY, "--steps=100", "--checkpoint_every=5", f"--workdir={workdir}",
+             f"--dataset={dataset}"]
   assert _kill_after_checkpoint(command, workdir, 10), "the run ended before it was killed"
   killed_at = _latest_step(workdir)
   result = _train(*command)
@@ -130,7 +148,7 @@ def test_run_killed_with_sigkill_resumes_with_the_losses_of_an_uninterrupted_run
                          jit_compile=False, num_samples=4, temperatures=(1.0,),
                          eval_every=1000, sample_every=1000, checkpoint_every=1000,
                          warmup_steps=10)
-  straight = loop.run(config, data_lib.load("mnist", levels=2), options)
+  straight = loop.run(config, data_lib.load(dataset, levels=2), options)
   tail = straight["train_history"][-len(resumed["train_history"]):]
   np.testing.assert_allclose(resumed["train_history"], tail, rtol=1e-6)
   assert resumed["heldout_bits_per_dim"] == pytest.approx(straight["heldout_bits_per_dim"],

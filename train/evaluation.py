@@ -3,11 +3,10 @@
 import tensorflow as tf
 
 from glow_tfp import reconstruction as reconstruction_lib
-from . import pipeline
 
 
 class HeldOut:
-  """Evaluates `model` on the held-out part of `data` (a `train.data.Data`) in batches."""
+  """Evaluates `model` on the held-out part of `data` (`train.data.load`) in batches."""
 
   def __init__(self, model, data, batch_size):
     self.model, self.data, self.batch_size = model, data, batch_size
@@ -16,19 +15,16 @@ class HeldOut:
   def bits_per_dim(self, noise_seed=None):
     """Mean bits/dim at bin centres, or with uniform dequantisation noise seeded by
     `noise_seed` (the usual upper bound on the discrete bits/dim)."""
-    data = self.data
     total = 0.0
-    for x, y in pipeline.heldout_dataset(data.heldout_images, data.heldout_labels,
-                                         self.batch_size, self.model.config.n_bits,
-                                         noise_seed):
+    for x, y in self.data.heldout_dataset(self.batch_size, self.model.config.n_bits,
+                                          noise_seed):
       total += float(self._sum(x, y))
-    return total / len(data.heldout_images)
+    return total / self.data.num_heldout
 
   def reconstruction(self):
     """decode(encode(x)) of the held-out images (a `glow_tfp.reconstruction.Reconstruction`)."""
-    data = self.data
-    return reconstruction_lib.reconstruct(self.model, data.heldout_images, data.heldout_labels,
-                                          self.batch_size)
+    images, labels = self.data.heldout_arrays()
+    return reconstruction_lib.reconstruct(self.model, images, labels, self.batch_size)
 
   @tf.function
   def _sum(self, images, labels):

@@ -230,7 +230,8 @@ def load_demo(workdir, dataset, data_dir, seed, heldout_fraction, batch_size):
     model, checkpoint = workdir_lib.restore_model(workdir)
   except FileNotFoundError as error:
     raise InputError(str(error)) from error
-  data = data_lib.load(dataset, model.config.levels, seed, heldout_fraction, data_dir)
+  data = data_lib.in_memory(data_lib.load(dataset, model.config.levels, seed, heldout_fraction,
+                                          data_dir))
   if data.image_shape != tuple(model.config.image_shape):
     raise InputError(f"The model of {workdir} is for images {tuple(model.config.image_shape)}"
                      f" (H, W, C), but {dataset} has images {data.image_shape}: pass the "

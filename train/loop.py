@@ -19,7 +19,6 @@ from . import checkpointing
 from . import evaluation
 from . import guard as guard_lib
 from . import optim
-from . import pipeline
 from . import sample_grids
 from . import schedule
 from . import step as step_lib
@@ -114,7 +113,7 @@ def _check_at_least(name, value, minimum):
 
 
 def run(config, data, options, strategy=None):
-  """Trains (or resumes training) a Glow of `config` on `data` (a `train.data.Data`).
+  """Trains (or resumes training) a Glow of `config` on `data` (`train.data.load`).
 
   Every check of the inputs and of the workdir happens before anything is written.
 
@@ -148,9 +147,9 @@ def check_data(config, data, options):
   if config.num_classes and config.num_classes != data.num_classes:
     raise InputError(f"A class-conditional model needs labelled data with "
                      f"{config.num_classes} classes; {data.name} has {data.num_classes}.")
-  if options.batch_size > len(data.train_images):
+  if options.batch_size > data.num_train:
     raise InputError(f"--batch_size={options.batch_size} exceeds the "
-                     f"{len(data.train_images)} training images of {data.name}.")
+                     f"{data.num_train} training images of {data.name}.")
 
 
 class Trainer:
@@ -195,8 +194,7 @@ class Trainer:
     started = time.perf_counter()
     resumed_from = self.restore_or_initialize(resume)
     if self.chief:
-      workdir_lib.save_reference_images(self.options.workdir, self.data.heldout_images,
-                                        self.data.heldout_labels)
+      workdir_lib.save_reference_images(self.options.workdir, *self.data.heldout_arrays())
     history, evals = [], []
     step = int(self.step.numpy())
     self.reporter.start(step)
@@ -292,10 +290,9 @@ class Trainer:
     self.checkpointer.save(step)
 
   def _batches(self, start_step, end_step):
-    data, options = self.data, self.options
-    dataset_fn = pipeline.training_dataset_fn(
-        data.train_images, data.train_labels, options.batch_size, options.seed,
-        self.config.n_bits, start_step, end_step)
+    options = self.options
+    dataset_fn = self.data.training_dataset_fn(options.batch_size, options.seed,
+                                               self.config.n_bits, start_step, end_step)
     return self.strategy.distribute_datasets_from_function(dataset_fn)
 
   def evaluate_reconstruction(self, step):

@@ -12,8 +12,8 @@ import tensorflow as tf
 
 from glow_tfp import metrics
 
-_PERMUTATION_STREAM = 0
-_NOISE_STREAM = 1
+PERMUTATION_STREAM = 0
+NOISE_STREAM = 1
 
 
 def steps_per_epoch(num_images, global_batch_size):
@@ -26,14 +26,15 @@ def global_batch(images, labels, step, global_batch_size, seed, n_bits):
   per_epoch = steps_per_epoch(images.shape[0], global_batch_size)
   epoch, position = step // per_epoch, step % per_epoch
   order = tf.argsort(tf.random.stateless_uniform(
-      [images.shape[0]], _stream_seed(seed, _PERMUTATION_STREAM, epoch)))
+      [images.shape[0]], stream_seed(seed, PERMUTATION_STREAM, epoch)))
   indices = order[position * global_batch_size:(position + 1) * global_batch_size]
   x = metrics.to_model_space(tf.gather(images, indices), n_bits,
-                             noise_seed=_stream_seed(seed, _NOISE_STREAM, step))
+                             noise_seed=stream_seed(seed, NOISE_STREAM, step))
   return x, tf.gather(labels, indices)
 
 
-def _stream_seed(seed, stream, counter):
+def stream_seed(seed, stream, counter):
+  """The stateless seed of `counter` (a step, an epoch) in random stream `stream` of `seed`."""
   base = tf.constant([seed, stream], tf.int64)
   return tf.random.experimental.stateless_fold_in(base, counter)
 
@@ -75,12 +76,17 @@ def training_dataset_fn(images, labels, global_batch_size, seed, n_bits, start_s
 def heldout_dataset(images, labels, batch_size, n_bits, noise_seed=None):
   """Held-out images with their labels, at bin centres (the default, deterministic) or
   dequantised with uniform noise seeded by (noise_seed, batch index)."""
-  dataset = tf.data.Dataset.from_tensor_slices((images, labels.astype("int32")))
-  dataset = dataset.batch(batch_size).enumerate()
+  examples = tf.data.Dataset.from_tensor_slices((images, labels.astype("int32")))
+  return heldout_batches(examples, batch_size, n_bits, noise_seed)
+
+
+def heldout_batches(examples, batch_size, n_bits, noise_seed=None):
+  """`heldout_dataset` of a dataset of single (uint8 image, int32 label) examples."""
+  dataset = examples.batch(batch_size).enumerate()
 
   def to_model_space(index, batch):
     x, y = batch
-    seed = None if noise_seed is None else _stream_seed(noise_seed, _NOISE_STREAM, index)
+    seed = None if noise_seed is None else stream_seed(noise_seed, NOISE_STREAM, index)
     return metrics.to_model_space(x, n_bits, noise_seed=seed), y
 
   return dataset.map(to_model_space).prefetch(tf.data.AUTOTUNE)
