@@ -18,7 +18,8 @@ def decay_at(decay, num_updates):
 class ExponentialMovingAverage:
   """Keeps `shadow` (a `Glow` of the same config as `model`) at the average of `model`.
 
-  Call `reset` and `update` in a cross-replica context (or without a strategy).
+  Create it under the strategy's scope, and call `reset` and `update` in its cross-replica
+  context (or without a strategy).
 
   Args:
     model: the trained `Glow`.
@@ -31,6 +32,7 @@ class ExponentialMovingAverage:
       raise ValueError(f"`decay` must be in (0, 1); instead, it is {decay!r}.")
     self.model, self.shadow, self.decay = model, shadow, decay
     self._pairs = tuple(zip(shadow.variables, model.variables))
+    self._strategy = tf.distribute.get_strategy()  # The strategy of the enclosing scope.
 
   def reset(self):
     """Sets the shadow to the model's current weights."""
@@ -41,7 +43,7 @@ class ExponentialMovingAverage:
     self._update(decay_at(self.decay, num_updates), tf.convert_to_tensor(apply))
 
   def _update(self, decay, apply):
-    extended = tf.distribute.get_strategy().extended
+    extended = self._strategy.extended
     for shadow, variable in self._pairs:
       extended.update(shadow, _average if variable.trainable else _copy,
                       args=(variable, decay, apply))
