@@ -66,7 +66,9 @@ def initialize_once(model, x, labels, ema=None):
   """Initialises every ActNorm of `model` from the global batch of `x`, if not done yet.
 
   Call in a replica context; `ema` (an `ema.ExponentialMovingAverage`), if given, starts
-  from the initialised weights.
+  from the initialised weights. The global batch is gathered from this worker's replicas: a
+  multi-worker run initialises first with `Glow.initialize` in the replica context, whose
+  all-reduces reach every worker (train/step.py).
   """
   # A strategy forbids all-reduces inside a tf.cond, so the replicas meet first (merge_call)
   # and the cross-replica context initialises from the whole global batch.

@@ -96,11 +96,18 @@ class DistributedStep:
 
   @tf.function
   def initialize(self, batch):
-    """Initialises ActNorm (and the EMA weights) from the distributed global `batch`."""
+    """Initialises ActNorm (and the EMA weights) from the distributed global `batch`.
+
+    The replicas all-reduce the statistics, which reaches every worker of a cluster, where
+    the gather of `training.initialize_once` sees only the local replicas; the steps then
+    find the model initialised.
+    """
     def initialize(images, labels):
       x = training.dequantize(images, self.model.config.n_bits, self._seed, self.step)
-      training.initialize_once(self.model, x, self._labels(labels), self.ema)
+      self.model.initialize(x, self._labels(labels))
     self.strategy.run(initialize, args=batch)
+    if self.ema is not None:
+      self.ema.reset()
 
   def __call__(self, iterator, num_steps):
     """Runs up to `num_steps` steps on batches of the distributed `iterator`; returns the
