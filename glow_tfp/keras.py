@@ -4,7 +4,7 @@
   model.compile(optimizer="adam")     # the loss is the model's own negative log-likelihood
   model.fit(train_ds, validation_data=val_ds, epochs=5,
             callbacks=[glow_tfp.keras.SampleGrid("samples")])
-  model.evaluate(test_ds)             # {"loss": nats per image, "bits_per_dim": ...}
+  model.evaluate(test_ds)             # {"loss": bits/dim, "bits_per_dim": the same}
   images = model.sample(16, temperature=0.7)   # uint8 [16, H, W, C]
 
 Both Keras generations work: `GlowModel` and `SampleGrid` here are built on the Keras that
@@ -26,9 +26,11 @@ import types
 import tensorflow as tf
 
 from glow_tfp import config as config_lib
+from glow_tfp import ema as ema_lib
 from glow_tfp import flow
 from glow_tfp import grid
 from glow_tfp import metrics
+from glow_tfp import training
 
 _SUPPORTED_KERAS = {"keras": (2, 3), "tf_keras": (2,)}
 
@@ -82,51 +84,73 @@ class _GlowModel:
   model (`config.num_classes > 0`) needs the labels; an unconditional one ignores them, so
   `tfds.load(..., as_supervised=True)` datasets work unchanged.
 
-  - `fit` dequantises with uniform noise (seeded by `seed`, the step and the replica), and
-    in its first step initialises every ActNorm from the first batch, once: the
-    `initialized` flags are weights, so restored weights are never initialised again.
-    Under a `tf.distribute` strategy the statistics are those of the global batch.
-  - `evaluate` and `predict` use bin centres. Logs: `loss` (mean negative discrete
-    log-likelihood, nats per image) and `bits_per_dim`; `predict` gives per-image
-    `log_likelihood` (nats) and `bits_per_dim`, the outputs of the serving `log_prob`.
+  - `fit` runs the training step of `python -m train` (`glow_tfp.training`): it
+    dequantises with uniform noise (seeded by `seed` and the optimizer's step), in its first
+    step initialises every ActNorm from the first global batch, once (the `initialized`
+    flags are weights, so restored weights are never initialised again), and skips the
+    whole update (optimizer step and slots included) when the loss or the gradient norm is
+    not finite. The loss is the mean bits/dim of the dequantised batch, as in the CLI.
+  - With `ema_decay` > 0, `ema_glow` keeps an exponential moving average of the weights
+    (`glow_tfp.ema`), updated after each applied step and saved with the weights;
+    `evaluate`, `predict` and `sample` then use it (`glow` keeps the raw weights).
+  - `evaluate` and `predict` use bin centres. Logs: `loss` and `bits_per_dim` (the same
+    value, mean bits/dim); `predict` gives per-image `log_likelihood` (nats) and
+    `bits_per_dim`, the outputs of the serving `log_prob`.
   - `initialize(batch)` runs the data-dependent initialisation explicitly (bin centres).
   - `sample(n, temperature)` returns uint8 images.
 
   Args:
     config: `GlowConfig`.
     seed: integer seed of the flow's initial values and of the dequantisation noise.
+    ema_decay: decay of the EMA weights in [0, 1); 0 (default) keeps none.
     name: model name.
   """
 
-  def __init__(self, config, seed=0, name="glow_model"):
+  def __init__(self, config, seed=0, ema_decay=0.0, name="glow_model"):
     if not isinstance(config, config_lib.GlowConfig):
       raise TypeError(f"`config` must be a glow_tfp.GlowConfig; got {type(config).__name__}.")
     if not isinstance(seed, int) or isinstance(seed, bool):
       raise TypeError(f"`seed` must be an integer; got {seed!r}.")
     super().__init__(name=name)
+    if not 0 <= ema_decay < 1:
+      raise ValueError(f"`ema_decay` must be in [0, 1); got {ema_decay!r}.")
     self.config = config
-    self._seed = seed
+    self._seed, self._ema_decay = seed, ema_decay
     with tf.variable_creator_scope(_KerasOwnedVariables(self)):
       self.glow = flow.Glow(config, seed=seed)
+    self.ema_glow, self._ema = None, None
+    if ema_decay:
+      with tf.variable_creator_scope(_KerasOwnedVariables(self, trainable=False)):
+        self.ema_glow = flow.Glow(config, seed=seed, name="ema_glow")
+      self._ema = ema_lib.ExponentialMovingAverage(self.glow, self.ema_glow, ema_decay)
     self.built = True  # every variable exists now; Keras must not build again
     self._loss_tracker = self.keras.metrics.Mean(name="loss")
     self._bits_tracker = self.keras.metrics.Mean(name="bits_per_dim")
-    self._check_keras_sees_the_flow()
+    self._gradient_order = self._flow_index_of_each_weight()
 
-  def _check_keras_sees_the_flow(self):
+  def _flow_index_of_each_weight(self):
+    """For each Keras trainable weight, the index of its variable (and gradient) in the
+    flow; the optimizer's slots follow Keras's order, which a restored model shares."""
     seen = {id(_tf_variable(w)) for w in self.trainable_weights}
     missing = [v.name for v in self.glow.trainable_variables if id(v) not in seen]
     if missing:
       raise RuntimeError(f"Keras {self.keras.__version__} does not see {len(missing)} trainable "
                          f"variables of the flow (e.g. {missing[0]}); fit would not train them.")
+    index = {id(v): i for i, v in enumerate(self.glow.trainable_variables)}
+    return [index[id(_tf_variable(w))] for w in self.trainable_weights]
+
+  @property
+  def _eval_glow(self):
+    return self.ema_glow or self.glow
 
   def get_config(self):
-    return {"glow_config": self.config.to_json(), "seed": self._seed, "name": self.name}
+    return {"glow_config": self.config.to_json(), "seed": self._seed,
+            "ema_decay": self._ema_decay, "name": self.name}
 
   @classmethod
   def from_config(cls, config):
     return cls(config_lib.GlowConfig.from_json(config["glow_config"]), seed=config["seed"],
-               name=config["name"])
+               ema_decay=config.get("ema_decay", 0.0), name=config["name"])
 
   @property
   def metrics(self):
@@ -144,24 +168,41 @@ class _GlowModel:
   def call(self, inputs, training=False):
     """Per-image `log_likelihood` (discrete, nats) and `bits_per_dim` at bin centres."""
     images, labels = self._unpack(inputs)
-    return self._scores(self.glow.log_prob(self._bin_centres(images), labels))
+    return self._scores(self._eval_glow.log_prob(self._bin_centres(images), labels))
 
   def train_step(self, data):
     images, labels = self._unpack(data)
-    x = metrics.to_model_space(images, self.config.n_bits, self._noise_seed())
-    self._initialize_once(x, labels)
     replicas = tf.distribute.get_replica_context().num_replicas_in_sync
-    with tf.GradientTape() as tape:
-      log_prob = self.glow.log_prob(x, labels)
-      # The optimizer sums gradients over replicas: scale to the global-batch mean.
-      loss = self._negative_log_likelihood(log_prob) / replicas
-    weights = self.trainable_weights
-    self.optimizer.apply_gradients(zip(tape.gradient(loss, weights), weights))
-    return self._update_metrics(log_prob)
+    global_batch_size = tf.cast(tf.shape(images)[0] * replicas, tf.float32)
+    result = training.replica_step(self.glow, images, labels, self.optimizer.iterations,
+                                   self._seed, global_batch_size, ema=self._ema)
+    tf.distribute.get_replica_context().merge_call(self._apply_if_ok,
+                                                   args=(result.gradients, result.ok))
+    self._loss_tracker.update_state(result.loss)
+    self._bits_tracker.update_state(result.loss)
+    return {m.name: m.result() for m in self.metrics}
+
+  def _apply_if_ok(self, strategy, gradients, ok):
+    # As Keras's LossScaleOptimizer: the optimizer's own merge_call cannot sit in a tf.cond
+    # of the replica context, so the cross-replica context decides and re-enters it.
+    def apply():
+      strategy.extended.call_for_each_replica(self._apply_gradients, args=(gradients,))
+      if self._ema is not None:
+        self._ema.update(self.optimizer.iterations, True)
+      return tf.constant(True)
+    ok = strategy.experimental_local_results(ok)[0]
+    tf.cond(ok, apply, lambda: tf.constant(False))
+
+  def _apply_gradients(self, gradients):
+    # The gradients are already the global-batch mean and the optimizer sums over replicas.
+    replicas = tf.distribute.get_replica_context().num_replicas_in_sync
+    gradients = [tf.math.scalar_mul(1.0 / replicas, gradients[i])  # IndexedSlices too
+                 for i in self._gradient_order]
+    self.optimizer.apply_gradients(zip(gradients, self.trainable_weights))
 
   def test_step(self, data):
     images, labels = self._unpack(data)
-    return self._update_metrics(self.glow.log_prob(self._bin_centres(images), labels))
+    return self._update_metrics(self._eval_glow.log_prob(self._bin_centres(images), labels))
 
   def predict_step(self, data):
     return self.call(data)
@@ -170,10 +211,12 @@ class _GlowModel:
     """Initialises every ActNorm from `batch` (any batch form `fit` takes), at bin centres."""
     images, labels = self._unpack(batch)
     self.glow.initialize(self._bin_centres(images), labels)
+    if self._ema is not None:
+      self._ema.reset()
 
   def sample(self, n, temperature=1.0, labels=None, seed=None):
     """`n` uint8 images [n, H, W, C]; `seed` None (global RNG) or an int (stateless)."""
-    x = self.glow.sample(n, temperature=temperature, labels=labels, seed=seed)
+    x = self._eval_glow.sample(n, temperature=temperature, labels=labels, seed=seed)
     return metrics.to_images(x, self.config.n_bits)
 
   def _unpack(self, data):
@@ -197,26 +240,6 @@ class _GlowModel:
   def _bin_centres(self, images):
     return metrics.to_model_space(images, self.config.n_bits)
 
-  def _noise_seed(self):
-    step = tf.cast(tf.convert_to_tensor(self.optimizer.iterations), tf.int64)
-    replica = tf.distribute.get_replica_context().replica_id_in_sync_group
-    seed = tf.stack([tf.constant(self._seed, tf.int64), step])
-    return tf.random.experimental.stateless_fold_in(seed, tf.cast(replica, tf.int64))
-
-  def _initialize_once(self, x, labels):
-    # A strategy forbids all-reduces inside a tf.cond, so the replicas meet first (merge_call)
-    # and the cross-replica context initialises from the whole global batch, if still needed.
-    tf.distribute.get_replica_context().merge_call(self._initialize_if_needed, args=(x, labels))
-
-  def _initialize_if_needed(self, strategy, x, labels):
-    def initialize():
-      self.glow.initialize(*_global_batch(strategy, x, labels))
-      return tf.constant(True)
-    tf.cond(self.glow.initialized, lambda: tf.constant(False), initialize)
-
-  def _negative_log_likelihood(self, log_prob):
-    return -tf.reduce_mean(self._scores(log_prob)["log_likelihood"])
-
   def _scores(self, log_prob):
     dims, n_bits = self.config.num_dims, self.config.n_bits
     return {"log_likelihood": metrics.discrete_log_likelihood(log_prob, dims, n_bits),
@@ -224,7 +247,7 @@ class _GlowModel:
 
   def _update_metrics(self, log_prob):
     scores = self._scores(log_prob)
-    self._loss_tracker.update_state(-scores["log_likelihood"])
+    self._loss_tracker.update_state(scores["bits_per_dim"])
     self._bits_tracker.update_state(scores["bits_per_dim"])
     return {m.name: m.result() for m in self.metrics}
 
@@ -236,8 +259,9 @@ class _KerasOwnedVariables:
   back here and is passed on), and the creator returns the `tf.Variable` underneath.
   """
 
-  def __init__(self, model):
+  def __init__(self, model, trainable=None):
     self._model = model
+    self._trainable = trainable  # None: as the flow asks; False for the EMA weights.
     self._creating = False
 
   def __call__(self, next_creator, **kwargs):
@@ -255,14 +279,11 @@ class _KerasOwnedVariables:
     return self._model.add_weight(
         name=_weight_name(name), shape=value.shape, dtype=value.dtype,
         initializer=lambda shape, dtype=None: value,
-        trainable=True if trainable is None else trainable)
+        trainable=_first_given(self._trainable, trainable, True))
 
 
-def _global_batch(strategy, x, labels):
-  """The per-replica parts of (x, labels) concatenated, in the cross-replica context."""
-  def gather(value):
-    return tf.concat(strategy.experimental_local_results(value), axis=0)
-  return gather(x), (None if labels is None else gather(labels))
+def _first_given(*values):
+  return next(v for v in values if v is not None)
 
 
 def _weight_name(name):

@@ -18,7 +18,7 @@ def _check_n_bits(n_bits):
     raise ValueError(f"`n_bits` must be in 1..8; instead, it is {n_bits}.")
 
 
-def to_model_space(images, n_bits=8, noise_seed=None):
+def to_model_space(images, n_bits=8, noise_seed=None, noise=None):
   """uint8 images [..., H, W, C] -> float32 model-space values in [-0.5, 0.5).
 
   Args:
@@ -26,6 +26,7 @@ def to_model_space(images, n_bits=8, noise_seed=None):
     n_bits: bits per channel the model sees (1..8).
     noise_seed: None for bin centres; an int or a shape-[2] int tensor for seeded uniform
       dequantisation noise (`tf.random.stateless_uniform`).
+    noise: instead of `noise_seed`, the uniform [0, 1) noise itself, of the images' shape.
   """
   _check_n_bits(n_bits)
   images = tf.convert_to_tensor(images)
@@ -33,7 +34,9 @@ def to_model_space(images, n_bits=8, noise_seed=None):
     raise TypeError(f"`images` must be uint8 (0..255); instead, their dtype is {images.dtype.name}.")
   bins = 2.0 ** n_bits
   levels = tf.cast(images // (2 ** (8 - n_bits)), tf.float32)
-  if noise_seed is None:
+  if noise is not None:
+    noise = tf.convert_to_tensor(noise, tf.float32)
+  elif noise_seed is None:
     noise = 0.5
   else:
     noise = tf.random.stateless_uniform(tf.shape(images), _as_seed(noise_seed))

@@ -38,10 +38,13 @@ _TINY = ["--levels=2", "--steps_per_level=1", "--hidden_channels=4", "--batch_si
     (["--learning_rate=0"], "learning_rate"),
     (["--n_bits=9"], "n_bits"),
     (["--heldout_fraction=1.5"], "heldout_fraction"),
-    (["--compute_dtype=float16"], "compute_dtype"),
     (["--dataset=tfrecord:"], "dataset"),
     (["--heldout_dataset=mnist"], "heldout_dataset"),
     (["--eval_examples=0"], "eval_examples"),
+    (["--compute_dtype=float64"], "compute_dtype"),
+    (["--ema_decay=1.0"], "ema_decay"),
+    (["--eval_weights=best"], "eval_weights"),
+    (["--steps_per_loop=0"], "steps_per_loop"),
 ])
 def test_bad_flag_values_are_rejected_when_parsed(argv, flag):
   with flagsaver.flagsaver():
@@ -82,6 +85,15 @@ def test_precision_and_memory_flags_reach_the_training_options():
     flags.FLAGS(["train", "--compute_dtype=bfloat16", "--reversible_gradients"])
     options = cli.training_options(num_train_images=50)
   assert options.compute_dtype == "bfloat16" and options.reversible_gradients
+
+
+def test_engine_flags_reach_the_training_options():
+  with flagsaver.flagsaver():
+    flags.FLAGS(["train", "--compute_dtype=float16", "--ema_decay=0", "--eval_weights=raw",
+                 "--steps_per_loop=50"])
+    options = cli.training_options(num_train_images=50)
+  assert options.compute_dtype == "float16" and options.ema_decay == 0
+  assert options.eval_weights == "raw" and options.steps_per_loop == 50
 
 
 def _train(*argv, timeout=300):

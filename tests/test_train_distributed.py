@@ -21,12 +21,14 @@ from train import loop
 _CONFIG = glow_tfp.GlowConfig(image_shape=(28, 28, 1), levels=2, steps_per_level=1,
                               hidden_channels=8)
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-_TRAINING = dict(steps=3, batch_size=8, learning_rate=1e-3, warmup_steps=2, seed=0)
+# Two steps per device loop, and the EMA weights (on by default) in the comparisons.
+_TRAINING = dict(steps=4, batch_size=8, learning_rate=1e-3, warmup_steps=2, seed=0,
+                 steps_per_loop=2)
 
 
 def _options(workdir, **changes):
   return loop.Options(workdir=str(workdir), eval_every=100, sample_every=100,
-                      checkpoint_every=100, log_every=1, num_samples=4, temperatures=(1.0,),
+                      checkpoint_every=100, log_every=2, num_samples=4, temperatures=(1.0,),
                       eval_batch_size=16, jit_compile=False, **_TRAINING, **changes)
 
 
@@ -43,6 +45,8 @@ def _assert_same_weights(workdir, reference_workdir):
   # rounding; the loss histories above agree to 1e-5.
   model, _ = workdir_lib.restore_model(str(workdir))
   reference, _ = workdir_lib.restore_model(str(reference_workdir))
+  path = tf.train.latest_checkpoint(workdir_lib.checkpoint_dir(str(workdir)))
+  assert any(name.startswith("ema_model/") for name, _ in tf.train.list_variables(path))
   tolerance = 2 * _TRAINING["learning_rate"] * _TRAINING["steps"]
   for ours, theirs in zip(model.trainable_variables, reference.trainable_variables):
     np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=0, atol=tolerance)
@@ -89,7 +93,7 @@ def test_multi_worker_with_two_local_workers_equals_single_device(tmp_path, tiny
            "--steps_per_level=1", "--hidden_channels=8", "--strategy=multi_worker",
            f"--workdir={tmp_path / 'cluster'}", "--nojit_compile", "--num_samples=4",
            "--temperatures=1.0", "--eval_every=100", "--sample_every=100",
-           "--checkpoint_every=100", "--log_every=1"]
+           "--checkpoint_every=100", "--log_every=2"]
   flags += [f"--{name}={value}" for name, value in _TRAINING.items()]
   processes = []
   for index in range(2):

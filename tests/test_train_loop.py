@@ -195,3 +195,59 @@ def test_bfloat16_compute_and_reversible_gradients_train_like_float32(tmp_path, 
   np.testing.assert_allclose(ours, theirs, rtol=2e-2)
   assert not np.array_equal(ours, theirs)  # bfloat16 arithmetic did run
   assert ours[-1] < ours[0]
+
+
+def _weights(workdir, use_ema):
+  model, _ = workdir_lib.restore_model(str(workdir), use_ema=use_ema)
+  return [v.numpy() for v in model.variables]
+
+
+def test_ten_steps_per_loop_give_the_weights_of_one_step_per_loop_and_resume_exactly(
+    tmp_path, tiny_mnist):
+  intervals = dict(log_every=10, eval_every=100, sample_every=100, checkpoint_every=10,
+                   temperatures=(1.0,))
+  one = loop.run(_CONFIG, tiny_mnist, _options(tmp_path / "one", steps=20, steps_per_loop=1,
+                                               **intervals))
+  loop.run(_CONFIG, tiny_mnist, _options(tmp_path / "ten", steps=10, steps_per_loop=10,
+                                         **intervals))
+  ten = loop.run(_CONFIG, tiny_mnist, _options(tmp_path / "ten", steps=20, steps_per_loop=10,
+                                               **intervals))
+  assert ten["resumed_from"].endswith("ckpt-10") and ten["steps_per_loop"] == 10
+  assert one["train_history"][10:] == ten["train_history"]
+  for use_ema in (False, True):
+    for ours, theirs in zip(_weights(tmp_path / "ten", use_ema),
+                            _weights(tmp_path / "one", use_ema)):
+      np.testing.assert_array_equal(ours, theirs)
+
+
+def test_ema_weights_are_checkpointed_and_evaluated_by_default(finished_run):
+  workdir, results = finished_run
+  names = {name for name, _ in tf.train.list_variables(
+      tf.train.latest_checkpoint(workdir_lib.checkpoint_dir(str(workdir))))}
+  assert any(name.startswith("ema_model/") for name in names)
+  assert results["eval_weights"] == "ema" and results["ema_decay"] == 0.999
+  assert results["heldout_bits_per_dim"] == results["heldout_bits_per_dim_ema"]
+  assert results["heldout_bits_per_dim_raw"] != results["heldout_bits_per_dim_ema"]
+
+
+def test_float16_overflow_is_skipped_and_the_loss_scale_adapts(tmp_path, tiny_mnist):
+  options = _options(tmp_path, steps=3, compute_dtype="float16", max_bad_steps=1,
+                     max_restores=0)
+  trainer = loop.Trainer(_CONFIG, tiny_mnist, options, tf.distribute.get_strategy())
+  trainer.loss_scale.growth_interval = 2
+  trainer.restore_or_initialize(resume=False)
+  batches = iter(trainer._batches(0, 3))  # pylint: disable=protected-access
+  trainer.loss_scale.scale.assign(2.0 ** 100)  # float16 gradients overflow
+  records = trainer.train_step(batches, 1)
+  assert records.overflow.tolist() == [True] and not trainer.guard.check()
+  assert float(trainer.loss_scale.scale.numpy()) == 2.0 ** 99 and trainer.guard.skipped == 1
+  trainer.loss_scale.scale.assign(2.0 ** 10)
+  records = trainer.train_step(batches, 2)
+  assert records.ok.tolist() == [True, True] and np.all(np.isfinite(records.loss))
+  assert float(trainer.loss_scale.scale.numpy()) == 2.0 ** 11
+  assert int(trainer.optimizer.iterations.numpy()) == 2
+
+
+def test_steps_per_loop_must_divide_the_intervals():
+  with pytest.raises(InputError, match="steps_per_loop=4 must divide"):
+    _options("wd", steps_per_loop=4)

@@ -66,9 +66,10 @@ _KEEP_CHECKPOINTS = flags.DEFINE_integer("keep_checkpoints", _DEFAULTS.keep_chec
 _LOG_EVERY = flags.DEFINE_integer("log_every", _DEFAULTS.log_every,
                                   "Progress-line interval (steps).", lower_bound=1)
 _COMPUTE_DTYPE = flags.DEFINE_enum(
-    "compute_dtype", _DEFAULTS.compute_dtype, ["float32", "bfloat16"],
-    "dtype of the coupling networks' arithmetic; bfloat16 is mixed precision (Keras's "
-    "mixed_bfloat16): log-dets, loss and variables stay float32.")
+    "compute_dtype", _DEFAULTS.compute_dtype, ["float32", "bfloat16", "float16"],
+    "dtype of the coupling networks' arithmetic; bfloat16 and float16 are mixed precision "
+    "(Keras's mixed_bfloat16 / mixed_float16): log-dets, loss and variables stay float32; "
+    "float16 trains with dynamic loss scaling.")
 _REVERSIBLE_GRADIENTS = flags.DEFINE_bool(
     "reversible_gradients", _DEFAULTS.reversible_gradients,
     "Recompute activations during backprop instead of storing them: memory flat in depth, "

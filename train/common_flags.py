@@ -112,8 +112,19 @@ def define_training_flags(defaults):
       "jit_compile": flags.DEFINE_bool("jit_compile", defaults.jit_compile,
                                        "Compile the loss and gradients with XLA (unset: on a "
                                        "GPU or TPU, off on CPUs, where it is slower)."),
+      "ema_decay": flags.DEFINE_float(
+          "ema_decay", defaults.ema_decay, "Decay of the exponential moving average (EMA) "
+          "of the weights, saved as ema_model in the checkpoints; 0 keeps none."),
+      "eval_weights": flags.DEFINE_enum(
+          "eval_weights", defaults.eval_weights, ["ema", "raw"], "Weights of held-out "
+          "evaluation and sample grids: the EMA (when kept) or the raw ones."),
+      "steps_per_loop": flags.DEFINE_integer(
+          "steps_per_loop", defaults.steps_per_loop, "Training steps per tf.function call; "
+          "must divide the log, eval, sample and checkpoint intervals (unset: 1 on CPUs, up "
+          "to 50 on a GPU or TPU).", lower_bound=1),
   }
   flags.register_validator("learning_rate", lambda v: v > 0, "--learning_rate must be > 0.")
+  flags.register_validator("ema_decay", lambda v: 0 <= v < 1, "--ema_decay must be in [0, 1).")
   return holders
 
 

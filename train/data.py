@@ -59,10 +59,10 @@ class Data:
   def num_heldout(self):
     return len(self.heldout_images)
 
-  def training_dataset_fn(self, global_batch_size, seed, n_bits, start_step, end_step):
-    """`pipeline.training_dataset_fn` of the training images."""
+  def training_dataset_fn(self, global_batch_size, seed, start_step, end_step):
+    """`pipeline.training_dataset_fn` of the training images (uint8 batches)."""
     return pipeline.training_dataset_fn(self.train_images, self.train_labels,
-                                        global_batch_size, seed, n_bits, start_step, end_step)
+                                        global_batch_size, seed, start_step, end_step)
 
   def heldout_dataset(self, batch_size, n_bits, noise_seed=None):
     """`pipeline.heldout_dataset` of the held-out images."""

@@ -1,9 +1,12 @@
 """The non-finite guard: what a run does after steps whose loss or gradient norm is not
 finite.
 
-Such a step applies no update (train/step.py); the guard counts it as skipped. After
-`max_bad_steps` of them in a row it restores the last checkpoint and lowers the learning
-rate by `restore_lr_factor`; once `max_restores` restores are spent it gives up.
+Such a step applies no update (glow_tfp/training.py); the guard counts it as skipped, on
+the device, inside the training loop (`count`). After `max_bad_steps` of them in a row the
+loop stops early, and at that boundary (`check`) the guard restores the last checkpoint and
+lowers the learning rate by `restore_lr_factor`; once `max_restores` restores are spent it
+gives up. A float16 step whose gradients overflowed under loss scaling is skipped too, but
+it is no failure: it leaves the count in a row alone (the loss scale deals with it).
 """
 
 from absl import logging
@@ -21,7 +24,8 @@ class NonFiniteGuard:
     restore: restores the last checkpoint; returns its path.
 
   Attributes:
-    skipped_steps: a variable, saved in every checkpoint; restores: restores so far.
+    skipped_steps: a variable, saved in every checkpoint; in_a_row: a variable, the failed
+    steps since the last good one; restores: restores so far.
   """
 
   def __init__(self, max_bad_steps, max_restores, restore_lr_factor, learning_rate, restore):
@@ -29,39 +33,48 @@ class NonFiniteGuard:
     self.restore_lr_factor = restore_lr_factor
     self.learning_rate, self._restore = learning_rate, restore
     self.skipped_steps = tf.Variable(0, dtype=tf.int64, trainable=False, name="skipped")
+    self.in_a_row = tf.Variable(0, dtype=tf.int64, trainable=False, name="in_a_row")
     self.restores = 0
-    self._in_a_row = 0
 
   @property
   def skipped(self):
     return int(self.skipped_steps.numpy())
 
-  def passed(self):
-    """Notes a finite step, which ends a run of non-finite ones."""
-    self._in_a_row = 0
+  def count(self, ok, overflow):
+    """Counts one step in the graph; returns whether the loop must stop for `check`."""
+    failed = ~ok & ~overflow
+    self.skipped_steps.assign_add(tf.cast(~ok, tf.int64))
+    self.in_a_row.assign(tf.where(failed, self.in_a_row + 1,
+                                  tf.where(ok, tf.zeros_like(self.in_a_row), self.in_a_row)))
+    return self.in_a_row >= self.max_bad_steps
 
-  def failed(self, step, loss, norm):
-    """Counts the non-finite `step`; restores the last checkpoint after too many in a row.
+  def log_skipped(self, step, loss, norm, in_a_row, skipped, overflow):
+    """Logs the skipped `step` with the counts after it."""
+    if overflow:
+      logging.info("step %d: float16 gradients overflowed; update skipped, loss scale "
+                   "halved.", step)
+      return
+    logging.warning("step %d: non-finite loss (%s) or gradient norm (%s); update skipped "
+                    "(%d in a row, %d in all).", step, loss, norm, in_a_row, skipped)
+
+  def check(self):
+    """At a loop boundary: restores the last checkpoint after too many failures in a row.
 
     Returns whether it restored. Raises `RuntimeError` when the restores are spent.
     """
-    self._in_a_row += 1
-    self.skipped_steps.assign_add(1)
-    logging.warning("step %d: non-finite loss (%s) or gradient norm (%s); update skipped "
-                    "(%d in a row, %d in all).", step, loss, norm, self._in_a_row,
-                    self.skipped)
-    if self._in_a_row < self.max_bad_steps:
+    in_a_row = int(self.in_a_row.numpy())
+    if in_a_row < self.max_bad_steps:
       return False
     if self.restores >= self.max_restores:
-      raise RuntimeError(f"Training diverged: {self._in_a_row} non-finite steps in a row "
+      raise RuntimeError(f"Training diverged: {in_a_row} non-finite steps in a row "
                          f"after {self.restores} checkpoint restores.")
     skipped = self.skipped_steps.numpy()
     path = self._restore()
     # The checkpoint holds the count of its own time; the skipped steps since still count.
     self.skipped_steps.assign(skipped)
+    self.in_a_row.assign(0)
     self.learning_rate.lower(self.restore_lr_factor)
     self.restores += 1
-    self._in_a_row = 0
     logging.warning("Restored %s; learning rate scale now %g.", path,
                     float(self.learning_rate.scale.numpy()))
     return True

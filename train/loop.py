@@ -1,10 +1,11 @@
 """The training loop: `run(config, data, options)` trains a Glow and returns its results.
 
-The loop is the Python side of a run: it restores or initialises the state, feeds the steps
-(train/step.py) their batches and learning rates (train/schedule.py), hands non-finite steps
-to the guard (train/guard.py), and at its intervals logs, evaluates (train/evaluation.py),
-writes sample grids (train/sample_grids.py) and checkpoints. Checkpoints are only written
-after a good step.
+The loop is the Python side of a run: it restores or initialises the state, runs the
+device loop (train/step.py) `steps_per_loop` steps at a time, lets the guard
+(train/guard.py) restore a checkpoint after too many non-finite steps, and at loop
+boundaries logs, evaluates (train/evaluation.py), writes sample grids
+(train/sample_grids.py) and checkpoints. Checkpoints are only written after a good step.
+Evaluation and samples use the EMA weights (glow_tfp/ema.py) unless `eval_weights` is "raw".
 """
 
 import dataclasses
@@ -13,7 +14,9 @@ import time
 from absl import logging
 import tensorflow as tf
 
+from glow_tfp import ema as ema_lib
 from glow_tfp import flow
+from glow_tfp import loss_scale as loss_scale_lib
 from glow_tfp import workdir as workdir_lib
 from . import checkpointing
 from . import evaluation
@@ -25,6 +28,9 @@ from . import step as step_lib
 from . import strategy as strategy_lib
 from . import summaries
 from .errors import InputError
+
+
+EVAL_WEIGHTS = ("ema", "raw")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,8 +52,9 @@ class Options:
     tpu_address: the TPU for strategy "tpu" ("" = local / TPU_NAME).
     jit_compile: compile the loss and gradient computation with XLA; None (default) picks
       by device (`step.resolve_jit_compile`).
-    compute_dtype: "float32", or "bfloat16" to run the coupling networks in mixed
-      precision (log-dets, loss and variables stay float32; `glow_tfp.Glow`).
+    compute_dtype: "float32", or "bfloat16" / "float16" to run the coupling networks in
+      mixed precision (log-dets, loss and variables stay float32; `glow_tfp.Glow`);
+      float16 trains with dynamic loss scaling (glow_tfp/loss_scale.py).
     reversible_gradients: recompute activations during backprop instead of storing them
       (`glow_tfp.Glow`): training memory flat in depth, steps about 1.4-1.5x slower.
     max_bad_steps: non-finite steps in a row that trigger a checkpoint restore.
@@ -56,6 +63,11 @@ class Options:
     num_samples: images per sample grid.
     temperatures: sampling temperatures of the grids.
     eval_batch_size: batch size of held-out evaluation.
+    ema_decay: decay of the exponential moving average of the weights; 0 keeps none.
+    eval_weights: "ema" or "raw": the weights of held-out evaluation and samples ("ema"
+      falls back to the raw weights when `ema_decay` is 0).
+    steps_per_loop: training steps per `tf.function` call; logging, evaluation, sample and
+      checkpoint intervals must be multiples of it. None: `step.resolve_steps_per_loop`.
   """
 
   workdir: str
@@ -82,6 +94,9 @@ class Options:
   num_samples: int = 64
   temperatures: tuple = (0.0, 0.5, 0.7, 1.0)
   eval_batch_size: int = 500
+  ema_decay: float = 0.999
+  eval_weights: str = "ema"
+  steps_per_loop: int | None = None
 
   def __post_init__(self):
     object.__setattr__(self, "temperatures", tuple(float(t) for t in self.temperatures))
@@ -98,6 +113,13 @@ class Options:
     if not 0 < self.restore_lr_factor < 1:
       raise InputError("Options.restore_lr_factor must be in (0, 1); got "
                        f"{self.restore_lr_factor!r}.")
+    if not 0 <= self.ema_decay < 1:
+      raise InputError(f"Options.ema_decay must be in [0, 1); got {self.ema_decay!r}.")
+    if self.eval_weights not in EVAL_WEIGHTS:
+      raise InputError(f"Options.eval_weights must be one of {EVAL_WEIGHTS}; got "
+                       f"{self.eval_weights!r}.")
+    if self.steps_per_loop is not None:
+      self._check_steps_per_loop()
     if self.optimizer not in optim.KINDS:
       raise InputError(f"Options.optimizer must be one of {optim.KINDS}; got {self.optimizer!r}.")
     if self.strategy not in strategy_lib.NAMES:
@@ -105,6 +127,17 @@ class Options:
                        f"{self.strategy!r}.")
     if not self.temperatures or min(self.temperatures) < 0:
       raise InputError(f"Options.temperatures must be non-negative; got {self.temperatures}.")
+
+  @property
+  def intervals(self):
+    return self.log_every, self.eval_every, self.sample_every, self.checkpoint_every
+
+  def _check_steps_per_loop(self):
+    _check_at_least("steps_per_loop", self.steps_per_loop, 1)
+    if any(interval % self.steps_per_loop for interval in self.intervals):
+      raise InputError(f"Options.steps_per_loop={self.steps_per_loop} must divide log_every, "
+                       "eval_every, sample_every and checkpoint_every; got "
+                       f"{self.intervals}.")
 
 
 def _check_at_least(name, value, minimum):
@@ -117,7 +150,9 @@ def run(config, data, options, strategy=None):
 
   Every check of the inputs and of the workdir happens before anything is written.
 
-  Returns a dict: `heldout_bits_per_dim` (final, at bin centres: deterministic),
+  Returns a dict: `heldout_bits_per_dim` (final, at bin centres: deterministic, with the
+  `eval_weights`), `heldout_bits_per_dim_raw` and, with EMA, `heldout_bits_per_dim_ema` (the
+  same with either set of weights), `ema_decay`, `steps_per_loop`,
   `heldout_bits_per_dim_uniform_noise` (final, seeded uniform dequantisation noise),
   `train_history` ([step, bits/dim] per good step of this process),
   `eval_history` ([step, held-out bits/dim]), `heldout_reconstruction` (final
@@ -156,35 +191,63 @@ class Trainer:
   """The state of one training run and the loop that steps it.
 
   Attributes:
-    model: the `Glow`; optimizer: the `optim.Optimizer`; step: the step of the last
-    checkpoint; learning_rate: the `schedule.LearningRate`; guard: the
-    `guard.NonFiniteGuard`. All of them are saved in every checkpoint.
+    model: the `Glow`; ema: its `glow_tfp.ema.ExponentialMovingAverage` or None; optimizer:
+    the `optim.Optimizer`; step: the step counter; learning_rate: the
+    `schedule.LearningRate`; guard: the `guard.NonFiniteGuard`; loss_scale: the
+    `glow_tfp.loss_scale.DynamicLossScale` of float16 training, or None. All of them are
+    saved in every checkpoint.
   """
 
   def __init__(self, config, data, options, strategy):
     self.config, self.data, self.options, self.strategy = config, data, options, strategy
     self.chief = strategy_lib.is_chief(strategy)
+    self.steps_per_loop = step_lib.resolve_steps_per_loop(options.steps_per_loop,
+                                                          options.intervals)
     with strategy.scope():
-      self.model = flow.Glow(config, seed=options.seed, compute_dtype=options.compute_dtype,
-                             reversible_gradients=options.reversible_gradients)
+      self.model = self._glow()
+      self.ema = (ema_lib.ExponentialMovingAverage(self.model, self._glow(), options.ema_decay)
+                  if options.ema_decay else None)
       self.optimizer = optim.Optimizer(self.model.trainable_variables, options.optimizer)
       self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
       self.learning_rate = schedule.LearningRate(options.learning_rate, options.warmup_steps)
       self.guard = guard_lib.NonFiniteGuard(options.max_bad_steps, options.max_restores,
                                             options.restore_lr_factor, self.learning_rate,
                                             self._restore)
+      self.loss_scale = (loss_scale_lib.DynamicLossScale()
+                         if options.compute_dtype == "float16" else None)
+    extra = {}
+    if self.ema:
+      extra["ema_model"] = self.ema.shadow
+    if self.loss_scale:
+      extra["loss_scale"] = self.loss_scale
     checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer,
                                      step=self.step, lr_scale=self.learning_rate.scale,
-                                     skipped_steps=self.guard.skipped_steps)
+                                     skipped_steps=self.guard.skipped_steps, **extra)
     self.checkpointer = checkpointing.Checkpointer(checkpoint, options.workdir,
                                                    options.keep_checkpoints, self.chief)
     self.reporter = summaries.Reporter(options.workdir, options.steps, self.chief)
-    self.train_step = step_lib.DistributedStep(self.model, self.optimizer, strategy,
-                                               options.batch_size, options.grad_clip_norm,
-                                               options.jit_compile)
-    self.heldout = evaluation.HeldOut(self.model, data, options.eval_batch_size)
-    self.samples = sample_grids.SampleGrids(self.model, options.num_samples,
-                                            options.temperatures, options.seed, self.reporter)
+    self.train_step = step_lib.DistributedStep(
+        self.model, self.optimizer, strategy, (self.step, self.learning_rate, self.guard),
+        options.batch_size, options.seed, options.grad_clip_norm, options.jit_compile,
+        self.ema, self.loss_scale)
+    self.heldout = {name: evaluation.HeldOut(model, data, options.eval_batch_size)
+                    for name, model in self._weights().items()}
+    self.samples = sample_grids.SampleGrids(self._weights()[self.eval_weights],
+                                            options.num_samples, options.temperatures,
+                                            options.seed, self.reporter)
+
+  def _glow(self):
+    options = self.options
+    return flow.Glow(self.config, seed=options.seed, compute_dtype=options.compute_dtype,
+                     reversible_gradients=options.reversible_gradients)
+
+  def _weights(self):
+    """The models to evaluate by name: "raw", and "ema" when the run keeps EMA weights."""
+    return {"raw": self.model, **({"ema": self.ema.shadow} if self.ema else {})}
+
+  @property
+  def eval_weights(self):
+    return self.options.eval_weights if self.ema else "raw"
 
   def close(self):
     self.checkpointer.close()
@@ -201,23 +264,30 @@ class Trainer:
     while step < self.options.steps:
       step = self.train_segment(step, history, evals)
     logging.info("Training done at step %d; final evaluation and samples.", step)
-    heldout = self.heldout.bits_per_dim()
-    heldout_noise = self.heldout.bits_per_dim(noise_seed=self.options.seed)
-    evals.append([step, heldout])
-    self.reporter.scalars(step, {"heldout/bits_per_dim": heldout,
-                                 "heldout/bits_per_dim_uniform_noise": heldout_noise})
+    heldout = {name: evaluator.bits_per_dim() for name, evaluator in self.heldout.items()}
+    main = self.heldout[self.eval_weights]
+    heldout_noise = main.bits_per_dim(noise_seed=self.options.seed)
+    evals.append([step, heldout[self.eval_weights]])
+    self.reporter.scalars(step, {"heldout/bits_per_dim": heldout[self.eval_weights],
+                                 "heldout/bits_per_dim_uniform_noise": heldout_noise,
+                                 **{f"heldout/bits_per_dim_{name}": value
+                                    for name, value in heldout.items()}})
     rebuilt = self.evaluate_reconstruction(step)
     paths = self.samples.write(step)
     if step % self.options.checkpoint_every:
       self._save(step)
-    results = {"heldout_bits_per_dim": heldout,
+    results = {"heldout_bits_per_dim": heldout[self.eval_weights],
                "heldout_bits_per_dim_uniform_noise": heldout_noise,
-               "heldout_reconstruction": rebuilt, "train_history": history,
+               "heldout_reconstruction": rebuilt,
+               **{f"heldout_bits_per_dim_{name}": value for name, value in heldout.items()},
+               "eval_weights": self.eval_weights, "ema_decay": self.options.ema_decay,
+               "steps_per_loop": self.steps_per_loop, "train_history": history,
                "eval_history": evals, "steps": step, "skipped_steps": self.guard.skipped,
                "restores": self.guard.restores, "resumed_from": resumed_from,
                "seconds": time.perf_counter() - started, "sample_paths": paths}
-    logging.info("held-out bits/dim %.4f (bin centres), %.4f (uniform dequantisation noise) "
-                 "after %d steps", heldout, heldout_noise, step)
+    logging.info("held-out bits/dim %.4f (bin centres, %s weights), %.4f (uniform "
+                 "dequantisation noise) after %d steps", heldout[self.eval_weights],
+                 self.eval_weights, heldout_noise, step)
     self.reporter.results(results)
     self.reporter.flush()
     return results
@@ -250,32 +320,41 @@ class Trainer:
     window = []
     # Exactly as many batches as steps, so the loop never waits for the end of the data.
     batches = iter(self._batches(step, self.options.steps))
-    for _ in range(step, self.options.steps):
-      batch = next(batches)
-      learning_rate = self.learning_rate(step)
-      loss, norm, ok = (t.numpy() for t in self.train_step(batch, tf.constant(learning_rate)))
-      step += 1
-      if not ok:
-        if self.guard.failed(step, loss, norm):
-          return int(self.step.numpy())
-        continue
-      self.guard.passed()
-      history.append([step, float(loss)])
-      window.append(float(loss))
-      self._periodic(step, window, learning_rate, float(norm), evals)
+    while step < self.options.steps:
+      records = self.train_step(batches, min(self.steps_per_loop, self.options.steps - step))
+      step = self._record(step, records, history, window)
+      if self.guard.check():
+        return int(self.step.numpy())
+      if records.ok[-1]:
+        self._periodic(step, window, records, evals)
     return step
 
-  def _periodic(self, step, window, learning_rate, norm, evals):
+  def _record(self, step, records, history, window):
+    """Notes the steps of one loop after `step`; returns the step it reached."""
+    for loss, norm, ok, overflow, _, in_a_row, skipped in zip(*records):
+      step += 1
+      if ok:
+        history.append([step, float(loss)])
+        window.append(float(loss))
+      else:
+        self.guard.log_skipped(step, loss, norm, in_a_row, skipped, overflow)
+    return step
+
+  def _periodic(self, step, window, records, evals):
     options = self.options
-    if step % options.log_every == 0 or step == options.steps:
+    if (step % options.log_every == 0 or step == options.steps) and window:
       mean = sum(window) / len(window)
+      learning_rate, norm = float(records.learning_rate[-1]), float(records.norm[-1])
       skipped = self.guard.skipped
       self.reporter.progress(step, mean, options.batch_size, learning_rate, skipped)
-      self.reporter.scalars(step, {"train/bits_per_dim": mean, "learning_rate": learning_rate,
-                                   "gradient_norm": norm, "skipped_steps": skipped})
+      scalars = {"train/bits_per_dim": mean, "learning_rate": learning_rate,
+                 "gradient_norm": norm, "skipped_steps": skipped}
+      if self.loss_scale:
+        scalars["loss_scale"] = float(self.loss_scale.scale.numpy())
+      self.reporter.scalars(step, scalars)
       window.clear()
     if step % options.eval_every == 0 and step < options.steps:
-      heldout = self.heldout.bits_per_dim()
+      heldout = self.heldout[self.eval_weights].bits_per_dim()
       evals.append([step, heldout])
       logging.info("step %d  held-out %.4f bits/dim", step, heldout)
       self.reporter.scalars(step, {"heldout/bits_per_dim": heldout})
@@ -291,13 +370,13 @@ class Trainer:
 
   def _batches(self, start_step, end_step):
     options = self.options
-    dataset_fn = self.data.training_dataset_fn(options.batch_size, options.seed,
-                                               self.config.n_bits, start_step, end_step)
+    dataset_fn = self.data.training_dataset_fn(options.batch_size, options.seed, start_step,
+                                               end_step)
     return self.strategy.distribute_datasets_from_function(dataset_fn)
 
   def evaluate_reconstruction(self, step):
     """decode(encode(x)) of the held-out images, logged; returns its figures (a dict)."""
-    check = self.heldout.reconstruction()
+    check = self.heldout[self.eval_weights].reconstruction()
     logging.info("step %d  held-out decode(encode(x)): max error %.3g, %d/%d exact as uint8, "
                  "%d non-finite", step, check.max_error, check.exact, check.count,
                  check.non_finite)

@@ -2,8 +2,8 @@
 
 The training batch of step s is fixed by the seed alone: epoch e = s // steps_per_epoch
 reads the training images in the order of a stateless permutation seeded by (seed, e),
-dropping the remainder, and the dequantisation noise of the batch is seeded by (seed, s).
-So a resumed run starts its pipeline at the restored step and sees exactly the batches an
+dropping the remainder; the training step dequantises the batch with noise seeded by
+(seed, s) (glow_tfp/training.py). So a resumed run starts its pipeline at the restored step and sees exactly the batches an
 uninterrupted run would have seen, and every distribution strategy sees the same global
 batch: each replica gets its own contiguous slice of it.
 """
@@ -11,26 +11,24 @@ batch: each replica gets its own contiguous slice of it.
 import tensorflow as tf
 
 from glow_tfp import metrics
+from glow_tfp import training
 
 PERMUTATION_STREAM = 0
-NOISE_STREAM = 1
 
 
 def steps_per_epoch(num_images, global_batch_size):
   return num_images // global_batch_size
 
 
-def global_batch(images, labels, step, global_batch_size, seed, n_bits):
-  """The dequantised model-space images [B, H, W, C] and labels [B] of training `step`."""
+def global_batch(images, labels, step, global_batch_size, seed):
+  """The uint8 images [B, H, W, C] and labels [B] of training `step`."""
   step = tf.cast(step, tf.int64)
   per_epoch = steps_per_epoch(images.shape[0], global_batch_size)
   epoch, position = step // per_epoch, step % per_epoch
   order = tf.argsort(tf.random.stateless_uniform(
       [images.shape[0]], stream_seed(seed, PERMUTATION_STREAM, epoch)))
   indices = order[position * global_batch_size:(position + 1) * global_batch_size]
-  x = metrics.to_model_space(tf.gather(images, indices), n_bits,
-                             noise_seed=stream_seed(seed, NOISE_STREAM, step))
-  return x, tf.gather(labels, indices)
+  return tf.gather(images, indices), tf.gather(labels, indices)
 
 
 def stream_seed(seed, stream, counter):
@@ -39,8 +37,7 @@ def stream_seed(seed, stream, counter):
   return tf.random.experimental.stateless_fold_in(base, counter)
 
 
-def training_dataset_fn(images, labels, global_batch_size, seed, n_bits, start_step,
-                        end_step):
+def training_dataset_fn(images, labels, global_batch_size, seed, start_step, end_step):
   """A `dataset_fn` for `strategy.distribute_datasets_from_function`.
 
   Input pipeline p yields, for each step in [start_step, end_step), the per-replica slices
@@ -56,7 +53,7 @@ def training_dataset_fn(images, labels, global_batch_size, seed, n_bits, start_s
     per_replica = global_batch_size // replicas
 
     def local_slices(step):
-      x, y = global_batch(images, labels, step, global_batch_size, seed, n_bits)
+      x, y = global_batch(images, labels, step, global_batch_size, seed)
       x = tf.reshape(x[first * per_replica:(first + local) * per_replica],
                      [local, per_replica] + images.shape[1:].as_list())
       return x, tf.reshape(y[first * per_replica:(first + local) * per_replica],
@@ -86,7 +83,7 @@ def heldout_batches(examples, batch_size, n_bits, noise_seed=None):
 
   def to_model_space(index, batch):
     x, y = batch
-    seed = None if noise_seed is None else stream_seed(noise_seed, NOISE_STREAM, index)
+    seed = None if noise_seed is None else training.noise_seed(noise_seed, index)
     return metrics.to_model_space(x, n_bits, noise_seed=seed), y
 
   return dataset.map(to_model_space).prefetch(tf.data.AUTOTUNE)

@@ -16,8 +16,18 @@ class LearningRate:
     self.scale = tf.Variable(1.0, trainable=False, name="lr_scale")
 
   def __call__(self, step):
-    warmup = min(1.0, (step + 1) / self.warmup_steps) if self.warmup_steps else 1.0
-    return self.peak * warmup * float(self.scale.numpy())
+    return float(self.at(step))
+
+  def at(self, step):
+    """The rate of `step` (a tensor, so it can run in a graph) as a float32 tensor.
+
+    It is computed in float64 and rounded once, as a Python float would be.
+    """
+    step = tf.cast(step, tf.float64)
+    warmup = (tf.minimum(tf.constant(1.0, tf.float64), (step + 1) / self.warmup_steps)
+              if self.warmup_steps else 1.0)
+    rate = self.peak * warmup * tf.cast(self.scale, tf.float64)
+    return tf.cast(rate, tf.float32)
 
   def lower(self, factor):
     """Multiplies the rate of every later step by `factor`."""

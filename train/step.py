@@ -1,14 +1,23 @@
-"""One training step under any `tf.distribute` strategy.
+"""The training loop on the device: `steps_per_loop` steps in one `tf.function`.
 
-Each replica computes the bits/dim of its slice of the global batch, summed and divided by
-the global batch size, and its gradients; both are all-reduced (summed), so every replica
-holds the global-batch mean loss and gradients; the gradients are clipped by global norm;
-then, in cross-replica context, the optimizer applies them only if the loss and the gradient
-norm are finite (what follows a non-finite step is train/guard.py's).
+Each step is `glow_tfp.training.replica_step` under `strategy.run` (dequantisation, ActNorm
+initialisation once, the loss, its all-reduced and clipped gradients, the guard's verdict),
+then, in cross-replica context, the optimizer applies the update only if the step is good,
+and the EMA weights and the loss scale follow. The learning rate of each step comes from
+the step counter in the graph; the guard counts skipped steps there too and ends the loop
+early after too many failures in a row, for the Python loop to restore a checkpoint.
 """
+
+import functools
+import math
+import typing
 
 from absl import logging
 import tensorflow as tf
+
+from glow_tfp import training
+
+DEVICE_STEPS_PER_LOOP = 50
 
 
 def resolve_jit_compile(jit_compile):
@@ -20,69 +29,119 @@ def resolve_jit_compile(jit_compile):
   """
   if jit_compile is not None:
     return jit_compile
+  return _on_accelerator()
+
+
+def resolve_steps_per_loop(steps_per_loop, intervals):
+  """`steps_per_loop`, or for None: 1 on CPUs; on a GPU or TPU, the greatest common divisor
+  of `DEVICE_STEPS_PER_LOOP` and the logging, evaluation, sample and checkpoint `intervals`,
+  so that every interval ends at a loop boundary."""
+  if steps_per_loop is not None:
+    return steps_per_loop
+  if not _on_accelerator():
+    return 1
+  return math.gcd(DEVICE_STEPS_PER_LOOP, *intervals)
+
+
+def _on_accelerator():
   return bool(tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("TPU"))
 
 
-def loss_and_gradients(model, images, labels, global_batch_size):
-  """This replica's share of the global-batch mean bits/dim of `model`, and its gradients
-  (zeros for variables the loss does not reach); `labels` is None for an unconditional
-  model."""
-  variables = model.trainable_variables
-  with tf.GradientTape() as tape:
-    loss = tf.reduce_sum(model.bits_per_dim(images, labels)) / global_batch_size
-  gradients = tape.gradient(loss, variables)
-  return loss, [tf.zeros_like(v) if g is None else g for g, v in zip(gradients, variables)]
+class Records(typing.NamedTuple):
+  """Per step of a loop (numpy arrays of the steps it ran): loss, gradient norm, whether
+  the update was applied, whether float16 gradients overflowed, the learning rate, the
+  guard's failures in a row and skipped steps in all after the step."""
+
+  loss: object
+  norm: object
+  ok: object
+  overflow: object
+  learning_rate: object
+  in_a_row: object
+  skipped: object
 
 
 class DistributedStep:
-  """The ActNorm initialisation and the training step of `model` under `strategy`.
+  """The training loop of `model` under `strategy`; create it after the state it updates.
 
   Args:
     model: the `Glow`, made under `strategy.scope()`.
     optimizer: its `optim.Optimizer`.
     strategy: the `tf.distribute.Strategy`.
+    state: the run's `step` counter variable, `schedule.LearningRate` and
+      `guard.NonFiniteGuard`, as (step, learning_rate, guard).
     global_batch_size: images per step over all replicas.
+    seed: seeds the dequantisation noise.
     grad_clip_norm: clip the gradients to this global norm; 0 disables clipping.
     jit_compile: True, False or None (`resolve_jit_compile`) for the loss and gradients.
+    ema: an `glow_tfp.ema.ExponentialMovingAverage`, or None.
+    loss_scale: a `glow_tfp.loss_scale.DynamicLossScale`, or None.
   """
 
-  def __init__(self, model, optimizer, strategy, global_batch_size, grad_clip_norm,
-               jit_compile):
+  def __init__(self, model, optimizer, strategy, state, global_batch_size, seed,
+               grad_clip_norm, jit_compile, ema=None, loss_scale=None):
     self.model, self.optimizer, self.strategy = model, optimizer, strategy
-    self.grad_clip_norm = grad_clip_norm
+    self.step, self.learning_rate, self.guard = state
+    self.ema, self.loss_scale, self._seed = ema, loss_scale, seed
     self._conditional = bool(model.config.num_classes)
     jit_compile = resolve_jit_compile(jit_compile)
     logging.info("XLA for the loss and gradients: %s", "on" if jit_compile else "off")
-    self._gradients = tf.function(
-        lambda images, labels: loss_and_gradients(model, images, labels, global_batch_size),
-        jit_compile=jit_compile)
+    self._replica_step = functools.partial(
+        training.replica_step, model, seed=seed, global_batch_size=global_batch_size,
+        grad_clip_norm=grad_clip_norm, loss_scale=loss_scale, ema=ema,
+        gradients_fn=tf.function(training.loss_and_gradients, jit_compile=jit_compile))
 
   def _labels(self, labels):
     return labels if self._conditional else None
 
   @tf.function
   def initialize(self, batch):
-    """Initialises ActNorm from the distributed global `batch` (images, labels)."""
-    self.strategy.run(lambda x, y: self.model.initialize(x, self._labels(y)), args=batch)
+    """Initialises ActNorm (and the EMA weights) from the distributed global `batch`.
+
+    The replicas all-reduce the statistics, which reaches every worker of a cluster, where
+    the gather of `training.initialize_once` sees only the local replicas; the steps then
+    find the model initialised.
+    """
+    def initialize(images, labels):
+      x = training.dequantize(images, self.model.config.n_bits, self._seed, self.step)
+      self.model.initialize(x, self._labels(labels))
+    self.strategy.run(initialize, args=batch)
+    if self.ema is not None:
+      self.ema.reset()
+
+  def __call__(self, iterator, num_steps):
+    """Runs up to `num_steps` steps on batches of the distributed `iterator`; returns the
+    `Records` of the steps it ran (fewer when the guard stopped the loop)."""
+    return Records(*(t.numpy() for t in self._loop(iterator, tf.constant(num_steps))))
 
   @tf.function
-  def __call__(self, batch, learning_rate):
-    """Trains on the distributed global `batch`; returns (loss, gradient norm, applied)."""
-    loss, gradients, norm = self.strategy.run(self._replica_step, args=(batch,))
-    loss, norm = self._first_replica(loss), self._first_replica(norm)
-    ok = tf.math.is_finite(loss) & tf.math.is_finite(norm)
-    self.optimizer.apply(gradients, learning_rate, ok)
-    return loss, norm, ok
+  def _loop(self, iterator, num_steps):
+    records = [tf.TensorArray(dtype, size=0, dynamic_size=True)
+               for dtype in (tf.float32,) * 2 + (tf.bool,) * 2 + (tf.float32,) + (tf.int64,) * 2]
+    for index in tf.range(num_steps):
+      learning_rate = self.learning_rate.at(self.step)
+      loss, norm, ok, overflow = self._one_step(next(iterator), learning_rate)
+      stop = self.guard.count(ok, overflow)
+      values = (loss, norm, ok, overflow, learning_rate, self.guard.in_a_row.read_value(),
+                self.guard.skipped_steps.read_value())
+      records = [r.write(index, v) for r, v in zip(records, values)]
+      if stop:
+        break
+    return tuple(r.stack() for r in records)
+
+  def _one_step(self, batch, learning_rate):
+    images, labels = batch
+    result = self.strategy.run(
+        lambda x, y: self._replica_step(x, self._labels(y), self.step), args=(images, labels))
+    loss, norm, ok, overflow = (self._first_replica(v) for v in
+                                (result.loss, result.norm, result.ok, result.overflow))
+    self.optimizer.apply(result.gradients, learning_rate, ok)
+    if self.ema is not None:
+      self.ema.update(self.optimizer.iterations, ok)
+    if self.loss_scale is not None:
+      self.loss_scale.update(~overflow)
+    self.step.assign_add(1)
+    return loss, norm, ok, overflow
 
   def _first_replica(self, value):
     return self.strategy.experimental_local_results(value)[0]
-
-  def _replica_step(self, batch):
-    images, labels = batch
-    loss, gradients = self._gradients(images, self._labels(labels))
-    context = tf.distribute.get_replica_context()
-    loss, gradients = context.all_reduce(tf.distribute.ReduceOp.SUM, (loss, gradients))
-    norm = tf.linalg.global_norm(gradients)
-    if self.grad_clip_norm:
-      gradients, _ = tf.clip_by_global_norm(gradients, self.grad_clip_norm, use_norm=norm)
-    return loss, gradients, norm

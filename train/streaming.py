@@ -18,7 +18,6 @@ from typing import Callable
 import numpy as np
 import tensorflow as tf
 
-from glow_tfp import metrics
 from . import pipeline
 from .errors import InputError
 
@@ -111,7 +110,7 @@ class Stream:
   def num_heldout(self):
     return len(self.heldout_indices)
 
-  def training_dataset_fn(self, global_batch_size, seed, n_bits, start_step, end_step):
+  def training_dataset_fn(self, global_batch_size, seed, start_step, end_step):
     """A `dataset_fn` for `strategy.distribute_datasets_from_function`.
 
     Input pipeline p yields, for each step in [start_step, end_step), the per-replica
@@ -127,10 +126,7 @@ class Stream:
       def example(step, position):
         index = tf.gather(indices, permuted(step, position, len(self.train_indices),
                                             global_batch_size, seed))
-        image, label = read(index)
-        noise_seed = tf.random.experimental.stateless_fold_in(
-            pipeline.stream_seed(seed, pipeline.NOISE_STREAM, step), position)
-        return metrics.to_model_space(image, n_bits, noise_seed=noise_seed), label
+        return read(index)
 
       steps = tf.data.Dataset.range(start_step, end_step)
       pairs = steps.flat_map(lambda step: tf.data.Dataset.from_tensor_slices(
