@@ -35,7 +35,7 @@ from benchmarks import workloads
 from train import data as data_lib
 
 _SIZES = flags.DEFINE_list("sizes", ["5000", "50000"], "PNG folder sizes compared.")
-_DATA_ROOT = flags.DEFINE_string("data_root", "/tmp/glow_input_pipeline",
+_DATA_ROOT = flags.DEFINE_string("data_root", "runs/input_pipeline",
                                  "Where the generated folders go (outside the repository).")
 _STEPS = flags.DEFINE_integer("steps", 10, "Steps of each short training run.", lower_bound=1)
 _REPEATS = flags.DEFINE_integer("repeats", 3, "Throughput rounds (median reported).",
