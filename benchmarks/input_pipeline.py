@@ -37,7 +37,7 @@ from train import data as data_lib
 _SIZES = flags.DEFINE_list("sizes", ["5000", "50000"], "PNG folder sizes compared.")
 _DATA_ROOT = flags.DEFINE_string("data_root", "runs/input_pipeline",
                                  "Where the generated folders go (outside the repository).")
-_STEPS = flags.DEFINE_integer("steps", 10, "Steps of each short training run.", lower_bound=1)
+_TRAIN_STEPS = flags.DEFINE_integer("train_steps", 10, "Steps of each short training run.", lower_bound=1)
 _REPEATS = flags.DEFINE_integer("repeats", 3, "Throughput rounds (median reported).",
                                 lower_bound=1)
 _BATCHES = flags.DEFINE_integer("batches", 40, "Input batches timed per round.",
@@ -171,7 +171,7 @@ def main(argv):
     directory = generate(os.path.join(root, f"png32_{size}"), size, 32, ".png")
     scandir, opened = listing_seconds(directory)
     run = short_training(directory, os.path.join(root, f"workdir_{size}_{time.time_ns()}"),
-                         _STEPS.value)
+                         _TRAIN_STEPS.value)
     results["folders"][size] = {"scandir_seconds": scandir, "open_seconds": opened, **run}
   folders = {"PNG 32x32": os.path.join(root, f"png32_{_SIZES.value[0]}"),
              "JPEG 64x64": generate(os.path.join(root, f"jpeg64_{_JPEG_COUNT}"), _JPEG_COUNT,
