@@ -98,7 +98,7 @@ def input_rate(directory, batch_count):
   """A callable timing `batch_count` batches of the folder's training pipeline: images/s."""
   stream = data_lib.load(f"folder:{directory}", levels=2)
   context = tf.distribute.InputContext()
-  batches = iter(stream.training_dataset_fn(_BATCH, 0, 8, 0, 10 ** 9)(context))
+  batches = iter(stream.training_dataset_fn(_BATCH, 0, 0, 10 ** 9)(context))
 
   def rate():
     next(batches)  # the pipeline refills its prefetch buffer between rounds
