@@ -90,10 +90,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
       logging.exception("Internal error on %s %s", self.command, self.path)
       code = errors.INTERNAL
       status, body = 500, {"error": f"Internal error: {type(e).__name__}: {e}"}
-    self._send_json(status, body)
-    if self._model_and_api is not None:  # only requests that name a model and an API count.
+    # Counted before the answer goes out, so a client that reads the metrics after its
+    # answer arrives sees its own request. Only requests that name a model and an API count.
+    if self._model_and_api is not None:
       self.server.service.record(*self._model_and_api, ENTRYPOINT, code,
                                  time.perf_counter() - start)
+    self._send_json(status, body)
 
   def _send_json(self, status, body):
     self._send(status, json.dumps(body).encode(), "application/json")
