@@ -4,6 +4,9 @@ import json
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# The tests run what users run: the applications turn oneDNN's convolutions on (see
+# train/__init__.py), and the subprocesses the tests start inherit the choice.
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402

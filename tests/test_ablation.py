@@ -19,7 +19,7 @@ _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _VARIANTS = [(p, c) for c in ("additive", "affine") for p in ("reverse", "shuffle", "lu")]
 _SEEDS = 2
 _STEPS, _EVAL_EVERY = 4, 2
-_ROW = re.compile(r"^\| (\w+) \| (\w+) \| ([\d.]+) \| ([\d.]+|n/a) \| (.*) \| (\d+) \|$")
+_ROW = re.compile(r"^\| (\w+) \| (\w+) \| ([\w-]+) \| ([\d.]+) \| ([\d.]+|n/a) \| (.*) \| (\d+) \|$")
 
 
 def _ablation(*argv):
@@ -98,7 +98,8 @@ def test_table_numbers_are_those_of_the_logs(ablation):
   logs = _logs(tmp_path / "out")
   rows = _table_rows(tmp_path / "out")
   assert [(p, c) for p, c, *_ in rows] == _VARIANTS
-  for permutation, coupling, mean, std, per_seed, _ in rows:
+  assert {scale for _, c, scale, *_ in rows} == {"-", "sigmoid"}
+  for permutation, coupling, _, mean, std, per_seed, _ in rows:
     values = [logs[permutation, coupling, s]["final_heldout_bits_per_dim"]
               for s in range(_SEEDS)]
     assert mean == f"{np.mean(values):.4f}"
@@ -115,7 +116,7 @@ def test_orderings_follow_the_means(ablation):
   with open(tmp_path / "out" / "table.md") as f:
     text = f.read()
   for coupling in ("additive", "affine"):
-    means = {p: float(m) for p, c, m, *_ in rows if c == coupling}
+    means = {p: float(m) for p, c, _, m, *_ in rows if c == coupling}
     order = " < ".join(f"{p} {means[p]:.4f}" for p in sorted(means, key=means.get))
     assert f"- {coupling}: by mean, {order}." in text
 
@@ -136,3 +137,36 @@ def test_rerun_with_other_settings_is_refused_and_keeps_the_logs(ablation):
   assert "Traceback" not in result.stderr
   after = {p: os.path.getmtime(p) for p in glob.glob(str(tmp_path / "out" / "logs" / "*"))}
   assert after == before
+
+
+def test_coupling_scales_are_variants_named_after_their_scale(ablation):
+  tmp_path, _ = ablation
+  out = tmp_path / "scales"
+  flags = [f for f in _tiny_flags(tmp_path) if not f.startswith("--output_dir")]
+  result = _ablation(*flags, f"--output_dir={out}", "--seeds=1", "--permutations=lu",
+                     "--couplings=affine,additive", "--coupling_scales=sigmoid,tanh_bounded")
+  assert result.returncode == 0, result.stderr[-3000:]
+  names = sorted(os.path.basename(p) for p in glob.glob(str(out / "logs" / "*.json")))
+  assert names == ["lu_additive_seed0.json", "lu_affine_seed0.json",
+                   "lu_affine_tanh_bounded_seed0.json"]
+  with open(out / "logs" / "lu_affine_tanh_bounded_seed0.json") as f:
+    log = json.load(f)
+  assert log["config"]["coupling_scale"] == log["coupling_scale"] == "tanh_bounded"
+  rows = _table_rows(out)
+  assert [(p, c, scale) for p, c, scale, *_ in rows] == [  # the order they ran in
+      ("lu", "affine", "sigmoid"), ("lu", "affine", "tanh_bounded"), ("lu", "additive", "-")]
+  means = {scale: float(m) for _, c, scale, m, *_ in rows if c == "affine"}
+  order = " < ".join(f"{k} {means[k]:.4f}" for k in sorted(means, key=means.get))
+  with open(out / "table.md") as f:
+    assert f"- lu, affine scales: by mean, {order}." in f.read()
+  # The sigmoid run is the six-variant ablation's own run of that seed: same name, same log.
+  with open(tmp_path / "out" / "logs" / "lu_affine_seed0.json") as f:
+    six = json.load(f)
+  with open(out / "logs" / "lu_affine_seed0.json") as f:
+    assert json.load(f)["final_heldout_bits_per_dim"] == six["final_heldout_bits_per_dim"]
+
+
+def test_an_unknown_scale_is_refused_by_name(tmp_path):
+  result = _ablation("--coupling_scales=sigmoid,huge", f"--output_dir={tmp_path}")
+  assert result.returncode == 1
+  assert "--coupling_scales must name one or more of" in result.stderr

@@ -45,6 +45,8 @@ _TINY = ["--levels=2", "--steps_per_level=1", "--hidden_channels=4", "--batch_si
     (["--ema_decay=1.0"], "ema_decay"),
     (["--eval_weights=best"], "eval_weights"),
     (["--steps_per_loop=0"], "steps_per_loop"),
+    (["--intra_op_threads=-1"], "intra_op_threads"),
+    (["--inter_op_threads=-2"], "inter_op_threads"),
 ])
 def test_bad_flag_values_are_rejected_when_parsed(argv, flag):
   with flagsaver.flagsaver():
@@ -96,8 +98,8 @@ def test_engine_flags_reach_the_training_options():
   assert options.eval_weights == "raw" and options.steps_per_loop == 50
 
 
-def _train(*argv, timeout=300):
-  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+def _train(*argv, timeout=300, **environ):
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", **environ)
   return subprocess.run([sys.executable, "-m", "train", *argv], cwd=_ROOT, env=env,
                         capture_output=True, text=True, timeout=timeout)
 
@@ -110,6 +112,26 @@ def test_missing_folder_stops_with_one_line_before_creating_the_workdir(tmp_path
       "directory.")
   assert "Traceback" not in result.stderr
   assert not os.path.exists(tmp_path / "wd")
+
+
+def test_thread_flags_and_the_onednn_choice_are_applied_and_logged(tmp_path):
+  result = _train("--intra_op_threads=1", "--inter_op_threads=2",
+                  f"--dataset=folder:{tmp_path / 'nowhere'}", f"--workdir={tmp_path / 'wd'}",
+                  TF_ENABLE_ONEDNN_OPTS="0")
+  assert result.returncode == 1
+  assert "CPU threads: intra-op 1, inter-op 2" in result.stderr
+  assert "TF_ENABLE_ONEDNN_OPTS=0." in result.stderr
+
+
+@pytest.mark.parametrize("given, expected", [(None, "1"), ("0", "0"), ("1", "1")])
+def test_the_training_package_turns_onednn_on_unless_told_otherwise(given, expected):
+  env = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
+  if given is not None:
+    env["TF_ENABLE_ONEDNN_OPTS"] = given
+  result = subprocess.run(
+      [sys.executable, "-c", "import os, train; print(os.environ['TF_ENABLE_ONEDNN_OPTS'])"],
+      cwd=_ROOT, env=env, capture_output=True, text=True, timeout=120, check=True)
+  assert result.stdout.strip() == expected
 
 
 def _latest_step(workdir):

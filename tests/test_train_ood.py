@@ -19,14 +19,37 @@ def test_ood_cli_writes_the_auroc_table_histograms_and_reconstruction(tiny_mnist
   loop.run(config, tiny_mnist, loop.Options(workdir=str(tmp_path), steps=2, batch_size=8,
                                             eval_every=2, sample_every=2, num_samples=4))
   result = subprocess.run(
-      [sys.executable, "-m", "train.ood", f"--workdir={tmp_path}", "--ood=black,shrunk",
+      [sys.executable, "-m", "train.ood", f"--workdir={tmp_path}", "--ood=black,shrunk,sklearn_digits",
        "--heldout_fraction=0.02"], cwd=_ROOT, capture_output=True, text=True, timeout=300)
   assert result.returncode == 0, result.stderr[-3000:]
   out = tmp_path / "ood"
-  assert sorted(os.listdir(out)) == ["histogram_black.png", "histogram_shrunk.png", "ood.md",
-                                     "results.json"]
+  assert sorted(os.listdir(out)) == ["histogram_black.png", "histogram_shrunk.png",
+                                     "histogram_sklearn_digits.png", "ood.md", "results.json"]
   sources = json.loads((out / "results.json").read_text())["sources"]
-  assert set(sources) == {"black", "shrunk", "in-distribution"}
+  assert set(sources) == {"black", "shrunk", "sklearn_digits", "in-distribution"}
   assert 0.0 <= sources["black"]["auroc"]["ood_score"] <= 1.0
   assert sources["in-distribution"]["reconstruction"]["reconstruction_non_finite"] == 0
   assert "| black |" in result.stdout and "| in-distribution |" in result.stdout
+
+
+def test_sklearn_digits_are_the_bundled_digits_upscaled_to_the_model_size():
+  # In a subprocess: train.ood's flags share names with the training CLI's.
+  script = """
+import numpy as np, PIL.Image, sklearn.datasets
+from train import ood
+images = ood.generate("sklearn_digits", np.zeros((1797, 24, 16, 2), np.uint8),
+                      np.random.default_rng(0))
+assert images.shape == (1797, 24, 16, 2) and images.dtype == np.uint8, images.shape
+assert (images[..., 0] == images[..., 1]).all()
+digits = sklearn.datasets.load_digits().images
+small = np.stack([np.asarray(PIL.Image.fromarray(i[..., 0]).resize((8, 8), PIL.Image.BOX))
+                  for i in images]).astype(float)
+# Without replacement: every bundled digit appears once, shrunk back to about itself.
+best = [np.abs(digits * (255 / 16) - s).mean(axis=(1, 2)).argmin() for s in small]
+assert len(set(best)) > 1700, len(set(best))
+print("ok", images.max())
+"""
+  result = subprocess.run([sys.executable, "-c", script], cwd=_ROOT, capture_output=True,
+                          text=True, timeout=300)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert result.stdout.split() == ["ok", "255"]

@@ -3,13 +3,20 @@
 Trains the six variants {reverse, shuffle, lu (1x1 conv)} x {additive, affine} with everything
 else identical, for each of `--seeds` seeds, on `--dataset` (the training CLI's data sources;
 default the bundled MNIST digits). Run `seed` of a variant is exactly `python -m train
---permutation=P --coupling=C --seed=seed` with the same model and training flags: the seed
-fixes the held-out split, the data order, the dequantisation noise and the initial weights, so
-the six variants of one seed see the same data.
+--permutation=P --coupling=C --coupling_scale=S --seed=seed` with the same model and training
+flags: the seed fixes the held-out split, the data order, the dequantisation noise and the
+initial weights, so the variants of one seed see the same data. `--permutations`,
+`--couplings` and `--coupling_scales` choose other variants (every combination; a scale
+other than "sigmoid" applies to affine coupling only), e.g. the affine coupling scales:
+
+  python -m train.ablation --permutations=lu --couplings=affine \
+      --coupling_scales=sigmoid,tanh_bounded
 
 Writes under `--output_dir`:
-  logs/<permutation>_<coupling>_seed<s>.json   one run: settings, config, held-out bits/dim
+  logs/<permutation>_<coupling>[_<scale>]_seed<s>.json
+                                               one run: settings, config, held-out bits/dim
                                                curve (`eval_history`), final bits/dim, time
+                                               (the scale is in the name unless "sigmoid")
   bits_per_dim.png                             held-out bits/dim vs step, mean over seeds
                                                and min..max band per variant
   table.md                                     final held-out bits/dim per variant: mean,
@@ -23,6 +30,7 @@ import json
 import os
 import shutil
 import sys
+import typing
 
 from absl import app
 from absl import flags
@@ -41,7 +49,17 @@ from .errors import InputError  # noqa: E402
 
 PERMUTATIONS = ("reverse", "shuffle", "lu")
 COUPLINGS = ("additive", "affine")
-VARIANTS = tuple((p, c) for c in COUPLINGS for p in PERMUTATIONS)
+DEFAULT_SCALE = "sigmoid"
+
+
+class Variant(typing.NamedTuple):
+  permutation: str
+  coupling: str
+  scale: str = DEFAULT_SCALE
+
+  def label(self):
+    scale = "" if self.scale == DEFAULT_SCALE else f", {self.scale}"
+    return f"{self.permutation}, {self.coupling}{scale}"
 LOGS_DIR = "logs"
 TABLE_FILE = "table.md"
 PLOT_FILE = "bits_per_dim.png"
@@ -57,6 +75,8 @@ class Settings:
       before it, as the ablation needs the curves.
     dataset, data_dir, heldout_fraction: the images (`train.data.load`).
     seeds: runs of seeds 0..seeds-1 per variant.
+    permutations, couplings, coupling_scales: the variants, every combination but
+      additive coupling with a scale (the scale is the affine coupling's).
     levels, steps_per_level, hidden_channels, n_bits: the size of every model.
   """
 
@@ -67,17 +87,25 @@ class Settings:
   data_dir: str = None
   heldout_fraction: float = 0.1
   seeds: int = 3
+  permutations: tuple = PERMUTATIONS
+  couplings: tuple = COUPLINGS
+  coupling_scales: tuple = (DEFAULT_SCALE,)
   levels: int = 2
   steps_per_level: int = 4
   hidden_channels: int = 32
   n_bits: int = 8
 
-  def config(self, image_shape, permutation, coupling):
+  def variants(self):
+    """The variants in run order: couplings, then scales, then permutations."""
+    return [Variant(p, c, s) for c in self.couplings for s in self.coupling_scales
+            for p in self.permutations if c == "affine" or s == DEFAULT_SCALE]
+
+  def config(self, image_shape, variant):
     try:
       return config_lib.GlowConfig(
           image_shape=image_shape, levels=self.levels, steps_per_level=self.steps_per_level,
-          hidden_channels=self.hidden_channels, coupling=coupling, permutation=permutation,
-          n_bits=self.n_bits)
+          hidden_channels=self.hidden_channels, coupling=variant.coupling,
+          coupling_scale=variant.scale, permutation=variant.permutation, n_bits=self.n_bits)
     except ValueError as error:
       raise InputError(str(error)) from error
 
@@ -100,9 +128,24 @@ _QUICK = dataclasses.replace(
 _DATA = common_flags.define_data_flags()
 _SEEDS = flags.DEFINE_integer("seeds", _DEFAULTS.seeds, "Seeds 0..seeds-1 per variant.",
                               lower_bound=1)
+_VARIANTS = {
+    "permutations": flags.DEFINE_list("permutations", list(_DEFAULTS.permutations),
+                                      f"Permutations compared, of {PERMUTATIONS}."),
+    "couplings": flags.DEFINE_list("couplings", list(_DEFAULTS.couplings),
+                                   f"Couplings compared, of {COUPLINGS}."),
+    "coupling_scales": flags.DEFINE_list(
+        "coupling_scales", list(_DEFAULTS.coupling_scales),
+        f"Affine coupling scales compared, of {config_lib.COUPLING_SCALES}."),
+}
+for _name, _allowed in (("permutations", PERMUTATIONS), ("couplings", COUPLINGS),
+                        ("coupling_scales", config_lib.COUPLING_SCALES)):
+  flags.register_validator(
+      _name, lambda values, allowed=_allowed: bool(values) and set(values) <= set(allowed),
+      f"--{_name} must name one or more of {', '.join(_allowed)}.")
 _MODEL = common_flags.define_model_flags(_DEFAULTS.levels, _DEFAULTS.steps_per_level,
                                          _DEFAULTS.hidden_channels, _DEFAULTS.n_bits)
 _TRAINING = common_flags.define_training_flags(_DEFAULTS.training)
+_THREADS = common_flags.define_thread_flags()
 _QUICK_FLAG = flags.DEFINE_bool("quick", False,
                                 "A few-minute smoke version: defaults "
                                 f"{_QUICK.seeds} seeds, K={_QUICK.steps_per_level}, width "
@@ -122,31 +165,36 @@ def recorded_settings(settings):
   """The settings as every run's log records them: all but the training options that are
   not flags of the ablation (a rerun reuses a log only if they are the same)."""
   shared = {f.name: getattr(settings, f.name) for f in dataclasses.fields(settings)
-            if f.name != "training"}
+            if f.name not in ("training",) + _VARIANT_FIELDS}
   return {**shared, **{name: getattr(settings.training, name) for name in _TRAINING}}
 
 
-def run_name(permutation, coupling, seed):
-  return f"{permutation}_{coupling}_seed{seed}"
+# They choose which runs there are, not how one runs, so a log is reused whatever they say.
+_VARIANT_FIELDS = ("permutations", "couplings", "coupling_scales")
+
+
+def run_name(variant, seed):
+  scale = "" if variant.scale == DEFAULT_SCALE else f"_{variant.scale}"
+  return f"{variant.permutation}_{variant.coupling}{scale}_seed{seed}"
 
 
 def run_ablation(settings, output_dir):
   """Trains every (variant, seed) not already logged; returns the logs in run order.
 
-  Seeds are the outer loop, so a cut-short ablation has whole seeds of all six variants.
+  Seeds are the outer loop, so a cut-short ablation has whole seeds of all variants.
   """
   logs = []
   for seed in range(settings.seeds):
     data = data_lib.load(settings.dataset, settings.levels, seed, settings.heldout_fraction,
                          settings.data_dir)
-    for permutation, coupling in VARIANTS:
-      logs.append(_logged_run(settings, data, permutation, coupling, seed, output_dir))
+    for variant in settings.variants():
+      logs.append(_logged_run(settings, data, variant, seed, output_dir))
       write_summary(settings, logs, output_dir)
   return logs
 
 
-def _logged_run(settings, data, permutation, coupling, seed, output_dir):
-  name = run_name(permutation, coupling, seed)
+def _logged_run(settings, data, variant, seed, output_dir):
+  name = run_name(variant, seed)
   path = os.path.join(output_dir, LOGS_DIR, name + ".json")
   if os.path.exists(path):
     log = read_log(path)
@@ -155,25 +203,26 @@ def _logged_run(settings, data, permutation, coupling, seed, output_dir):
                        "another --output_dir or delete it.")
     logging.info("Reusing %s: %.4f bits/dim.", path, log["final_heldout_bits_per_dim"])
     return log
-  log = train_one(settings, data, permutation, coupling, seed)
+  log = train_one(settings, data, variant, seed)
   os.makedirs(os.path.dirname(path), exist_ok=True)
   with open(path, "w") as f:
     json.dump(log, f, indent=1)
   return log
 
 
-def train_one(settings, data, permutation, coupling, seed):
+def train_one(settings, data, variant, seed):
   """Trains one variant from scratch in its workdir; returns its log (a JSON-able dict)."""
   # A workdir without a log is left from an interrupted run, whose curve before the
   # interruption is lost: start it again rather than resume half a curve.
-  name = run_name(permutation, coupling, seed)
+  name = run_name(variant, seed)
   options = settings.options(name, seed)
   shutil.rmtree(options.workdir, ignore_errors=True)
-  config = settings.config(data.image_shape, permutation, coupling)
+  config = settings.config(data.image_shape, variant)
   results = loop.run(config, data, options)
   logging.info("%s: %.4f bits/dim in %.0f s.", name,
                results["heldout_bits_per_dim"], results["seconds"])
-  return {"permutation": permutation, "coupling": coupling, "seed": seed,
+  return {"permutation": variant.permutation, "coupling": variant.coupling,
+          "coupling_scale": variant.scale, "seed": seed,
           "settings": recorded_settings(settings),
           "config": json.loads(config.to_json()), "dataset": data.name,
           "train_images": data.num_train, "heldout_images": data.num_heldout,
@@ -190,12 +239,17 @@ def read_log(path):
     return json.load(f)
 
 
+def variant_of(log):
+  """The `Variant` of a run's log (logs written before scales were compared: "sigmoid")."""
+  return Variant(log["permutation"], log["coupling"], log.get("coupling_scale", DEFAULT_SCALE))
+
+
 def by_variant(logs):
-  """{(permutation, coupling): [log, ...] sorted by seed} for the variants that have logs."""
+  """{Variant: [log, ...] sorted by seed}, in the order the variants first ran."""
   groups = {}
   for log in sorted(logs, key=lambda g: g["seed"]):
-    groups.setdefault((log["permutation"], log["coupling"]), []).append(log)
-  return {v: groups[v] for v in VARIANTS if v in groups}
+    groups.setdefault(variant_of(log), []).append(log)
+  return groups
 
 
 def final_statistics(runs):
@@ -222,13 +276,14 @@ def table_markdown(settings, groups):
            f"steps of batch {training.batch_size} on {settings.dataset}; L={settings.levels}, "
            f"K={settings.steps_per_level}, width {settings.hidden_channels}, "
            f"{settings.n_bits} bits.", "",
-           "| permutation | coupling | mean | std | per seed | seconds/run |",
-           "|---|---|---|---|---|---|"]
-  for (permutation, coupling), runs in groups.items():
+           "| permutation | coupling | scale | mean | std | per seed | seconds/run |",
+           "|---|---|---|---|---|---|---|"]
+  for variant, runs in groups.items():
     mean, std = final_statistics(runs)
     seeds = ", ".join(f"{g['seed']}: {g['final_heldout_bits_per_dim']:.4f}" for g in runs)
     seconds = np.mean([g["seconds"] for g in runs])
-    lines.append(f"| {permutation} | {coupling} | {mean:.4f} | "
+    scale = variant.scale if variant.coupling == "affine" else "-"
+    lines.append(f"| {variant.permutation} | {variant.coupling} | {scale} | {mean:.4f} | "
                  f"{'n/a' if std is None else f'{std:.4f}'} | {seeds} | {seconds:.0f} |")
   lines.append("")
   lines.extend(ordering_lines(groups))
@@ -236,19 +291,36 @@ def table_markdown(settings, groups):
 
 
 def ordering_lines(groups):
-  """Per coupling: the order of the permutations by mean, and per seed which pairs hold."""
+  """The orders by mean, and per seed which pairs hold: of the permutations per coupling (and
+  scale), and of the scales per permutation of affine coupling."""
   lines = []
-  for coupling in COUPLINGS:
-    present = [p for p in PERMUTATIONS if (p, coupling) in groups]
+  for coupling, scale in dict.fromkeys((v.coupling, v.scale) for v in groups):
+    present = [p for p in PERMUTATIONS if Variant(p, coupling, scale) in groups]
     if len(present) < 2:
       continue
-    means = {p: final_statistics(groups[p, coupling])[0] for p in present}
-    order = " < ".join(f"{p} {means[p]:.4f}" for p in sorted(present, key=means.get))
-    lines.append(f"- {coupling}: by mean, {order}.")
-    for better, worse in (("shuffle", "reverse"), ("lu", "shuffle"), ("lu", "reverse")):
-      if better in present and worse in present:
-        wins, total = _paired_wins(groups[better, coupling], groups[worse, coupling])
-        lines.append(f"  - {better} below {worse} in {wins} of {total} seeds.")
+    runs = {p: groups[Variant(p, coupling, scale)] for p in present}
+    name = coupling if scale == DEFAULT_SCALE else f"{coupling}, {scale}"
+    lines.extend(_order_lines(name, runs, (("shuffle", "reverse"), ("lu", "shuffle"),
+                                           ("lu", "reverse"))))
+  for permutation in PERMUTATIONS:
+    runs = {v.scale: r for v, r in groups.items()
+            if v.permutation == permutation and v.coupling == "affine"}
+    if len(runs) < 2:
+      continue
+    best = min(runs, key=lambda s: final_statistics(runs[s])[0])
+    lines.extend(_order_lines(f"{permutation}, affine scales", runs,
+                              [(best, other) for other in runs if other != best]))
+  return lines
+
+
+def _order_lines(name, runs, pairs):
+  means = {key: final_statistics(r)[0] for key, r in runs.items()}
+  order = " < ".join(f"{key} {means[key]:.4f}" for key in sorted(runs, key=means.get))
+  lines = [f"- {name}: by mean, {order}."]
+  for better, worse in pairs:
+    if better in runs and worse in runs:
+      wins, total = _paired_wins(runs[better], runs[worse])
+      lines.append(f"  - {better} below {worse} in {wins} of {total} seeds.")
   return lines
 
 
@@ -259,21 +331,26 @@ def _paired_wins(better_runs, worse_runs):
   return sum(b < w for b, w in pairs), len(pairs)
 
 
-_COLOURS = {"reverse": "tab:red", "shuffle": "tab:orange", "lu": "tab:blue"}
+_COLOURS = {"reverse": "tab:red", "shuffle": "tab:orange", "lu": "tab:blue",
+            "sigmoid": "tab:blue", "sigmoid_floor": "tab:green", "tanh_bounded": "tab:purple"}
 _LINES = {"additive": "-", "affine": "--"}
 
 
 def plot(groups, path):
-  """Held-out bits/dim vs step: mean over seeds, min..max band; full run and last half."""
+  """Held-out bits/dim vs step: mean over seeds, min..max band; full run and last half.
+
+  Colour tells the permutations apart, or the scales when only one permutation ran."""
+  by_scale = len({v.permutation for v in groups}) == 1
   figure, axes = plt.subplots(1, 2, figsize=(11, 4), dpi=100)
-  for (permutation, coupling), runs in groups.items():
+  for variant, runs in groups.items():
     steps = np.array([s for s, _ in runs[0]["eval_history"]], dtype=float)
     curves = np.array([[b for _, b in g["eval_history"]] for g in runs], dtype=float)
+    colour = _COLOURS[variant.scale if by_scale else variant.permutation]
     for axis in axes:
-      axis.plot(steps, curves.mean(axis=0), _LINES[coupling], color=_COLOURS[permutation],
-                label=f"{permutation}, {coupling} ({len(runs)} seeds)")
-      axis.fill_between(steps, curves.min(axis=0), curves.max(axis=0),
-                        color=_COLOURS[permutation], alpha=0.15)
+      axis.plot(steps, curves.mean(axis=0), _LINES[variant.coupling], color=colour,
+                label=f"{variant.label()} ({len(runs)} seeds)")
+      axis.fill_between(steps, curves.min(axis=0), curves.max(axis=0), color=colour,
+                        alpha=0.15)
   _zoom_to_last_half(axes[1], groups)
   axes[0].set_title("held-out bits/dim (mean, min..max over seeds)")
   axes[1].set_title("second half of training")
@@ -302,8 +379,9 @@ def settings_from_flags():
   base = _QUICK if _QUICK_FLAG.value else _DEFAULTS
   training = _given(_TRAINING)
   training["workdir"] = _WORKDIR.value
+  variants = {name: tuple(values) for name, values in _given(_VARIANTS).items()}
   return dataclasses.replace(base, training=dataclasses.replace(base.training, **training),
-                             **_given({**_DATA, **_MODEL, "seeds": _SEEDS}))
+                             **_given({**_DATA, **_MODEL, "seeds": _SEEDS}), **variants)
 
 
 def _given(holders):
@@ -314,6 +392,7 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
   logging.set_verbosity(logging.INFO)
+  common_flags.apply_thread_flags(_THREADS)
   settings = settings_from_flags()
   os.makedirs(_OUTPUT_DIR.value, exist_ok=True)
   try:

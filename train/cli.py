@@ -49,6 +49,7 @@ _HELDOUT = common_flags.define_heldout_flags()
 _WORKDIR = common_flags.define_workdir_flag(
     _DEFAULTS.workdir, "Checkpoints, config.json, logs/, samples/, results.json.")
 _TRAINING = common_flags.define_training_flags(_DEFAULTS)
+_THREADS = common_flags.define_thread_flags()
 _SEED = common_flags.define_seed_flag("Seed of model, data order, noise, held-out split and "
                                       "samples.")
 _EPOCHS = flags.DEFINE_integer("epochs", None, "If set, train this many epochs instead of "
@@ -149,6 +150,7 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
   logging.set_verbosity(logging.INFO)
+  common_flags.apply_thread_flags(_THREADS)
   try:
     data = data_lib.load(_DATA["dataset"].value, levels(), _SEED.value,
                          _DATA["heldout_fraction"].value, _DATA["data_dir"].value,

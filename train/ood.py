@@ -30,6 +30,7 @@ matplotlib.use("Agg")  # Files only; no display on a training machine.
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
 import numpy as np  # noqa: E402
 import PIL.Image  # noqa: E402
+import sklearn.datasets  # noqa: E402
 
 from glow_tfp import ood  # noqa: E402
 from glow_tfp import reconstruction  # noqa: E402
@@ -38,7 +39,7 @@ from . import data as data_lib  # noqa: E402
 from .errors import InputError  # noqa: E402
 
 GENERATED = ("noise:uniform", "noise:gaussian", "constant", "black", "shrunk", "flipped",
-             "inverted")
+             "inverted", "sklearn_digits")
 AUROC_SCORES = ("bits_per_dim", "png_bits_per_dim", "complexity_corrected", "typicality",
                 "ood_score")
 HISTOGRAM_SCORES = ("bits_per_dim", "complexity_corrected", "ood_score")
@@ -76,6 +77,8 @@ def generate(name, heldout, rng):
     return heldout[:, ::-1].copy()
   if name == "inverted":
     return 255 - heldout
+  if name == "sklearn_digits":
+    return _sklearn_digits(shape, rng)
   raise ValueError(f"Unknown generated source {name!r}.")
 
 
@@ -87,6 +90,18 @@ def _shrink(image):
   top, left = height // 4, width // 4
   canvas[top:top + height // 2, left:left + width // 2] = np.stack(small, axis=-1)
   return canvas
+
+
+def _sklearn_digits(shape, rng):
+  """scikit-learn's bundled 8x8 digits (1,797 images, 17 grey levels; another scanner and
+  writers than MNIST's), drawn without replacement while they last and upscaled bilinearly
+  to the model's size."""
+  digits = sklearn.datasets.load_digits().images  # floats 0..16
+  count, height, width, channels = shape
+  picked = rng.choice(len(digits), count, replace=count > len(digits))
+  images = [np.asarray(PIL.Image.fromarray((digits[i] * (255 / 16)).round().astype(np.uint8))
+                       .resize((width, height), PIL.Image.BILINEAR)) for i in picked]
+  return np.repeat(np.stack(images)[..., None], channels, axis=-1)
 
 
 def source_images(name, heldout, levels, rng):
