@@ -7,6 +7,7 @@ import time
 import pytest
 
 from benchmarks import architectures
+from benchmarks import cpu_settings
 from benchmarks import input_pipeline
 from benchmarks import invertible_conv
 from benchmarks import peak_memory
@@ -109,3 +110,21 @@ def test_input_pipeline_benchmark_times_input_and_training_in_the_same_rounds(tm
       "scandir_seconds": 0.1, "open_seconds": 0.2, "peak_rss_mib": 500.0,
       "first_step_seconds": 9.0}}, "rates": rates, "ratios": ratios})
   assert "| 70 | 0.10 | 0.20 | 500 | 9.0 |" in text
+
+
+def test_cpu_settings_compare_against_tensorflows_defaults_first():
+  compared = cpu_settings.settings(cores=4)
+  assert compared[0] == cpu_settings.Setting()
+  assert {(s.intra, s.inter) for s in compared if not s.onednn and not s.jit} == {
+      (0, 0), (1, 1), (4, 1), (1, 4), (4, 4)}
+  assert len(set(compared)) == len(compared)
+
+
+def test_cpu_settings_measure_a_setting_in_a_fresh_process_and_tabulate_it():
+  tiny = cpu_settings.Setting(onednn=False, intra=1, inter=1, batch=4, hidden_channels=4,
+                              steps_per_level=1)
+  images_per_s = cpu_settings.measure(tiny, seconds=0.2)
+  assert images_per_s > 0
+  row = {**dataclasses.asdict(tiny), "median": images_per_s, "ratio": 1.0}
+  text = cpu_settings.markdown({"cores": 2, "rounds": 1, "seconds": 0.2, "rows": [row]})
+  assert f"| off | 1/1 | off | 4 | 1, 4 | {images_per_s:.0f} | 1.00x |" in text

@@ -54,6 +54,7 @@ def test_json_without_coupling_scale_loads_with_the_original_sigmoid_scale():
   assert GlowConfig.from_json(json.dumps(fields)).coupling_scale == "sigmoid"
 
 
-def test_new_configs_and_presets_keep_the_papers_sigmoid_scale_by_default():
-  assert GlowConfig().coupling_scale == "sigmoid"
-  assert GlowConfig.preset("mnist").coupling_scale == "sigmoid"
+def test_new_configs_and_presets_use_the_bounded_scale_by_default():
+  assert GlowConfig().coupling_scale == "tanh_bounded"
+  for name in ("mnist", "cifar10", "celeba_hq_256"):
+    assert GlowConfig.preset(name).coupling_scale == "tanh_bounded"

@@ -1,0 +1,147 @@
+"""Training speed of the default model under the CPU settings a user can change.
+
+  python -m benchmarks.cpu_settings                 # 2 rounds, about 12 minutes on 2 cores
+  python -m benchmarks.cpu_settings --cpu_rounds=1
+
+Each setting runs in a fresh process, because TensorFlow reads oneDNN's switch
+(TF_ENABLE_ONEDNN_OPTS) when it loads and sizes its thread pools once: oneDNN's convolutions
+on or off, intra-/inter-op threads (0 = TensorFlow's choice, 1, and one per core), XLA, and,
+with oneDNN on, other batch sizes and widths. A measurement builds the `mnist` preset model
+(28x28x1, L=2, K=8, width 64), initialises it on synthetic images, takes two untimed Adam
+steps and then times steps for --cpu_seconds. The settings run in turn within each round,
+so load on a shared machine hits them alike; the table gives the median over rounds and the
+ratio to TensorFlow's defaults on CPUs without AVX-512 (oneDNN off, 0/0 threads). Writes
+--out_dir/cpu_settings.json and .md and prints the Markdown.
+"""
+
+import dataclasses
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+from absl import app
+from absl import flags
+
+_ROUNDS = flags.DEFINE_integer("cpu_rounds", 2, "Rounds over all settings.", lower_bound=1)
+_SECONDS = flags.DEFINE_float("cpu_seconds", 10.0, "Timed seconds per measurement.",
+                              lower_bound=0.0)
+_OUT_DIR = flags.DEFINE_string("cpu_out_dir", "benchmarks/results", "Where results go.")
+_CHILD = flags.DEFINE_string("cpu_child", None, "Internal: run one setting (JSON) and print "
+                             "its images/s.")
+
+
+@dataclasses.dataclass(frozen=True)
+class Setting:
+  """One way to run the training step."""
+
+  onednn: bool = False
+  intra: int = 0
+  inter: int = 0
+  jit: bool = False
+  batch: int = 64
+  hidden_channels: int = 64
+  steps_per_level: int = 8
+
+  def label(self):
+    return (f"oneDNN {'on' if self.onednn else 'off'}, threads {self.intra}/{self.inter}, XLA "
+            f"{'on' if self.jit else 'off'}, batch {self.batch}, K={self.steps_per_level}, "
+            f"width {self.hidden_channels}")
+
+
+def settings(cores):
+  """The compared settings. The first, the baseline of the ratios, is TensorFlow's defaults on
+  a CPU without AVX-512: oneDNN's convolutions off, thread pools of TensorFlow's choice."""
+  threads = sorted({(0, 0), (1, 1), (cores, 1), (1, cores), (cores, cores)})
+  grid = [Setting(onednn, intra, inter) for onednn in (False, True) for intra, inter in threads]
+  return grid + [Setting(False, jit=True), Setting(True, jit=True),
+                 Setting(True, batch=32), Setting(True, batch=128),
+                 Setting(True, hidden_channels=48), Setting(True, hidden_channels=96,
+                                                            steps_per_level=6)]
+
+
+def measure(setting, seconds):
+  """Images/s of `setting` in a fresh process."""
+  env = dict(os.environ, TF_ENABLE_ONEDNN_OPTS="1" if setting.onednn else "0")
+  result = subprocess.run(
+      [sys.executable, "-m", "benchmarks.cpu_settings",
+       f"--cpu_child={json.dumps(dataclasses.asdict(setting))}", f"--cpu_seconds={seconds}"],
+      env=env, capture_output=True, text=True, check=False)
+  if result.returncode:
+    raise RuntimeError(f"{setting.label()} failed:\n{result.stderr[-2000:]}")
+  return float(result.stdout.strip().splitlines()[-1])
+
+
+def _child(setting, seconds):
+  import tensorflow as tf  # Only here: the parent must not load it before choosing oneDNN.
+
+  tf.config.threading.set_intra_op_parallelism_threads(setting.intra)
+  tf.config.threading.set_inter_op_parallelism_threads(setting.inter)
+  import glow_tfp
+  from benchmarks import workloads
+
+  config = glow_tfp.GlowConfig.preset("mnist", hidden_channels=setting.hidden_channels,
+                                      steps_per_level=setting.steps_per_level)
+  model = glow_tfp.Glow(config, seed=0)
+  model.initialize(workloads.synthetic_images(setting.batch, config.image_shape))
+  step = workloads.train_step(
+      model, workloads.synthetic_images(setting.batch, config.image_shape, seed=1),
+      setting.jit)
+  step()
+  step()
+  calls, start = 0, time.perf_counter()
+  while calls == 0 or time.perf_counter() - start < seconds:
+    step()
+    calls += 1
+  return calls * setting.batch / (time.perf_counter() - start)
+
+
+def run(rounds, seconds, cores=None):
+  """{"rows": [...], ...}: the median images/s per setting and its ratio to the first."""
+  compared = settings(cores or os.cpu_count())
+  samples = {s: [] for s in compared}
+  for _ in range(rounds):
+    for setting in compared:
+      samples[setting].append(measure(setting, seconds))
+  baseline = statistics.median(samples[compared[0]])
+  rows = [{**dataclasses.asdict(s), "label": s.label(), "images_per_s": values,
+           "median": statistics.median(values),
+           "ratio": statistics.median(values) / baseline} for s, values in samples.items()]
+  return {"cores": cores or os.cpu_count(), "rounds": rounds, "seconds": seconds,
+          "rows": rows}
+
+
+def markdown(results):
+  lines = [f"Training images/s of the `mnist` preset model, {results['cores']} cores, median "
+           f"of {results['rounds']} rounds of {results['seconds']:g} s; ratio to the first "
+           "row (TensorFlow's defaults on a CPU without AVX-512).", "",
+           "| oneDNN | intra/inter threads | XLA | batch | K, width | images/s | ratio |",
+           "|---|---|---|---|---|---|---|"]
+  for row in results["rows"]:
+    lines.append(f"| {'on' if row['onednn'] else 'off'} | {row['intra']}/{row['inter']} | "
+                 f"{'on' if row['jit'] else 'off'} | {row['batch']} | "
+                 f"{row['steps_per_level']}, {row['hidden_channels']} | "
+                 f"{row['median']:.0f} | {row['ratio']:.2f}x |")
+  return "\n".join(lines) + "\n"
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+  if _CHILD.value:
+    print(_child(Setting(**json.loads(_CHILD.value)), _SECONDS.value))
+    return
+  results = run(_ROUNDS.value, _SECONDS.value)
+  os.makedirs(_OUT_DIR.value, exist_ok=True)
+  with open(os.path.join(_OUT_DIR.value, "cpu_settings.json"), "w") as f:
+    json.dump(results, f, indent=1)
+  text = markdown(results)
+  with open(os.path.join(_OUT_DIR.value, "cpu_settings.md"), "w") as f:
+    f.write(text)
+  print(text)
+
+
+if __name__ == "__main__":
+  app.run(main)
