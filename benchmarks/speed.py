@@ -4,6 +4,8 @@ For each architecture every system builds its model, then each workload (an Adam
 step, log_prob, sampling) is traced and timed with the systems alternating within every
 repeat (see `benchmarks.timing`). Ratios glow_tfp / TFP are medians of per-repeat ratios.
 Peak training memory comes from a fresh process per system (`benchmarks.peak_memory`).
+Each rate is also given as convolution FLOP/s against the CPU's measured convolution peak
+(`benchmarks.roofline`).
 """
 
 import dataclasses
@@ -13,6 +15,7 @@ from absl import logging
 from benchmarks import peak_memory
 from benchmarks import peers
 from benchmarks import report
+from benchmarks import roofline
 from benchmarks import timing
 from benchmarks import workloads
 
@@ -36,6 +39,9 @@ def measure(arch, systems, repeats, memory, seconds_per_measurement):
   for workload in workloads.WORKLOADS:
     _time_workload(workload, arch, systems, models, results, repeats,
                    seconds_per_measurement)
+  flops = {w: roofline.workload_flops_per_image(arch.config, w) for w in workloads.WORKLOADS}
+  for result in results.values():
+    result["conv_flop_per_s"] = {w: result["images_per_s"][w] * flops[w] for w in flops}
   if memory:
     for s in systems:
       logging.info("%s: peak training memory (a fresh process)", s.name)
@@ -43,7 +49,7 @@ def measure(arch, systems, repeats, memory, seconds_per_measurement):
           s.name, arch.config, arch.train_batch)
   return {"config": dataclasses.asdict(arch.config), "train_batch": arch.train_batch,
           "log_prob_batch": arch.log_prob_batch, "sample_batch": arch.sample_batch,
-          "systems": results, "ratios": _ratios(results)}
+          "conv_flops_per_image": flops, "systems": results, "ratios": _ratios(results)}
 
 
 def _time_workload(workload, arch, systems, models, results, repeats, seconds_per_measurement):
@@ -92,8 +98,10 @@ def _best(rates, names):
 
 def markdown(results):
   """The Markdown report: per architecture, a table of systems and one of ratios."""
+  peak = results["peak_conv"]["flop_per_s"]
   lines = ["# glow_tfp vs tfp.bijectors.Glow", ""] + report.environment_lines(
-      results["environment"]) + ["", f"Repeats: {results['repeats']}, each system timed "
+      results["environment"]) + _onednn_lines(results.get("onednn")) + _peak_lines(
+          results["peak_conv"]) + ["", f"Repeats: {results['repeats']}, each system timed "
                                  f"for at least {results['seconds_per_measurement']:g} s per "
                                  "repeat (back-to-back calls); images/s are medians over "
                                  "repeats, ratios medians of per-repeat ratios."]
@@ -101,8 +109,9 @@ def markdown(results):
     lines += ["", f"## {name}: {_describe(arch)}", ""]
     lines += report.table(["system", "parameters", "train img/s", "log_prob img/s",
                            "sample img/s", "first call train / log_prob / sample (s)",
-                           "training step MiB / process peak RSS MiB"],
-                          [_system_row(n, r) for n, r in arch["systems"].items()])
+                           "training step MiB / process peak RSS MiB",
+                           "conv GFLOP/s (% of peak) train / log_prob / sample"],
+                          [_system_row(n, r, peak) for n, r in arch["systems"].items()])
     lines += [""] + report.table(
         ["glow_tfp / TFP", "train", "log_prob", "sample"],
         [[_PAIR_LABELS.get(pair, pair)] + [_ratio_cell(arch["ratios"][w][pair], w)
@@ -120,13 +129,34 @@ def _describe(arch):
           f"{arch['log_prob_batch']}, sample batch {arch['sample_batch']}")
 
 
-def _system_row(name, r):
+def _onednn_lines(onednn):
+  if not onednn:
+    return []
+  return ["", f"oneDNN: ISA {onednn['onednn_isa']} (--isa={onednn['requested_isa']}), "
+          f"convolutions by {onednn['convolution']}; TF_ENABLE_ONEDNN_OPTS="
+          f"{onednn['TF_ENABLE_ONEDNN_OPTS']}, ONEDNN_MAX_CPU_ISA={onednn['ONEDNN_MAX_CPU_ISA']}."]
+
+
+def _peak_lines(peak):
+  return ["", f"Convolution peak: {peak['flop_per_s'] / 1e9:.0f} GFLOP/s, the fastest call of "
+          f"a 3x3 convolution (batch {peak['batch']}, {peak['size']}x{peak['size']}, "
+          f"{peak['channels']} -> {peak['channels']} channels). A system's conv GFLOP/s are "
+          "the architecture's convolution FLOPs (x3 for a training step) at its measured "
+          "rate (benchmarks.roofline)."]
+
+
+def _roofline_cell(r, peak):
+  flops = [r["conv_flop_per_s"][w] for w in workloads.WORKLOADS]
+  return " / ".join(f"{f / 1e9:.0f} ({100 * f / peak:.0f}%)" for f in flops)
+
+
+def _system_row(name, r, peak):
   first = " / ".join(f"{r['first_call_s'][w]:.1f}" for w in workloads.WORKLOADS)
   memory = r.get("peak_memory")
   memory_cell = (f"{memory['step_mib']:.0f} / {memory['process_peak_rss_mib']:.0f}" if memory
                  else "not measured")
   rates = [f"{r['images_per_s'][w]:.1f}" for w in workloads.WORKLOADS]
-  return [name, f"{r['parameters']:,}"] + rates + [first, memory_cell]
+  return [name, f"{r['parameters']:,}"] + rates + [first, memory_cell, _roofline_cell(r, peak)]
 
 
 def _ratio_cell(ratio, workload):
@@ -138,7 +168,8 @@ def selected_systems(names, xla):
           if xla or not peers.SYSTEMS[n].jit_compile]
 
 
-def run(arch_by_name, systems, repeats, memory, seconds_per_measurement=1.0):
+def run(arch_by_name, systems, repeats, memory, seconds_per_measurement=1.0, onednn=None,
+        peak_batch=roofline.PEAK_BATCH):
   """All results of one benchmark run, as a JSON-ready dict.
 
   Args:
@@ -148,10 +179,16 @@ def run(arch_by_name, systems, repeats, memory, seconds_per_measurement=1.0):
     memory: whether to probe peak training memory (a fresh process per system).
     seconds_per_measurement: each system's share of a repeat lasts about this long at
       least (back-to-back calls of the workload; one call when a call is longer).
+    onednn: what oneDNN runs with (`benchmarks.cpu_isa.probe()` and the requested ISA),
+      recorded as given.
+    peak_batch: batch of the convolution that measures the peak (smaller in tests).
   """
   environment = report.environment()  # before measuring: the commit of the code measured
+  peak = {"flop_per_s": roofline.peak_conv_flops(batch=peak_batch), "batch": peak_batch,
+          "size": roofline.PEAK_SIZE, "channels": roofline.PEAK_CHANNELS}
   measured = {name: measure(arch, systems, repeats, memory, seconds_per_measurement)
               for name, arch in arch_by_name.items()}
   return {"environment": environment, "repeats": repeats,
           "seconds_per_measurement": seconds_per_measurement,
-          "targets": TARGETS, "architectures": measured}
+          "targets": TARGETS, "onednn": onednn, "peak_conv": peak,
+          "architectures": measured}

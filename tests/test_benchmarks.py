@@ -7,11 +7,13 @@ import time
 import pytest
 
 from benchmarks import architectures
+from benchmarks import cpu_isa
 from benchmarks import input_pipeline
 from benchmarks import invertible_conv
 from benchmarks import peak_memory
 from benchmarks import peers
 from benchmarks import report
+from benchmarks import roofline
 from benchmarks import speed
 from benchmarks import timing
 from benchmarks import workloads
@@ -26,8 +28,10 @@ _TINY = architectures.Architecture(
 @pytest.fixture(scope="module")
 def speed_results():
   systems = [peers.SYSTEMS["glow_tfp"], peers.SYSTEMS["tfp"]]
+  onednn = {"onednn_isa": "Intel AVX2", "convolution": "brg_conv_fwd:avx2",
+            "TF_ENABLE_ONEDNN_OPTS": "1", "ONEDNN_MAX_CPU_ISA": "unset", "requested_isa": "native"}
   return speed.run({"tiny": _TINY}, systems, repeats=2, memory=False,
-                   seconds_per_measurement=0.05)
+                   seconds_per_measurement=0.05, onednn=onednn, peak_batch=2)
 
 
 def test_run_writes_json_and_markdown_with_every_figure(speed_results, tmp_path):
@@ -49,6 +53,45 @@ def test_run_writes_json_and_markdown_with_every_figure(speed_results, tmp_path)
   with open(md_path) as f:
     text = f.read()
   assert "| glow_tfp |" in text and "| tfp |" in text and "fastest float32 glow_tfp" in text
+  assert "oneDNN: ISA Intel AVX2 (--isa=native)" in text and "% of peak" in text
+  assert written["peak_conv"]["flop_per_s"] > 0
+  flops = arch["conv_flops_per_image"]
+  assert flops["train"] == 3 * flops["log_prob"] == 3 * flops["sample"] > 0
+  rates = arch["systems"]["tfp"]
+  assert rates["conv_flop_per_s"]["sample"] == pytest.approx(
+      rates["images_per_s"]["sample"] * flops["sample"])
+
+
+def test_convolution_flops_are_counted_from_the_architecture():
+  # One level of one step at 4x4x4 after the squeeze (8x8x1 in), width 3, affine:
+  # 1x1 mixing 4*4, coupling 3x3 2->3, 1x1 3->3, zero 3x3 3->4; no split at the top.
+  config = glow_tfp.GlowConfig(image_shape=(8, 8, 1), levels=1, steps_per_level=1,
+                               hidden_channels=3)
+  per_position = 4 * 4 + 9 * 2 * 3 + 3 * 3 + 9 * 3 * 4
+  assert roofline.forward_flops_per_image(config) == 2 * 4 * 4 * per_position
+  # A split adds its prior's zero 3x3 (2 -> 4 channels at 4x4) and the next level's steps.
+  two_levels = config.replace(levels=2)
+  assert (roofline.forward_flops_per_image(two_levels)
+          > roofline.forward_flops_per_image(config) + roofline.conv_flops(4, 4, 3, 2, 4))
+
+
+def test_onednn_report_is_parsed():
+  text = ("onednn_verbose,v1,info,cpu,isa:Intel AVX2\n"
+          "onednn_verbose,v1,primitive,exec,cpu,convolution,brg_conv_fwd:avx2,forward,...\n")
+  assert cpu_isa.parse(text) == {"onednn_isa": "Intel AVX2",
+                                 "convolution": "brg_conv_fwd:avx2"}
+  assert cpu_isa.parse("") == {"onednn_isa": cpu_isa.UNKNOWN, "convolution": cpu_isa.NOT_ONEDNN}
+
+
+def test_isa_probe_sees_the_cap_of_this_process(monkeypatch):
+  # SSE4.1 is below every x86-64 CPU TensorFlow runs on, so the cap always shows.
+  monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "SSE41")
+  monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "1")
+  found = cpu_isa.probe()
+  assert "SSE4.1" in found["onednn_isa"] and found["ONEDNN_MAX_CPU_ISA"] == "SSE41"
+  assert found["convolution"] != cpu_isa.NOT_ONEDNN
+  assert cpu_isa.capped_environment("avx2")["ONEDNN_MAX_CPU_ISA"] == "AVX2"
+  assert not cpu_isa.is_capped("avx2") and cpu_isa.is_capped("native")
 
 
 def test_matched_peer_has_nearly_the_same_parameter_count():
