@@ -4,6 +4,8 @@
   python -m benchmarks.run --quick    # two repeats, no memory probes
   python -m benchmarks.run --noxla    # without the XLA-compiled variants
   python -m benchmarks.run --isa=avx2 # oneDNN capped at AVX2 (a child process)
+  python -m benchmarks.run --torch_python=/tmp/torchenv/bin/python --torch_glow=/tmp/glow-pytorch
+                                      # also rosinality/glow-pytorch under PyTorch
 
 Measures training step, log_prob (batch 256) and sampling (batch 64) images/s, first-call
 time, peak training memory and parameter counts at each architecture of
@@ -24,6 +26,7 @@ from benchmarks import cpu_isa
 from benchmarks import peers
 from benchmarks import report
 from benchmarks import speed
+from benchmarks import torch_client
 
 _ARCHITECTURES = flags.DEFINE_multi_enum(
     "architecture", list(architectures.ARCHITECTURES), list(architectures.ARCHITECTURES),
@@ -45,6 +48,16 @@ _NAME = flags.DEFINE_string("name", "speed", "Base name of the result files.")
 _ISA = flags.DEFINE_enum("isa", "native", list(cpu_isa.ISAS),
                          "Instruction set oneDNN may use: native (the CPU's best) or avx2 "
                          "(ONEDNN_MAX_CPU_ISA=AVX2, in a child process; results get _avx2).")
+_TORCH_PYTHON = flags.DEFINE_string("torch_python", None, "A Python with torch: time the "
+                                    "PyTorch peer (benchmarks.torch_peer) in the same run.")
+_TORCH_GLOW = flags.DEFINE_string("torch_glow", None, "A checkout of rosinality/glow-pytorch "
+                                  "(its model.py); needed with --torch_python.")
+_TORCH_HARNESS = flags.DEFINE_string("torch_harness", torch_client.HARNESS,
+                                     "The script the PyTorch peer runs.")
+flags.register_multi_flags_validator(
+    ["torch_python", "torch_glow"],
+    lambda given: (given["torch_python"] is None) == (given["torch_glow"] is None),
+    "--torch_python and --torch_glow go together.")
 
 
 def main(argv):
@@ -61,7 +74,10 @@ def main(argv):
                   for name in dict.fromkeys(_ARCHITECTURES.value)}
   systems = speed.selected_systems(_SYSTEMS.value, _XLA.value)
   onednn = dict(cpu_isa.probe(), requested_isa=_ISA.value)
-  results = speed.run(arch_by_name, systems, repeats, memory, _SECONDS.value, onednn=onednn)
+  torch_settings = (torch_client.Settings(_TORCH_PYTHON.value, _TORCH_GLOW.value,
+                                          _TORCH_HARNESS.value) if _TORCH_PYTHON.value else None)
+  results = speed.run(arch_by_name, systems, repeats, memory, _SECONDS.value, onednn=onednn,
+                      torch_settings=torch_settings)
   lines = speed.markdown(results)
   print("\n".join(lines))
   name = _NAME.value + ("" if _ISA.value == "native" else f"_{_ISA.value}")
