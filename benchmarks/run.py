@@ -4,7 +4,7 @@
   python -m benchmarks.run --quick    # two repeats, no memory probes
   python -m benchmarks.run --noxla    # without the XLA-compiled variants
   python -m benchmarks.run --isa=avx2 # oneDNN capped at AVX2 (a child process)
-  python -m benchmarks.run --torch_python=/tmp/torchenv/bin/python --torch_glow=/tmp/glow-pytorch
+  python -m benchmarks.run --torch_python=$HOME/torchenv/bin/python --torch_glow=$HOME/glow-pytorch
                                       # also rosinality/glow-pytorch under PyTorch
 
 Measures training step, log_prob (batch 256) and sampling (batch 64) images/s, first-call
