@@ -3,20 +3,30 @@
   python -m benchmarks.run            # both architectures, ~30 minutes on a busy 2-core CPU
   python -m benchmarks.run --quick    # two repeats, no memory probes
   python -m benchmarks.run --noxla    # without the XLA-compiled variants
+  python -m benchmarks.run --isa=avx2 # oneDNN capped at AVX2 (a child process)
+  python -m benchmarks.run --torch_python=$HOME/torchenv/bin/python --torch_glow=$HOME/glow-pytorch
+                                      # also rosinality/glow-pytorch under PyTorch
 
 Measures training step, log_prob (batch 256) and sampling (batch 64) images/s, first-call
 time, peak training memory and parameter counts at each architecture of
 `benchmarks.architectures` (see `benchmarks.speed`). Writes benchmarks/results/<--name>.json
-and .md and prints the Markdown.
+and .md (<--name>_avx2.* under --isa=avx2) and prints the Markdown. The results name the ISA
+oneDNN used (`benchmarks.cpu_isa`) and each system's convolution FLOP/s against the CPU's
+measured peak (`benchmarks.roofline`).
 """
+
+import subprocess
+import sys
 
 from absl import app
 from absl import flags
 
 from benchmarks import architectures
+from benchmarks import cpu_isa
 from benchmarks import peers
 from benchmarks import report
 from benchmarks import speed
+from benchmarks import torch_client
 
 _ARCHITECTURES = flags.DEFINE_multi_enum(
     "architecture", list(architectures.ARCHITECTURES), list(architectures.ARCHITECTURES),
@@ -35,20 +45,43 @@ _MEMORY = flags.DEFINE_bool("memory", True, "Measure peak training memory (one p
 _QUICK = flags.DEFINE_bool("quick", False, "Two repeats and no memory probes.")
 _OUT_DIR = flags.DEFINE_string("out_dir", "benchmarks/results", "Where results go.")
 _NAME = flags.DEFINE_string("name", "speed", "Base name of the result files.")
+_ISA = flags.DEFINE_enum("isa", "native", list(cpu_isa.ISAS),
+                         "Instruction set oneDNN may use: native (the CPU's best) or avx2 "
+                         "(ONEDNN_MAX_CPU_ISA=AVX2, in a child process; results get _avx2).")
+_TORCH_PYTHON = flags.DEFINE_string("torch_python", None, "A Python with torch: time the "
+                                    "PyTorch peer (benchmarks.torch_peer) in the same run.")
+_TORCH_GLOW = flags.DEFINE_string("torch_glow", None, "A checkout of rosinality/glow-pytorch "
+                                  "(its model.py); needed with --torch_python.")
+_TORCH_HARNESS = flags.DEFINE_string("torch_harness", torch_client.HARNESS,
+                                     "The script the PyTorch peer runs.")
+flags.register_multi_flags_validator(
+    ["torch_python", "torch_glow"],
+    lambda given: (given["torch_python"] is None) == (given["torch_glow"] is None),
+    "--torch_python and --torch_glow go together.")
 
 
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+  if not cpu_isa.is_capped(_ISA.value):
+    # oneDNN reads its cap once, when it starts, and TensorFlow has started it by now.
+    env = cpu_isa.capped_environment(_ISA.value)
+    sys.exit(subprocess.run([sys.executable, "-m", "benchmarks.run"] + sys.argv[1:],
+                            env=env, check=False).returncode)
   repeats = 2 if _QUICK.value else _REPEATS.value
   memory = _MEMORY.value and not _QUICK.value
   arch_by_name = {name: architectures.ARCHITECTURES[name].replace(coupling=_COUPLING.value)
                   for name in dict.fromkeys(_ARCHITECTURES.value)}
   systems = speed.selected_systems(_SYSTEMS.value, _XLA.value)
-  results = speed.run(arch_by_name, systems, repeats, memory, _SECONDS.value)
+  onednn = dict(cpu_isa.probe(), requested_isa=_ISA.value)
+  torch_settings = (torch_client.Settings(_TORCH_PYTHON.value, _TORCH_GLOW.value,
+                                          _TORCH_HARNESS.value) if _TORCH_PYTHON.value else None)
+  results = speed.run(arch_by_name, systems, repeats, memory, _SECONDS.value, onednn=onednn,
+                      torch_settings=torch_settings)
   lines = speed.markdown(results)
   print("\n".join(lines))
-  for path in report.write(results, lines, _OUT_DIR.value, _NAME.value):
+  name = _NAME.value + ("" if _ISA.value == "native" else f"_{_ISA.value}")
+  for path in report.write(results, lines, _OUT_DIR.value, name):
     print("wrote", path)
 
 

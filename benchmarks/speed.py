@@ -4,16 +4,21 @@ For each architecture every system builds its model, then each workload (an Adam
 step, log_prob, sampling) is traced and timed with the systems alternating within every
 repeat (see `benchmarks.timing`). Ratios glow_tfp / TFP are medians of per-repeat ratios.
 Peak training memory comes from a fresh process per system (`benchmarks.peak_memory`).
+Each rate is also given as convolution FLOP/s against the CPU's measured convolution peak
+(`benchmarks.roofline`).
 """
 
 import dataclasses
+import functools
 
 from absl import logging
 
 from benchmarks import peak_memory
 from benchmarks import peers
 from benchmarks import report
+from benchmarks import roofline
 from benchmarks import timing
+from benchmarks import torch_client
 from benchmarks import workloads
 
 DEFAULT_SYSTEMS = ("glow_tfp", "glow_tfp_xla", "glow_tfp_bf16", "tfp", "tfp_xla")
@@ -22,20 +27,36 @@ TARGETS = {"train": 1.5, "log_prob": 2.0, "sample": 1.5}
 _PAIR_LABELS = {"best/best": "fastest float32 glow_tfp / fastest TFP"}
 
 
-def measure(arch, systems, repeats, memory, seconds_per_measurement):
-  """Every figure of one `architectures.Architecture`: per-system results and ratios."""
+def measure(arch, systems, repeats, memory, seconds_per_measurement, torch_settings=None):
+  """Every figure of one `architectures.Architecture`: per-system results and ratios.
+
+  With `torch_settings` (a `torch_client.Settings`), the PyTorch peer runs in a child
+  process for the length of this architecture and is timed with the other systems.
+  """
   x = workloads.synthetic_images(arch.train_batch, arch.config.image_shape)
   models = {s.name: peers.build(s, arch.config) for s in systems}
   for model in models.values():
     model.initialize(x)
-  results = {s.name: {"family": s.family, "jit_compile": s.jit_compile,
-                      "options": dict(s.options),
-                      "parameters": peers.parameter_count(models[s.name]),
-                      "first_call_s": {}, "images_per_s": {}, "images_per_s_repeats": {}}
+  results = {s.name: _empty_result(s.family, peers.parameter_count(models[s.name]),
+                                   jit_compile=s.jit_compile, options=dict(s.options))
              for s in systems}
-  for workload in workloads.WORKLOADS:
-    _time_workload(workload, arch, systems, models, results, repeats,
-                   seconds_per_measurement)
+  makers = {s.name: functools.partial(_tf_workload, arch, models[s.name], s.jit_compile)
+            for s in systems}
+  peer = torch_client.TorchPeer(torch_settings, arch) if torch_settings else None
+  try:
+    if peer:
+      results[torch_client.NAME] = _empty_result(
+          torch_client.FAMILY, peer.info["parameters"], torch=peer.info["torch"],
+          threads=peer.info["threads"])
+      makers[torch_client.NAME] = peer.workload
+    for workload in workloads.WORKLOADS:
+      _time_workload(workload, arch, makers, results, repeats, seconds_per_measurement)
+  finally:
+    if peer:
+      peer.close()
+  flops = {w: roofline.workload_flops_per_image(arch.config, w) for w in workloads.WORKLOADS}
+  for result in results.values():
+    result["conv_flop_per_s"] = {w: result["images_per_s"][w] * flops[w] for w in flops}
   if memory:
     for s in systems:
       logging.info("%s: peak training memory (a fresh process)", s.name)
@@ -43,12 +64,22 @@ def measure(arch, systems, repeats, memory, seconds_per_measurement):
           s.name, arch.config, arch.train_batch)
   return {"config": dataclasses.asdict(arch.config), "train_batch": arch.train_batch,
           "log_prob_batch": arch.log_prob_batch, "sample_batch": arch.sample_batch,
-          "systems": results, "ratios": _ratios(results)}
+          "conv_flops_per_image": flops, "systems": results, "ratios": _ratios(results)}
 
 
-def _time_workload(workload, arch, systems, models, results, repeats, seconds_per_measurement):
-  fns = {s.name: workloads.make(workload, arch, models[s.name], s.jit_compile)
-         for s in systems}
+def _empty_result(family, parameters, jit_compile=False, options=None, **details):
+  return {"family": family, "jit_compile": jit_compile, "options": options or {},
+          "parameters": parameters, "first_call_s": {}, "images_per_s": {},
+          "images_per_s_repeats": {}, **details}
+
+
+def _tf_workload(arch, model, jit_compile, workload):
+  return workloads.make(workload, arch, model, jit_compile)
+
+
+def _time_workload(workload, arch, makers, results, repeats, seconds_per_measurement):
+  """Times `workload` for every system; `makers` maps a name to workload -> callable."""
+  fns = {name: make(workload) for name, make in makers.items()}
   for name, fn in fns.items():
     results[name]["first_call_s"][workload] = timing.first_call_seconds(fn)
     logging.info("%s %s: first call %.1f s", name, workload,
@@ -66,19 +97,21 @@ def _time_workload(workload, arch, systems, models, results, repeats, seconds_pe
 
 
 def _ratios(results):
-  """{workload: {"<glow_tfp system>/<tfp system>" and "best/best": median paired ratio}}.
+  """{workload: {"<glow_tfp system>/<peer system>" and "best/best": median paired ratio}}.
 
-  "best/best" pits each family at its fastest float32 setting per repeat: TFP has no mixed
-  precision, so glow_tfp's mixed-precision systems get their own rows but not this one.
+  "best/best" pits glow_tfp and TFP at their fastest float32 settings per repeat: TFP has
+  no mixed precision, so glow_tfp's mixed-precision systems get their own rows but not this
+  one. The PyTorch peer, when measured, gets rows after TFP's.
   """
   ours = [n for n, r in results.items() if r["family"] == "glow_tfp"]
   theirs = [n for n, r in results.items() if r["family"] == "tfp"]
+  pytorch = [n for n, r in results.items() if r["family"] == torch_client.FAMILY]
   ours_float32 = [n for n in ours if "compute_dtype" not in results[n]["options"]]
   ratios = {}
   for workload in workloads.WORKLOADS:
     rates = {n: r["images_per_s_repeats"][workload] for n, r in results.items()}
     ratios[workload] = {f"{a}/{b}": timing.paired_ratio(rates[a], rates[b])
-                        for a in ours for b in theirs}
+                        for b in theirs + pytorch for a in ours}
     if ours_float32 and theirs:
       ratios[workload]["best/best"] = timing.paired_ratio(_best(rates, ours_float32),
                                                           _best(rates, theirs))
@@ -92,8 +125,10 @@ def _best(rates, names):
 
 def markdown(results):
   """The Markdown report: per architecture, a table of systems and one of ratios."""
+  peak = results["peak_conv"]["flop_per_s"]
   lines = ["# glow_tfp vs tfp.bijectors.Glow", ""] + report.environment_lines(
-      results["environment"]) + ["", f"Repeats: {results['repeats']}, each system timed "
+      results["environment"]) + _onednn_lines(results.get("onednn")) + _peak_lines(
+          results["peak_conv"]) + ["", f"Repeats: {results['repeats']}, each system timed "
                                  f"for at least {results['seconds_per_measurement']:g} s per "
                                  "repeat (back-to-back calls); images/s are medians over "
                                  "repeats, ratios medians of per-repeat ratios."]
@@ -101,15 +136,17 @@ def markdown(results):
     lines += ["", f"## {name}: {_describe(arch)}", ""]
     lines += report.table(["system", "parameters", "train img/s", "log_prob img/s",
                            "sample img/s", "first call train / log_prob / sample (s)",
-                           "training step MiB / process peak RSS MiB"],
-                          [_system_row(n, r) for n, r in arch["systems"].items()])
+                           "training step MiB / process peak RSS MiB",
+                           "conv GFLOP/s (% of peak) train / log_prob / sample"],
+                          [_system_row(n, r, peak) for n, r in arch["systems"].items()])
     lines += [""] + report.table(
-        ["glow_tfp / TFP", "train", "log_prob", "sample"],
-        [[_PAIR_LABELS.get(pair, pair)] + [_ratio_cell(arch["ratios"][w][pair], w)
+        ["glow_tfp / peer", "train", "log_prob", "sample"],
+        [[_PAIR_LABELS.get(pair, pair)] + [_ratio_cell(arch["ratios"][w][pair], w,
+                                                       _has_target(pair, arch["systems"]))
                                            for w in workloads.WORKLOADS]
          for pair in arch["ratios"]["train"]])
   lines += ["", "Targets: " + ", ".join(f"{w} >= {t}x" for w, t in TARGETS.items())
-            + " (a cell is marked **miss** where the ratio falls short)."]
+            + " against TFP (a cell is marked **miss** where the ratio falls short)."]
   return lines
 
 
@@ -120,17 +157,44 @@ def _describe(arch):
           f"{arch['log_prob_batch']}, sample batch {arch['sample_batch']}")
 
 
-def _system_row(name, r):
+def _onednn_lines(onednn):
+  if not onednn:
+    return []
+  return ["", f"oneDNN: ISA {onednn['onednn_isa']} (--isa={onednn['requested_isa']}), "
+          f"convolutions by {onednn['convolution']}; TF_ENABLE_ONEDNN_OPTS="
+          f"{onednn['TF_ENABLE_ONEDNN_OPTS']}, ONEDNN_MAX_CPU_ISA={onednn['ONEDNN_MAX_CPU_ISA']}."]
+
+
+def _peak_lines(peak):
+  return ["", f"Convolution peak: {peak['flop_per_s'] / 1e9:.0f} GFLOP/s, the fastest call of "
+          f"a 3x3 convolution (batch {peak['batch']}, {peak['size']}x{peak['size']}, "
+          f"{peak['channels']} -> {peak['channels']} channels). A system's conv GFLOP/s are "
+          "the architecture's convolution FLOPs (x3 for a training step) at its measured "
+          "rate (benchmarks.roofline)."]
+
+
+def _roofline_cell(r, peak):
+  flops = [r["conv_flop_per_s"][w] for w in workloads.WORKLOADS]
+  return " / ".join(f"{f / 1e9:.0f} ({100 * f / peak:.0f}%)" for f in flops)
+
+
+def _system_row(name, r, peak):
   first = " / ".join(f"{r['first_call_s'][w]:.1f}" for w in workloads.WORKLOADS)
   memory = r.get("peak_memory")
   memory_cell = (f"{memory['step_mib']:.0f} / {memory['process_peak_rss_mib']:.0f}" if memory
                  else "not measured")
   rates = [f"{r['images_per_s'][w]:.1f}" for w in workloads.WORKLOADS]
-  return [name, f"{r['parameters']:,}"] + rates + [first, memory_cell]
+  return [name, f"{r['parameters']:,}"] + rates + [first, memory_cell, _roofline_cell(r, peak)]
 
 
-def _ratio_cell(ratio, workload):
-  return f"{ratio:.2f}x" + ("" if ratio >= TARGETS[workload] else " **miss**")
+def _has_target(pair, systems):
+  """The targets are set against TFP; other peers' ratios are reported as they are."""
+  peer = pair.split("/")[1]
+  return peer == "best" or systems[peer]["family"] == "tfp"
+
+
+def _ratio_cell(ratio, workload, targeted):
+  return f"{ratio:.2f}x" + ("" if ratio >= TARGETS[workload] or not targeted else " **miss**")
 
 
 def selected_systems(names, xla):
@@ -138,7 +202,8 @@ def selected_systems(names, xla):
           if xla or not peers.SYSTEMS[n].jit_compile]
 
 
-def run(arch_by_name, systems, repeats, memory, seconds_per_measurement=1.0):
+def run(arch_by_name, systems, repeats, memory, seconds_per_measurement=1.0, onednn=None,
+        peak_batch=roofline.PEAK_BATCH, torch_settings=None):
   """All results of one benchmark run, as a JSON-ready dict.
 
   Args:
@@ -148,10 +213,18 @@ def run(arch_by_name, systems, repeats, memory, seconds_per_measurement=1.0):
     memory: whether to probe peak training memory (a fresh process per system).
     seconds_per_measurement: each system's share of a repeat lasts about this long at
       least (back-to-back calls of the workload; one call when a call is longer).
+    onednn: what oneDNN runs with (`benchmarks.cpu_isa.probe()` and the requested ISA),
+      recorded as given.
+    peak_batch: batch of the convolution that measures the peak (smaller in tests).
+    torch_settings: a `torch_client.Settings` to time the PyTorch peer too, or None.
   """
   environment = report.environment()  # before measuring: the commit of the code measured
-  measured = {name: measure(arch, systems, repeats, memory, seconds_per_measurement)
+  peak = {"flop_per_s": roofline.peak_conv_flops(batch=peak_batch), "batch": peak_batch,
+          "size": roofline.PEAK_SIZE, "channels": roofline.PEAK_CHANNELS}
+  measured = {name: measure(arch, systems, repeats, memory, seconds_per_measurement,
+                            torch_settings)
               for name, arch in arch_by_name.items()}
   return {"environment": environment, "repeats": repeats,
           "seconds_per_measurement": seconds_per_measurement,
-          "targets": TARGETS, "architectures": measured}
+          "targets": TARGETS, "onednn": onednn, "peak_conv": peak,
+          "architectures": measured}

@@ -2,19 +2,25 @@
 
 import dataclasses
 import json
+import os
+import sys
+import textwrap
 import time
 
 import pytest
 
 from benchmarks import architectures
+from benchmarks import cpu_isa
 from benchmarks import cpu_settings
 from benchmarks import input_pipeline
 from benchmarks import invertible_conv
 from benchmarks import peak_memory
 from benchmarks import peers
 from benchmarks import report
+from benchmarks import roofline
 from benchmarks import speed
 from benchmarks import timing
+from benchmarks import torch_client
 from benchmarks import workloads
 import glow_tfp
 
@@ -24,11 +30,49 @@ _TINY = architectures.Architecture(
     train_batch=2, log_prob_batch=2, sample_batch=2)
 
 
+# Speaks the PyTorch peer's protocol (benchmarks.torch_peer) without torch: a ready line,
+# then one answer per request, after writing down its arguments and requests.
+_FAKE_PEER = textwrap.dedent("""
+    import json, os, sys, time
+    log = os.path.join(os.path.dirname(__file__), "log.jsonl")
+    with open(log, "a") as f:
+      f.write(json.dumps(sys.argv[1:]) + "\\n")
+    print(json.dumps({"parameters": 123, "torch": "fake", "threads": 1}), flush=True)
+    for line in sys.stdin:
+      request = json.loads(line)
+      if request.get("quit"):
+        break
+      if request["run"] == "{fail_on}":
+        print(json.dumps({"error": "ValueError: no " + request["run"]}), flush=True)
+        sys.exit(1)
+      time.sleep(0.002)
+      with open(log, "a") as f:
+        f.write(line)
+      print(json.dumps({"ok": True}), flush=True)
+    """)
+
+
+def _fake_peer(folder, fail_on="nothing"):
+  os.makedirs(folder, exist_ok=True)
+  harness = os.path.join(folder, "fake_peer.py")
+  with open(harness, "w") as f:
+    f.write(_FAKE_PEER.replace("{fail_on}", fail_on))
+  return torch_client.Settings(sys.executable, glow_dir=str(folder), harness=harness)
+
+
 @pytest.fixture(scope="module")
-def speed_results():
+def fake_peer_dir(tmp_path_factory):
+  return tmp_path_factory.mktemp("fake_peer")
+
+
+@pytest.fixture(scope="module")
+def speed_results(fake_peer_dir):
   systems = [peers.SYSTEMS["glow_tfp"], peers.SYSTEMS["tfp"]]
+  onednn = {"onednn_isa": "Intel AVX2", "convolution": "brg_conv_fwd:avx2",
+            "TF_ENABLE_ONEDNN_OPTS": "1", "ONEDNN_MAX_CPU_ISA": "unset", "requested_isa": "native"}
   return speed.run({"tiny": _TINY}, systems, repeats=2, memory=False,
-                   seconds_per_measurement=0.05)
+                   seconds_per_measurement=0.05, onednn=onednn, peak_batch=2,
+                   torch_settings=_fake_peer(fake_peer_dir))
 
 
 def test_run_writes_json_and_markdown_with_every_figure(speed_results, tmp_path):
@@ -37,7 +81,8 @@ def test_run_writes_json_and_markdown_with_every_figure(speed_results, tmp_path)
   with open(json_path) as f:
     written = json.load(f)
   arch = written["architectures"]["tiny"]
-  assert set(arch["systems"]) == {"glow_tfp", "tfp"}
+  assert set(arch["systems"]) == {"glow_tfp", "tfp", "pytorch"}
+  assert arch["systems"]["pytorch"]["parameters"] == 123
   for result in arch["systems"].values():
     assert result["parameters"] > 0
     for workload in workloads.WORKLOADS:
@@ -45,11 +90,86 @@ def test_run_writes_json_and_markdown_with_every_figure(speed_results, tmp_path)
       assert result["first_call_s"][workload] > 0
       assert len(result["images_per_s_repeats"][workload]) == 2
   for workload in workloads.WORKLOADS:
-    assert set(arch["ratios"][workload]) == {"glow_tfp/tfp", "best/best"}
+    assert set(arch["ratios"][workload]) == {"glow_tfp/tfp", "glow_tfp/pytorch", "best/best"}
   assert set(written["environment"]) >= {"date_utc", "command", "device", "tensorflow"}
   with open(md_path) as f:
     text = f.read()
   assert "| glow_tfp |" in text and "| tfp |" in text and "fastest float32 glow_tfp" in text
+  assert "oneDNN: ISA Intel AVX2 (--isa=native)" in text and "% of peak" in text
+  assert "| pytorch |" in text and "| glow_tfp/pytorch |" in text
+  assert written["peak_conv"]["flop_per_s"] > 0
+  flops = arch["conv_flops_per_image"]
+  assert flops["train"] == 3 * flops["log_prob"] == 3 * flops["sample"] > 0
+  rates = arch["systems"]["tfp"]
+  assert rates["conv_flop_per_s"]["sample"] == pytest.approx(
+      rates["images_per_s"]["sample"] * flops["sample"])
+
+
+def test_pytorch_peer_gets_the_architecture_and_one_request_per_timed_call(speed_results,
+                                                                          fake_peer_dir):
+  with open(fake_peer_dir / "log.jsonl") as f:
+    arguments, *requests = [json.loads(line) for line in f]
+  assert f"--config={_TINY.config.to_json()}" in arguments
+  assert '--batches={"train": 2, "log_prob": 2, "sample": 2}' in arguments
+  runs = [r["run"] for r in requests]
+  calls = speed_results["architectures"]["tiny"]["systems"]["pytorch"]["calls_per_repeat"]
+  for workload in workloads.WORKLOADS:  # first call, warm call, calls_lasting's probe, repeats
+    assert runs.count(workload) == 3 + 2 * calls[workload]
+
+
+def test_pytorch_peer_failure_is_raised_with_its_message(tmp_path):
+  peer = torch_client.TorchPeer(_fake_peer(tmp_path, fail_on="sample"), _TINY)
+  peer.workload("train")()
+  with pytest.raises(RuntimeError, match="PyTorch peer failed: ValueError: no sample"):
+    peer.workload("sample")()
+  with pytest.raises(RuntimeError, match="exited"):
+    peer.workload("train")()
+
+
+@pytest.mark.skipif(not os.environ.get("TORCH_PYTHON") or not os.environ.get("TORCH_GLOW"),
+                    reason="set TORCH_PYTHON and TORCH_GLOW to run the real PyTorch peer")
+def test_real_pytorch_peer_runs_every_workload():
+  settings = torch_client.Settings(os.environ["TORCH_PYTHON"], os.environ["TORCH_GLOW"])
+  arch = _TINY.replace(hidden_channels=8)
+  peer = torch_client.TorchPeer(settings, arch)
+  try:
+    for workload in workloads.WORKLOADS:
+      peer.workload(workload)()
+  finally:
+    peer.close()
+  assert peer.info["parameters"] > 0
+
+
+def test_convolution_flops_are_counted_from_the_architecture():
+  # One level of one step at 4x4x4 after the squeeze (8x8x1 in), width 3, affine:
+  # 1x1 mixing 4*4, coupling 3x3 2->3, 1x1 3->3, zero 3x3 3->4; no split at the top.
+  config = glow_tfp.GlowConfig(image_shape=(8, 8, 1), levels=1, steps_per_level=1,
+                               hidden_channels=3)
+  per_position = 4 * 4 + 9 * 2 * 3 + 3 * 3 + 9 * 3 * 4
+  assert roofline.forward_flops_per_image(config) == 2 * 4 * 4 * per_position
+  # A split adds its prior's zero 3x3 (2 -> 4 channels at 4x4) and the next level's steps.
+  two_levels = config.replace(levels=2)
+  assert (roofline.forward_flops_per_image(two_levels)
+          > roofline.forward_flops_per_image(config) + roofline.conv_flops(4, 4, 3, 2, 4))
+
+
+def test_onednn_report_is_parsed():
+  text = ("onednn_verbose,v1,info,cpu,isa:Intel AVX2\n"
+          "onednn_verbose,v1,primitive,exec,cpu,convolution,brg_conv_fwd:avx2,forward,...\n")
+  assert cpu_isa.parse(text) == {"onednn_isa": "Intel AVX2",
+                                 "convolution": "brg_conv_fwd:avx2"}
+  assert cpu_isa.parse("") == {"onednn_isa": cpu_isa.UNKNOWN, "convolution": cpu_isa.NOT_ONEDNN}
+
+
+def test_isa_probe_sees_the_cap_of_this_process(monkeypatch):
+  # SSE4.1 is below every x86-64 CPU TensorFlow runs on, so the cap always shows.
+  monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "SSE41")
+  monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "1")
+  found = cpu_isa.probe()
+  assert "SSE4.1" in found["onednn_isa"] and found["ONEDNN_MAX_CPU_ISA"] == "SSE41"
+  assert found["convolution"] != cpu_isa.NOT_ONEDNN
+  assert cpu_isa.capped_environment("avx2")["ONEDNN_MAX_CPU_ISA"] == "AVX2"
+  assert not cpu_isa.is_capped("avx2") and cpu_isa.is_capped("native")
 
 
 def test_matched_peer_has_nearly_the_same_parameter_count():
