@@ -149,7 +149,11 @@ def export_saved_model(glow, export_dir, reference=None):
         name: tf.Variable(value, trainable=False, name=name)
         for name, value in reference.as_dict().items()}
     reference = ood.Reference(**module.reference_statistics)
-  functions = serving_functions(glow, reference)
+  # Served weights never change: the signatures read each step's fused weights (W = P L U
+  # among them) from variables computed here, instead of recomputing them every call.
+  with glow.frozen_weights() as frozen:
+    functions = serving_functions(glow, reference)
+  module.frozen_weights = frozen
   signatures = dict(functions)
   signatures[signatures_lib.DEFAULT_SIGNATURE] = functions["log_prob"]
   # Tracking the variables is all the SavedModel needs; the Glow object itself (TFP
