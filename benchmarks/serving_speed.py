@@ -29,6 +29,7 @@ import time
 
 from absl import app
 from absl import flags
+from absl import logging
 
 import glow_tfp
 from benchmarks import export_speed
@@ -77,8 +78,9 @@ def setting_name(threads, onednn):
 
 
 @contextlib.contextmanager
-def running_server(base_path, threads, onednn, log_path):
-  """Runs `serving.server` on `base_path` (model "glow"); yields its REST predict URL."""
+def started_server(base_path, threads, onednn, log_path):
+  """Starts `serving.server` on `base_path` (model "glow"); yields a function that waits
+  until it is ready and returns its REST predict URL."""
   intra, inter = threads.split("/")
   command = [sys.executable, "-m", "serving.server", "--model_name=glow",
              f"--model_base_path={base_path}", "--rest_api_port=0", "--port=0",
@@ -90,13 +92,13 @@ def running_server(base_path, threads, onednn, log_path):
     process = subprocess.Popen(command, cwd=_ROOT, env=env, stdout=subprocess.PIPE,
                                stderr=log)
   try:
-    yield f"{_rest_url(process, log_path)}/v1/models/glow:predict"
+    yield lambda: f"{_rest_url(process, log_path)}/v1/models/glow:predict"
   finally:
     process.terminate()
     process.wait(timeout=60)
 
 
-def _rest_url(process, log_path, timeout=300):
+def _rest_url(process, log_path, timeout=900):
   """The base URL the server prints when it is ready."""
   deadline = time.monotonic() + timeout
   while time.monotonic() < deadline and process.poll() is None:
@@ -128,15 +130,19 @@ def measure(base_path, config, settings, concurrencies, batches, images, rounds,
                                        config.num_classes, seed=b) for b in batches}
   results = {}
   with contextlib.ExitStack() as stack:
-    urls = {s: stack.enter_context(running_server(
+    # All start at once (loading overlaps), then each is waited for.
+    ready = {s: stack.enter_context(started_server(
         base_path, *s, os.path.join(log_dir, f"server{i}.log")))
-            for i, s in enumerate(settings)}
+             for i, s in enumerate(settings)}
+    urls = {s: wait() for s, wait in ready.items()}
     for round_ in range(rounds):
       for setting in settings if round_ % 2 == 0 else reversed(settings):
         for c in concurrencies:
           for b in batches:
-            results.setdefault((setting, c, b), []).append(
-                images_per_s(urls[setting], bodies[b], b, c, images))
+            rate = images_per_s(urls[setting], bodies[b], b, c, images)
+            results.setdefault((setting, c, b), []).append(rate)
+            logging.info("round %d, %s, %d clients, batch %d: %.1f images/s", round_,
+                         setting_name(*setting), c, b, rate)
   return results
 
 

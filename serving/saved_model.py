@@ -24,6 +24,11 @@ log-likelihood of an image is deterministic. The SavedModel holds only TensorFlo
 variables (the reference statistics of `score` among them): it loads with `tf.saved_model.load`, `saved_model_cli` and TF Serving, without
 glow_tfp or TensorFlow Probability.
 
+Each step of flow's fused weights (ActNorm folded into the 1x1 convolution, W = P L U for
+the LU form, its inverse and log-determinant) are computed once at export and stored as
+variables (`Glow.frozen_weights`), so a call of a signature runs only the convolutions and
+coupling networks; the results equal the live model's up to float rounding.
+
 `assets.extra/example_counts.json` names `sample`'s `num_samples` as the input that says how
 many examples a request produces, so that a server counts it against its batch limit
 (`serving.signatures.EXAMPLE_COUNTS_FILE`).
