@@ -1,5 +1,6 @@
 """Glow: the multi-scale chain of bijectors over a standard-normal base."""
 
+import contextlib
 import math
 
 import numpy as np
@@ -73,6 +74,20 @@ class Glow(tf.Module):
         bijector=self.bijector, name="glow")
     self._actnorms = tuple(m for m in self.bijector.submodules
                            if isinstance(m, actnorm.ActNorm))
+    self._steps = tuple(m for m in self.bijector.submodules
+                        if isinstance(m, flow_step.FlowStep))
+
+  @contextlib.contextmanager
+  def frozen_weights(self):
+    """Within it, every step of flow reads its fused affine map from variables set on entry.
+
+    For export: functions traced inside skip recomputing W = P L U and the ActNorm fusion
+    per call (`FlowStep.frozen`); their results equal the live model's up to float
+    rounding. Yields the new variables, which the caller must save with the functions.
+    """
+    with contextlib.ExitStack() as stack:
+      yield [variable for step in self._steps
+             for variable in stack.enter_context(step.frozen())]
 
   @property
   def initialized(self):

@@ -24,6 +24,11 @@ log-likelihood of an image is deterministic. The SavedModel holds only TensorFlo
 variables (the reference statistics of `score` among them): it loads with `tf.saved_model.load`, `saved_model_cli` and TF Serving, without
 glow_tfp or TensorFlow Probability.
 
+Each step of flow's fused weights (ActNorm folded into the 1x1 convolution, W = P L U for
+the LU form, its inverse and log-determinant) are computed once at export and stored as
+variables (`Glow.frozen_weights`), so a call of a signature runs only the convolutions and
+coupling networks; the results equal the live model's up to float rounding.
+
 `assets.extra/example_counts.json` names `sample`'s `num_samples` as the input that says how
 many examples a request produces, so that a server counts it against its batch limit
 (`serving.signatures.EXAMPLE_COUNTS_FILE`).
@@ -149,7 +154,11 @@ def export_saved_model(glow, export_dir, reference=None):
         name: tf.Variable(value, trainable=False, name=name)
         for name, value in reference.as_dict().items()}
     reference = ood.Reference(**module.reference_statistics)
-  functions = serving_functions(glow, reference)
+  # Served weights never change: the signatures read each step's fused weights (W = P L U
+  # among them) from variables computed here, instead of recomputing them every call.
+  with glow.frozen_weights() as frozen:
+    functions = serving_functions(glow, reference)
+  module.frozen_weights = frozen
   signatures = dict(functions)
   signatures[signatures_lib.DEFAULT_SIGNATURE] = functions["log_prob"]
   # Tracking the variables is all the SavedModel needs; the Glow object itself (TFP

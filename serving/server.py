@@ -19,11 +19,13 @@ base paths. The server knows nothing of the model but its SavedModel, and Tensor
 runs it: glow_tfp is not imported.
 """
 
+import os
 import threading
 
 from absl import app
 from absl import flags
 from absl import logging
+import tensorflow as tf
 
 from . import grpc_api
 from . import model_config
@@ -74,6 +76,17 @@ _BATCH_TIMEOUT_MICROS = flags.DEFINE_integer(
     "batch_timeout_micros", 2000, "With --enable_batching, the longest a request waits for "
     "others to join it (microseconds).", lower_bound=0)
 
+
+def _define_threads_flag(name, meaning):
+  """A TensorFlow thread-pool size: `<name>_threads`, for `<name>_parallelism_threads`."""
+  return flags.DEFINE_integer(
+      f"{name}_threads", 0, f"{meaning} (TensorFlow's {name}_parallelism_threads); 0 lets "
+      "TensorFlow choose. Applied before any model loads.", lower_bound=0)
+
+
+_INTRA_OP_THREADS = _define_threads_flag("intra_op", "Threads one TensorFlow op may use")
+_INTER_OP_THREADS = _define_threads_flag("inter_op", "TensorFlow ops run at once")
+
 flags.register_multi_flags_validator(
     ["model_base_path", "model_config_file"],
     lambda values: (values["model_base_path"] is None) != (values["model_config_file"] is None),
@@ -85,6 +98,7 @@ flags.register_validator("model_name", model_name_lib.is_valid,
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+  _configure_threads()
   models = registry.Registry(_managers())
   models.poll()
   for manager in models.managers.values():
@@ -117,6 +131,17 @@ def main(argv):
     stop.set()
     grpc_server.stop(grace=None)
     server.server_close()
+
+
+def _configure_threads():
+  """Applies the thread flags; TensorFlow accepts them only before its runtime starts."""
+  tf.config.threading.set_intra_op_parallelism_threads(_INTRA_OP_THREADS.value)
+  tf.config.threading.set_inter_op_parallelism_threads(_INTER_OP_THREADS.value)
+  # A line of its own, so that a benchmark's log shows what each measurement ran with.
+  print(f"TensorFlow threads: intra_op={tf.config.threading.get_intra_op_parallelism_threads()}"
+        f" inter_op={tf.config.threading.get_inter_op_parallelism_threads()} "
+        f"(0: TensorFlow's choice); TF_ENABLE_ONEDNN_OPTS="
+        f"{os.environ.get('TF_ENABLE_ONEDNN_OPTS', '')}", flush=True)
 
 
 def _managers():

@@ -44,6 +44,24 @@ def test_fused_step_equals_the_chain_of_its_three_layers(mixing):
     np.testing.assert_allclose(fused[1].numpy(), unfused[1].numpy(), rtol=1e-5, atol=1e-4)
 
 
+@pytest.mark.parametrize("mixing", list(MIXINGS))
+def test_frozen_step_equals_the_live_step_and_ignores_later_affine_changes(mixing):
+  step = moved_step(mixing)
+  x = random_images([3, 4, 4, CHANNELS], seed=6)
+  live = [step.inverse_and_log_det(x), step.forward_and_log_det(x)]
+  with step.frozen() as variables:
+    assert not any(v.trainable for v in variables)
+    frozen = [step.inverse_and_log_det(x), step.forward_and_log_det(x)]
+    for layer in (step.actnorm, step.mixing):  # The frozen layers: not seen inside.
+      perturb(layer, scale=0.2, seed=9)
+    after_change = step.inverse_and_log_det(x)
+  for expected, got in zip(live + live[:1], frozen + [after_change]):
+    np.testing.assert_allclose(got[0].numpy(), expected[0].numpy(), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(got[1].numpy(), expected[1].numpy(), rtol=1e-6, atol=1e-5)
+  # Outside the context, the moved parameters count again.
+  assert not np.allclose(step.inverse_and_log_det(x)[1].numpy(), live[0][1].numpy())
+
+
 def test_initialization_standardises_the_actnorm_input_statistics():
   step = flow_step.FlowStep(actnorm.ActNorm(CHANNELS), MIXINGS["lu"](),
                             coupling.Coupling(CHANNELS, 8, seed=4))

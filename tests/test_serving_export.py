@@ -299,3 +299,38 @@ def test_export_cli_names_the_missing_reference_file_and_how_to_make_it(tmp_path
                        f"--export_base={tmp_path / 'exports'}"])
   assert result.returncode != 0
   assert "heldout_reference.npz" in result.stderr and "python -m train" in result.stderr
+
+
+def _op_types(concrete_function):
+  """Op types of a concrete function's graph and of every function it calls."""
+  graph_def = concrete_function.graph.as_graph_def()
+  nodes = list(graph_def.node)
+  for function in graph_def.library.function:
+    nodes.extend(function.node_def)
+  return {node.op for node in nodes}
+
+
+def test_served_weights_are_computed_at_export_not_per_call(exported):
+  _, _, loaded = exported
+  for name in ("log_prob", "sample"):
+    ops = _op_types(loaded.signatures[name])
+    # W = P L U (band_part masks) and W^-1 (triangular solves) were folded into variables.
+    assert not ops & {"MatrixBandPart", "MatrixTriangularSolve", "MatrixInverse"}, name
+
+
+@pytest.mark.parametrize("permutation", ["conv", "shuffle"])
+def test_other_channel_mixings_export_equal_to_the_library(tmp_path, permutation):
+  config = glow_tfp.GlowConfig(image_shape=SHAPE, levels=2, steps_per_level=1,
+                               hidden_channels=8, permutation=permutation)
+  model = glow_tfp.Glow(config, seed=1)
+  model.initialize(random_images((8,) + SHAPE, seed=1))
+  perturb(model, scale=0.05, seed=1)
+  loaded = tf.saved_model.load(saved_model.export_saved_model(model, str(tmp_path / "m")))
+  images = uint8_images(5, seed=2)
+  out = loaded.signatures["log_prob"](images=tf.constant(images))
+  np.testing.assert_allclose(out["log_likelihood"].numpy(),
+                             live_log_likelihood(model, images, None), rtol=1e-5, atol=1e-3)
+  sampled = loaded.signatures["sample"](num_samples=tf.constant(3), temperature=tf.constant(0.7),
+                                        seed=tf.constant(4, tf.int64))["images"]
+  expected = glow_tfp.to_images(model.sample(3, 0.7, seed=4), config.n_bits)
+  np.testing.assert_array_equal(sampled.numpy(), expected.numpy())

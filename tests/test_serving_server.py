@@ -447,3 +447,39 @@ def test_score_over_http_equals_the_signature(served):
   assert status == 200
   assert set(answer["predictions"][0]) == set(ood.SCORES)
   assert all(0.0 <= row["ood_percentile"] <= 100.0 for row in answer["predictions"])
+
+
+@pytest.mark.parametrize("user_value, expected", [(None, "1"), ("0", "0"), ("1", "1")])
+def test_serving_turns_onednn_on_unless_the_user_turned_it_off(user_value, expected):
+  env = {k: v for k, v in server_env().items() if k != "TF_ENABLE_ONEDNN_OPTS"}
+  if user_value is not None:
+    env["TF_ENABLE_ONEDNN_OPTS"] = user_value
+  result = subprocess.run(
+      [sys.executable, "-c", "import os, serving; print(os.environ['TF_ENABLE_ONEDNN_OPTS'])"],
+      cwd=REPO, env=env, capture_output=True, text=True, timeout=60, check=True)
+  assert result.stdout.strip() == expected
+
+
+def test_thread_flags_are_applied_before_the_model_loads(tmp_path):
+  command = [sys.executable, "-m", "serving.server", f"--model_base_path={tmp_path}",
+             "--rest_api_port=0", "--port=0", "--intra_op_threads=2", "--inter_op_threads=1"]
+  with open(tmp_path / "server.log", "wb") as log:
+    process = subprocess.Popen(command, cwd=REPO, env=server_env(), stdout=subprocess.PIPE,
+                               stderr=log)
+  try:
+    first_line = process.stdout.readline().decode()
+  finally:
+    process.terminate()
+    process.wait(timeout=30)
+  assert "TensorFlow threads: intra_op=2 inter_op=1" in first_line
+  assert "TF_ENABLE_ONEDNN_OPTS=1" in first_line
+
+
+@pytest.mark.parametrize("flag", ["--intra_op_threads=-1", "--inter_op_threads=-2",
+                                  "--intra_op_threads=two"])
+def test_bad_thread_flags_are_refused(tmp_path, flag):
+  result = subprocess.run(
+      [sys.executable, "-m", "serving.server", f"--model_base_path={tmp_path}", flag],
+      cwd=REPO, env=server_env(), capture_output=True, text=True, timeout=120)
+  assert result.returncode != 0
+  assert f"flag {flag.split('=')[0]}=" in result.stderr
