@@ -21,10 +21,10 @@ from . import pipeline
 from . import strategy as strategy_lib
 from .errors import InputError
 
-# The default run: the "mnist" preset for 2,000 steps of 64 images, chosen from measurements
+# The default run: the "mnist" preset for 1,500 steps of 64 images, chosen from measurements
 # to finish within 10 minutes on a 2-core CPU with AVX2 only (docs/training.md, "Speed on a
 # CPU").
-_DEFAULTS = loop.Options(workdir="workdir", steps=2000, eval_every=500, sample_every=500,
+_DEFAULTS = loop.Options(workdir="workdir", steps=1500, eval_every=500, sample_every=500,
                          checkpoint_every=500, log_every=100)
 
 # Model: a preset, then any GlowConfig field overrides it (None keeps the preset's value).
