@@ -74,8 +74,6 @@ class Glow(tf.Module):
         bijector=self.bijector, name="glow")
     self._actnorms = tuple(m for m in self.bijector.submodules
                            if isinstance(m, actnorm.ActNorm))
-    self._steps = tuple(m for m in self.bijector.submodules
-                        if isinstance(m, flow_step.FlowStep))
 
   @contextlib.contextmanager
   def frozen_weights(self):
@@ -85,9 +83,11 @@ class Glow(tf.Module):
     per call (`FlowStep.frozen`); their results equal the live model's up to float
     rounding. Yields the new variables, which the caller must save with the functions.
     """
+    # Found here rather than kept as an attribute: a tracked attribute would give the steps'
+    # variables a second path, and the checkpoint would save them under it.
+    steps = [m for m in self.bijector.submodules if isinstance(m, flow_step.FlowStep)]
     with contextlib.ExitStack() as stack:
-      yield [variable for step in self._steps
-             for variable in stack.enter_context(step.frozen())]
+      yield [variable for step in steps for variable in stack.enter_context(step.frozen())]
 
   @property
   def initialized(self):
