@@ -84,8 +84,8 @@ def started_server(base_path, threads, onednn, log_path):
   intra, inter = threads.split("/")
   command = [sys.executable, "-m", "serving.server", "--model_name=glow",
              f"--model_base_path={base_path}", "--rest_api_port=0", "--port=0",
-             "--file_system_poll_wait_seconds=0", f"--intra_op_threads={intra}",
-             f"--inter_op_threads={inter}"]
+             "--file_system_poll_wait_seconds=0", f"--tensorflow_intra_op_parallelism={intra}",
+             f"--tensorflow_inter_op_parallelism={inter}"]
   env = dict(os.environ, TF_ENABLE_ONEDNN_OPTS=onednn, TF_CPP_MIN_LOG_LEVEL="2",
              PYTHONPATH=_ROOT)
   with open(log_path, "wb") as log:

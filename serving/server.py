@@ -78,10 +78,12 @@ _BATCH_TIMEOUT_MICROS = flags.DEFINE_integer(
 
 
 def _define_threads_flag(name, meaning):
-  """A TensorFlow thread-pool size: `<name>_threads`, for `<name>_parallelism_threads`."""
+  """A TensorFlow thread-pool size under TF Serving's name, `tensorflow_<name>_parallelism`
+  (which also keeps it apart from the training CLI's `--<name>_threads`)."""
   return flags.DEFINE_integer(
-      f"{name}_threads", 0, f"{meaning} (TensorFlow's {name}_parallelism_threads); 0 lets "
-      "TensorFlow choose. Applied before any model loads.", lower_bound=0)
+      f"tensorflow_{name}_parallelism", 0, f"{meaning} (TensorFlow's "
+      f"{name}_parallelism_threads); 0 lets TensorFlow choose. Applied before any model "
+      "loads.", lower_bound=0)
 
 
 _INTRA_OP_THREADS = _define_threads_flag("intra_op", "Threads one TensorFlow op may use")

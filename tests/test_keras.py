@@ -163,7 +163,7 @@ def test_fit_under_mirrored_strategy_initializes_globally_and_trains(keras_modul
     np.testing.assert_array_equal(replicas[0].numpy(), replicas[1].numpy())
     np.testing.assert_allclose(replicas[0].numpy(), expected, atol=0.02)
 
-  model.optimizer.learning_rate.assign(1e-2)
+  model.optimizer.learning_rate.assign(1e-3)
   before = [v.numpy() for v in model.glow.trainable_variables]
   history = model.fit(dataset, epochs=3, verbose=0).history
   after = [v.numpy() for v in model.glow.trainable_variables]

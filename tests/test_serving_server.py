@@ -462,7 +462,7 @@ def test_serving_turns_onednn_on_unless_the_user_turned_it_off(user_value, expec
 
 def test_thread_flags_are_applied_before_the_model_loads(tmp_path):
   command = [sys.executable, "-m", "serving.server", f"--model_base_path={tmp_path}",
-             "--rest_api_port=0", "--port=0", "--intra_op_threads=2", "--inter_op_threads=1"]
+             "--rest_api_port=0", "--port=0", "--tensorflow_intra_op_parallelism=2", "--tensorflow_inter_op_parallelism=1"]
   with open(tmp_path / "server.log", "wb") as log:
     process = subprocess.Popen(command, cwd=REPO, env=server_env(), stdout=subprocess.PIPE,
                                stderr=log)
@@ -475,8 +475,8 @@ def test_thread_flags_are_applied_before_the_model_loads(tmp_path):
   assert "TF_ENABLE_ONEDNN_OPTS=1" in first_line
 
 
-@pytest.mark.parametrize("flag", ["--intra_op_threads=-1", "--inter_op_threads=-2",
-                                  "--intra_op_threads=two"])
+@pytest.mark.parametrize("flag", ["--tensorflow_intra_op_parallelism=-1", "--tensorflow_inter_op_parallelism=-2",
+                                  "--tensorflow_intra_op_parallelism=two"])
 def test_bad_thread_flags_are_refused(tmp_path, flag):
   result = subprocess.run(
       [sys.executable, "-m", "serving.server", f"--model_base_path={tmp_path}", flag],
