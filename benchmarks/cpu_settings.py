@@ -24,6 +24,11 @@ import time
 
 from absl import app
 from absl import flags
+import tensorflow as tf
+
+import glow_tfp
+from benchmarks import report
+from benchmarks import workloads
 
 _ROUNDS = flags.DEFINE_integer("cpu_rounds", 2, "Rounds over all settings.", lower_bound=1)
 _SECONDS = flags.DEFINE_float("cpu_seconds", 10.0, "Timed seconds per measurement.",
@@ -75,13 +80,8 @@ def measure(setting, seconds):
 
 
 def _child(setting, seconds):
-  import tensorflow as tf  # Only here: the parent must not load it before choosing oneDNN.
-
   tf.config.threading.set_intra_op_parallelism_threads(setting.intra)
   tf.config.threading.set_inter_op_parallelism_threads(setting.inter)
-  import glow_tfp
-  from benchmarks import workloads
-
   config = glow_tfp.GlowConfig.preset("mnist", hidden_channels=setting.hidden_channels,
                                       steps_per_level=setting.steps_per_level)
   model = glow_tfp.Glow(config, seed=0)
@@ -134,12 +134,8 @@ def main(argv):
     print(_child(Setting(**json.loads(_CHILD.value)), _SECONDS.value))
     return
   results = run(_ROUNDS.value, _SECONDS.value)
-  os.makedirs(_OUT_DIR.value, exist_ok=True)
-  with open(os.path.join(_OUT_DIR.value, "cpu_settings.json"), "w") as f:
-    json.dump(results, f, indent=1)
   text = markdown(results)
-  with open(os.path.join(_OUT_DIR.value, "cpu_settings.md"), "w") as f:
-    f.write(text)
+  report.write(results, text.splitlines(), _OUT_DIR.value, "cpu_settings")
   print(text)
 
 

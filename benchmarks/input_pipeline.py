@@ -17,7 +17,6 @@ Generates (once) folders of random 32x32 RGB PNGs of each of --sizes, and 5,000 
 Writes --out_dir/input_pipeline.json and .md and prints the Markdown.
 """
 
-import json
 import os
 import statistics
 import subprocess
@@ -31,6 +30,7 @@ import PIL.Image
 import tensorflow as tf
 
 import glow_tfp
+from benchmarks import report
 from benchmarks import workloads
 from train import data as data_lib
 
@@ -179,12 +179,8 @@ def main(argv):
   configs = {preset: glow_tfp.GlowConfig.preset(preset) for preset in ("cifar10", "mnist")}
   results["rates"], results["ratios"] = throughput(folders, configs, _REPEATS.value,
                                                    _BATCHES.value)
-  os.makedirs(_OUT_DIR.value, exist_ok=True)
-  with open(os.path.join(_OUT_DIR.value, "input_pipeline.json"), "w") as f:
-    json.dump(results, f, indent=1)
   text = markdown(results)
-  with open(os.path.join(_OUT_DIR.value, "input_pipeline.md"), "w") as f:
-    f.write(text)
+  report.write(results, text.splitlines(), _OUT_DIR.value, "input_pipeline")
   print(text)
 
 
