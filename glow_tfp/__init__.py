@@ -1,21 +1,36 @@
-"""glow_tfp: Glow (Kingma & Dhariwal, 2018) as TensorFlow Probability bijectors."""
+"""glow_tfp: Glow (Kingma & Dhariwal, 2018) as TensorFlow Probability bijectors.
+
+The public names and the submodules load on first use (PEP 562), so `import glow_tfp` imports
+neither TensorFlow nor TensorFlow Probability: the applications installed inside the package
+(`glow_tfp.train`, `glow_tfp.serving`) configure TensorFlow in their `__init__` before it
+loads, and the model-agnostic server never loads the library at all.
+"""
 
 import importlib
+import importlib.util
 
-from glow_tfp import bijectors
-from glow_tfp import grid
-from glow_tfp import workdir
-from glow_tfp.config import GlowConfig
-from glow_tfp.config import PRESETS
-from glow_tfp.flow import Glow
-from glow_tfp.metrics import bits_per_dim
-from glow_tfp.metrics import discrete_log_likelihood
-from glow_tfp.metrics import to_images
-from glow_tfp.metrics import to_model_space
+# Public name -> the submodule that defines it.
+_EXPORTS = {
+    "Glow": "flow",
+    "GlowConfig": "config",
+    "GlowModel": "keras",
+    "PRESETS": "config",
+    "bits_per_dim": "metrics",
+    "discrete_log_likelihood": "metrics",
+    "to_images": "metrics",
+    "to_model_space": "metrics",
+}
+
+__all__ = sorted([*_EXPORTS, "bijectors", "grid", "workdir"])
 
 
 def __getattr__(name):
-  # GlowModel imports Keras, so it loads on first use and `import glow_tfp` stays light.
-  if name == "GlowModel":
-    return importlib.import_module("glow_tfp.keras").GlowModel
+  if name in _EXPORTS:
+    return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+  if not name.startswith("_") and importlib.util.find_spec(f"{__name__}.{name}"):
+    return importlib.import_module(f"{__name__}.{name}")
   raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+  return sorted({*globals(), *__all__})

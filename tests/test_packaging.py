@@ -86,3 +86,41 @@ def test_script_runs_from_the_installed_wheel(installed, tmp_path, script):
                         cwd=tmp_path, env=env, text=True, capture_output=True, check=False)
   assert done.returncode == 1, done.stderr[-2000:]
   assert _SCRIPTS[script] in done.stdout
+
+
+# Records TF_ENABLE_ONEDNN_OPTS when `tensorflow` is first looked up, i.e. as it starts to load.
+_WATCH_TENSORFLOW = """
+import os, sys
+seen = []
+class Watch:
+  def find_spec(self, name, path=None, target=None):
+    if name == "tensorflow" and not seen:
+      seen.append(os.environ.get("TF_ENABLE_ONEDNN_OPTS"))
+sys.meta_path.insert(0, Watch())
+"""
+
+
+@pytest.mark.parametrize("module", ["glow_tfp.train.cli", "glow_tfp.serving.server"])
+def test_installed_application_sets_onednn_before_tensorflow_loads(installed, tmp_path,
+                                                                  module, monkeypatch):
+  site, _ = installed
+  monkeypatch.delenv("TF_ENABLE_ONEDNN_OPTS", raising=False)
+  done = _python_outside_checkout(site, _WATCH_TENSORFLOW + (
+      "import glow_tfp\n"
+      "assert 'tensorflow' not in sys.modules, 'import glow_tfp loaded TensorFlow'\n"
+      f"import {module}\n"
+      "print(seen)\n"), tmp_path)
+  assert done.returncode == 0, done.stderr[-2000:]
+  assert done.stdout.split()[-1] == "['1']"
+
+
+def test_installed_server_loads_neither_the_library_nor_tfp(installed, tmp_path):
+  site, _ = installed
+  done = _python_outside_checkout(site, (
+      "import sys\n"
+      "import glow_tfp.serving.server\n"
+      "print(sorted(m for m in sys.modules if m.startswith('tensorflow_probability')\n"
+      "             or m.startswith('glow_tfp.') and not m.startswith('glow_tfp.serving')))\n"
+  ), tmp_path)
+  assert done.returncode == 0, done.stderr[-2000:]
+  assert done.stdout.split()[-1] == "[]"
