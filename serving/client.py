@@ -22,6 +22,7 @@ from PIL import Image
 from PIL import UnidentifiedImageError
 
 from . import client_base
+from . import common_flags
 # The error both clients raise, importable from here too.
 from .client_base import ServingError  # noqa: F401
 
@@ -126,17 +127,7 @@ def _read_one(path, image_shape):
   return array
 
 
-DEFAULT_SERVERS = {"rest": "http://127.0.0.1:8501", "grpc": "127.0.0.1:8500"}
-
-# allow_override: --protocol, --server and --model_name mean the same in serving.load_test
-# and serving.export, and tests import these modules together.
-_PROTOCOL = flags.DEFINE_enum("protocol", "rest", ["rest", "grpc"], "TF Serving API to "
-                              "speak: REST or gRPC.", allow_override=True)
-_SERVER = flags.DEFINE_string(
-    "server", None, f"The server: a base URL for REST (default {DEFAULT_SERVERS['rest']}), "
-    f"host:port for gRPC (default {DEFAULT_SERVERS['grpc']}).", allow_override=True)
-_MODEL_NAME = flags.DEFINE_string("model_name", "glow", "Name of the served model.",
-                                  allow_override=True)
+_CONNECTION = common_flags.define_connection_flags()
 _MODEL_VERSION = flags.DEFINE_integer(
     "model_version", None, "Model version; default: the served one.", lower_bound=0)
 _LABELS = flags.DEFINE_list("labels", None, "Class labels, one per image, for a "
@@ -159,7 +150,7 @@ def main(argv):
 
 def make_client(protocol, server=None, model_name="glow", version=None, timeout=60.0):
   """A `Client` (REST) or `grpc_client.GrpcClient`; `server` None: the protocol's default."""
-  server = server or DEFAULT_SERVERS[protocol]
+  server = server or common_flags.DEFAULT_SERVERS[protocol]
   if protocol == "rest":
     return Client(server, model_name, version, timeout)
   from . import grpc_client  # pylint: disable=import-outside-toplevel (loads TensorFlow)
@@ -167,8 +158,8 @@ def make_client(protocol, server=None, model_name="glow", version=None, timeout=
 
 
 def _print_log_likelihoods(paths):
-  client = make_client(_PROTOCOL.value, _SERVER.value, _MODEL_NAME.value, _MODEL_VERSION.value,
-                       _TIMEOUT.value)
+  client = make_client(_CONNECTION["protocol"].value, _CONNECTION["server"].value,
+                       _CONNECTION["model_name"].value, _MODEL_VERSION.value, _TIMEOUT.value)
   image_shape = client.signature_inputs("log_prob")["images"][1:]
   images, names = read_images(paths, image_shape)
   labels = None if _LABELS.value is None else [int(s) for s in _LABELS.value]

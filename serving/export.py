@@ -11,13 +11,12 @@ the `score` signature come from the held-out images training wrote to
 
 import sys
 
-
 from absl import app
 from absl import flags
 
 from glow_tfp import ood
 from glow_tfp import workdir as workdir_lib
-from . import model_name as model_name_lib
+from . import common_flags
 from . import saved_model
 from . import signatures
 # The library entry points, importable from here too; serving.saved_model has them without
@@ -30,10 +29,7 @@ _WORKDIR = flags.DEFINE_string(
 _EXPORT_BASE = flags.DEFINE_string(
     "export_base", None, "Directory of served models; the export goes to "
     "<export_base>/<model_name>/<version>/.")
-# allow_override: --model_name means the same in serving.client and serving.load_test, and
-# programs import these modules together.
-_MODEL_NAME = flags.DEFINE_string("model_name", "glow", "Name of the served model.",
-                                  allow_override=True)
+_MODEL_NAME = common_flags.define_model_name_flag()
 _VERSION = flags.DEFINE_integer(
     "version", None, "Version number to write; default: the next free one.", lower_bound=1)
 _USE_EMA = flags.DEFINE_bool(
@@ -44,9 +40,6 @@ _REFERENCE_IMAGES = flags.DEFINE_string(
     f"<workdir>/{workdir_lib.REFERENCE_FILE}, which training writes.")
 
 flags.mark_flags_as_required(["workdir", "export_base"])
-flags.register_validator(
-    "model_name", model_name_lib.is_valid,
-    message=f"--model_name names a directory under --export_base: use {model_name_lib.RULE}.")
 
 
 def main(argv):

@@ -24,6 +24,7 @@ import numpy as np
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 
 from . import client as client_lib
+from . import common_flags
 from . import grpc_client
 
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -146,15 +147,7 @@ def _summary(latencies, errors, seconds):
           "max_ms": round(float(millis.max()), 1)}
 
 
-# allow_override: --protocol, --server and --model_name mean the same in serving.client and
-# serving.export, and tests import these modules together.
-_PROTOCOL = flags.DEFINE_enum("protocol", "rest", ["rest", "grpc"], "TF Serving API to "
-                              "speak: REST or gRPC.", allow_override=True)
-_SERVER = flags.DEFINE_string(
-    "server", None, "The server (loopback only): a base URL for REST, host:port for gRPC; "
-    "default: the protocol's default port on 127.0.0.1.", allow_override=True)
-_MODEL_NAME = flags.DEFINE_string("model_name", "glow", "Name of the served model.",
-                                  allow_override=True)
+_CONNECTION = common_flags.define_connection_flags()
 _CONCURRENCY = flags.DEFINE_integer("concurrency", 8, "Concurrent clients.", lower_bound=1,
                                     upper_bound=64)
 _REQUESTS = flags.DEFINE_integer("requests", 400, "Requests in all.", lower_bound=1,
@@ -169,18 +162,19 @@ _NUM_CLASSES = flags.DEFINE_integer(
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
-  server = _SERVER.value or client_lib.DEFAULT_SERVERS[_PROTOCOL.value]
-  client = client_lib.make_client(_PROTOCOL.value, server, _MODEL_NAME.value)
+  protocol, model_name = _CONNECTION["protocol"].value, _CONNECTION["model_name"].value
+  server = _CONNECTION["server"].value or common_flags.DEFAULT_SERVERS[protocol]
+  client = client_lib.make_client(protocol, server, model_name)
   shapes = client.signature_inputs("log_prob")
   inputs = log_prob_inputs(shapes["images"][1:], _IMAGES_PER_REQUEST.value, "labels" in shapes,
                            _NUM_CLASSES.value)
-  if _PROTOCOL.value == "grpc":
-    request = grpc_client.predict_request(_MODEL_NAME.value, inputs, "log_prob")
+  if protocol == "grpc":
+    request = grpc_client.predict_request(model_name, inputs, "log_prob")
     result = run_grpc(server, request, _CONCURRENCY.value, _REQUESTS.value)
   else:
-    result = run(f"{server.rstrip('/')}/v1/models/{_MODEL_NAME.value}:predict",
+    result = run(f"{server.rstrip('/')}/v1/models/{model_name}:predict",
                  row_body(inputs), _CONCURRENCY.value, _REQUESTS.value)
-  print(json.dumps(dict(result, protocol=_PROTOCOL.value, concurrency=_CONCURRENCY.value,
+  print(json.dumps(dict(result, protocol=protocol, concurrency=_CONCURRENCY.value,
                         batch_size=_IMAGES_PER_REQUEST.value)))
 
 

@@ -88,6 +88,19 @@ def test_script_runs_from_the_installed_wheel(installed, tmp_path, script):
   assert _SCRIPTS[script] in done.stdout
 
 
+def test_installed_serving_programs_share_their_flags(installed, tmp_path):
+  site, _ = installed
+  done = _python_outside_checkout(site, (
+      "from absl import flags\n"
+      "from glow_tfp.serving import client, export, load_test\n"
+      "flags.FLAGS(['x', '--protocol=grpc', '--model_name=digits', '--workdir=w',\n"
+      "             '--export_base=e'])\n"
+      "print(client._CONNECTION['model_name'].value, export._MODEL_NAME.value,\n"
+      "      load_test._CONNECTION['protocol'].value)\n"), tmp_path)
+  assert done.returncode == 0, done.stderr[-2000:]
+  assert done.stdout.split()[-3:] == ["digits", "digits", "grpc"]
+
+
 # Records TF_ENABLE_ONEDNN_OPTS when `tensorflow` is first looked up, i.e. as it starts to load.
 _WATCH_TENSORFLOW = """
 import os, sys

@@ -1,9 +1,10 @@
 """The flags that several training applications take, each defined and validated here once.
 
-`python -m train`, `train.ablation` and `train.latents` call the `define_*` functions that
-fit them at the top of their modules, then read the returned `FlagHolder`s. Where the CLIs'
-defaults differ, the caller passes its own; names, meanings and validators are the same in
-every CLI. Each function may run once in a process, as any absl flag definition.
+`python -m train`, `train.ablation`, `train.latents`, `train.ood` and `train.records` call the
+`define_*` functions that fit them at the top of their modules, then read the returned
+`FlagHolder`s. Where the CLIs' defaults differ, the caller passes its own; names, meanings
+and validators are the same in every CLI. Each function may run once in a process, as any
+absl flag definition.
 """
 
 import os

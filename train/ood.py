@@ -35,6 +35,7 @@ import sklearn.datasets  # noqa: E402
 from glow_tfp import ood  # noqa: E402
 from glow_tfp import reconstruction  # noqa: E402
 from glow_tfp import workdir as workdir_lib  # noqa: E402
+from . import common_flags  # noqa: E402
 from . import data as data_lib  # noqa: E402
 from .errors import InputError  # noqa: E402
 
@@ -44,17 +45,13 @@ AUROC_SCORES = ("bits_per_dim", "png_bits_per_dim", "complexity_corrected", "typ
                 "ood_score")
 HISTOGRAM_SCORES = ("bits_per_dim", "complexity_corrected", "ood_score")
 
-_WORKDIR = flags.DEFINE_string("workdir", "workdir", "Training workdir (config.json and "
-                               "checkpoints/).")
+_WORKDIR = common_flags.define_workdir_flag("workdir", "Training workdir (config.json and "
+                                           "checkpoints/).")
 _OOD = flags.DEFINE_list("ood", list(GENERATED), "Out-of-distribution sources: "
                          f"{', '.join(GENERATED)}, or a --dataset spec.")
-_DATASET = flags.DEFINE_string("dataset", "mnist", "The training data, as in `python -m "
-                               "train`.")
-_DATA_DIR = flags.DEFINE_string("data_dir", None, "TensorFlow Datasets data_dir.")
-_SEED = flags.DEFINE_integer("seed", 0, "The training run's --seed (held-out split); also "
-                             "seeds the generated sources.", lower_bound=0)
-_HELDOUT_FRACTION = flags.DEFINE_float("heldout_fraction", 0.1, "The training run's "
-                                       "--heldout_fraction.")
+_DATA = common_flags.define_data_flags()
+_SEED = common_flags.define_seed_flag("The training run's --seed (held-out split); also "
+                                      "seeds the generated sources.")
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Default <workdir>/ood.")
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", 250, "Images per model call.",
                                    lower_bound=1)
@@ -104,11 +101,17 @@ def _sklearn_digits(shape, rng):
   return np.repeat(np.stack(images)[..., None], channels, axis=-1)
 
 
+def _load(spec, levels):
+  """Dataset `spec` split as the training run split it (--seed, --heldout_fraction)."""
+  return data_lib.load(spec, levels, _SEED.value, _DATA["heldout_fraction"].value,
+                       _DATA["data_dir"].value)
+
+
 def source_images(name, heldout, levels, rng):
   """The images of source `name`: generated, or the first of a dataset spec."""
   if name in GENERATED:
     return generate(name, heldout, rng)
-  data = data_lib.load(name, levels, _SEED.value, _HELDOUT_FRACTION.value, _DATA_DIR.value)
+  data = _load(name, levels)
   images = np.concatenate([data.heldout_images, data.train_images])[:len(heldout)]
   if images.shape[1:] != heldout.shape[1:]:
     raise InputError(f"--ood source {name} has images {images.shape[1:]}; the model takes "
@@ -185,10 +188,10 @@ def main(argv):
   output_dir = _OUTPUT_DIR.value or os.path.join(_WORKDIR.value, "ood")
   try:
     model, checkpoint = workdir_lib.restore_model(_WORKDIR.value)
-    data = data_lib.load(_DATASET.value, model.config.levels, _SEED.value,
-                         _HELDOUT_FRACTION.value, _DATA_DIR.value)
+    dataset = _DATA["dataset"].value
+    data = _load(dataset, model.config.levels)
     if data.image_shape != tuple(model.config.image_shape):
-      raise InputError(f"The model takes images {model.config.image_shape}; {_DATASET.value}"
+      raise InputError(f"The model takes images {model.config.image_shape}; {dataset}"
                        f" has {data.image_shape}: pass the --dataset it was trained on.")
     results, raw = evaluate(model, data, _OOD.value, _BATCH_SIZE.value, _SEED.value)
   except (InputError, FileNotFoundError) as problem:
