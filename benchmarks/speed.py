@@ -22,7 +22,7 @@ from benchmarks import torch_client
 from benchmarks import workloads
 
 DEFAULT_SYSTEMS = ("glow_tfp", "glow_tfp_xla", "glow_tfp_bf16", "tfp", "tfp_xla")
-# The issue's targets: glow_tfp / TFP images per second, same run.
+# The project's speed targets: glow_tfp / TFP images per second, measured in the same run.
 TARGETS = {"train": 1.5, "log_prob": 2.0, "sample": 1.5}
 _PAIR_LABELS = {"best/best": "fastest float32 glow_tfp / fastest TFP"}
 
@@ -218,7 +218,7 @@ def run(arch_by_name, systems, repeats, memory, seconds_per_measurement=1.0, one
     peak_batch: batch of the convolution that measures the peak (smaller in tests).
     torch_settings: a `torch_client.Settings` to time the PyTorch peer too, or None.
   """
-  environment = report.environment()  # before measuring: the commit of the code measured
+  environment = report.environment()  # before measuring: the date is the measurement's start
   peak = {"flop_per_s": roofline.peak_conv_flops(batch=peak_batch), "batch": peak_batch,
           "size": roofline.PEAK_SIZE, "channels": roofline.PEAK_CHANNELS}
   measured = {name: measure(arch, systems, repeats, memory, seconds_per_measurement,

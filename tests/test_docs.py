@@ -1,15 +1,18 @@
-"""README.md and docs/: links and images resolve, the README stays short and its Python runs.
+"""README.md and docs/: links and images resolve, the README stays short and its Python runs;
+they and the code's comments and docstrings speak of the project alone.
 
 The README's Python examples run each in a fresh namespace; where an example is followed
 by a plain code block (its output), the printed lines must match it, numbers to within
 rounding.
 """
 
+import ast
 import contextlib
 import io
 import math
 import pathlib
 import re
+import tokenize
 
 import pytest
 
@@ -22,6 +25,9 @@ README_MAX_LINES = 250
 # project alone.
 LEAK = re.compile(r"\.\./shared|fresh-start|\bissue\b|\bsessions?\b|\blent\b|\bagents?\b|"
                   r"/tmp/|/work/|DESIGN\.md|\bcommit [0-9a-f]{7,40}\b", re.IGNORECASE)
+_URL = re.compile(r"https?://\S+")
+# The packages whose comments and docstrings the same check reads.
+CODE_PACKAGES = ("glow_tfp", "train", "serving", "benchmarks", "tests")
 
 _FENCE = re.compile(r"^(```+)(\S*)")
 _HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
@@ -129,12 +135,50 @@ def test_quick_start_is_one_block_of_two_commands():
   assert commands[1].endswith(".venv/bin/python -m pytest -q tests")
 
 
+def leaks(numbered_lines):
+  """The lines, "line N: text", with words from outside the project; URLs do not count (a
+  link to an upstream project's bug tracker is a reference)."""
+  return [f"line {number}: {line.strip()}" for number, line in numbered_lines
+          if LEAK.search(_URL.sub("", line))]
+
+
+def prose_of_python(path):
+  """(line number, text) of the comments and docstrings of a Python file."""
+  source = path.read_text(encoding="utf-8")
+  lines = source.splitlines()
+  found = [(token.start[0], token.string) for token in
+           tokenize.generate_tokens(io.StringIO(source).readline)
+           if token.type == tokenize.COMMENT]
+  for node in ast.walk(ast.parse(source)):
+    body = getattr(node, "body", None)
+    if (isinstance(body, list) and body and isinstance(body[0], ast.Expr)
+        and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str)):
+      found += [(number, lines[number - 1])
+                for number in range(body[0].lineno, body[0].end_lineno + 1)]
+  return sorted(found)
+
+
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(REPO)))
 def test_no_words_from_outside_the_project(page):
-  found = [f"line {number}: {line.strip()}"
-           for number, line in enumerate(page.read_text(encoding="utf-8").splitlines(), 1)
-           if LEAK.search(line)]
+  found = leaks(enumerate(page.read_text(encoding="utf-8").splitlines(), 1))
   assert not found, f"{page.relative_to(REPO)}:\n" + "\n".join(found)
+
+
+@pytest.mark.parametrize("package", CODE_PACKAGES)
+def test_no_words_from_outside_the_project_in_comments_and_docstrings(package):
+  found = [f"{path.relative_to(REPO)} {leak}"
+           for path in sorted((REPO / package).rglob("*.py"))
+           for leak in leaks(prose_of_python(path))]
+  assert not found, "\n".join(found)
+
+
+def test_leak_check_reads_comments_and_docstrings_but_not_urls(tmp_path):
+  path = tmp_path / "example.py"
+  path.write_text('"""Module doc.\n\nAs the issue asked."""\n\n'
+                  "x = 'issue'  # see https://github.com/tensorflow/tensorflow/issues/1\n"
+                  "# a comment from a session\n")
+  assert leaks(prose_of_python(path)) == ["line 3: As the issue asked.\"\"\"",
+                                          "line 6: # a comment from a session"]
 
 
 def readme_examples():
