@@ -23,9 +23,10 @@ DEVICE_STEPS_PER_LOOP = 50
 def resolve_jit_compile(jit_compile):
   """`jit_compile`, or for None: XLA on a GPU or TPU, not on CPUs.
 
-  On CPU, XLA made the default model's training steps about 10% slower (README,
-  Performance), since TensorFlow's oneDNN convolutions beat XLA's; on GPUs XLA's fused
-  elementwise kernels are the usual win, as Keras's `jit_compile="auto"` assumes.
+  On CPU, XLA made the default model's training steps about 10% slower
+  (docs/performance.md, "XLA and mixed precision"), since TensorFlow's oneDNN convolutions
+  beat XLA's; on GPUs XLA's fused elementwise kernels are the usual win, as Keras's
+  `jit_compile="auto"` assumes.
   """
   if jit_compile is not None:
     return jit_compile
