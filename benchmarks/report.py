@@ -4,7 +4,6 @@ import datetime
 import json
 import os
 import platform
-import subprocess
 import sys
 
 import tensorflow as tf
@@ -17,9 +16,7 @@ def environment():
   """The facts a reader needs to compare a figure with another run's."""
   return {
       "date_utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M"),
-      "command": " ".join([os.path.basename(sys.executable), "-m",
-                           _module_name(sys.argv[0])] + sys.argv[1:]),
-      "git_commit": _git_commit(),
+      "command": command(sys.argv),
       "device": _device(),
       "cpu_count": os.cpu_count(),
       "python": platform.python_version(),
@@ -30,8 +27,8 @@ def environment():
 
 def environment_lines(env):
   return [f"Measured {env['date_utc']} UTC on {env['device']} ({env['cpu_count']} CPU cores "
-          f"visible), TensorFlow {env['tensorflow']}, TFP {env['tensorflow_probability']}, "
-          f"commit {env['git_commit']}.",
+          f"visible), Python {env['python']}, TensorFlow {env['tensorflow']}, "
+          f"TFP {env['tensorflow_probability']}.",
           "", f"Command: `{env['command']}`"]
 
 
@@ -55,19 +52,31 @@ def write(results, markdown_lines, out_dir, name):
   return json_path, md_path
 
 
+def command(argv):
+  """`argv` as a command to rerun from the repository root: `python -m <module> <flags>`.
+
+  A flag's path outside the repository becomes a variable named after the flag
+  (`--torch_python=$TORCH_PYTHON`): it is a directory of the measuring machine, not part of
+  the measurement. Paths inside the repository are made relative to it.
+  """
+  return " ".join([os.path.basename(sys.executable), "-m", _module_name(argv[0])]
+                  + [_portable(arg) for arg in argv[1:]])
+
+
+def _portable(arg):
+  name, equals, value = arg.partition("=")
+  if not (equals and name.startswith("--") and os.path.isabs(value)):
+    return arg
+  relative = os.path.relpath(value, _REPO_ROOT)
+  if relative.split(os.sep)[0] != os.pardir:
+    return f"{name}={relative}"
+  return f"{name}=${name[2:].upper()}"
+
+
 def _module_name(path):
   """`benchmarks/run.py` -> `benchmarks.run`, so the recorded command can be rerun."""
   relative = os.path.relpath(os.path.abspath(path), _REPO_ROOT)
   return os.path.splitext(relative)[0].replace(os.sep, ".")
-
-
-def _git_commit():
-  """HEAD, marked "+changes" when the measured code (glow_tfp, benchmarks) differs from it."""
-  done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                        text=True, cwd=_REPO_ROOT, check=False)
-  changed = subprocess.run(["git", "diff", "--quiet", "HEAD", "--", "glow_tfp", "benchmarks"],
-                           cwd=_REPO_ROOT, check=False).returncode
-  return (done.stdout.strip() or "unknown") + ("+changes" if changed else "")
 
 
 def _device():

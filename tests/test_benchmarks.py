@@ -196,6 +196,23 @@ def test_peak_memory_probe_reports_the_step_memory():
   assert result["peak_mib"] >= result["step_peak_mib"] > 0
 
 
+def test_recorded_command_names_no_directory_outside_the_repository():
+  root = os.path.dirname(os.path.dirname(os.path.abspath(report.__file__)))
+  argv = [os.path.join(root, "benchmarks", "run.py"), "--quick",
+          "--torch_python=/opt/torchenv/bin/python", f"--out_dir={root}/benchmarks/results",
+          "--name=x"]
+  python = os.path.basename(sys.executable)
+  assert report.command(argv) == (f"{python} -m benchmarks.run --quick "
+                                  "--torch_python=$TORCH_PYTHON "
+                                  "--out_dir=benchmarks/results --name=x")
+
+
+def test_environment_line_names_the_versions_and_no_commit():
+  line = report.environment_lines(report.environment())[0]
+  assert "Python " in line and "TensorFlow " in line and "TFP " in line
+  assert "commit" not in line
+
+
 def test_memory_markdown_has_a_row_per_depth():
   cell = {"peak_mib": 150.0, "settled_mib": 120.0, "step_peak_mib": 140.0, "step_mib": 20.0,
           "process_peak_rss_mib": 900.0, "device": "CPU:0"}
