@@ -9,12 +9,9 @@ step's. Each measurement still gets a fresh process, so that nothing measured be
 On the CPU those statistics skip buffers under 256 KiB (TensorFlow 2.21), so they are lower
 bounds, close for the activations of real batches and blind to tiny models.
 
-TensorFlow keeps CPU allocator statistics only when its CPU allocator is a BFC allocator. It
-is one by default only where oneDNN's custom operations are on, and TensorFlow turns those on
-by default only on CPUs with AVX-512-class features; on an AVX2-only CPU the default
-allocator keeps no statistics. So the probe process is started with
-`TF_CPU_ALLOCATOR_USE_BFC=true` (read once, when TensorFlow starts), which gives every CPU the
-same allocator and the same statistics.
+The probe process is started with `TF_CPU_ALLOCATOR_USE_BFC=true`: TensorFlow keeps CPU
+allocator statistics only with its BFC CPU allocator, the default on some CPUs only
+(docs/performance.md, "Memory against depth").
 """
 
 import json
