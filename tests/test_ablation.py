@@ -142,13 +142,15 @@ def test_rerun_with_other_settings_is_refused_and_keeps_the_logs(ablation):
 def test_coupling_scales_are_variants_named_after_their_scale(ablation):
   tmp_path, _ = ablation
   out = tmp_path / "scales"
-  flags = [f for f in _tiny_flags(tmp_path) if not f.startswith("--output_dir")]
-  result = _ablation(*flags, f"--output_dir={out}", "--seeds=1", "--permutations=lu",
+  # Without --output_dir the logs and summary go beside the runs, under --workdir.
+  flags = [f for f in _tiny_flags(tmp_path) if not f.startswith(("--output_dir", "--workdir"))]
+  result = _ablation(*flags, f"--workdir={out}", "--seeds=1", "--permutations=lu",
                      "--couplings=affine,additive", "--coupling_scales=sigmoid,tanh_bounded")
   assert result.returncode == 0, result.stderr[-3000:]
   names = sorted(os.path.basename(p) for p in glob.glob(str(out / "logs" / "*.json")))
   assert names == ["lu_additive_seed0.json", "lu_affine_seed0.json",
                    "lu_affine_tanh_bounded_seed0.json"]
+  assert (out / "lu_affine_seed0" / "checkpoints").is_dir()
   with open(out / "logs" / "lu_affine_tanh_bounded_seed0.json") as f:
     log = json.load(f)
   assert log["config"]["coupling_scale"] == log["coupling_scale"] == "tanh_bounded"

@@ -12,7 +12,7 @@ other than "sigmoid" applies to affine coupling only), e.g. the affine coupling 
   python -m train.ablation --permutations=lu --couplings=affine \
       --coupling_scales=sigmoid,tanh_bounded
 
-Writes under `--output_dir`:
+Writes under `--output_dir` (default `--workdir`, beside the runs' training workdirs):
   logs/<permutation>_<coupling>[_<scale>]_seed<s>.json
                                                one run: settings, config, held-out bits/dim
                                                curve (`eval_history`), final bits/dim, time
@@ -118,7 +118,8 @@ class Settings:
         log_every=training.eval_every)
 
 
-# The default run fits in under an hour on 2 CPU cores (README); --quick in a few minutes.
+# The default run fits in under an hour on 2 CPU cores (docs/ablation.md); --quick in a few
+# minutes.
 _DEFAULTS = Settings()
 _QUICK = dataclasses.replace(
     _DEFAULTS, seeds=2, steps_per_level=2, hidden_channels=16,
@@ -151,12 +152,14 @@ _QUICK_FLAG = flags.DEFINE_bool("quick", False,
                                 f"{_QUICK.seeds} seeds, K={_QUICK.steps_per_level}, width "
                                 f"{_QUICK.hidden_channels}, {_QUICK.training.steps} steps; "
                                 "explicit flags still override them.")
-_OUTPUT_DIR = flags.DEFINE_string("output_dir", "docs/ablation",
-                                  "Where logs/, table.md and bits_per_dim.png go.")
+_OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Where logs/, table.md and "
+                                  "bits_per_dim.png go; default --workdir.")
 _WORKDIR = common_flags.define_workdir_flag(
-    _DEFAULTS.training.workdir, "Scratch training workdirs (checkpoints), one per run.")
+    _DEFAULTS.training.workdir, "Root of the runs' training workdirs (checkpoints), one per "
+    "run.")
 
-flags.register_validator("output_dir", bool, "--output_dir must not be empty.")
+flags.register_validator("output_dir", lambda v: v is None or bool(v),
+                         "--output_dir must not be empty.")
 # So that --help lists the shared flags too.
 flags.adopt_module_key_flags(common_flags)
 
@@ -394,13 +397,14 @@ def main(argv):
   logging.set_verbosity(logging.INFO)
   common_flags.apply_thread_flags(_THREADS)
   settings = settings_from_flags()
-  os.makedirs(_OUTPUT_DIR.value, exist_ok=True)
+  output_dir = _OUTPUT_DIR.value or _WORKDIR.value
+  os.makedirs(output_dir, exist_ok=True)
   try:
-    logs = run_ablation(settings, _OUTPUT_DIR.value)
+    logs = run_ablation(settings, output_dir)
   except InputError as error:
     sys.exit(f"train.ablation: error: {error}")
   print(table_markdown(settings, by_variant(logs)))
-  print(f"Wrote {len(logs)} run logs, {TABLE_FILE} and {PLOT_FILE} under {_OUTPUT_DIR.value}.")
+  print(f"Wrote {len(logs)} run logs, {TABLE_FILE} and {PLOT_FILE} under {output_dir}.")
 
 
 if __name__ == "__main__":
