@@ -87,7 +87,7 @@ def test_non_finite_steps_are_skipped_then_the_checkpoint_is_restored(tmp_path, 
   trainer.restore_or_initialize(resume=False)
   saved = _values(trainer.model.trainable_variables)
   corrupted = _corrupt(trainer)
-  assert trainer.train_segment(0, [], []) == 0  # back at the restored checkpoint's step
+  assert trainer.train_segment(0, []) == 0  # back at the restored checkpoint's step
   assert trainer.guard.skipped == 3 and trainer.guard.restores == 1
   assert float(trainer.learning_rate.scale.numpy()) == 0.5
   assert "update skipped (3 in a row, 3 in all)" in caplog.text
@@ -96,7 +96,7 @@ def test_non_finite_steps_are_skipped_then_the_checkpoint_is_restored(tmp_path, 
     np.testing.assert_array_equal(variable.numpy(), value)
   assert np.all(np.isfinite(corrupted.numpy()))
   history = []
-  assert trainer.train_segment(0, history, []) == 8 and len(history) == 8
+  assert trainer.train_segment(0, history) == 8 and len(history) == 8
   assert trainer.learning_rate(7) == pytest.approx(0.5 * options.learning_rate)
 
 
@@ -108,7 +108,7 @@ def test_non_finite_steps_change_nothing_and_the_guard_gives_up(tmp_path, tiny_m
   state = trainer.model.trainable_variables + tuple(trainer.optimizer.first_moments)
   before = _values(state)
   with pytest.raises(RuntimeError, match="Training diverged: 2 non-finite steps in a row"):
-    trainer.train_segment(0, [], [])
+    trainer.train_segment(0, [])
   for variable, value in zip(state, before):
     np.testing.assert_array_equal(variable.numpy(), value)
   assert int(trainer.optimizer.iterations.numpy()) == 0

@@ -68,11 +68,18 @@ class Checkpointer:
     return tf.train.latest_checkpoint(self.shared_directory)
 
   def restore_latest(self):
-    """Restores the chief's latest checkpoint; returns its path."""
+    """Restores the chief's latest checkpoint; returns its path.
+
+    Raises `InputError` when the checkpoint does not fit the objects being restored.
+    """
     path = self.latest()
     if path is None:
       raise FileNotFoundError(f"No checkpoint in {self.shared_directory}.")
-    self.checkpoint.restore(path).assert_existing_objects_matched()
+    try:
+      self.checkpoint.restore(path).assert_existing_objects_matched()
+    except AssertionError as error:
+      raise InputError(f"The checkpoint in {self.shared_directory} does not match this "
+                       f"model: {error}") from error
     return path
 
   def save(self, step):

@@ -3,7 +3,7 @@
 The loop is the Python side of a run: it restores or initialises the state, runs the
 device loop (train/step.py) `steps_per_loop` steps at a time, lets the guard
 (train/guard.py) restore a checkpoint after too many non-finite steps, and at loop
-boundaries logs, evaluates (train/evaluation.py), writes sample grids
+boundaries logs, evaluates (train/heldout_reports.py), writes sample grids
 (train/sample_grids.py) and checkpoints. Checkpoints are only written after a good step.
 Evaluation and samples use the EMA weights (glow_tfp/ema.py) unless `eval_weights` is "raw".
 """
@@ -19,8 +19,8 @@ from glow_tfp import flow
 from glow_tfp import loss_scale as loss_scale_lib
 from glow_tfp import workdir as workdir_lib
 from . import checkpointing
-from . import evaluation
 from . import guard as guard_lib
+from . import heldout_reports
 from . import optim
 from . import sample_grids
 from . import schedule
@@ -195,7 +195,7 @@ class Trainer:
     the `optim.Optimizer`; step: the step counter; learning_rate: the
     `schedule.LearningRate`; guard: the `guard.NonFiniteGuard`; loss_scale: the
     `glow_tfp.loss_scale.DynamicLossScale` of float16 training, or None. All of them are
-    saved in every checkpoint.
+    saved in every checkpoint. heldout: the `heldout_reports.HeldOutReports` of the run.
   """
 
   def __init__(self, config, data, options, strategy):
@@ -210,9 +210,10 @@ class Trainer:
       self.optimizer = optim.Optimizer(self.model.trainable_variables, options.optimizer)
       self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
       self.learning_rate = schedule.LearningRate(options.learning_rate, options.warmup_steps)
+      # A lambda: the checkpointer, which saves the guard's counter, is made below.
       self.guard = guard_lib.NonFiniteGuard(options.max_bad_steps, options.max_restores,
                                             options.restore_lr_factor, self.learning_rate,
-                                            self._restore)
+                                            lambda: self.checkpointer.restore_latest())
       self.loss_scale = (loss_scale_lib.DynamicLossScale()
                          if options.compute_dtype == "float16" else None)
     extra = {}
@@ -230,24 +231,18 @@ class Trainer:
         self.model, self.optimizer, strategy, (self.step, self.learning_rate, self.guard),
         options.batch_size, options.seed, options.grad_clip_norm, options.jit_compile,
         self.ema, self.loss_scale)
-    self.heldout = {name: evaluation.HeldOut(model, data, options.eval_batch_size)
-                    for name, model in self._weights().items()}
-    self.samples = sample_grids.SampleGrids(self._weights()[self.eval_weights],
-                                            options.num_samples, options.temperatures,
-                                            options.seed, self.reporter)
+    weights = {"raw": self.model, **({"ema": self.ema.shadow} if self.ema else {})}
+    eval_weights = options.eval_weights if self.ema else "raw"
+    self.heldout = heldout_reports.HeldOutReports(weights, eval_weights, data,
+                                                  options.eval_batch_size, options.seed,
+                                                  self.reporter)
+    self.samples = sample_grids.SampleGrids(weights[eval_weights], options.num_samples,
+                                            options.temperatures, options.seed, self.reporter)
 
   def _glow(self):
     options = self.options
     return flow.Glow(self.config, seed=options.seed, compute_dtype=options.compute_dtype,
                      reversible_gradients=options.reversible_gradients)
-
-  def _weights(self):
-    """The models to evaluate by name: "raw", and "ema" when the run keeps EMA weights."""
-    return {"raw": self.model, **({"ema": self.ema.shadow} if self.ema else {})}
-
-  @property
-  def eval_weights(self):
-    return self.options.eval_weights if self.ema else "raw"
 
   def close(self):
     self.checkpointer.close()
@@ -258,36 +253,21 @@ class Trainer:
     resumed_from = self.restore_or_initialize(resume)
     if self.chief:
       workdir_lib.save_reference_images(self.options.workdir, *self.data.heldout_arrays())
-    history, evals = [], []
+    history = []
     step = int(self.step.numpy())
     self.reporter.start(step)
     while step < self.options.steps:
-      step = self.train_segment(step, history, evals)
+      step = self.train_segment(step, history)
     logging.info("Training done at step %d; final evaluation and samples.", step)
-    heldout = {name: evaluator.bits_per_dim() for name, evaluator in self.heldout.items()}
-    main = self.heldout[self.eval_weights]
-    heldout_noise = main.bits_per_dim(noise_seed=self.options.seed)
-    evals.append([step, heldout[self.eval_weights]])
-    self.reporter.scalars(step, {"heldout/bits_per_dim": heldout[self.eval_weights],
-                                 "heldout/bits_per_dim_uniform_noise": heldout_noise,
-                                 **{f"heldout/bits_per_dim_{name}": value
-                                    for name, value in heldout.items()}})
-    rebuilt = self.evaluate_reconstruction(step)
+    heldout = self.heldout.final(step)
     paths = self.samples.write(step)
     if step % self.options.checkpoint_every:
       self._save(step)
-    results = {"heldout_bits_per_dim": heldout[self.eval_weights],
-               "heldout_bits_per_dim_uniform_noise": heldout_noise,
-               "heldout_reconstruction": rebuilt,
-               **{f"heldout_bits_per_dim_{name}": value for name, value in heldout.items()},
-               "eval_weights": self.eval_weights, "ema_decay": self.options.ema_decay,
-               "steps_per_loop": self.steps_per_loop, "train_history": history,
-               "eval_history": evals, "steps": step, "skipped_steps": self.guard.skipped,
-               "restores": self.guard.restores, "resumed_from": resumed_from,
-               "seconds": time.perf_counter() - started, "sample_paths": paths}
-    logging.info("held-out bits/dim %.4f (bin centres, %s weights), %.4f (uniform "
-                 "dequantisation noise) after %d steps", heldout[self.eval_weights],
-                 self.eval_weights, heldout_noise, step)
+    results = {**heldout, "ema_decay": self.options.ema_decay,
+               "steps_per_loop": self.steps_per_loop, "train_history": history, "steps": step,
+               "skipped_steps": self.guard.skipped, "restores": self.guard.restores,
+               "resumed_from": resumed_from, "seconds": time.perf_counter() - started,
+               "sample_paths": paths}
     self.reporter.results(results)
     self.reporter.flush()
     return results
@@ -298,7 +278,7 @@ class Trainer:
     Returns the restored checkpoint path, or None for a fresh run.
     """
     if resume:
-      path = self._restore()
+      path = self.checkpointer.restore_latest()
       logging.info("Resuming from %s at step %d.", path, int(self.step.numpy()))
       return path
     if self.chief:
@@ -308,14 +288,7 @@ class Trainer:
     self._save(0)
     return None
 
-  def _restore(self):
-    try:
-      return self.checkpointer.restore_latest()
-    except AssertionError as error:
-      raise InputError(f"The checkpoint in {self.checkpointer.shared_directory} does not "
-                       f"match this model: {error}") from error
-
-  def train_segment(self, step, history, evals):
+  def train_segment(self, step, history):
     """Trains from `step` until the end or until the guard restores; returns the step."""
     window = []
     # Exactly as many batches as steps, so the loop never waits for the end of the data.
@@ -326,7 +299,7 @@ class Trainer:
       if self.guard.check():
         return int(self.step.numpy())
       if records.ok[-1]:
-        self._periodic(step, window, records, evals)
+        self._periodic(step, window, records)
     return step
 
   def _record(self, step, records, history, window):
@@ -340,7 +313,7 @@ class Trainer:
         self.guard.log_skipped(step, loss, norm, in_a_row, skipped, overflow)
     return step
 
-  def _periodic(self, step, window, records, evals):
+  def _periodic(self, step, window, records):
     options = self.options
     if (step % options.log_every == 0 or step == options.steps) and window:
       mean = sum(window) / len(window)
@@ -354,11 +327,7 @@ class Trainer:
       self.reporter.scalars(step, scalars)
       window.clear()
     if step % options.eval_every == 0 and step < options.steps:
-      heldout = self.heldout[self.eval_weights].bits_per_dim()
-      evals.append([step, heldout])
-      logging.info("step %d  held-out %.4f bits/dim", step, heldout)
-      self.reporter.scalars(step, {"heldout/bits_per_dim": heldout})
-      self.evaluate_reconstruction(step)
+      self.heldout.evaluate(step)
     if step % options.sample_every == 0 and step < options.steps:
       self.samples.write(step)
     if step % options.checkpoint_every == 0:
@@ -373,12 +342,3 @@ class Trainer:
     dataset_fn = self.data.training_dataset_fn(options.batch_size, options.seed, start_step,
                                                end_step)
     return self.strategy.distribute_datasets_from_function(dataset_fn)
-
-  def evaluate_reconstruction(self, step):
-    """decode(encode(x)) of the held-out images, logged; returns its figures (a dict)."""
-    check = self.heldout[self.eval_weights].reconstruction()
-    logging.info("step %d  held-out decode(encode(x)): max error %.3g, %d/%d exact as uint8, "
-                 "%d non-finite", step, check.max_error, check.exact, check.count,
-                 check.non_finite)
-    self.reporter.scalars(step, {f"heldout/{k}": v for k, v in check.scalars().items()})
-    return check.scalars()
