@@ -200,7 +200,7 @@ def make_server(service, host, port, num_threads, max_request_bytes, timeout_s,
     num_threads: requests answered at once.
     max_request_bytes: largest request body accepted.
     timeout_s: time a connection has to send each request.
-    max_connections: most open connections.
+    max_connections: most connections waiting for their next request.
   """
   server = http_server.HttpServer((host, port), Handler, num_threads, timeout_s,
                                   max_request_bytes, max_connections)
