@@ -13,7 +13,8 @@ newly exported version replaces the old one without a restart (`serving.servable
 `--rest_api_num_threads` REST requests and `--grpc_max_threads` RPCs are answered at once;
 slow or idle connections hold no thread (`serving.http_server`; gRPC's asyncio event loop
 for the gRPC API). Requests of both APIs are counted at `/monitoring/prometheus/metrics` on the
-REST port (`serving.metrics`). Only the configured model names are
+REST port (`serving.metrics`), or where `--monitoring_config_file` says
+(`serving.monitoring_config`). Only the configured model names are
 served and URL parts are never used as file paths, so no request reaches a file outside the
 base paths. The server knows nothing of the model but its SavedModel, and TensorFlow alone
 runs it: glow_tfp is not imported.
@@ -28,8 +29,10 @@ from absl import logging
 import tensorflow as tf
 
 from . import grpc_api
+from . import metrics
 from . import model_config
 from . import model_name as model_name_lib
+from . import monitoring_config
 from . import registry
 from . import rest
 from . import servable
@@ -42,6 +45,11 @@ _MODEL_BASE_PATH = flags.DEFINE_string(
 _MODEL_CONFIG_FILE = flags.DEFINE_string(
     "model_config_file", None, "TF Serving's model config file (text ModelServerConfig): "
     "several models, each with its base path and version policy (serving.model_config).")
+_MONITORING_CONFIG_FILE = flags.DEFINE_string(
+    "monitoring_config_file", None, "TF Serving's monitoring config file (text "
+    "MonitoringConfig): prometheus_config { enable: true path: \"...\" } exports the metrics "
+    f"on the REST port at that path. Without it they are exported at {metrics.PATH} (TF "
+    "Serving exports none).")
 _PORT = flags.DEFINE_integer(
     "port", 8500, "Port of the gRPC API; 0 picks a free one (printed on start).",
     lower_bound=0, upper_bound=65535)
@@ -121,6 +129,7 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
   _configure_threads()
+  metrics_path = _metrics_path()
   models = registry.Registry(_managers())
   models.poll()
   for manager in models.managers.values():
@@ -133,7 +142,7 @@ def main(argv):
   server = rest.make_server(service, _REST_API_HOST.value, _REST_API_PORT.value,
                             _REST_API_NUM_THREADS.value, _MAX_REQUEST_BYTES.value,
                             _REST_API_TIMEOUT_IN_MS.value / 1000.0,
-                            _REST_API_MAX_CONNECTIONS.value)
+                            _REST_API_MAX_CONNECTIONS.value, metrics_path)
   grpc_server = grpc_api.Server(service, _REST_API_HOST.value, _PORT.value, _grpc_limits())
   stop = threading.Event()
   if _FILE_SYSTEM_POLL_WAIT_SECONDS.value > 0:
@@ -171,6 +180,16 @@ def _configure_threads():
         f" inter_op={tf.config.threading.get_inter_op_parallelism_threads()} "
         f"(0: TensorFlow's choice); TF_ENABLE_ONEDNN_OPTS="
         f"{os.environ.get('TF_ENABLE_ONEDNN_OPTS', '')}", flush=True)
+
+
+def _metrics_path():
+  """Where the metrics are exported (None: nowhere), as --monitoring_config_file says."""
+  if _MONITORING_CONFIG_FILE.value is None:
+    return metrics.PATH
+  try:
+    return monitoring_config.metrics_path(_MONITORING_CONFIG_FILE.value)
+  except ValueError as e:
+    raise app.UsageError(f"--monitoring_config_file: {e}") from None
 
 
 def _managers():

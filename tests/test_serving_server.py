@@ -449,6 +449,42 @@ def test_score_over_http_equals_the_signature(served):
   assert all(0.0 <= row["ood_percentile"] <= 100.0 for row in answer["predictions"])
 
 
+def http_status(url):
+  try:
+    with urllib.request.urlopen(url, timeout=60) as response:
+      return response.status
+  except urllib.error.HTTPError as e:
+    return e.code
+
+
+@pytest.mark.parametrize("config, exported_at", [
+    ('prometheus_config { enable: true path: "/metrics" }', "/metrics"),
+    ('prometheus_config { enable: false path: "/metrics" }', None),
+])
+def test_the_monitoring_config_file_moves_or_turns_off_the_metrics(
+    tmp_path, export_toy_model, config, exported_at):
+  export_toy_model(tmp_path / "toy" / "1")
+  (tmp_path / "monitoring.config").write_text(config)
+  with running_server_with_flags(
+      tmp_path / "server.log", "--model_name=toy", f"--model_base_path={tmp_path / 'toy'}",
+      f"--monitoring_config_file={tmp_path / 'monitoring.config'}") as (url, _):
+    statuses = {path: http_status(url + path)
+                for path in ("/metrics", "/monitoring/prometheus/metrics")}
+  assert statuses == {path: 200 if path == exported_at else 404 for path in statuses}
+
+
+def test_server_refuses_a_bad_monitoring_config_file_at_start(tmp_path):
+  config = tmp_path / "monitoring.config"
+  config.write_text("prometheus_config { enabled: true }")
+  result = subprocess.run(
+      [sys.executable, "-m", "serving.server", f"--model_base_path={tmp_path}",
+       f"--monitoring_config_file={config}"],
+      cwd=REPO, env=server_env(), capture_output=True, text=True, timeout=120)
+  assert result.returncode != 0
+  assert (f"--monitoring_config_file: {config}: " in result.stderr
+          and 'no field named "enabled"' in result.stderr), result.stderr[-2000:]
+
+
 @pytest.mark.parametrize("user_value, expected", [(None, "1"), ("0", "0"), ("1", "1")])
 def test_serving_turns_onednn_on_unless_the_user_turned_it_off(user_value, expected):
   env = {k: v for k, v in server_env().items() if k != "TF_ENABLE_ONEDNN_OPTS"}
