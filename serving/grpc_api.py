@@ -93,8 +93,9 @@ class _Workers:
   async def run(self, function):
     """`function()`'s result, computed on a worker; refuses when the queue is full."""
     if self._admitted >= self._max_admitted:
-      raise RequestError(f"The server is busy: {self._max_queued} requests already wait for "
-                         f"a worker (--grpc_max_queued_rpcs).", errors.RESOURCE_EXHAUSTED)
+      raise RequestError(f"The server is busy: its queue of {self._max_queued} requests "
+                         f"waiting for a worker is full (--grpc_max_queued_rpcs).",
+                         errors.RESOURCE_EXHAUSTED)
     self._admitted += 1
     try:
       return await asyncio.get_running_loop().run_in_executor(self._pool, function)

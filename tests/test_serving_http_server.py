@@ -67,7 +67,8 @@ def grpc_predict_seconds(stub):
 
 
 def http2_frame(kind, flags, stream, payload):
-  return len(payload).to_bytes(3, "big") + bytes([kind, flags]) + stream.to_bytes(4, "big") + payload
+  header = len(payload).to_bytes(3, "big") + bytes([kind, flags]) + stream.to_bytes(4, "big")
+  return header + payload
 
 
 def hpack_literal(name, value):
