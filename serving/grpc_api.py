@@ -220,9 +220,8 @@ class Server:
         _PredictionService(service, self._workers), server)
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(
         _ModelService(service, self._workers), server)
+    # A port in use raises RuntimeError("Failed to bind to address ...").
     bound = server.add_insecure_port(address)
-    if not bound:
-      raise OSError(f"Cannot listen on {address} for gRPC.")
     await server.start()
     return server, bound
 
