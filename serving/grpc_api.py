@@ -4,11 +4,20 @@ Clients written with the `tensorflow-serving-api` package's stubs work unchanged
 this server and `tensorflow/serving`. The request path is the REST API's (`service.Service`):
 the same models, hot reload, checks, limits and batching. Refusals answer TF Serving's
 status codes: NOT_FOUND for an unknown model or version, INVALID_ARGUMENT for a bad request,
-RESOURCE_EXHAUSTED for a message above `max_request_bytes` (refused by gRPC itself), and
-UNIMPLEMENTED for the RPCs this server does not offer (Classify, Regress, ...).
+RESOURCE_EXHAUSTED for a message above `max_request_bytes` (refused by gRPC itself) or when
+too many requests already wait for a worker, and UNIMPLEMENTED for the RPCs this server does
+not offer (Classify, Regress, ...).
+
+Slow clients hold no thread: the server is gRPC's asyncio server, whose event loop receives
+every request message; only a whole request goes to the bounded pool of workers (`_Workers`),
+as the REST API's selector does (`serving.http_server`). gRPC's own server options bound the
+connections (`Limits`).
 """
 
+import asyncio
 import concurrent.futures
+import dataclasses
+import threading
 import time
 
 from google.protobuf import json_format as proto_json
@@ -35,20 +44,85 @@ def _requested_version(model_spec):
   return model_spec.version.value if model_spec.HasField("version") else None
 
 
+@dataclasses.dataclass(frozen=True)
+class Limits:
+  """What one client may hold of the gRPC server.
+
+  max_workers: RPCs handled at once.
+  max_queued: whole requests waiting for a worker; one more is refused (RESOURCE_EXHAUSTED).
+  max_request_bytes: largest request message accepted.
+  max_connections: open connections; gRPC refuses a new one above it.
+  max_concurrent_streams: RPCs open at once on one connection.
+  idle_timeout_ms: a connection that has not finished its HTTP/2 handshake, or has no RPC
+    open, for this long is closed; RPCs still open when a connection reaches its age get
+    this long to finish.
+  max_connection_age_ms: a connection is asked to go away (GOAWAY) after this long (gRPC
+    adds +-10% jitter), so even a connection that keeps an RPC open without finishing it
+    is closed in the end.
+  """
+
+  max_workers: int
+  max_queued: int
+  max_request_bytes: int
+  max_connections: int
+  max_concurrent_streams: int
+  idle_timeout_ms: int
+  max_connection_age_ms: int
+
+  def server_options(self):
+    """gRPC's channel arguments for these limits."""
+    return [("grpc.max_receive_message_length", self.max_request_bytes),
+            ("grpc.max_allowed_incoming_connections", self.max_connections),
+            ("grpc.max_concurrent_streams", self.max_concurrent_streams),
+            ("grpc.server_handshake_timeout_ms", self.idle_timeout_ms),
+            ("grpc.max_connection_idle_ms", self.idle_timeout_ms),
+            ("grpc.max_connection_age_ms", self.max_connection_age_ms),
+            ("grpc.max_connection_age_grace_ms", self.idle_timeout_ms),
+            ("grpc.so_reuseport", 0)]
+
+
+class _Workers:
+  """A pool of `max_workers` threads with at most `max_queued` whole requests waiting."""
+
+  def __init__(self, max_workers, max_queued):
+    self._pool = concurrent.futures.ThreadPoolExecutor(max_workers, thread_name_prefix="grpc")
+    self._max_admitted = max_workers + max_queued
+    self._max_queued = max_queued
+    self._admitted = 0  # only the event loop's thread changes it.
+
+  async def run(self, function):
+    """`function()`'s result, computed on a worker; refuses when the queue is full."""
+    if self._admitted >= self._max_admitted:
+      raise RequestError(f"The server is busy: its queue of {self._max_queued} requests "
+                         f"waiting for a worker is full (--grpc_max_queued_rpcs).",
+                         errors.RESOURCE_EXHAUSTED)
+    self._admitted += 1
+    try:
+      return await asyncio.get_running_loop().run_in_executor(self._pool, function)
+    finally:
+      self._admitted -= 1
+
+  def shutdown(self):
+    self._pool.shutdown(wait=False, cancel_futures=True)
+
+
 class _Api:
-  """Runs each RPC through `service`, recording it and mapping refusals to status codes."""
+  """Runs each RPC through `service` on `workers`, recording it and mapping refusals to
+  status codes."""
 
-  def __init__(self, service):
+  def __init__(self, service, workers):
     self._service = service
+    self._workers = workers
 
-  def _answer(self, api, model_spec, context, respond):
+  async def _answer(self, api, model_spec, context, respond):
     start = time.perf_counter()
     code = errors.OK
     try:
-      return respond(model_spec.name, _requested_version(model_spec))
+      return await self._workers.run(
+          lambda: respond(model_spec.name, _requested_version(model_spec)))
     except RequestError as e:
       code = e.code
-      context.abort(grpc.StatusCode[e.code], str(e))
+      await context.abort(grpc.StatusCode[e.code], str(e))
     except Exception:
       code = errors.INTERNAL
       raise
@@ -59,12 +133,12 @@ class _Api:
 
 class _PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer, _Api):
 
-  def Predict(self, request, context):  # noqa: N802 (the RPC's name)
-    return self._answer("Predict", request.model_spec, context,
+  async def Predict(self, request, context):  # noqa: N802 (the RPC's name)
+    return await self._answer("Predict", request.model_spec, context,
                         lambda name, version: self._predict(request, name, version))
 
-  def GetModelMetadata(self, request, context):  # noqa: N802 (the RPC's name)
-    return self._answer("GetModelMetadata", request.model_spec, context,
+  async def GetModelMetadata(self, request, context):  # noqa: N802 (the RPC's name)
+    return await self._answer("GetModelMetadata", request.model_spec, context,
                         lambda name, version: self._metadata(request, name, version))
 
   def _predict(self, request, name, version):
@@ -104,8 +178,8 @@ class _PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer, 
 
 class _ModelService(model_service_pb2_grpc.ModelServiceServicer, _Api):
 
-  def GetModelStatus(self, request, context):  # noqa: N802 (the RPC's name)
-    return self._answer("GetModelStatus", request.model_spec, context, self._status)
+  async def GetModelStatus(self, request, context):  # noqa: N802 (the RPC's name)
+    return await self._answer("GetModelStatus", request.model_spec, context, self._status)
 
   def _status(self, name, version):
     # One source for both APIs: the status answer is the response's JSON mapping.
@@ -120,30 +194,42 @@ def _fill_model_spec(model_spec, name, version, signature_name=None):
     model_spec.signature_name = signature_name
 
 
-def make_server(service, host, port, max_workers, max_request_bytes):
-  """A started gRPC server answering TF Serving's gRPC API for `service`.
+class Server:
+  """A started gRPC server answering TF Serving's gRPC API, on an event loop of its own thread.
 
   Args:
     service: the `service.Service` answering the requests (shared with the REST API).
     host, port: the address to listen on; port 0 picks a free one.
-    max_workers: RPCs handled at once.
-    max_request_bytes: largest request message accepted.
+    limits: the `Limits` of its clients.
 
-  Returns:
-    (the server, the port it listens on).
+  Attributes:
+    port: the port it listens on.
   """
-  server = grpc.server(
-      concurrent.futures.ThreadPoolExecutor(max_workers, thread_name_prefix="grpc"),
-      options=[("grpc.max_receive_message_length", max_request_bytes),
-               ("grpc.so_reuseport", 0)])
-  prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
-      _PredictionService(service), server)
-  model_service_pb2_grpc.add_ModelServiceServicer_to_server(_ModelService(service), server)
-  bound = server.add_insecure_port(f"{_bracketed(host)}:{port}")
-  if not bound:
-    raise OSError(f"Cannot listen on {host}:{port} for gRPC.")
-  server.start()
-  return server, bound
+
+  def __init__(self, service, host, port, limits):
+    self._workers = _Workers(limits.max_workers, limits.max_queued)
+    self._loop = asyncio.new_event_loop()
+    threading.Thread(target=self._loop.run_forever, name="grpc-loop", daemon=True).start()
+    self._server, self.port = asyncio.run_coroutine_threadsafe(
+        self._start(service, f"{_bracketed(host)}:{port}", limits), self._loop).result()
+
+  async def _start(self, service, address, limits):
+    # Created on the loop's thread: an asyncio server belongs to the loop running it.
+    server = grpc.aio.server(options=limits.server_options())
+    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
+        _PredictionService(service, self._workers), server)
+    model_service_pb2_grpc.add_ModelServiceServicer_to_server(
+        _ModelService(service, self._workers), server)
+    # A port in use raises RuntimeError("Failed to bind to address ...").
+    bound = server.add_insecure_port(address)
+    await server.start()
+    return server, bound
+
+  def stop(self):
+    """Stops serving at once, cancelling the RPCs in flight."""
+    asyncio.run_coroutine_threadsafe(self._server.stop(None), self._loop).result()
+    self._loop.call_soon_threadsafe(self._loop.stop)
+    self._workers.shutdown()
 
 
 def _bracketed(host):

@@ -9,8 +9,9 @@ them.
 
 Deadlines: a connection has `timeout_s` from its opening, or from its previous answer, to
 send a whole request; after that it is closed. Answers are written with the same timeout, so
-a client that does not read cannot hold a worker longer. At most `max_connections` are open:
-one more closes the connection that has waited longest without a request running.
+a client that does not read cannot hold a worker longer. At most `max_connections` wait for
+their next request (a connection whose request is queued or running does not count): one
+more closes the connection that has waited longest.
 """
 
 import concurrent.futures
@@ -85,7 +86,7 @@ class HttpServer:
     num_threads: workers running handlers at once.
     timeout_s: time a connection has to send each request, and to read each answer.
     max_body_bytes: largest body waited for (a larger one is refused by the handler).
-    max_connections: most open connections.
+    max_connections: most connections waiting for their next request.
   """
 
   def __init__(self, address, handler_class, num_threads, timeout_s, max_body_bytes,

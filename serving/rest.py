@@ -3,7 +3,8 @@
   GET  /v1/models/<name>[/versions/<v>]             version status
   GET  /v1/models/<name>[/versions/<v>]/metadata    signatures
   POST /v1/models/<name>[/versions/<v>]:predict     row ("instances") or columnar ("inputs")
-  GET  /monitoring/prometheus/metrics               request counts and latencies (metrics)
+  GET  /monitoring/prometheus/metrics               request counts and latencies (metrics;
+                                                    the path is the monitoring config's)
 
 Requests run on a bounded pool of `num_threads` workers, each request handed over only once
 it has fully arrived (`serving.http_server`), so slow or idle clients hold no worker. A bad
@@ -52,7 +53,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
   server_version = "glow-serving"
 
   def do_GET(self):
-    if urllib.parse.urlsplit(self.path).path == metrics.PATH:
+    metrics_path = self.server.metrics_path
+    if metrics_path is not None and urllib.parse.urlsplit(self.path).path == metrics_path:
       self._close_if_body_unread()
       self._send(200, self.server.service.metrics.text().encode(), metrics.CONTENT_TYPE)
     else:
@@ -191,7 +193,7 @@ def _request_arrays(payload, specs, row_format, max_batch_size):
 
 
 def make_server(service, host, port, num_threads, max_request_bytes, timeout_s,
-                max_connections):
+                max_connections, metrics_path=metrics.PATH):
   """An `http_server.HttpServer` answering TF Serving's REST API for `service`'s models.
 
   Args:
@@ -200,10 +202,12 @@ def make_server(service, host, port, num_threads, max_request_bytes, timeout_s,
     num_threads: requests answered at once.
     max_request_bytes: largest request body accepted.
     timeout_s: time a connection has to send each request.
-    max_connections: most open connections.
+    max_connections: most connections waiting for their next request.
+    metrics_path: where the metrics are exported; None: not exported.
   """
   server = http_server.HttpServer((host, port), Handler, num_threads, timeout_s,
                                   max_request_bytes, max_connections)
   server.service = service
   server.max_request_bytes = max_request_bytes
+  server.metrics_path = metrics_path
   return server

@@ -11,9 +11,10 @@ It serves the highest version under `--model_base_path`, or the models and versi
 TF Serving `--model_config_file` (`serving.model_config`), and polls the directories, so a
 newly exported version replaces the old one without a restart (`serving.servable`). At most
 `--rest_api_num_threads` REST requests and `--grpc_max_threads` RPCs are answered at once;
-slow or idle connections hold no thread (`serving.http_server`; gRPC's own event loop for
-the gRPC API). Requests of both APIs are counted at `/monitoring/prometheus/metrics` on the
-REST port (`serving.metrics`). Only the configured model names are
+slow or idle connections hold no thread (`serving.http_server`; gRPC's asyncio event loop
+for the gRPC API). Requests of both APIs are counted at `/monitoring/prometheus/metrics` on the
+REST port (`serving.metrics`), or where `--monitoring_config_file` says
+(`serving.monitoring_config`). Only the configured model names are
 served and URL parts are never used as file paths, so no request reaches a file outside the
 base paths. The server knows nothing of the model but its SavedModel, and TensorFlow alone
 runs it: glow_tfp is not imported.
@@ -28,8 +29,10 @@ from absl import logging
 import tensorflow as tf
 
 from . import grpc_api
+from . import metrics
 from . import model_config
 from . import model_name as model_name_lib
+from . import monitoring_config
 from . import registry
 from . import rest
 from . import servable
@@ -42,11 +45,35 @@ _MODEL_BASE_PATH = flags.DEFINE_string(
 _MODEL_CONFIG_FILE = flags.DEFINE_string(
     "model_config_file", None, "TF Serving's model config file (text ModelServerConfig): "
     "several models, each with its base path and version policy (serving.model_config).")
+_MONITORING_CONFIG_FILE = flags.DEFINE_string(
+    "monitoring_config_file", None, "TF Serving's monitoring config file (text "
+    "MonitoringConfig): prometheus_config { enable: true path: \"...\" } exports the metrics "
+    f"on the REST port at that path. Without it they are exported at {metrics.PATH} (TF "
+    "Serving exports none).")
 _PORT = flags.DEFINE_integer(
     "port", 8500, "Port of the gRPC API; 0 picks a free one (printed on start).",
     lower_bound=0, upper_bound=65535)
 _GRPC_MAX_THREADS = flags.DEFINE_integer(
     "grpc_max_threads", 8, "RPCs of the gRPC API handled at once.", lower_bound=1)
+_GRPC_MAX_QUEUED_RPCS = flags.DEFINE_integer(
+    "grpc_max_queued_rpcs", 64, "Whole gRPC requests that may wait for one of the "
+    "--grpc_max_threads workers; one more is refused with RESOURCE_EXHAUSTED. Not a TF "
+    "Serving flag.", lower_bound=0)
+_GRPC_MAX_CONNECTIONS = flags.DEFINE_integer(
+    "grpc_max_connections", 4096, "Most open gRPC connections; gRPC refuses a new one above "
+    "it. Not a TF Serving flag.", lower_bound=1)
+_GRPC_MAX_CONCURRENT_STREAMS = flags.DEFINE_integer(
+    "grpc_max_concurrent_streams", 100, "Most RPCs open at once on one gRPC connection. Not a "
+    "TF Serving flag.", lower_bound=1)
+_GRPC_IDLE_TIMEOUT_IN_MS = flags.DEFINE_integer(
+    "grpc_idle_timeout_in_ms", 30000, "A gRPC connection that has not finished its HTTP/2 "
+    "handshake, or has no RPC open, for this long is closed; also the time RPCs still open get "
+    "when their connection reaches --grpc_max_connection_age_in_ms. Not a TF Serving flag.",
+    lower_bound=1)
+_GRPC_MAX_CONNECTION_AGE_IN_MS = flags.DEFINE_integer(
+    "grpc_max_connection_age_in_ms", 600000, "A gRPC connection is asked to go away after this "
+    "long (+-10%); clients reconnect for their next RPC. Not a TF Serving flag.",
+    lower_bound=1)
 _REST_API_PORT = flags.DEFINE_integer(
     "rest_api_port", 8501, "Port of the REST API; 0 picks a free one (printed on start).",
     lower_bound=0, upper_bound=65535)
@@ -59,8 +86,9 @@ _REST_API_TIMEOUT_IN_MS = flags.DEFINE_integer(
     "rest_api_timeout_in_ms", 30000, "Time a REST connection has to send each whole request "
     "(from its opening or its previous answer) and to read each answer.", lower_bound=1)
 _REST_API_MAX_CONNECTIONS = flags.DEFINE_integer(
-    "rest_api_max_connections", 4096, "Most open REST connections; one more closes the one "
-    "idle the longest. Not a TF Serving flag.", lower_bound=1)
+    "rest_api_max_connections", 4096, "Most REST connections waiting for their next request "
+    "(those with a request queued or running do not count); one more closes the one that has "
+    "waited longest. Not a TF Serving flag.", lower_bound=1)
 _FILE_SYSTEM_POLL_WAIT_SECONDS = flags.DEFINE_integer(
     "file_system_poll_wait_seconds", 1,
     "Seconds between looks for new versions; 0 looks once, at start.", lower_bound=0)
@@ -101,6 +129,7 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
   _configure_threads()
+  metrics_path = _metrics_path()
   models = registry.Registry(_managers())
   models.poll()
   for manager in models.managers.values():
@@ -113,10 +142,8 @@ def main(argv):
   server = rest.make_server(service, _REST_API_HOST.value, _REST_API_PORT.value,
                             _REST_API_NUM_THREADS.value, _MAX_REQUEST_BYTES.value,
                             _REST_API_TIMEOUT_IN_MS.value / 1000.0,
-                            _REST_API_MAX_CONNECTIONS.value)
-  grpc_server, grpc_port = grpc_api.make_server(
-      service, _REST_API_HOST.value, _PORT.value, _GRPC_MAX_THREADS.value,
-      _MAX_REQUEST_BYTES.value)
+                            _REST_API_MAX_CONNECTIONS.value, metrics_path)
+  grpc_server = grpc_api.Server(service, _REST_API_HOST.value, _PORT.value, _grpc_limits())
   stop = threading.Event()
   if _FILE_SYSTEM_POLL_WAIT_SECONDS.value > 0:
     threading.Thread(target=models.poll_forever, daemon=True,
@@ -124,15 +151,24 @@ def main(argv):
   host, port = server.server_address[:2]
   # One line, so that a reader waiting for it finds both addresses at once.
   print(f"Serving {', '.join(models.managers)} at http://{host}:{port}/v1/models/ and over "
-        f"gRPC at {host}:{grpc_port}", flush=True)
+        f"gRPC at {host}:{grpc_server.port}", flush=True)
   try:
     server.serve_forever()
   except KeyboardInterrupt:
     pass
   finally:
     stop.set()
-    grpc_server.stop(grace=None)
+    grpc_server.stop()
     server.server_close()
+
+
+def _grpc_limits():
+  return grpc_api.Limits(
+      max_workers=_GRPC_MAX_THREADS.value, max_queued=_GRPC_MAX_QUEUED_RPCS.value,
+      max_request_bytes=_MAX_REQUEST_BYTES.value, max_connections=_GRPC_MAX_CONNECTIONS.value,
+      max_concurrent_streams=_GRPC_MAX_CONCURRENT_STREAMS.value,
+      idle_timeout_ms=_GRPC_IDLE_TIMEOUT_IN_MS.value,
+      max_connection_age_ms=_GRPC_MAX_CONNECTION_AGE_IN_MS.value)
 
 
 def _configure_threads():
@@ -144,6 +180,16 @@ def _configure_threads():
         f" inter_op={tf.config.threading.get_inter_op_parallelism_threads()} "
         f"(0: TensorFlow's choice); TF_ENABLE_ONEDNN_OPTS="
         f"{os.environ.get('TF_ENABLE_ONEDNN_OPTS', '')}", flush=True)
+
+
+def _metrics_path():
+  """Where the metrics are exported (None: nowhere), as --monitoring_config_file says."""
+  if _MONITORING_CONFIG_FILE.value is None:
+    return metrics.PATH
+  try:
+    return monitoring_config.metrics_path(_MONITORING_CONFIG_FILE.value)
+  except ValueError as e:
+    raise app.UsageError(f"--monitoring_config_file: {e}") from None
 
 
 def _managers():

@@ -3,6 +3,7 @@
 Each server runs in a subprocess on 127.0.0.1 with ports the OS picks.
 """
 
+import json
 import subprocess
 import sys
 import urllib.request
@@ -22,6 +23,7 @@ from tensorflow_serving.apis import predict_pb2
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 
 import glow_tfp
+from glow_tfp import ood
 from serving import client as client_lib
 from serving import grpc_client
 from serving import load_test
@@ -30,13 +32,17 @@ from tests import test_serving_server as rest_tests
 from tests.test_serving_server import MAX_BATCH
 from tests.test_serving_server import MAX_BYTES
 from tests.test_serving_server import CLASSES
+from tests.test_serving_server import grpc_model_status
 from tests.test_serving_server import REPO
 from tests.test_serving_server import SHAPE
+from tests.test_serving_server import export_base  # noqa: F401 (a fixture)
 from tests.test_serving_server import live_log_likelihood
 from tests.test_serving_server import running_server_with_flags
+from tests.test_serving_server import saved_signature_defs
 from tests.test_serving_server import server_env
 from tests.test_serving_server import tiny_model
 from tests.test_serving_server import tiny_model_server
+from tests.test_serving_server import tiny_reference
 from tests.test_serving_server import uint8_images
 
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
@@ -55,9 +61,9 @@ class Stubs:
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory):
+def served(export_base):
   """(Stubs, the live model) of a batching server with version 1 of a tiny model."""
-  with tiny_model_server(tmp_path_factory) as (addresses, model):
+  with tiny_model_server(export_base) as (addresses, model):
     stubs = Stubs(addresses)
     yield stubs, model
     stubs.channel.close()
@@ -164,7 +170,7 @@ def test_encode_then_decode_gives_the_images_back(served):
   np.testing.assert_array_equal(outputs(decoded)["images"], images)
 
 
-def test_metadata_packs_the_signature_def_map(served):
+def test_metadata_packs_the_signature_def_map(served, export_base):
   stubs, _ = served
   request = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=["signature_def"])
   request.model_spec.name = "glow"
@@ -173,11 +179,26 @@ def test_metadata_packs_the_signature_def_map(served):
   signature_map = get_model_metadata_pb2.SignatureDefMap()
   assert response.metadata["signature_def"].Unpack(signature_map)
   defs = signature_map.signature_def
-  assert {"serving_default", "log_prob", "sample", "encode", "decode"} <= set(defs)
+  assert dict(defs) == saved_signature_defs(export_base / "glow" / "1")
+  assert set(saved_model.SIGNATURES) < set(defs)
   images = defs["serving_default"].inputs["images"]
   assert images.dtype == types_pb2.DT_UINT8
   assert [d.size for d in images.tensor_shape.dim] == [-1, 8, 8, 1]
   assert defs["serving_default"].method_name == "tensorflow/serving/predict"
+
+
+def test_score_equals_the_library(served):
+  stubs, model = served
+  images, labels = uint8_images(4, seed=8), np.array([0, 1, 2, 0], np.int32)
+  response = stubs.prediction.Predict(
+      predict_request("score", images=images, labels=labels), timeout=60)
+  assert response.model_spec.signature_name == "score"
+  result = outputs(response)
+  expected = ood.score_images(model, images, labels, tiny_reference(model))
+  assert set(result) == set(ood.SCORES)
+  for name in ood.SCORES:
+    np.testing.assert_allclose(result[name], expected[name], rtol=1e-4, atol=1e-4,
+                               err_msg=name)
 
 
 def test_metadata_refuses_other_fields(served):
@@ -190,26 +211,38 @@ def test_metadata_refuses_other_fields(served):
   assert "metadata_field must be ['signature_def']" in raised.value.details()
 
 
-def model_status(stubs, name="glow", version=None):
-  """{version: (state name, error code)} from GetModelStatus."""
-  request = get_model_status_pb2.GetModelStatusRequest()
-  request.model_spec.name = name
-  if version is not None:
-    request.model_spec.version.value = version
-  response = stubs.model.GetModelStatus(request, timeout=60)
-  state = get_model_status_pb2.ModelVersionStatus.State.Name
-  return {s.version: (state(s.state), s.status.error_code) for s in
-          response.model_version_status}
-
-
 def test_status_reports_the_served_version_as_available(served):
   stubs, _ = served
-  assert model_status(stubs) == {1: ("AVAILABLE", 0)}
-  assert model_status(stubs, version=1) == {1: ("AVAILABLE", 0)}
+  assert grpc_model_status(stubs.address) == {1: ("AVAILABLE", 0)}
+  assert grpc_model_status(stubs.address, version=1) == {1: ("AVAILABLE", 0)}
+
+
+@pytest.mark.parametrize("name, version, message", [
+    ("glow", 2, "Could not find version 2 of model glow"),
+    ("nope", None, "Servable not found for request: Latest(nope)"),
+])
+def test_status_of_an_unknown_model_or_version_is_not_found(served, name, version, message):
+  stubs, _ = served
   with pytest.raises(grpc.RpcError) as raised:
-    model_status(stubs, version=2)
+    grpc_model_status(stubs.address, name, version)
   assert raised.value.code() == NOT_FOUND
-  assert "Could not find version 2 of model glow" in raised.value.details()
+  assert message in raised.value.details()
+
+
+@pytest.mark.parametrize("rpc", ["Predict", "GetModelMetadata", "GetModelStatus"])
+def test_a_version_label_is_refused_as_an_invalid_argument(served, rpc):
+  stubs, _ = served
+  request, stub = {
+      "Predict": (image_request(), stubs.prediction),
+      "GetModelMetadata": (get_model_metadata_pb2.GetModelMetadataRequest(
+          metadata_field=["signature_def"]), stubs.prediction),
+      "GetModelStatus": (get_model_status_pb2.GetModelStatusRequest(), stubs.model)}[rpc]
+  request.model_spec.name = "glow"
+  request.model_spec.version_label = "stable"
+  with pytest.raises(grpc.RpcError) as raised:
+    getattr(stub, rpc)(request, timeout=60)
+  assert raised.value.code() == INVALID
+  assert "Version labels are not served; name a version number." in raised.value.details()
 
 
 def image_request(value=7, shape=SHAPE, label=0, **changes):
@@ -388,7 +421,8 @@ def test_a_config_file_serves_several_models_under_their_version_policies(
     stubs = Stubs(addresses)
     available = {"glow": {1}, "latest_two": {2, 3}, "every": {1, 2, 3}, "chosen": {1, 3}}
     for name, versions in available.items():
-      assert model_status(stubs, name) == {v: ("AVAILABLE", 0) for v in versions}, name
+      expected = {version: ("AVAILABLE", 0) for version in versions}
+      assert grpc_model_status(stubs.address, name) == expected, name
     assert stubs.prediction.Predict(image_request(), timeout=60).model_spec.version.value == 1
     assert [toy_predict(stubs, name) for name in ("latest_two", "every", "chosen")] == [3] * 3
     assert toy_predict(stubs, "every", 2) == toy_predict(stubs, "latest_two", 2) == 2
@@ -398,6 +432,28 @@ def test_a_config_file_serves_several_models_under_their_version_policies(
       assert raised.value.code() == NOT_FOUND
       assert f"Specific({name}, {version})" in raised.value.details()
     stubs.channel.close()
+
+
+def test_requests_beyond_the_queue_are_refused_at_once_and_counted(tmp_path, export_toy_model):
+  export_toy_model(tmp_path / "toy" / "1")
+  # One worker, one queued request; a lone request holds the worker for 1 s, waiting for
+  # others to batch with.
+  with running_server_with_flags(
+      tmp_path / "server.log", "--model_name=toy", f"--model_base_path={tmp_path / 'toy'}",
+      "--grpc_max_threads=1", "--grpc_max_queued_rpcs=1", "--enable_batching",
+      "--batch_timeout_micros=1000000") as addresses:
+    stubs = Stubs(addresses)
+    request = predict_request("serving_default", model="toy", x=np.array([1.5], np.float32))
+    calls = [stubs.prediction.Predict.future(request, timeout=60) for _ in range(3)]
+    codes = sorted(call.code().name for call in calls)
+    refused = next(call for call in calls if call.code() != grpc.StatusCode.OK)
+    counted = metric_samples(addresses.rest)
+    stubs.channel.close()
+  assert codes == ["OK", "OK", "RESOURCE_EXHAUSTED"]
+  assert "queue of 1 requests waiting for a worker is full (--grpc_max_queued_rpcs)" in (
+      refused.details())
+  assert counted[':tensorflow:serving:request_count{model_name="toy",API="Predict",'
+                 'entrypoint="GRPC",status="RESOURCE_EXHAUSTED"}'] == 1
 
 
 def test_grpc_client_log_prob_and_sample_equal_the_library(served):
@@ -436,6 +492,17 @@ def test_load_test_over_grpc_finds_no_error(served):
   print("gRPC load test:", result)
   assert result["requests"] == 100 and result["errors"] == 0
   assert 0 < result["p50_ms"] <= result["p90_ms"] <= result["p99_ms"] <= result["max_ms"]
+
+
+def test_load_test_cli_speaks_grpc(served):
+  stubs, _ = served
+  result = subprocess.run(
+      [sys.executable, "-m", "serving.load_test", "--protocol=grpc", f"--server={stubs.address}",
+       "--model_name=glow", "--num_classes=3", "--concurrency=2", "--requests=10"],
+      cwd=REPO, env=server_env(), capture_output=True, text=True, timeout=120)
+  assert result.returncode == 0, result.stderr[-3000:]
+  summary = json.loads(result.stdout.splitlines()[-1])
+  assert (summary["protocol"], summary["requests"], summary["errors"]) == ("grpc", 10, 0)
 
 
 def test_grpc_load_test_refuses_other_hosts():

@@ -19,10 +19,14 @@ import time
 import urllib.error
 import urllib.request
 
+import grpc
 import numpy as np
 import pytest
 import tensorflow as tf
 from PIL import Image
+from tensorflow.core.protobuf import saved_model_pb2
+from tensorflow_serving.apis import get_model_status_pb2
+from tensorflow_serving.apis import model_service_pb2_grpc
 
 import glow_tfp
 from glow_tfp import ood
@@ -115,22 +119,39 @@ def http_call(url, body=None, method=None):
     return e.code, json.loads(e.read())
 
 
+def tiny_reference(model):
+  """The out-of-distribution reference `tiny_model_server` exports its model with."""
+  return ood.reference_statistics(model, uint8_images(8, seed=1), np.arange(8) % CLASSES)
+
+
 @contextlib.contextmanager
-def tiny_model_server(tmp_path_factory):
-  """Yields (Addresses, the live model) of a batching server with version 1 of a tiny model."""
+def tiny_model_server(base):
+  """Yields (Addresses, the live model) of a batching server with version 1 of a tiny model,
+  exported under `base`."""
   model = tiny_model()
-  base = tmp_path_factory.mktemp("exports")
-  reference = ood.reference_statistics(model, uint8_images(8, seed=1), np.arange(8) % CLASSES)
-  saved_model.export_version(model, str(base), "glow", reference=reference)
+  saved_model.export_version(model, str(base), "glow", reference=tiny_reference(model))
   with running_server(base / "glow", base / "server.log", "--enable_batching",
                       "--batch_timeout_micros=20000") as addresses:
     yield addresses, model
 
 
+def saved_signature_defs(version_dir):
+  """{key: SignatureDef} of the SavedModel in `version_dir`, read from its file."""
+  saved = saved_model_pb2.SavedModel.FromString(
+      (pathlib.Path(version_dir) / "saved_model.pb").read_bytes())
+  return dict(saved.meta_graphs[0].signature_def)
+
+
 @pytest.fixture(scope="module")
-def served(tmp_path_factory):
+def export_base(tmp_path_factory):
+  """Where the module's `served` fixture exports its model (version 1 in glow/1)."""
+  return tmp_path_factory.mktemp("exports")
+
+
+@pytest.fixture(scope="module")
+def served(export_base):
   """(base URL, the live model) of a batching server with version 1 of a tiny model."""
-  with tiny_model_server(tmp_path_factory) as (addresses, model):
+  with tiny_model_server(export_base) as (addresses, model):
     yield addresses.rest, model
 
 
@@ -151,13 +172,14 @@ def test_status_reports_the_served_version_as_available(served):
   assert http_call(f"{url}/v1/models/glow/versions/1")[0] == 200
 
 
-def test_metadata_describes_the_signatures_as_tf_serving_does(served):
+def test_metadata_describes_the_signatures_as_tf_serving_does(served, export_base):
   url, _ = served
   status, answer = http_call(f"{url}/v1/models/glow/metadata")
   assert status == 200
   assert answer["model_spec"] == {"name": "glow", "signature_name": "", "version": "1"}
   signatures = answer["metadata"]["signature_def"]["signature_def"]
-  assert {"serving_default", "log_prob", "sample", "encode", "decode"} <= set(signatures)
+  assert set(signatures) == set(saved_signature_defs(export_base / "glow" / "1"))
+  assert set(saved_model.SIGNATURES) < set(signatures)
   default = signatures["serving_default"]
   assert default["method_name"] == "tensorflow/serving/predict"
   assert default["inputs"]["images"]["dtype"] == "DT_UINT8"
@@ -388,23 +410,44 @@ def wait_for(predicate, timeout=90):
   raise AssertionError("timed out waiting for the server")
 
 
-def served_versions(url):
-  status, answer = http_call(f"{url}/v1/models/glow")
-  if status != 200:
-    return {}
-  return {int(s["version"]): s["state"] for s in answer["model_version_status"]}
+def grpc_model_status(address, name="glow", version=None):
+  """{version: (state, error code)} from GetModelStatus through the official stubs."""
+  request = get_model_status_pb2.GetModelStatusRequest()
+  request.model_spec.name = name
+  if version is not None:
+    request.model_spec.version.value = version
+  with grpc.insecure_channel(address) as channel:
+    response = model_service_pb2_grpc.ModelServiceStub(channel).GetModelStatus(
+        request, timeout=60)
+  state = get_model_status_pb2.ModelVersionStatus.State.Name
+  return {s.version: (state(s.state), s.status.error_code) for s in
+          response.model_version_status}
+
+
+def served_versions(addresses):
+  """({version: state} by the REST status URL, the same by GetModelStatus over gRPC)."""
+  status, answer = http_call(f"{addresses.rest}/v1/models/glow")
+  rest = ({} if status != 200 else
+          {int(s["version"]): s["state"] for s in answer["model_version_status"]})
+  try:
+    by_grpc = {v: state for v, (state, _) in grpc_model_status(addresses.grpc).items()}
+  except grpc.RpcError as e:
+    assert e.code() == grpc.StatusCode.NOT_FOUND, e
+    by_grpc = {}
+  return rest, by_grpc
 
 
 def test_new_versions_are_picked_up_without_restart(tmp_path):
   base = tmp_path / "exports"
   (base / "glow").mkdir(parents=True)
-  with running_server(base / "glow", tmp_path / "server.log") as (url, _):
+  with running_server(base / "glow", tmp_path / "server.log") as addresses:
+    url = addresses.rest
     assert http_call(predict_url(url), image_body())[0] == 404
     first, second = tiny_model(seed=0), tiny_model(seed=1)
     saved_model.export_version(first, str(base), "glow")
-    wait_for(lambda: served_versions(url) == {1: "AVAILABLE"})
+    wait_for(lambda: served_versions(addresses) == ({1: "AVAILABLE"},) * 2)
     saved_model.export_version(second, str(base), "glow")
-    wait_for(lambda: served_versions(url) == {2: "AVAILABLE", 1: "END"})
+    wait_for(lambda: served_versions(addresses) == ({2: "AVAILABLE", 1: "END"},) * 2)
     assert http_call(predict_url(url, "/versions/1"), image_body())[0] == 404
     images = uint8_images(2, seed=5)
     status, answer = http_call(predict_url(url), row_log_prob_body(images, [0, 1]))
@@ -414,8 +457,10 @@ def test_new_versions_are_picked_up_without_restart(tmp_path):
     broken = base / "glow" / "3"
     broken.mkdir()
     (broken / "saved_model.pb").write_bytes(b"not a SavedModel")
-    wait_for(lambda: served_versions(url).get(3) == "END")
-    assert served_versions(url)[2] == "AVAILABLE"
+    wait_for(lambda: [api.get(3) for api in served_versions(addresses)] == ["END"] * 2)
+    assert [api[2] for api in served_versions(addresses)] == ["AVAILABLE"] * 2
+    unknown = grpc.StatusCode.UNKNOWN.value[0]
+    assert grpc_model_status(addresses.grpc, version=3) == {3: ("END", unknown)}
     assert http_call(predict_url(url), row_log_prob_body(images, [0, 1]))[0] == 200
 
 
@@ -447,6 +492,42 @@ def test_score_over_http_equals_the_signature(served):
   assert status == 200
   assert set(answer["predictions"][0]) == set(ood.SCORES)
   assert all(0.0 <= row["ood_percentile"] <= 100.0 for row in answer["predictions"])
+
+
+def http_status(url):
+  try:
+    with urllib.request.urlopen(url, timeout=60) as response:
+      return response.status
+  except urllib.error.HTTPError as e:
+    return e.code
+
+
+@pytest.mark.parametrize("config, exported_at", [
+    ('prometheus_config { enable: true path: "/metrics" }', "/metrics"),
+    ('prometheus_config { enable: false path: "/metrics" }', None),
+])
+def test_the_monitoring_config_file_moves_or_turns_off_the_metrics(
+    tmp_path, export_toy_model, config, exported_at):
+  export_toy_model(tmp_path / "toy" / "1")
+  (tmp_path / "monitoring.config").write_text(config)
+  with running_server_with_flags(
+      tmp_path / "server.log", "--model_name=toy", f"--model_base_path={tmp_path / 'toy'}",
+      f"--monitoring_config_file={tmp_path / 'monitoring.config'}") as (url, _):
+    statuses = {path: http_status(url + path)
+                for path in ("/metrics", "/monitoring/prometheus/metrics")}
+  assert statuses == {path: 200 if path == exported_at else 404 for path in statuses}
+
+
+def test_server_refuses_a_bad_monitoring_config_file_at_start(tmp_path):
+  config = tmp_path / "monitoring.config"
+  config.write_text("prometheus_config { enabled: true }")
+  result = subprocess.run(
+      [sys.executable, "-m", "serving.server", f"--model_base_path={tmp_path}",
+       f"--monitoring_config_file={config}"],
+      cwd=REPO, env=server_env(), capture_output=True, text=True, timeout=120)
+  assert result.returncode != 0
+  assert (f"--monitoring_config_file: {config}: " in result.stderr
+          and 'no field named "enabled"' in result.stderr), result.stderr[-2000:]
 
 
 @pytest.mark.parametrize("user_value, expected", [(None, "1"), ("0", "0"), ("1", "1")])
