@@ -10,7 +10,7 @@ Generates (once) folders of random 32x32 RGB PNGs of each of --sizes, and 5,000 
     held-out rule, sample check);
   - training: a short `python -m train` on each folder in a fresh process: its peak RSS
     and the seconds from its start to its first training step;
-  - throughput: images/s of the input pipeline alone (read, decode, dequantise, batch 64)
+  - throughput: images/s of the input pipeline alone (read, decode, batch 64 uint8 images)
     for the PNG and JPEG folders, and of the training step (batch 64) of the cifar10 and
     mnist presets, taken in turn within each repeat; the ratios are per repeat, medians
     reported.

@@ -2,9 +2,10 @@
 
 `open_catalog(spec)` lists a source without reading its images: a folder's file paths, a
 TFDS split's random-access data source, a TFRecord glob's record offsets. It decodes a
-bounded sample (`images.CHECK_SAMPLE` examples: the first ones and a spread of the others) to fix
-the image shape and to stop on bad input before training; an image outside the sample that
-cannot be decoded stops training when it is read, and `find_unreadable` names it.
+bounded sample (`images.CHECK_SAMPLE` examples: the first ones and a spread of the others)
+to fix the image shape and to stop on bad input before training; an image outside the
+sample that cannot be decoded stops training when it is read, and `Catalog.unreadable`
+names it.
 """
 
 import os

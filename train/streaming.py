@@ -4,8 +4,9 @@ A `Catalog` names N examples and reads one by its index. The training batch of s
 holds the examples at positions [p * B, (p + 1) * B) of epoch e = s // steps_per_epoch,
 p = s % steps_per_epoch, of a stateless permutation of the training indices seeded by
 (seed, e) (`tf.random.experimental.index_shuffle`: O(1) memory per lookup, nothing sorted).
-Each input pipeline reads only the positions of the replicas it feeds, and the
-dequantisation noise of an example is seeded by (seed, step, position). So the global
+Each input pipeline reads only the positions of the replicas it feeds, and batches stay
+uint8: the training step dequantises them with noise seeded by (seed, step) and drawn for
+the whole global batch. So the global
 batch does not depend on the strategy or the number of workers, workers read disjoint
 examples that together cover an epoch once, and a resumed run starts its pipeline at the
 restored step with nothing to skip. docs/data.md gives the reasons.
