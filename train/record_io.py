@@ -43,16 +43,19 @@ def catalog(spec, pattern):
   keys = np.char.add(np.char.add(np.array(names, dtype=bytes)[files], b":"),
                      (np.arange(len(files)) - np.searchsorted(files, files)).astype(bytes))
   reader = _Reader(paths, files, offsets)
-  shape = images.check_shapes(
-      (keys[i].decode(), io.BytesIO(_image_bytes(spec, keys[i].decode(), reader(i))))
-      for i in images.sample(len(keys)))
+
+  def open_example(index):
+    key = keys[index].decode()
+    return key, io.BytesIO(_image_bytes(spec, key, reader(index)))
+
+  shape = images.check_shapes(open_example(i) for i in images.sample(len(keys)))
 
   def read(index):
     record = tf.numpy_function(reader, [index], tf.string, stateful=False)
     example = tf.io.parse_single_example(tf.ensure_shape(record, []), _FEATURES)
     return images.decode(example["image"], shape), tf.cast(example["label"], tf.int32)
 
-  return Catalog(spec, keys, shape, _num_classes(paths), lambda: read)
+  return Catalog(spec, keys, shape, _num_classes(paths), lambda: read, open_example)
 
 
 def write(catalog, output, num_shards, progress=None):

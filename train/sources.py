@@ -52,8 +52,11 @@ def _folder(spec, path):
   if not files:
     raise InputError(f"Image folder {path!r} holds no {'/'.join(images.EXTENSIONS)} files.")
   keys = np.array(files, dtype=bytes)
-  shape = images.check_shapes((os.path.join(path, files[i]),) * 2
-                              for i in images.sample(len(files)))
+
+  def open_example(index):
+    return (os.path.join(path, files[index]),) * 2
+
+  shape = images.check_shapes(open_example(i) for i in images.sample(len(files)))
 
   def make_read():
     paths = tf.strings.join([os.path.join(path, ""), tf.constant(keys)])
@@ -61,7 +64,7 @@ def _folder(spec, path):
     return lambda index: (images.decode(tf.io.read_file(tf.gather(paths, index)), shape),
                           tf.gather(label_tensor, index))
 
-  return Catalog(spec, keys, shape, len(classes), make_read)
+  return Catalog(spec, keys, shape, len(classes), make_read, open_example)
 
 
 def _image_files(root, directory):

@@ -19,6 +19,7 @@ from typing import Callable
 import numpy as np
 import tensorflow as tf
 
+from . import images
 from . import pipeline
 from .errors import InputError
 
@@ -40,6 +41,8 @@ class Catalog:
       function usable in tf.data. Opening a catalog must not start TensorFlow's runtime
       (MultiWorkerMirroredStrategy configures it at its creation, which comes later), so
       the tensors `read` needs are made when a pipeline is built.
+    open_example: index -> (name, path or file object) of the encoded image, for
+      `images.check_shapes`; None where the source holds decoded arrays (TFDS).
   """
 
   name: str
@@ -47,6 +50,7 @@ class Catalog:
   image_shape: tuple
   num_classes: int
   make_read: Callable
+  open_example: Callable = None
 
   def __len__(self):
     return len(self.keys)
@@ -55,15 +59,27 @@ class Catalog:
     """The message naming the first example that does not read, or None.
 
     O(N) time, constant memory: for after a decoding error in training, when the sample
-    checked up front missed the bad example.
+    checked up front missed the bad example. The message is the up-front check's, for
+    that example against the first one (a shape that differs names both shapes).
     """
     examples = iter(tf.data.Dataset.range(len(self)).map(self.make_read()))
-    for key in self.keys:
+    for index, key in enumerate(self.keys):
       try:
         next(examples)
       except tf.errors.InvalidArgumentError as error:
-        return (f"Cannot read image {key.decode()!r} of {self.name}: "
-                f"{error.message.splitlines()[0]}")
+        return self._describe(index) or (f"Cannot read image {key.decode()!r} of "
+                                         f"{self.name}: {error.message.splitlines()[0]}")
+    return None
+
+  def _describe(self, index):
+    """The up-front check's message for example `index` against example 0, or None where
+    that check passes it (TensorFlow's decoder can be stricter than PIL's)."""
+    if self.open_example is None:
+      return None
+    try:
+      images.check_shapes(self.open_example(i) for i in (0, index))
+    except InputError as error:
+      return str(error)
     return None
 
 
