@@ -60,7 +60,8 @@ def catalog(spec, pattern):
 
 def write(catalog, output, num_shards, progress=None):
   """Writes every example of `catalog` as PNG in `num_shards` files (at most one per example)
-  of contiguous examples, with the INFO_FILE; calls `progress(done, total)` after each example. Returns the paths."""
+  of contiguous examples, with the INFO_FILE; calls `progress(done, total)` after each
+  example. Returns the paths."""
   tf.io.gfile.makedirs(output)
   num_shards = min(num_shards, len(catalog))
   paths = [os.path.join(output, f"images-{i:05d}-of-{num_shards:05d}.tfrecord")
