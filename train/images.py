@@ -46,7 +46,7 @@ def read(name, file):
       image = image.convert("L" if image.mode in ("1", "L", "I;16") else "RGB")
       array = np.asarray(image, np.uint8)
   except (OSError, ValueError, SyntaxError) as error:
-    reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    reason = (str(error).strip() or type(error).__name__).splitlines()[0]
     raise InputError(f"Cannot read image {name!r}: {reason}") from error
   return array[..., np.newaxis] if array.ndim == 2 else array
 

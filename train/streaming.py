@@ -6,14 +6,15 @@ p = s % steps_per_epoch, of a stateless permutation of the training indices seed
 (seed, e) (`tf.random.experimental.index_shuffle`: O(1) memory per lookup, nothing sorted).
 Each input pipeline reads only the positions of the replicas it feeds, and batches stay
 uint8: the training step dequantises them with noise seeded by (seed, step) and drawn for
-the whole global batch. So the global
-batch does not depend on the strategy or the number of workers, workers read disjoint
-examples that together cover an epoch once, and a resumed run starts its pipeline at the
-restored step with nothing to skip. docs/data.md gives the reasons.
+the whole global batch. So the global batch does not depend on the strategy or the number
+of workers, workers read disjoint examples that together cover an epoch once, and a
+resumed run starts its pipeline at the restored step with nothing to skip. docs/data.md
+gives the reasons.
 """
 
 import dataclasses
 import hashlib
+import re
 from typing import Callable
 
 import numpy as np
@@ -68,7 +69,7 @@ class Catalog:
         next(examples)
       except tf.errors.InvalidArgumentError as error:
         return self._describe(index) or (f"Cannot read image {key.decode()!r} of "
-                                         f"{self.name}: {error.message.splitlines()[0]}")
+                                         f"{self.name}: {_reason(error)}")
     return None
 
   def _describe(self, index):
@@ -201,6 +202,12 @@ def permuted(step, position, num_examples, global_batch_size, seed):
   return tf.random.experimental.index_shuffle(
       (step % per_epoch) * global_batch_size + position, epoch_seed,
       tf.constant(num_examples - 1, tf.int64))
+
+
+def _reason(error):
+  """A TensorFlow error's first line without the function and iterator it was raised in."""
+  line = re.sub(r"\{\{[^}]*\}\}\s*", "", error.message.splitlines()[0])
+  return re.sub(r"^.*Iterator::\S+: ", "", line)
 
 
 def _options():
