@@ -4,19 +4,22 @@ throughput against the training step's, measured in one run.
   python -m benchmarks.input_pipeline
   python -m benchmarks.input_pipeline --sizes=5000,50000 --repeats=3
 
-Generates (once) folders of random 32x32 RGB PNGs of each of --sizes, and 5,000 random
-64x64 RGB JPEGs, under --data_root. Then measures:
-  - listing: seconds to list a folder (os.scandir) and to open it as a source (listing,
-    held-out rule, sample check);
+Generates (once) folders of random 32x32 RGB PNGs of each of --sizes, the same images as
+TFRecord shards (`train.records`, --record_shards files), and --jpeg_count random 64x64 RGB
+JPEGs, under --data_root. Then measures:
+  - listing: seconds to list a folder (os.scandir), to open it as a source (listing,
+    held-out rule, sample check), and to open its TFRecord shards as a source (the scan of
+    the record headers into the offset table, held-out rule, sample check);
   - training: a short `python -m train` on each folder in a fresh process: its peak RSS
     and the seconds from its start to its first training step;
-  - throughput: images/s of the input pipeline alone (read, decode, dequantise, batch 64)
-    for the PNG and JPEG folders, and of the training step (batch 64) of the cifar10 and
-    mnist presets, taken in turn within each repeat; the ratios are per repeat, medians
-    reported.
-Writes --out_dir/input_pipeline.json and .md and prints the Markdown.
+  - throughput: images/s of the input pipeline alone (read, decode, batch 64 uint8 images)
+    for the PNG and JPEG folders, and of the training step (batch 64) of the --presets,
+    taken in turn within each repeat; the ratios are per repeat, medians reported.
+Writes --out_dir/input_pipeline.json (with the command line, the machine and the versions)
+and .md and prints the Markdown.
 """
 
+import json
 import os
 import statistics
 import subprocess
@@ -33,6 +36,7 @@ import glow_tfp
 from benchmarks import report
 from benchmarks import workloads
 from train import data as data_lib
+from train import record_io
 
 _SIZES = flags.DEFINE_list("sizes", ["5000", "50000"], "PNG folder sizes compared.")
 _DATA_ROOT = flags.DEFINE_string("data_root", "runs/input_pipeline",
@@ -42,10 +46,17 @@ _REPEATS = flags.DEFINE_integer("repeats", 3, "Throughput rounds (median reporte
                                 lower_bound=1)
 _BATCHES = flags.DEFINE_integer("batches", 40, "Input batches timed per round.",
                                 lower_bound=1)
+_JPEG_COUNT = flags.DEFINE_integer("jpeg_count", 5000, "Images of the JPEG folder.",
+                                   lower_bound=1)
+_RECORD_SHARDS = flags.DEFINE_integer("record_shards", 8, "TFRecord files of each size.",
+                                      lower_bound=1)
+_PRESETS = flags.DEFINE_list("presets", ["cifar10", "mnist"],
+                             "GlowConfig presets whose training steps are timed.")
+flags.register_validator("presets", lambda names: set(names) <= set(glow_tfp.PRESETS),
+                         f"--presets must be among {sorted(glow_tfp.PRESETS)}.")
 _OUT_DIR = flags.DEFINE_string("out_dir", "benchmarks/results", "Where results go.")
 
 _BATCH = 64
-_JPEG_COUNT = 5000
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _TRAIN_FLAGS = ["--levels=2", "--steps_per_level=2", "--hidden_channels=16",
                 f"--batch_size={_BATCH}", "--log_every=1", "--eval_every=100000",
@@ -65,13 +76,36 @@ def generate(directory, count, side, extension):
   return directory
 
 
-def listing_seconds(directory):
-  """(os.scandir seconds, seconds to open the folder as a training source)."""
+def write_records(directory, output, num_shards):
+  """The images of `directory` as TFRecord shards in `output`, unless already there;
+  returns the `tfrecord:` spec."""
+  catalog = data_lib.catalog(f"folder:{directory}")
+  if _written_examples(output) != len(catalog):
+    record_io.write(catalog, output, num_shards)
+  return f"tfrecord:{os.path.join(output, '*.tfrecord')}"
+
+
+def _written_examples(output):
+  """The number of examples `record_io.write` wrote to `output`; 0 if none."""
+  try:
+    with open(os.path.join(output, record_io.INFO_FILE)) as f:
+      return json.load(f)["examples"]
+  except FileNotFoundError:
+    return 0
+
+
+def listing_seconds(directory, records):
+  """{scandir_seconds, open_seconds, open_records_seconds}: listing the folder, and opening
+  it and its TFRecord shards (spec `records`) as training sources."""
   start = time.perf_counter()
   sum(1 for _ in os.scandir(directory))
-  listed = time.perf_counter()
-  data_lib.load(f"folder:{directory}", levels=2)
-  return listed - start, time.perf_counter() - listed
+  times = {"scandir_seconds": time.perf_counter() - start}
+  for name, spec in (("open_seconds", f"folder:{directory}"),
+                     ("open_records_seconds", records)):
+    start = time.perf_counter()
+    data_lib.load(spec, levels=2)
+    times[name] = time.perf_counter() - start
+  return times
 
 
 def short_training(directory, workdir, steps):
@@ -151,11 +185,12 @@ def throughput(folders, configs, repeats, batch_count, seconds=5.0):
 
 
 def markdown(results):
-  lines = ["| PNG 32x32 files | os.scandir s | open source s | peak RSS MiB | first step s |",
-           "|---:|---:|---:|---:|---:|"]
+  lines = ["| PNG 32x32 files | os.scandir s | open source s | open records s | peak RSS MiB | "
+           "first step s |", "|---:|---:|---:|---:|---:|---:|"]
   for size, r in results["folders"].items():
     lines.append(f"| {int(size):,} | {r['scandir_seconds']:.2f} | {r['open_seconds']:.2f} | "
-                 f"{r['peak_rss_mib']:.0f} | {r['first_step_seconds']:.1f} |")
+                 f"{r['open_records_seconds']:.2f} | {r['peak_rss_mib']:.0f} | "
+                 f"{r['first_step_seconds']:.1f} |")
   lines += ["", "| images/s (median) | |", "|---|---:|"]
   lines += [f"| {name} | {rate:.1f} |" for name, rate in results["rates"].items()]
   lines += ["", "| input / training step (median of per-round ratios) | |", "|---|---:|"]
@@ -166,28 +201,25 @@ def markdown(results):
 def main(argv):
   del argv
   root = _DATA_ROOT.value
-  results = {"folders": {}, "cpu": _cpu(), "cores": os.cpu_count()}
+  results = {"environment": report.environment(), "folders": {}}
   for size in (int(s) for s in _SIZES.value):
     directory = generate(os.path.join(root, f"png32_{size}"), size, 32, ".png")
-    scandir, opened = listing_seconds(directory)
-    run = short_training(directory, os.path.join(root, f"workdir_{size}_{time.time_ns()}"),
-                         _TRAIN_STEPS.value)
-    results["folders"][size] = {"scandir_seconds": scandir, "open_seconds": opened, **run}
+    records = write_records(directory, os.path.join(root, f"records32_{size}"),
+                            _RECORD_SHARDS.value)
+    results["folders"][size] = {
+        **listing_seconds(directory, records),
+        **short_training(directory, os.path.join(root, f"workdir_{size}_{time.time_ns()}"),
+                         _TRAIN_STEPS.value)}
   folders = {"PNG 32x32": os.path.join(root, f"png32_{_SIZES.value[0]}"),
-             "JPEG 64x64": generate(os.path.join(root, f"jpeg64_{_JPEG_COUNT}"), _JPEG_COUNT,
-                                    64, ".jpg")}
-  configs = {preset: glow_tfp.GlowConfig.preset(preset) for preset in ("cifar10", "mnist")}
+             "JPEG 64x64": generate(os.path.join(root, f"jpeg64_{_JPEG_COUNT.value}"),
+                                    _JPEG_COUNT.value, 64, ".jpg")}
+  configs = {preset: glow_tfp.GlowConfig.preset(preset) for preset in _PRESETS.value}
   results["rates"], results["ratios"] = throughput(folders, configs, _REPEATS.value,
                                                    _BATCHES.value)
   text = markdown(results)
-  report.write(results, text.splitlines(), _OUT_DIR.value, "input_pipeline")
+  report.write(results, report.environment_lines(results["environment"]) + [""]
+               + text.splitlines(), _OUT_DIR.value, "input_pipeline")
   print(text)
-
-
-def _cpu():
-  with open("/proc/cpuinfo") as f:
-    names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
-  return names[0] if names else "unknown"
 
 
 if __name__ == "__main__":

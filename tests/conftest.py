@@ -104,3 +104,19 @@ def class_folder(tmp_path):
     for i in range(10):
       _write_png(str(tmp_path / "images" / f"class{c}" / f"{i}.png"), (8, 8, 1), 100 * c + i)
   return f"folder:{tmp_path / 'images'}"
+
+
+@pytest.fixture
+def truncated_image():
+  """truncated_image(extension): the bytes of a random 16x16 grey PNG or JPEG cut off after
+  three quarters: a valid header, then too little data."""
+  import io
+  import PIL.Image
+
+  def encode(extension):
+    image = np.random.default_rng(0).integers(0, 256, (16, 16), dtype=np.uint8)
+    buffer = io.BytesIO()
+    PIL.Image.fromarray(image).save(buffer, {"png": "PNG", "jpg": "JPEG"}[extension])
+    data = buffer.getvalue()
+    return data[:len(data) * 3 // 4]
+  return encode

@@ -244,9 +244,20 @@ def test_input_pipeline_benchmark_times_input_and_training_in_the_same_rounds(tm
   assert set(rates) == {"input png", "training tiny"} and min(rates.values()) > 0
   assert ratios["input png / training tiny"] > 0
   text = input_pipeline.markdown({"folders": {70: {
-      "scandir_seconds": 0.1, "open_seconds": 0.2, "peak_rss_mib": 500.0,
-      "first_step_seconds": 9.0}}, "rates": rates, "ratios": ratios})
-  assert "| 70 | 0.10 | 0.20 | 500 | 9.0 |" in text
+      "scandir_seconds": 0.1, "open_seconds": 0.2, "open_records_seconds": 0.3,
+      "peak_rss_mib": 500.0, "first_step_seconds": 9.0}}, "rates": rates, "ratios": ratios})
+  assert "| 70 | 0.10 | 0.20 | 0.30 | 500 | 9.0 |" in text
+
+
+def test_input_pipeline_benchmark_opens_the_folder_and_its_records_as_sources(tmp_path):
+  folder = input_pipeline.generate(str(tmp_path / "png"), 20, 8, ".png")
+  records = input_pipeline.write_records(folder, str(tmp_path / "records"), num_shards=2)
+  written = os.path.getmtime(tmp_path / "records" / "records.json")
+  assert input_pipeline.write_records(folder, str(tmp_path / "records"), 2) == records
+  assert os.path.getmtime(tmp_path / "records" / "records.json") == written
+  times = input_pipeline.listing_seconds(folder, records)
+  assert set(times) == {"scandir_seconds", "open_seconds", "open_records_seconds"}
+  assert min(times.values()) > 0
 
 
 def test_cpu_settings_compare_against_tensorflows_defaults_first():

@@ -1,5 +1,7 @@
 """train.data: the bundled MNIST digits, streamed folders and TensorFlow Datasets, bad input."""
 
+import re
+
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
@@ -75,7 +77,7 @@ def test_tfds_source_reads_image_and_label_features():
   assert data.train_images.dtype == np.uint8
 
 
-def _bad_folder(kind, root, write_png):
+def _bad_folder(kind, root, write_png, truncated_image):
   if kind == "missing":
     return str(root / "nowhere")
   if kind == "empty":
@@ -83,6 +85,10 @@ def _bad_folder(kind, root, write_png):
   if kind == "unreadable":
     write_png(str(root / "good.png"), (8, 8, 1))
     (root / "broken.png").write_bytes(b"this is not a png")
+  if kind.startswith("truncated_"):
+    extension = kind.split("_")[1]
+    write_png(str(root / f"good.{extension}"), (16, 16, 1))
+    (root / f"cut.{extension}").write_bytes(truncated_image(extension))
   if kind == "mixed_sizes":
     write_png(str(root / "a.png"), (8, 8, 1))
     write_png(str(root / "b.png"), (16, 8, 1))
@@ -99,25 +105,48 @@ def _bad_folder(kind, root, write_png):
     ("missing", "does not exist"),
     ("empty", "holds no"),
     ("unreadable", "Cannot read image .*broken.png"),
+    ("truncated_png", "Cannot read image .*cut.png.*(?i:truncated)"),
+    ("truncated_jpg", "Cannot read image .*cut.jpg.*(?i:truncated)"),
     ("mixed_sizes", r"different shapes: .*a.png.* is \(8, 8, 1\).*b.png.* is \(16, 8, 1\)"),
     ("indivisible", r"\(6, 6, 1\).*divisible by 2\*\*levels = 4"),
     ("images_and_classes", "mixes images"),
 ])
-def test_bad_folder_is_rejected_with_a_message_naming_the_problem(tmp_path, write_png, kind,
+def test_bad_folder_is_rejected_with_a_message_naming_the_problem(tmp_path, write_png,
+                                                                  truncated_image, kind,
                                                                   message):
+  folder = _bad_folder(kind, tmp_path, write_png, truncated_image)
   with pytest.raises(InputError, match=message):
-    data_lib.load(f"folder:{_bad_folder(kind, tmp_path, write_png)}", levels=2)
+    data_lib.load(f"folder:{folder}", levels=2)
 
 
-def test_an_unreadable_image_outside_the_checked_sample_is_named_when_read(tmp_path,
-                                                                          write_png):
+def _folder_with_one_bad_image_outside_the_sample(root, write_png, write_bad):
+  """A folder of 4x4 PNGs, one of them outside the checked sample written by `write_bad`;
+  returns that image's path."""
   count = 2 * images.CHECK_SAMPLE
   bad = min(set(range(count)) - set(images.sample(count)))
   for i in range(count):
-    write_png(str(tmp_path / f"{i:03d}.png"), (4, 4, 1))
-  (tmp_path / f"{bad:03d}.png").write_bytes(b"not a png")
+    write_png(str(root / f"{i:03d}.png"), (4, 4, 1))
+  write_bad(root / f"{bad:03d}.png")
+  return str(root / f"{bad:03d}.png")
+
+
+def test_a_truncated_image_outside_the_checked_sample_is_named_when_read(tmp_path, write_png,
+                                                                        truncated_image):
+  bad = _folder_with_one_bad_image_outside_the_sample(
+      tmp_path, write_png, lambda path: path.write_bytes(truncated_image("png")))
   stream = data_lib.load(f"folder:{tmp_path}", levels=2)
-  assert stream.unreadable().startswith(f"Cannot read image '{bad:03d}.png' of folder:")
+  assert re.fullmatch(rf"Cannot read image {re.escape(repr(bad))}: (?i:.*truncated.*)",
+                      stream.unreadable())
+
+
+def test_an_image_of_another_shape_outside_the_checked_sample_names_both_shapes(tmp_path,
+                                                                               write_png):
+  bad = _folder_with_one_bad_image_outside_the_sample(
+      tmp_path, write_png, lambda path: write_png(str(path), (8, 4, 1)))
+  stream = data_lib.load(f"folder:{tmp_path}", levels=2)
+  assert stream.unreadable() == (
+      f"Images have different shapes: {str(tmp_path / '000.png')!r} is (4, 4, 1) (H, W, C) "
+      f"but {bad!r} is (8, 4, 1); resize them to one shape.")
 
 
 @pytest.mark.parametrize("spec", ["cifar", "folder:", "tfds:", "mnist:train"])

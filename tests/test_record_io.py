@@ -2,6 +2,7 @@
 index as `tfrecord:GLOB`, and bad records stopped with one line."""
 
 import os
+import re
 import subprocess
 import sys
 
@@ -10,6 +11,7 @@ import pytest
 import tensorflow as tf
 
 from train import data as data_lib
+from train import images
 from train import record_io
 from train.errors import InputError
 
@@ -47,6 +49,36 @@ def test_records_without_an_image_feature_are_rejected(tmp_path):
   _write_records(tmp_path / "a.tfrecord", [example.SerializeToString()])
   with pytest.raises(InputError, match="record 'a.tfrecord:0' has no 'image' bytes feature"):
     data_lib.catalog(f"tfrecord:{tmp_path}/*.tfrecord")
+
+
+def _image_example(image_bytes):
+  image = tf.train.Feature(bytes_list=tf.train.BytesList(value=[image_bytes]))
+  return tf.train.Example(features=tf.train.Features(feature={"image": image}))
+
+
+@pytest.mark.parametrize("extension", ["png", "jpg"])
+def test_a_truncated_image_in_a_record_is_rejected_naming_the_record(tmp_path, truncated_image,
+                                                                    extension):
+  good = tf.io.encode_png(tf.zeros([16, 16, 1], tf.uint8)).numpy()
+  _write_records(tmp_path / "a.tfrecord", [_image_example(good).SerializeToString()] * 2)
+  _write_records(tmp_path / "b.tfrecord", [
+      _image_example(good).SerializeToString(),
+      _image_example(truncated_image(extension)).SerializeToString()])
+  with pytest.raises(InputError, match=r"Cannot read image 'b.tfrecord:1': (?i:.*truncated)"):
+    data_lib.catalog(f"tfrecord:{tmp_path}/*.tfrecord")
+
+
+def test_a_truncated_image_outside_the_checked_sample_is_named_when_read(tmp_path,
+                                                                        truncated_image):
+  count = 2 * images.CHECK_SAMPLE
+  bad = min(set(range(count)) - set(images.sample(count)))
+  good = _image_example(tf.io.encode_png(tf.zeros([16, 16, 1], tf.uint8)).numpy())
+  examples = [good] * count
+  examples[bad] = _image_example(truncated_image("jpg"))
+  _write_records(tmp_path / "a.tfrecord", [e.SerializeToString() for e in examples])
+  stream = data_lib.load(f"tfrecord:{tmp_path}/a.tfrecord", levels=2)
+  assert re.fullmatch(rf"Cannot read image 'a.tfrecord:{bad}': (?i:.*truncated.*)",
+                      stream.unreadable())
 
 
 def test_a_glob_that_matches_nothing_is_rejected(tmp_path):

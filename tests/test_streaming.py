@@ -82,3 +82,13 @@ def test_split_holds_out_a_seeded_rule_per_key_and_evaluation_reads_a_bounded_pa
 def test_too_few_examples_to_split_are_an_input_error():
   with pytest.raises(InputError, match="needs at least 2"):
     streaming.Stream.split("fake", _catalog(1), 0, 0.1)
+
+
+def test_an_example_that_fails_to_read_without_an_encoded_file_is_named_by_its_key():
+  # Sources of decoded arrays (TFDS) have no file for the up-front check to describe.
+  def read(index):
+    check = tf.debugging.Assert(index != 7, ["bad example"])
+    with tf.control_dependencies([check]):
+      return tf.zeros([2, 2, 1], tf.uint8), tf.cast(index, tf.int32)
+  catalog = streaming.Catalog("fake", np.arange(10).astype(bytes), (2, 2, 1), 0, lambda: read)
+  assert catalog.unreadable() == "Cannot read image '7' of fake: assertion failed: [bad example]"

@@ -4,6 +4,7 @@ with SIGKILL that the same command resumes with the losses of an uninterrupted r
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -20,6 +21,7 @@ import glow_tfp
 from glow_tfp import workdir as workdir_lib
 from train import cli
 from train import data as data_lib
+from train import images
 from train import loop
 from train.errors import InputError
 
@@ -112,6 +114,27 @@ def test_missing_folder_stops_with_one_line_before_creating_the_workdir(tmp_path
       "directory.")
   assert "Traceback" not in result.stderr
   assert not os.path.exists(tmp_path / "wd")
+
+
+def test_a_bad_image_found_in_training_stops_with_one_line_naming_it(tmp_path, write_png,
+                                                                    truncated_image):
+  # Every image outside the sample checked up front is truncated, so the first batch meets
+  # one; the scan after the error names the first by index.
+  count = 2 * images.CHECK_SAMPLE
+  checked = set(images.sample(count))
+  for i in range(count):
+    path = tmp_path / "images" / f"{i:03d}.png"
+    if i in checked:
+      write_png(str(path), (4, 4, 1))
+    else:
+      path.write_bytes(truncated_image("png"))
+  first_bad = tmp_path / "images" / f"{min(set(range(count)) - checked):03d}.png"
+  result = _train(*_TINY, "--steps=2", f"--dataset=folder:{tmp_path / 'images'}",
+                  f"--workdir={tmp_path / 'wd'}")
+  assert result.returncode == 1
+  assert re.fullmatch(rf"train: error: Cannot read image {re.escape(repr(str(first_bad)))}: "
+                      r"(?i:.*truncated.*)", result.stderr.strip().splitlines()[-1])
+  assert "Traceback" not in result.stderr
 
 
 def test_thread_flags_and_the_onednn_choice_are_applied_and_logged(tmp_path):

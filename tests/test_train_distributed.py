@@ -1,7 +1,9 @@
 """Distributed training equals single-device training: MirroredStrategy on the two logical
 CPU devices of tests/conftest.py, and MultiWorkerMirroredStrategy with two local worker
-processes on 127.0.0.1 (TF_CONFIG), both through the same `train.loop.run`."""
+processes on 127.0.0.1 (TF_CONFIG), both through the same `train.loop.run`; the two workers
+read disjoint examples that together cover an epoch once."""
 
+import hashlib
 import json
 import os
 import socket
@@ -82,7 +84,12 @@ def _write_folder(directory, data):
     PIL.Image.fromarray(image[..., 0]).save(os.path.join(directory, f"{i:03d}.png"))
 
 
+def _hashes(images):
+  return [hashlib.sha1(image.tobytes()).hexdigest() for image in images]
+
+
 def test_multi_worker_with_two_local_workers_equals_single_device(tmp_path, tiny_mnist):
+  """Also: the workers read disjoint examples that together cover the first epoch once."""
   images = tmp_path / "images"
   images.mkdir()
   _write_folder(str(images), tiny_mnist)
@@ -97,14 +104,18 @@ def test_multi_worker_with_two_local_workers_equals_single_device(tmp_path, tiny
   flags += [f"--{name}={value}" for name, value in _TRAINING.items()]
   processes = []
   for index in range(2):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", TF_CONFIG=json.dumps(
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=_ROOT, TF_CONFIG=json.dumps(
         {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}))
-    processes.append(subprocess.Popen([sys.executable, "-m", "train", *flags], cwd=_ROOT,
-                                      env=env, stdout=subprocess.PIPE,
-                                      stderr=subprocess.STDOUT, text=True))
+    processes.append(subprocess.Popen(
+        [sys.executable, os.path.join(_ROOT, "tests", "multi_worker_train.py"), *flags,
+         f"--shard_file={tmp_path / f'shard{index}.txt'}"], cwd=_ROOT, env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
   outputs = [p.communicate(timeout=300)[0] for p in processes]
   for process, output in zip(processes, outputs):
     assert process.returncode == 0, output[-3000:]
+  shards = [(tmp_path / f"shard{index}.txt").read_text().split() for index in range(2)]
+  assert len(shards[0]) == len(shards[1]) == data.num_train // 2
+  assert sorted(shards[0] + shards[1]) == sorted(_hashes(data_lib.in_memory(data).train_images))
   with open(tmp_path / "cluster" / "results.json") as f:
     results = json.load(f)
   _assert_same_training(results, reference)

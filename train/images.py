@@ -32,14 +32,22 @@ def check_shapes(named_files):
 
 
 def read(name, file):
-  """Decodes the PNG/JPEG `file` to uint8 [H, W, C], C = 1 for grayscale and 3 otherwise,
-  the channels `decode` reads; raises `InputError` naming `name` if it does not decode."""
+  """Decodes the PNG/JPEG `file` (a path or a seekable file object) to uint8 [H, W, C],
+  C = 1 for grayscale and 3 otherwise, the channels `decode` reads; raises `InputError`
+  naming `name` if it does not decode."""
   try:
+    # Decoding alone accepts a PNG cut off after its pixel data, which TensorFlow's decoder
+    # refuses; verifying reads the chunks to the end marker.
+    with PIL.Image.open(file) as image:
+      image.verify()
+    if hasattr(file, "seek"):
+      file.seek(0)
     with PIL.Image.open(file) as image:
       image = image.convert("L" if image.mode in ("1", "L", "I;16") else "RGB")
       array = np.asarray(image, np.uint8)
-  except (OSError, ValueError) as error:
-    raise InputError(f"Cannot read image {name!r}: {error}") from error
+  except (OSError, ValueError, SyntaxError) as error:
+    reason = (str(error).strip() or type(error).__name__).splitlines()[0]
+    raise InputError(f"Cannot read image {name!r}: {reason}") from error
   return array[..., np.newaxis] if array.ndim == 2 else array
 
 

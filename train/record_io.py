@@ -43,21 +43,25 @@ def catalog(spec, pattern):
   keys = np.char.add(np.char.add(np.array(names, dtype=bytes)[files], b":"),
                      (np.arange(len(files)) - np.searchsorted(files, files)).astype(bytes))
   reader = _Reader(paths, files, offsets)
-  shape = images.check_shapes(
-      (keys[i].decode(), io.BytesIO(_image_bytes(spec, keys[i].decode(), reader(i))))
-      for i in images.sample(len(keys)))
+
+  def open_example(index):
+    key = keys[index].decode()
+    return key, io.BytesIO(_image_bytes(spec, key, reader(index)))
+
+  shape = images.check_shapes(open_example(i) for i in images.sample(len(keys)))
 
   def read(index):
     record = tf.numpy_function(reader, [index], tf.string, stateful=False)
     example = tf.io.parse_single_example(tf.ensure_shape(record, []), _FEATURES)
     return images.decode(example["image"], shape), tf.cast(example["label"], tf.int32)
 
-  return Catalog(spec, keys, shape, _num_classes(paths), lambda: read)
+  return Catalog(spec, keys, shape, _num_classes(paths), lambda: read, open_example)
 
 
 def write(catalog, output, num_shards, progress=None):
   """Writes every example of `catalog` as PNG in `num_shards` files (at most one per example)
-  of contiguous examples, with the INFO_FILE; calls `progress(done, total)` after each example. Returns the paths."""
+  of contiguous examples, with the INFO_FILE; calls `progress(done, total)` after each
+  example. Returns the paths."""
   tf.io.gfile.makedirs(output)
   num_shards = min(num_shards, len(catalog))
   paths = [os.path.join(output, f"images-{i:05d}-of-{num_shards:05d}.tfrecord")

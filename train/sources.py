@@ -2,9 +2,10 @@
 
 `open_catalog(spec)` lists a source without reading its images: a folder's file paths, a
 TFDS split's random-access data source, a TFRecord glob's record offsets. It decodes a
-bounded sample (`images.CHECK_SAMPLE` examples: the first ones and a spread of the others) to fix
-the image shape and to stop on bad input before training; an image outside the sample that
-cannot be decoded stops training when it is read, and `find_unreadable` names it.
+bounded sample (`images.CHECK_SAMPLE` examples: the first ones and a spread of the others)
+to fix the image shape and to stop on bad input before training; an image outside the
+sample that cannot be decoded stops training when it is read, and `Catalog.unreadable`
+names it.
 """
 
 import os
@@ -51,8 +52,11 @@ def _folder(spec, path):
   if not files:
     raise InputError(f"Image folder {path!r} holds no {'/'.join(images.EXTENSIONS)} files.")
   keys = np.array(files, dtype=bytes)
-  shape = images.check_shapes((os.path.join(path, files[i]),) * 2
-                              for i in images.sample(len(files)))
+
+  def open_example(index):
+    return (os.path.join(path, files[index]),) * 2
+
+  shape = images.check_shapes(open_example(i) for i in images.sample(len(files)))
 
   def make_read():
     paths = tf.strings.join([os.path.join(path, ""), tf.constant(keys)])
@@ -60,7 +64,7 @@ def _folder(spec, path):
     return lambda index: (images.decode(tf.io.read_file(tf.gather(paths, index)), shape),
                           tf.gather(label_tensor, index))
 
-  return Catalog(spec, keys, shape, len(classes), make_read)
+  return Catalog(spec, keys, shape, len(classes), make_read, open_example)
 
 
 def _image_files(root, directory):

@@ -4,20 +4,23 @@ A `Catalog` names N examples and reads one by its index. The training batch of s
 holds the examples at positions [p * B, (p + 1) * B) of epoch e = s // steps_per_epoch,
 p = s % steps_per_epoch, of a stateless permutation of the training indices seeded by
 (seed, e) (`tf.random.experimental.index_shuffle`: O(1) memory per lookup, nothing sorted).
-Each input pipeline reads only the positions of the replicas it feeds, and the
-dequantisation noise of an example is seeded by (seed, step, position). So the global
-batch does not depend on the strategy or the number of workers, workers read disjoint
-examples that together cover an epoch once, and a resumed run starts its pipeline at the
-restored step with nothing to skip. docs/data.md gives the reasons.
+Each input pipeline reads only the positions of the replicas it feeds, and batches stay
+uint8: the training step dequantises them with noise seeded by (seed, step) and drawn for
+the whole global batch. So the global batch does not depend on the strategy or the number
+of workers, workers read disjoint examples that together cover an epoch once, and a
+resumed run starts its pipeline at the restored step with nothing to skip. docs/data.md
+gives the reasons.
 """
 
 import dataclasses
 import hashlib
+import re
 from typing import Callable
 
 import numpy as np
 import tensorflow as tf
 
+from . import images
 from . import pipeline
 from .errors import InputError
 
@@ -39,6 +42,8 @@ class Catalog:
       function usable in tf.data. Opening a catalog must not start TensorFlow's runtime
       (MultiWorkerMirroredStrategy configures it at its creation, which comes later), so
       the tensors `read` needs are made when a pipeline is built.
+    open_example: index -> (name, path or file object) of the encoded image, for
+      `images.check_shapes`; None where the source holds decoded arrays (TFDS).
   """
 
   name: str
@@ -46,6 +51,7 @@ class Catalog:
   image_shape: tuple
   num_classes: int
   make_read: Callable
+  open_example: Callable = None
 
   def __len__(self):
     return len(self.keys)
@@ -54,15 +60,27 @@ class Catalog:
     """The message naming the first example that does not read, or None.
 
     O(N) time, constant memory: for after a decoding error in training, when the sample
-    checked up front missed the bad example.
+    checked up front missed the bad example. The message is the up-front check's, for
+    that example against the first one (a shape that differs names both shapes).
     """
     examples = iter(tf.data.Dataset.range(len(self)).map(self.make_read()))
-    for key in self.keys:
+    for index, key in enumerate(self.keys):
       try:
         next(examples)
       except tf.errors.InvalidArgumentError as error:
-        return (f"Cannot read image {key.decode()!r} of {self.name}: "
-                f"{error.message.splitlines()[0]}")
+        return self._describe(index) or (f"Cannot read image {key.decode()!r} of "
+                                         f"{self.name}: {_reason(error)}")
+    return None
+
+  def _describe(self, index):
+    """The up-front check's message for example `index` against example 0, or None where
+    that check passes it (TensorFlow's decoder can be stricter than PIL's)."""
+    if self.open_example is None:
+      return None
+    try:
+      images.check_shapes(self.open_example(i) for i in (0, index))
+    except InputError as error:
+      return str(error)
     return None
 
 
@@ -184,6 +202,12 @@ def permuted(step, position, num_examples, global_batch_size, seed):
   return tf.random.experimental.index_shuffle(
       (step % per_epoch) * global_batch_size + position, epoch_seed,
       tf.constant(num_examples - 1, tf.int64))
+
+
+def _reason(error):
+  """A TensorFlow error's first line without the function and iterator it was raised in."""
+  line = re.sub(r"\{\{[^}]*\}\}\s*", "", error.message.splitlines()[0])
+  return re.sub(r"^.*Iterator::\S+: ", "", line)
 
 
 def _options():
