@@ -19,6 +19,16 @@ tf.config.set_logical_device_configuration(
     _CPUS[0], [tf.config.LogicalDeviceConfiguration()] * 2)
 
 
+# Each worker is a process with its own TensorFlow runtime (1-2 GB while training tiny
+# models); more than four add memory faster than they save time.
+_MAX_WORKERS = 4
+
+
+def pytest_xdist_auto_num_workers(config):
+  del config  # The cap depends on the machine only.
+  return max(1, min(os.cpu_count() or 1, _MAX_WORKERS))
+
+
 @pytest.fixture(autouse=True)
 def distinct_collective_keys():
   """Gives each test's MirroredStrategy its own range of collective keys.
