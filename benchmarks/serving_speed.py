@@ -89,8 +89,10 @@ def started_server(base_path, threads, onednn, log_path):
   env = dict(os.environ, TF_ENABLE_ONEDNN_OPTS=onednn, TF_CPP_MIN_LOG_LEVEL="2",
              PYTHONPATH=_ROOT)
   with open(log_path, "wb") as log:
+    # Unbuffered: `_rest_url` waits with select(), which cannot see lines that a buffered
+    # reader has already pulled in with the line before.
     process = subprocess.Popen(command, cwd=_ROOT, env=env, stdout=subprocess.PIPE,
-                               stderr=log)
+                               stderr=log, bufsize=0)
   try:
     yield lambda: f"{_rest_url(process, log_path)}/v1/models/glow:predict"
   finally:

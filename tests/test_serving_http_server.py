@@ -4,10 +4,12 @@ The measurement runs a real server in a subprocess on 127.0.0.1, on a toy model.
 """
 
 import collections
+import http.server
 import json
 import selectors
 import socket
 import statistics
+import threading
 import time
 import urllib.request
 
@@ -128,6 +130,35 @@ def alone_and_crowded(measure, crowd):
   alone = [measure() for _ in range(5)]
   crowd()
   return alone, [measure() for _ in range(5)]
+
+
+class _NoDelayReporter(http.server.BaseHTTPRequestHandler):
+  """Answers with the TCP_NODELAY option of the connection it was handed."""
+
+  def do_GET(self):  # noqa: N802 (BaseHTTPRequestHandler's name)
+    body = str(self.connection.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)).encode()
+    self.send_response(200)
+    self.send_header("Content-Length", str(len(body)))
+    self.end_headers()
+    self.wfile.write(body)
+
+  def log_message(self, *args):
+    del args  # Quiet in tests.
+
+
+def test_connections_send_without_waiting_for_acks():
+  server = http_server.HttpServer(("127.0.0.1", 0), _NoDelayReporter, num_threads=1,
+                                  timeout_s=5.0, max_body_bytes=1024, max_connections=8)
+  thread = threading.Thread(target=server.serve_forever, daemon=True)
+  thread.start()
+  try:
+    host, port = server.server_address[:2]
+    with urllib.request.urlopen(f"http://{host}:{port}/", timeout=5) as answer:
+      assert int(answer.read()) != 0
+  finally:
+    server.shutdown()
+    thread.join(timeout=5)
+    server.server_close()
 
 
 def test_slow_and_idle_clients_do_not_delay_valid_requests(export_toy_model, tmp_path):

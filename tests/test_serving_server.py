@@ -84,8 +84,9 @@ def running_server_with_flags(log_path, *flags):
   command = [sys.executable, "-m", "serving.server", "--rest_api_port=0", "--port=0",
              f"--max_batch_size={MAX_BATCH}", f"--max_request_bytes={MAX_BYTES}", *flags]
   with open(log_path, "wb") as log:
+    # Unbuffered: select() cannot see lines a buffered reader has already pulled in.
     process = subprocess.Popen(command, cwd=REPO, env=server_env(), stdout=subprocess.PIPE,
-                               stderr=log)
+                               stderr=log, bufsize=0)
   try:
     yield _wait_until_ready(process, log_path)
   finally:
@@ -545,8 +546,9 @@ def test_thread_flags_are_applied_before_the_model_loads(tmp_path):
   command = [sys.executable, "-m", "serving.server", f"--model_base_path={tmp_path}",
              "--rest_api_port=0", "--port=0", "--tensorflow_intra_op_parallelism=2", "--tensorflow_inter_op_parallelism=1"]
   with open(tmp_path / "server.log", "wb") as log:
+    # Unbuffered: select() cannot see lines a buffered reader has already pulled in.
     process = subprocess.Popen(command, cwd=REPO, env=server_env(), stdout=subprocess.PIPE,
-                               stderr=log)
+                               stderr=log, bufsize=0)
   try:
     first_line = process.stdout.readline().decode()
   finally:
