@@ -26,10 +26,14 @@ __all__ = sorted([*_EXPORTS, "bijectors", "grid", "workdir"])
 
 def __getattr__(name):
   if name in _EXPORTS:
-    return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
-  if not name.startswith("_") and importlib.util.find_spec(f"{__name__}.{name}"):
-    return importlib.import_module(f"{__name__}.{name}")
-  raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+  elif not name.startswith("_") and importlib.util.find_spec(f"{__name__}.{name}"):
+    value = importlib.import_module(f"{__name__}.{name}")
+  else:
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+  # Kept as a module attribute, so later lookups no longer come here.
+  globals()[name] = value
+  return value
 
 
 def __dir__():
