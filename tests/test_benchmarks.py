@@ -7,9 +7,12 @@ import sys
 import textwrap
 import time
 
+import numpy as np
 import pytest
+import tensorflow as tf
 
 from benchmarks import architectures
+from benchmarks import conv_layers
 from benchmarks import cpu_isa
 from benchmarks import cpu_settings
 from benchmarks import input_pipeline
@@ -276,3 +279,38 @@ def test_cpu_settings_measure_a_setting_in_a_fresh_process_and_tabulate_it():
   row = {**dataclasses.asdict(tiny), "median": images_per_s, "ratio": 1.0}
   text = cpu_settings.markdown({"cores": 2, "rounds": 1, "seconds": 0.2, "rows": [row]})
   assert f"| off | 1/1 | off | 4 | 1, 4 | {images_per_s:.0f} | 1.00x |" in text
+
+
+@pytest.mark.parametrize("form,kernel_size,in_channels,out_channels", [
+    ("matmul", 1, 3, 5), ("im2col", 3, 2, 6), ("shifted", 3, 6, 2)])
+def test_conv_layer_forms_equal_conv2d(form, kernel_size, in_channels, out_channels):
+  x = tf.random.stateless_normal([2, 5, 4, in_channels], [0, 0])
+  kernel = tf.random.stateless_normal([kernel_size, kernel_size, in_channels, out_channels],
+                                      [0, 1])
+  np.testing.assert_allclose(conv_layers.FORMS[form](x, kernel), conv_layers.conv2d(x, kernel),
+                             rtol=1e-5, atol=1e-5)
+  assert form in conv_layers.forms_for(kernel_size, in_channels, out_channels)
+
+
+def test_conv_layers_are_the_convolutions_the_roofline_counts():
+  for arch in list(architectures.ARCHITECTURES.values()) + [_TINY]:
+    counted = sum(count * roofline.conv_flops(height, width, size, a, b)
+                  for _, size, a, b, height, width, count in conv_layers.layers(arch.config))
+    assert counted == roofline.forward_flops_per_image(arch.config)
+
+
+def test_conv_layers_time_every_form_and_the_model(tmp_path):
+  result = conv_layers.measure(_TINY, "train", repeats=1, seconds=0.0, peak_batch=2)
+  assert len(result["layers"]) == len(conv_layers.layers(_TINY.config))
+  for layer in result["layers"]:
+    assert set(layer["ms"]) == set(conv_layers.forms_for(layer["kernel_size"], layer["in"],
+                                                          layer["out"]))
+    assert all(ms > 0 for ms in layer["ms"].values())
+  assert result["model_ms"] > 0 and result["peak"] > 0
+  result["environment"] = report.environment()
+  result["onednn"] = {"onednn_isa": "Intel AVX2", "convolution": "brg_conv_fwd:avx2",
+                      "TF_ENABLE_ONEDNN_OPTS": "1", "ONEDNN_MAX_CPU_ISA": "unset"}
+  lines = conv_layers.markdown(result, "tiny", "train")
+  assert sum(line.startswith("| level") for line in lines) == len(result["layers"])
+  assert "forward, input and kernel gradients" in lines[0]
+  assert lines[-1].startswith("Every convolution of one call at its fastest form")
