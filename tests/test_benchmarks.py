@@ -15,6 +15,7 @@ from benchmarks import architectures
 from benchmarks import conv_layers
 from benchmarks import cpu_isa
 from benchmarks import cpu_settings
+from benchmarks import hidden_gradient
 from benchmarks import input_pipeline
 from benchmarks import invertible_conv
 from benchmarks import peak_memory
@@ -26,6 +27,7 @@ from benchmarks import timing
 from benchmarks import torch_client
 from benchmarks import workloads
 import glow_tfp
+from glow_tfp.bijectors import nets
 
 _TINY = architectures.Architecture(
     glow_tfp.GlowConfig(image_shape=(8, 8, 1), levels=2, steps_per_level=1,
@@ -314,3 +316,19 @@ def test_conv_layers_time_every_form_and_the_model(tmp_path):
   assert sum(line.startswith("| level") for line in lines) == len(result["layers"])
   assert "forward, input and kernel gradients" in lines[0]
   assert lines[-1].startswith("Every convolution of one call at its fastest form")
+
+
+def test_hidden_gradient_swaps_the_gradients_only_inside_its_context():
+  custom = nets._relu_1x1
+  with hidden_gradient.autodiff_gradients():
+    assert nets._relu_1x1 is nets._fused_relu_1x1
+  assert nets._relu_1x1 is custom
+
+
+def test_hidden_gradient_times_both_ways_of_the_training_step():
+  result = hidden_gradient.measure(_TINY, repeats=2, seconds=0.0)
+  assert set(result["images_per_s"]) == set(hidden_gradient.WAYS)
+  assert all(len(rates) == 2 and min(rates) > 0 for rates in result["images_per_s"].values())
+  assert result["speedup"] > 0
+  result["environment"] = report.environment()
+  assert "Matrix products / autodiff" in hidden_gradient.markdown(result, "tiny")[-1]

@@ -104,17 +104,22 @@ def _normalized_conv(x, conv, norm):
   return _scaled_conv(x, conv.kernel, norm.bias, tf.exp(norm.log_scale))
 
 
+def _fused_relu_1x1(x, kernel, bias):
+  """relu(x @ kernel + bias) at every pixel, as one 1x1 convolution with bias and ReLU."""
+  return tf.nn.relu(tf.nn.bias_add(
+      tf.nn.conv2d(x, kernel[tf.newaxis, tf.newaxis], strides=1, padding="VALID"), bias))
+
+
 @tf.custom_gradient
 def _relu_1x1(x, kernel, bias):
-  """relu(x @ kernel + bias) at every pixel of `x` [N, H, W, a], `kernel` [a, b].
+  """`_fused_relu_1x1` of `x` [N, H, W, a] and `kernel` [a, b], with its own gradients.
 
-  The forward pass is one 1x1 convolution with bias and ReLU, which the backend fuses. The
-  backward pass treats the pixels as the rows of one matrix, so the input and kernel
-  gradients are two matrix products: on CPU, oneDNN's matrix product beats its 1x1
-  convolution gradients at the coupling network's shapes. Same values, up to rounding.
+  The forward pass is the one fused convolution. The backward pass treats the pixels as
+  the rows of one matrix, so the input and kernel gradients are two matrix products: on
+  CPU, oneDNN's matrix product beats its 1x1 convolution gradients at the coupling
+  network's shapes. Same values, up to rounding.
   """
-  out = tf.nn.relu(tf.nn.bias_add(
-      tf.nn.conv2d(x, kernel[tf.newaxis, tf.newaxis], strides=1, padding="VALID"), bias))
+  out = _fused_relu_1x1(x, kernel, bias)
 
   def grad(upstream):
     in_channels, out_channels = kernel.shape
