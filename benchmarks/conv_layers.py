@@ -6,8 +6,7 @@
 Where the profile (`benchmarks.op_profile`) puts nearly all of a workload's time in
 convolutions, the question is whether those convolutions run at the speed this CPU allows
 and whether another way of writing them would be faster. This benchmark lists the
-distinct convolutions of one pass through the flow (shape and count, from the
-architecture), and times each one at the workload's batch size, in each applicable form:
+distinct convolutions of one pass through the flow (`roofline.convolutions`), and times each one at the workload's batch size, in each applicable form:
 
   - `conv2d`: `tf.nn.conv2d` with TensorFlow's gradients, what glow_tfp runs (but for the
     coupling network's hidden layer, whose gradients are the `matmul` form's);
@@ -37,7 +36,6 @@ from benchmarks import report
 from benchmarks import roofline
 from benchmarks import timing
 from benchmarks import workloads
-from glow_tfp import layout
 
 _ARCHITECTURE = flags.DEFINE_enum("conv_architecture", "28x28x1",
                                   list(architectures.ARCHITECTURES), "Architecture.")
@@ -48,31 +46,6 @@ _REPEATS = flags.DEFINE_integer("conv_repeats", 3, "Repeats (forms alternate wit
 _SECONDS = flags.DEFINE_float("conv_seconds", 0.5, "Seconds per form per repeat.",
                               lower_bound=0.0)
 _OUT_DIR = flags.DEFINE_string("conv_out_dir", "benchmarks/results", "Where results go.")
-
-
-def layers(config):
-  """[(name, kernel_size, in_channels, out_channels, height, width, count)] of one pass.
-
-  The same convolutions `roofline.forward_flops_per_image` counts: per step of flow the
-  channel mixing and the coupling network's three; per split its prior.
-  """
-  rows = []
-  levels = layout.LatentLayout.from_config(config).levels
-  for index, level in enumerate(levels):
-    height, width, channels = level.shape
-    kept, transformed = channels - channels // 2, channels // 2
-    outputs = 2 * transformed if config.coupling == "affine" else transformed
-    width_ = config.hidden_channels
-    steps = config.steps_per_level
-    at = (height, width)
-    if config.permutation in ("lu", "conv"):
-      rows.append((f"level {index} mixing", 1, channels, channels) + at + (steps,))
-    rows += [(f"level {index} coupling in", 3, kept, width_) + at + (steps,),
-             (f"level {index} coupling hidden", 1, width_, width_) + at + (steps,),
-             (f"level {index} coupling out", 3, width_, outputs) + at + (steps,)]
-    if index < len(levels) - 1:
-      rows.append((f"level {index} split prior", 3, kept, 2 * transformed) + at + (1,))
-  return rows
 
 
 def conv2d(x, kernel):
@@ -150,7 +123,7 @@ def measure(arch, workload, repeats, seconds, peak_batch=roofline.PEAK_BATCH):
   gradients = workload == "train"
   passes = roofline.PASSES[workload]
   results = []
-  for name, size, a, b, height, width, count in layers(arch.config):
+  for name, size, a, b, height, width, count in roofline.convolutions(arch.config):
     x = tf.random.stateless_uniform([batch, height, width, a], [0, 0]) - 0.5
     kernel = tf.random.stateless_normal([size, size, a, b], [0, 1]) * 0.05
     fns = {form: call(form, x, kernel, gradients) for form in forms_for(size, a, b)}
@@ -167,8 +140,7 @@ def measure(arch, workload, repeats, seconds, peak_batch=roofline.PEAK_BATCH):
 
 def _model_ms(arch, workload, repeats, seconds):
   """Milliseconds per call of glow_tfp's `workload` at `arch`."""
-  model = peers.build(peers.SYSTEMS["glow_tfp"], arch.config)
-  model.initialize(workloads.synthetic_images(arch.train_batch, arch.config.image_shape))
+  model = peers.build_initialized(peers.SYSTEMS["glow_tfp"], arch)
   fn = workloads.make(workload, arch, model, jit_compile=False)
   fn()
   times = timing.alternate({"model": fn}, repeats, timing.calls_lasting({"model": fn}, seconds))

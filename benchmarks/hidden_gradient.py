@@ -47,8 +47,7 @@ def autodiff_gradients():
 
 def measure(arch, repeats, seconds):
   """{"images_per_s": {way: [per repeat]}, "speedup": median ratio} of the training step."""
-  model = peers.build(peers.SYSTEMS["glow_tfp"], arch.config)
-  model.initialize(workloads.synthetic_images(arch.train_batch, arch.config.image_shape))
+  model = peers.build_initialized(peers.SYSTEMS["glow_tfp"], arch)
   steps = {"matrix_products": workloads.make("train", arch, model, jit_compile=False)}
   steps["matrix_products"]()
   with autodiff_gradients():

@@ -36,8 +36,7 @@ _TOP = flags.DEFINE_integer("top", 15, "Op types to list.", lower_bound=1)
 
 def workload_fn(workload, arch, system):
   """A fresh, initialised model of `system` at `arch` and its `workload` callable."""
-  model = peers.build(system, arch.config)
-  model.initialize(workloads.synthetic_images(arch.train_batch, arch.config.image_shape))
+  model = peers.build_initialized(system, arch)
   return workloads.make(workload, arch, model, system.jit_compile)
 
 

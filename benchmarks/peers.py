@@ -14,6 +14,7 @@ import tensorflow_probability as tfp
 import tf_keras
 
 import glow_tfp
+from benchmarks import workloads
 
 tfb = tfp.bijectors
 tfd = tfp.distributions
@@ -109,6 +110,13 @@ def build(system, config, seed=0):
   if system.family == "tfp":
     return TfpGlow(config, seed=seed)
   return glow_tfp.Glow(config, seed=seed, **dict(system.options))
+
+
+def build_initialized(system, arch):
+  """`build` at `arch`'s config, its ActNorms initialised on a synthetic training batch."""
+  model = build(system, arch.config)
+  model.initialize(workloads.synthetic_images(arch.train_batch, arch.config.image_shape))
+  return model
 
 
 def parameter_count(model):

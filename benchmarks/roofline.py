@@ -36,21 +36,32 @@ def conv_flops(height, width, kernel_size, in_channels, out_channels):
   return 2 * height * width * kernel_size * kernel_size * in_channels * out_channels
 
 
-def forward_flops_per_image(config):
-  """Convolution FLOPs of one pass through the flow for one image, as counted above."""
-  total = 0
-  for index, level in enumerate(layout.LatentLayout.from_config(config).levels):
+def convolutions(config):
+  """[(name, kernel_size, in_channels, out_channels, height, width, count)] of one pass,
+  as counted above: per step of flow the channel mixing and the coupling network's three;
+  per split its prior."""
+  rows = []
+  levels = layout.LatentLayout.from_config(config).levels
+  for index, level in enumerate(levels):
     height, width, channels = level.shape
     kept, transformed = channels - channels // 2, channels // 2
     outputs = 2 * transformed if config.coupling == "affine" else transformed
-    mixing = channels * channels if config.permutation in ("lu", "conv") else 0
-    step = (mixing + 9 * kept * config.hidden_channels
-            + config.hidden_channels * config.hidden_channels
-            + 9 * config.hidden_channels * outputs)
-    total += 2 * height * width * step * config.steps_per_level
-    if index < config.levels - 1:
-      total += conv_flops(height, width, 3, kept, 2 * transformed)
-  return total
+    hidden = config.hidden_channels
+    at_steps = (height, width, config.steps_per_level)
+    if config.permutation in ("lu", "conv"):
+      rows.append((f"level {index} mixing", 1, channels, channels) + at_steps)
+    rows += [(f"level {index} coupling in", 3, kept, hidden) + at_steps,
+             (f"level {index} coupling hidden", 1, hidden, hidden) + at_steps,
+             (f"level {index} coupling out", 3, hidden, outputs) + at_steps]
+    if index < len(levels) - 1:
+      rows.append((f"level {index} split prior", 3, kept, 2 * transformed, height, width, 1))
+  return rows
+
+
+def forward_flops_per_image(config):
+  """Convolution FLOPs of one pass through the flow for one image, as counted above."""
+  return sum(count * conv_flops(height, width, size, a, b)
+             for _, size, a, b, height, width, count in convolutions(config))
 
 
 def workload_flops_per_image(config, workload):

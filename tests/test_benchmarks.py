@@ -294,16 +294,20 @@ def test_conv_layer_forms_equal_conv2d(form, kernel_size, in_channels, out_chann
   assert form in conv_layers.forms_for(kernel_size, in_channels, out_channels)
 
 
-def test_conv_layers_are_the_convolutions_the_roofline_counts():
-  for arch in list(architectures.ARCHITECTURES.values()) + [_TINY]:
-    counted = sum(count * roofline.conv_flops(height, width, size, a, b)
-                  for _, size, a, b, height, width, count in conv_layers.layers(arch.config))
-    assert counted == roofline.forward_flops_per_image(arch.config)
+def test_convolutions_of_one_level_are_listed_with_their_shapes():
+  # The one-level model of the FLOP-count test above: 4x4x4 after the squeeze, width 3.
+  config = glow_tfp.GlowConfig(image_shape=(8, 8, 1), levels=1, steps_per_level=1,
+                               hidden_channels=3)
+  assert roofline.convolutions(config) == [
+      ("level 0 mixing", 1, 4, 4, 4, 4, 1), ("level 0 coupling in", 3, 2, 3, 4, 4, 1),
+      ("level 0 coupling hidden", 1, 3, 3, 4, 4, 1), ("level 0 coupling out", 3, 3, 4, 4, 4, 1)]
+  assert [row[0] for row in roofline.convolutions(config.replace(levels=2))].count(
+      "level 0 split prior") == 1
 
 
 def test_conv_layers_time_every_form_and_the_model(tmp_path):
   result = conv_layers.measure(_TINY, "train", repeats=1, seconds=0.0, peak_batch=2)
-  assert len(result["layers"]) == len(conv_layers.layers(_TINY.config))
+  assert len(result["layers"]) == len(roofline.convolutions(_TINY.config))
   for layer in result["layers"]:
     assert set(layer["ms"]) == set(conv_layers.forms_for(layer["kernel_size"], layer["in"],
                                                           layer["out"]))
