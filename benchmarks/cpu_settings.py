@@ -6,7 +6,8 @@
 Each setting runs in a fresh process, because TensorFlow reads oneDNN's switch
 (TF_ENABLE_ONEDNN_OPTS) when it loads and sizes its thread pools once: oneDNN's convolutions
 on or off, intra-/inter-op threads (0 = TensorFlow's choice, 1, and one per core), XLA, and,
-with oneDNN on, other batch sizes and widths. A measurement builds the `mnist` preset model
+with oneDNN on, each batch cut into one part per core (`glow_tfp.sharding`), other batch
+sizes and widths. A measurement builds the `mnist` preset model
 (28x28x1, L=2, K=8, width 64), initialises it on synthetic images, takes two untimed Adam
 steps and then times steps for --cpu_seconds. The settings run in turn within each round,
 so load on a shared machine hits them alike; the table gives the median over rounds and the
@@ -49,11 +50,12 @@ class Setting:
   batch: int = 64
   hidden_channels: int = 64
   steps_per_level: int = 8
+  shards: int = 1
 
   def label(self):
     return (f"oneDNN {'on' if self.onednn else 'off'}, threads {self.intra}/{self.inter}, XLA "
-            f"{'on' if self.jit else 'off'}, batch {self.batch}, K={self.steps_per_level}, "
-            f"width {self.hidden_channels}")
+            f"{'on' if self.jit else 'off'}, batch {self.batch} in {self.shards} parts, "
+            f"K={self.steps_per_level}, width {self.hidden_channels}")
 
 
 def settings(cores):
@@ -61,7 +63,9 @@ def settings(cores):
   a CPU without AVX-512: oneDNN's convolutions off, thread pools of TensorFlow's choice."""
   threads = sorted({(0, 0), (1, 1), (cores, 1), (1, cores), (cores, cores)})
   grid = [Setting(onednn, intra, inter) for onednn in (False, True) for intra, inter in threads]
-  return grid + [Setting(False, jit=True), Setting(True, jit=True),
+  parts = [Setting(True, intra, inter, shards=cores)
+           for intra, inter in ((0, 0), (1, cores))] if cores > 1 else []
+  return grid + parts + [Setting(False, jit=True), Setting(True, jit=True),
                  Setting(True, batch=32), Setting(True, batch=128),
                  Setting(True, hidden_channels=48), Setting(True, hidden_channels=96,
                                                             steps_per_level=6)]
@@ -84,7 +88,7 @@ def _child(setting, seconds):
   tf.config.threading.set_inter_op_parallelism_threads(setting.inter)
   config = glow_tfp.GlowConfig.preset("mnist", hidden_channels=setting.hidden_channels,
                                       steps_per_level=setting.steps_per_level)
-  model = glow_tfp.Glow(config, seed=0)
+  model = glow_tfp.Glow(config, seed=0, batch_shards=setting.shards)
   model.initialize(workloads.synthetic_images(setting.batch, config.image_shape))
   step = workloads.train_step(
       model, workloads.synthetic_images(setting.batch, config.image_shape, seed=1),
@@ -117,11 +121,12 @@ def markdown(results):
   lines = [f"Training images/s of the `mnist` preset model, {results['cores']} cores, median "
            f"of {results['rounds']} rounds of {results['seconds']:g} s; ratio to the first "
            "row (TensorFlow's defaults on a CPU without AVX-512).", "",
-           "| oneDNN | intra/inter threads | XLA | batch | K, width | images/s | ratio |",
+           "| oneDNN | intra/inter threads | XLA | batch (parts) | K, width | images/s | "
+           "ratio |",
            "|---|---|---|---|---|---|---|"]
   for row in results["rows"]:
     lines.append(f"| {'on' if row['onednn'] else 'off'} | {row['intra']}/{row['inter']} | "
-                 f"{'on' if row['jit'] else 'off'} | {row['batch']} | "
+                 f"{'on' if row['jit'] else 'off'} | {row['batch']} ({row['shards']}) | "
                  f"{row['steps_per_level']}, {row['hidden_channels']} | "
                  f"{row['median']:.0f} | {row['ratio']:.2f}x |")
   return "\n".join(lines) + "\n"

@@ -1,12 +1,15 @@
 """The systems compared: glow_tfp and TFP's own `tfb.Glow`, at one matched architecture.
 
-A `System` names a model family, whether its functions are XLA-compiled, and keyword options
-for the glow_tfp model (`reversible_gradients`, `compute_dtype`). `build(system, config)`
+A `System` names a model family, whether its functions are XLA-compiled, keyword options
+for the glow_tfp model (`reversible_gradients`, `compute_dtype`, `batch_shards`) and, for a
+system that needs its own TensorFlow thread settings, those settings: such a system runs in
+a child process (`benchmarks.tf_peer`), as thread pools are per process. `build(system, config)`
 returns an object with `log_prob(x)`, `sample(n)`, `initialize(x)` and
 `trainable_variables`, whichever the family.
 """
 
 import dataclasses
+import os
 
 import numpy as np
 import tensorflow as tf
@@ -20,6 +23,7 @@ tfb = tfp.bijectors
 tfd = tfp.distributions
 
 FAMILIES = ("glow_tfp", "tfp")
+CORES = os.cpu_count() or 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,6 +34,7 @@ class System:
   family: str
   jit_compile: bool = False
   options: tuple = ()  # (keyword, value) pairs passed to glow_tfp.Glow
+  threads: tuple = ()  # (intra_op, inter_op) threads of its own process; () for the parent's
 
   def __post_init__(self):
     if self.family not in FAMILIES:
@@ -46,6 +51,10 @@ SYSTEMS = {s.name: s for s in (
     System("tfp_xla", "tfp", jit_compile=True),
     System("glow_tfp_reversible", "glow_tfp", options=(("reversible_gradients", True),)),
     System("glow_tfp_bf16", "glow_tfp", options=(("compute_dtype", "bfloat16"),)),
+    # One part of each batch per core, one thread per op, one op per core at once: the
+    # narrow convolutions of the coupling networks keep every core busy this way.
+    System("glow_tfp_cores", "glow_tfp", options=(("batch_shards", CORES),),
+           threads=(1, CORES)),
 )}
 
 

@@ -10,9 +10,13 @@ Each rate is also given as convolution FLOP/s against the CPU's measured convolu
 
 import dataclasses
 import functools
+import json
+import os
+import sys
 
 from absl import logging
 
+from benchmarks import child_peer
 from benchmarks import peak_memory
 from benchmarks import peers
 from benchmarks import report
@@ -21,30 +25,36 @@ from benchmarks import timing
 from benchmarks import torch_client
 from benchmarks import workloads
 
-DEFAULT_SYSTEMS = ("glow_tfp", "glow_tfp_xla", "glow_tfp_bf16", "tfp", "tfp_xla")
+DEFAULT_SYSTEMS = ("glow_tfp", "glow_tfp_cores", "glow_tfp_xla", "glow_tfp_bf16", "tfp",
+                   "tfp_xla")
 # The project's speed targets: glow_tfp / TFP images per second, measured in the same run.
 TARGETS = {"train": 1.5, "log_prob": 2.0, "sample": 1.5}
+_REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _PAIR_LABELS = {"best/best": "fastest float32 glow_tfp / fastest TFP"}
 
 
 def measure(arch, systems, repeats, memory, seconds_per_measurement, torch_settings=None):
   """Every figure of one `architectures.Architecture`: per-system results and ratios.
 
-  With `torch_settings` (a `torch_client.Settings`), the PyTorch peer runs in a child
-  process for the length of this architecture and is timed with the other systems.
+  A system with its own thread settings runs in a child process (`benchmarks.tf_peer`);
+  with `torch_settings` (a `torch_client.Settings`), so does the PyTorch peer. Children
+  live for the length of this architecture and are timed with the other systems.
   """
-  x = workloads.synthetic_images(arch.train_batch, arch.config.image_shape)
-  models = {s.name: peers.build(s, arch.config) for s in systems}
-  for model in models.values():
-    model.initialize(x)
-  results = {s.name: _empty_result(s.family, peers.parameter_count(models[s.name]),
-                                   jit_compile=s.jit_compile, options=dict(s.options))
-             for s in systems}
-  makers = {s.name: functools.partial(_tf_workload, arch, models[s.name], s.jit_compile)
-            for s in systems}
-  peer = torch_client.TorchPeer(torch_settings, arch) if torch_settings else None
+  results, makers, children = {}, {}, {}
   try:
-    if peer:
+    for s in systems:
+      if s.threads:
+        children[s.name] = _tf_child(s, arch)
+        parameters = children[s.name].info["parameters"]
+        makers[s.name] = children[s.name].workload
+      else:
+        model = peers.build_initialized(s, arch)
+        parameters = peers.parameter_count(model)
+        makers[s.name] = functools.partial(_tf_workload, arch, model, s.jit_compile)
+      results[s.name] = _empty_result(s.family, parameters, jit_compile=s.jit_compile,
+                                      options=dict(s.options), threads=list(s.threads))
+    if torch_settings:
+      peer = children[torch_client.NAME] = torch_client.TorchPeer(torch_settings, arch)
       results[torch_client.NAME] = _empty_result(
           torch_client.FAMILY, peer.info["parameters"], torch=peer.info["torch"],
           threads=peer.info["threads"])
@@ -52,8 +62,8 @@ def measure(arch, systems, repeats, memory, seconds_per_measurement, torch_setti
     for workload in workloads.WORKLOADS:
       _time_workload(workload, arch, makers, results, repeats, seconds_per_measurement)
   finally:
-    if peer:
-      peer.close()
+    for child in children.values():
+      child.close()
   flops = {w: roofline.workload_flops_per_image(arch.config, w) for w in workloads.WORKLOADS}
   for result in results.values():
     result["conv_flop_per_s"] = {w: result["images_per_s"][w] * flops[w] for w in flops}
@@ -75,6 +85,13 @@ def _empty_result(family, parameters, jit_compile=False, options=None, **details
 
 def _tf_workload(arch, model, jit_compile, workload):
   return workloads.make(workload, arch, model, jit_compile)
+
+
+def _tf_child(system, arch):
+  batches = {w: workloads.batch_size(w, arch) for w in workloads.WORKLOADS}
+  command = [sys.executable, "-m", "benchmarks.tf_peer", f"--peer_system={system.name}",
+             f"--peer_config={arch.config.to_json()}", f"--peer_batches={json.dumps(batches)}"]
+  return child_peer.ChildPeer(command, f"The {system.name} process", cwd=_REPO_ROOT)
 
 
 def _time_workload(workload, arch, makers, results, repeats, seconds_per_measurement):
@@ -139,6 +156,7 @@ def markdown(results):
                            "training step MiB / process peak RSS MiB",
                            "conv GFLOP/s (% of peak) train / log_prob / sample"],
                           [_system_row(n, r, peak) for n, r in arch["systems"].items()])
+    lines += _own_process_lines(arch["systems"])
     lines += [""] + report.table(
         ["glow_tfp / peer", "train", "log_prob", "sample"],
         [[_PAIR_LABELS.get(pair, pair)] + [_ratio_cell(arch["ratios"][w][pair], w,
@@ -148,6 +166,20 @@ def markdown(results):
   lines += ["", "Targets: " + ", ".join(f"{w} >= {t}x" for w, t in TARGETS.items())
             + " against TFP (a cell is marked **miss** where the ratio falls short)."]
   return lines
+
+
+def _own_process_lines(systems):
+  """What the systems with their own thread settings ran with; the other TensorFlow systems
+  share TensorFlow's default threads in the benchmark's process."""
+  lines = []
+  for name, r in systems.items():
+    if r["family"] == torch_client.FAMILY or not r["threads"]:
+      continue
+    parts = r["options"].get("batch_shards")
+    lines.append(f"{name}: its own process, intra_op {r['threads'][0]} / inter_op "
+                 f"{r['threads'][1]} threads"
+                 + (f", batches cut into {parts} parts (glow_tfp.sharding)." if parts else "."))
+  return [""] + lines if lines else []
 
 
 def _describe(arch):

@@ -8,14 +8,7 @@ neither torch nor absl, hence argparse), as a script:
 It imports `model.py` from --glow_dir (a checkout of rosinality/glow-pytorch: eager
 PyTorch, affine coupling, LU 1x1 convolution, ActNorm, learned split priors), builds its
 Glow at the architecture of --config, initialises the ActNorms on one batch, and then
-answers one JSON line per request line on stdin:
-
-  {"run": "train" | "log_prob" | "sample"} -> {"ok": true} once one call has finished
-  {"quit": true} or end of input              -> exits
-
-The first line it writes is {"parameters", "torch", "threads"}; a failure is answered with
-{"error": "..."} before it exits. The parent times the calls, so both sides are measured by
-the same clock and the same loop.
+serves `benchmarks.peer_protocol`; its first line is {"parameters", "torch", "threads"}.
 """
 
 import argparse
@@ -23,13 +16,10 @@ import functools
 import importlib.util
 import json
 import os
-import sys
-import traceback
 
 import numpy as np
+import peer_protocol  # benchmarks/peer_protocol.py: this script's directory is on the path.
 import torch
-
-WORKLOADS = ("train", "log_prob", "sample")
 
 
 def _load_model_module(glow_dir):
@@ -116,23 +106,6 @@ class Workloads:
       self._net.reverse([torch.randn(shape) for shape in self._latent_shapes])
 
 
-def serve(workloads, requests, replies):
-  """Answers each request line until {"quit": true} or the end of `requests`."""
-  for line in requests:
-    request = json.loads(line)
-    if request.get("quit"):
-      return
-    if request.get("run") not in WORKLOADS:
-      raise ValueError(f"A request runs one of {WORKLOADS}; got {request!r}.")
-    getattr(workloads, request["run"])()
-    _reply(replies, {"ok": True})
-
-
-def _reply(replies, message):
-  replies.write(json.dumps(message) + "\n")
-  replies.flush()
-
-
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--glow_dir", required=True, help="Checkout holding model.py.")
@@ -143,22 +116,19 @@ def main():
   parser.add_argument("--threads", type=int, required=True)
   parser.add_argument("--seed", type=int, default=0)
   args = parser.parse_args()
-  replies, sys.stdout = sys.stdout, sys.stderr  # stdout carries the protocol only.
-  try:
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
-    model_module = _load_model_module(args.glow_dir)
-    np.random.seed(args.seed)  # its LU convolutions draw their start from numpy.
-    config = json.loads(args.config)
-    net = build(model_module, config)
-    workloads = Workloads(net, config, json.loads(args.batches), args.learning_rate)
-    _reply(replies, {"parameters": parameter_count(net),
-                     "torch": torch.__version__, "threads": torch.get_num_threads()})
-    serve(workloads, sys.stdin, replies)
-  except Exception as error:  # pylint: disable=broad-except  (reported to the parent)
-    traceback.print_exc()
-    _reply(replies, {"error": f"{type(error).__name__}: {error}"})
-    sys.exit(1)
+  peer_protocol.run_child(functools.partial(start, args))
+
+
+def start(args):
+  torch.set_num_threads(args.threads)
+  torch.manual_seed(args.seed)
+  model_module = _load_model_module(args.glow_dir)
+  np.random.seed(args.seed)  # its LU convolutions draw their start from numpy.
+  config = json.loads(args.config)
+  net = build(model_module, config)
+  workloads = Workloads(net, config, json.loads(args.batches), args.learning_rate)
+  return ({"parameters": parameter_count(net), "torch": torch.__version__,
+           "threads": torch.get_num_threads()}, workloads)
 
 
 if __name__ == "__main__":

@@ -72,7 +72,7 @@ def fake_peer_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def speed_results(fake_peer_dir):
-  systems = [peers.SYSTEMS["glow_tfp"], peers.SYSTEMS["tfp"]]
+  systems = [peers.SYSTEMS[n] for n in ("glow_tfp", "glow_tfp_cores", "tfp")]
   onednn = {"onednn_isa": "Intel AVX2", "convolution": "brg_conv_fwd:avx2",
             "TF_ENABLE_ONEDNN_OPTS": "1", "ONEDNN_MAX_CPU_ISA": "unset", "requested_isa": "native"}
   return speed.run({"tiny": _TINY}, systems, repeats=2, memory=False,
@@ -86,8 +86,10 @@ def test_run_writes_json_and_markdown_with_every_figure(speed_results, tmp_path)
   with open(json_path) as f:
     written = json.load(f)
   arch = written["architectures"]["tiny"]
-  assert set(arch["systems"]) == {"glow_tfp", "tfp", "pytorch"}
+  assert set(arch["systems"]) == {"glow_tfp", "glow_tfp_cores", "tfp", "pytorch"}
   assert arch["systems"]["pytorch"]["parameters"] == 123
+  assert (arch["systems"]["glow_tfp_cores"]["parameters"]
+          == arch["systems"]["glow_tfp"]["parameters"])
   for result in arch["systems"].values():
     assert result["parameters"] > 0
     for workload in workloads.WORKLOADS:
@@ -95,13 +97,17 @@ def test_run_writes_json_and_markdown_with_every_figure(speed_results, tmp_path)
       assert result["first_call_s"][workload] > 0
       assert len(result["images_per_s_repeats"][workload]) == 2
   for workload in workloads.WORKLOADS:
-    assert set(arch["ratios"][workload]) == {"glow_tfp/tfp", "glow_tfp/pytorch", "best/best"}
+    assert set(arch["ratios"][workload]) == {"glow_tfp/tfp", "glow_tfp/pytorch",
+                                             "glow_tfp_cores/tfp", "glow_tfp_cores/pytorch",
+                                             "best/best"}
   assert set(written["environment"]) >= {"date_utc", "command", "device", "tensorflow"}
   with open(md_path) as f:
     text = f.read()
   assert "| glow_tfp |" in text and "| tfp |" in text and "fastest float32 glow_tfp" in text
   assert "oneDNN: ISA Intel AVX2 (--isa=native)" in text and "% of peak" in text
   assert "| pytorch |" in text and "| glow_tfp/pytorch |" in text
+  assert (f"glow_tfp_cores: its own process, intra_op 1 / inter_op {peers.CORES} threads, "
+          f"batches cut into {peers.CORES} parts") in text
   assert written["peak_conv"]["flop_per_s"] > 0
   flops = arch["conv_flops_per_image"]
   assert flops["train"] == 3 * flops["log_prob"] == 3 * flops["sample"] > 0
@@ -186,7 +192,7 @@ def test_matched_peer_has_nearly_the_same_parameter_count():
 
 def test_no_xla_drops_the_compiled_systems():
   names = [s.name for s in speed.selected_systems(speed.DEFAULT_SYSTEMS, xla=False)]
-  assert names == ["glow_tfp", "glow_tfp_bf16", "tfp"]
+  assert names == ["glow_tfp", "glow_tfp_cores", "glow_tfp_bf16", "tfp"]
 
 
 def test_peak_memory_probe_reports_the_step_memory():
@@ -270,17 +276,18 @@ def test_cpu_settings_compare_against_tensorflows_defaults_first():
   assert compared[0] == cpu_settings.Setting()
   assert {(s.intra, s.inter) for s in compared if not s.onednn and not s.jit} == {
       (0, 0), (1, 1), (4, 1), (1, 4), (4, 4)}
+  assert {(s.intra, s.inter) for s in compared if s.shards == 4} == {(0, 0), (1, 4)}
   assert len(set(compared)) == len(compared)
 
 
 def test_cpu_settings_measure_a_setting_in_a_fresh_process_and_tabulate_it():
   tiny = cpu_settings.Setting(onednn=False, intra=1, inter=1, batch=4, hidden_channels=4,
-                              steps_per_level=1)
+                              steps_per_level=1, shards=2)
   images_per_s = cpu_settings.measure(tiny, seconds=0.2)
   assert images_per_s > 0
   row = {**dataclasses.asdict(tiny), "median": images_per_s, "ratio": 1.0}
   text = cpu_settings.markdown({"cores": 2, "rounds": 1, "seconds": 0.2, "rows": [row]})
-  assert f"| off | 1/1 | off | 4 | 1, 4 | {images_per_s:.0f} | 1.00x |" in text
+  assert f"| off | 1/1 | off | 4 (2) | 1, 4 | {images_per_s:.0f} | 1.00x |" in text
 
 
 @pytest.mark.parametrize("form,kernel_size,in_channels,out_channels", [

@@ -20,6 +20,7 @@ import tensorflow as tf
 import glow_tfp
 from glow_tfp import workdir as workdir_lib
 from train import cli
+from train import common_flags
 from train import data as data_lib
 from train import images
 from train import loop
@@ -89,6 +90,26 @@ def test_precision_and_memory_flags_reach_the_training_options():
     flags.FLAGS(["train", "--compute_dtype=bfloat16", "--reversible_gradients"])
     options = cli.training_options(num_train_images=50)
   assert options.compute_dtype == "bfloat16" and options.reversible_gradients
+
+
+@pytest.mark.parametrize("flag_values, cores, plan", [
+    ((None, None, None), 2, (1, 2, 2)),    # a 2-core CPU: a part per core, a thread per op
+    ((None, None, None), 1, (0, 0, 1)),    # a GPU (or one core): whole batches, TF's threads
+    ((None, None, 1), 2, (0, 0, 1)),       # --batch_shards=1 restores TensorFlow's choice
+    ((2, None, None), 4, (2, 4, 4)),       # an explicit thread flag wins over the plan
+    ((None, 0, 3), 2, (1, 0, 3)),
+])
+def test_cpu_plan_cuts_batches_per_core_unless_flags_say_otherwise(flag_values, cores, plan):
+  assert common_flags.cpu_plan(*flag_values, cores=cores) == plan
+
+
+def test_batch_shards_reach_the_training_options(tmp_path):
+  with flagsaver.flagsaver():
+    flags.FLAGS(["train"])
+    options = cli.training_options(num_train_images=50, batch_shards=3)
+  assert options.batch_shards == 3
+  with pytest.raises(InputError, match="batch_shards"):
+    loop.Options(workdir=str(tmp_path), batch_shards=0)
 
 
 def test_engine_flags_reach_the_training_options():
@@ -190,8 +211,10 @@ def test_run_killed_with_sigkill_resumes_with_the_losses_of_an_uninterrupted_run
     tmp_path, request, streaming):
   dataset = request.getfixturevalue("digits_folder") if streaming else "mnist"
   workdir = tmp_path / "wd"
+  # Whole batches and TensorFlow's threads, as the uninterrupted run in this process has:
+  # other thread counts round differently.
   command = [*_TINY, "--steps=100", "--checkpoint_every=5", f"--workdir={workdir}",
-             f"--dataset={dataset}"]
+             f"--dataset={dataset}", "--batch_shards=1"]
   assert _kill_after_checkpoint(command, workdir, 10), "the run ended before it was killed"
   killed_at = _latest_step(workdir)
   result = _train(*command)

@@ -377,11 +377,12 @@ def _zoom_to_last_half(axis, groups):
   axis.set_ylim(min(values) - margin, max(values) + margin)
 
 
-def settings_from_flags():
-  """The Settings of the flags; --quick changes the defaults of flags not given."""
+def settings_from_flags(batch_shards=1):
+  """The Settings of the flags, batches cut into `batch_shards` parts; --quick changes the
+  defaults of flags not given."""
   base = _QUICK if _QUICK_FLAG.value else _DEFAULTS
   training = _given(_TRAINING)
-  training["workdir"] = _WORKDIR.value
+  training.update(workdir=_WORKDIR.value, batch_shards=batch_shards)
   variants = {name: tuple(values) for name, values in _given(_VARIANTS).items()}
   return dataclasses.replace(base, training=dataclasses.replace(base.training, **training),
                              **_given({**_DATA, **_MODEL, "seeds": _SEEDS}), **variants)
@@ -395,8 +396,7 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
   logging.set_verbosity(logging.INFO)
-  common_flags.apply_thread_flags(_THREADS)
-  settings = settings_from_flags()
+  settings = settings_from_flags(common_flags.apply_thread_flags(_THREADS))
   output_dir = _OUTPUT_DIR.value or _WORKDIR.value
   os.makedirs(output_dir, exist_ok=True)
   try:

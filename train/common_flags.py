@@ -163,31 +163,58 @@ def _accepted_by(check):
 
 
 def define_thread_flags():
-  """--intra_op_threads and --inter_op_threads: TensorFlow's CPU thread pools.
+  """--intra_op_threads, --inter_op_threads and --batch_shards: how a CPU runs the model.
 
-  0 (the default) leaves the choice to TensorFlow, one thread per core in each pool: on a
-  2-core CPU no explicit setting trained the default model faster (docs/training.md,
-  "Speed on a CPU").
+  Unset, they take what trained fastest on a 2-core CPU (docs/training.md, "Speed on a
+  CPU"): with no GPU, each batch cut into one part per core, one thread per operation and
+  one operation per core at once; with a GPU or one core, whole batches and TensorFlow's
+  thread choice (0).
 
   Returns:
     {name: FlagHolder}.
   """
   return {
       "intra_op_threads": flags.DEFINE_integer(
-          "intra_op_threads", 0, "Threads within one operation (a convolution's GEMM); 0: "
-          "TensorFlow's choice.", lower_bound=0),
-      "inter_op_threads": flags.DEFINE_integer(
-          "inter_op_threads", 0, "Operations run at once; 0: TensorFlow's choice.",
+          "intra_op_threads", None, "Threads within one operation (a convolution's GEMM); "
+          "0: TensorFlow's choice; unset: 1 when batches are cut into parts, else 0.",
           lower_bound=0),
+      "inter_op_threads": flags.DEFINE_integer(
+          "inter_op_threads", None, "Operations run at once; 0: TensorFlow's choice; unset: "
+          "--batch_shards when batches are cut into parts, else 0.", lower_bound=0),
+      "batch_shards": flags.DEFINE_integer(
+          "batch_shards", None, "Parts each batch is cut into, run side by side "
+          "(glow_tfp.sharding); unset: one per CPU core on a machine without a GPU, else 1.",
+          lower_bound=1),
   }
 
 
 def apply_thread_flags(holders):
-  """Sizes TensorFlow's thread pools from `define_thread_flags`' holders; call before the
-  first operation runs (TensorFlow fixes them then)."""
-  intra, inter = holders["intra_op_threads"].value, holders["inter_op_threads"].value
+  """Sizes TensorFlow's thread pools from `define_thread_flags`' holders and returns the
+  batch_shards to build the model with; call before the first operation runs (TensorFlow
+  fixes the pools then)."""
+  intra, inter, shards = cpu_plan(*(holders[name].value for name in (
+      "intra_op_threads", "inter_op_threads", "batch_shards")), cores=_model_cores())
   tf.config.threading.set_intra_op_parallelism_threads(intra)
   tf.config.threading.set_inter_op_parallelism_threads(inter)
-  logging.info("CPU threads: intra-op %s, inter-op %s (0: TensorFlow's choice); "
-               "TF_ENABLE_ONEDNN_OPTS=%s.", intra, inter,
+  logging.info("CPU threads: intra-op %s, inter-op %s (0: TensorFlow's choice); batches in "
+               "%s parts; TF_ENABLE_ONEDNN_OPTS=%s.", intra, inter, shards,
                os.environ.get("TF_ENABLE_ONEDNN_OPTS", "unset"))
+  return shards
+
+
+def cpu_plan(intra, inter, shards, cores):
+  """(intra_op threads, inter_op threads, batch shards) from the flags' values, None where
+  unset, for a model that runs on `cores` CPU cores (1 where it runs on a GPU)."""
+  shards = shards or cores
+  if intra is None:
+    intra = 1 if shards > 1 else 0
+  if inter is None:
+    inter = shards if shards > 1 else 0
+  return intra, inter, shards
+
+
+def _model_cores():
+  """The CPU cores this process may use, or 1 where a GPU will run the model."""
+  if tf.config.list_physical_devices("GPU"):
+    return 1
+  return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1

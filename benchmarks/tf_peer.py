@@ -1,0 +1,64 @@
+"""A TensorFlow system timed in a process of its own: the child that `benchmarks.speed` runs
+for a system with thread settings (`peers.System.threads`), since TensorFlow's thread pools
+are per process.
+
+  python -m benchmarks.tf_peer --peer_system=glow_tfp_cores --peer_config='<GlowConfig JSON>' \
+      --peer_batches='{"train": 64, "log_prob": 256, "sample": 64}'
+
+It sets the system's threads before TensorFlow starts, builds and initialises its model
+(`peers.build_initialized`), and serves `benchmarks.peer_protocol` with the same workloads
+the benchmark's own process runs (`benchmarks.workloads`); its first line is
+{"parameters", "threads"}.
+"""
+
+import functools
+import json
+
+from absl import app
+from absl import flags
+import tensorflow as tf
+
+from benchmarks import architectures
+from benchmarks import peer_protocol
+from benchmarks import peers
+from benchmarks import workloads
+import glow_tfp
+
+_SYSTEM = flags.DEFINE_enum("peer_system", None, list(peers.SYSTEMS), "System to run.")
+_CONFIG = flags.DEFINE_string("peer_config", None, "The GlowConfig, as JSON.")
+_BATCHES = flags.DEFINE_string("peer_batches", None,
+                               'JSON {"train": N, "log_prob": N, "sample": N}.')
+flags.mark_flags_as_required(["peer_system", "peer_config", "peer_batches"])
+
+
+class Workloads:
+  """The system's three workloads at `arch`, one method each, as the protocol calls them."""
+
+  def __init__(self, system, arch):
+    model = peers.build_initialized(system, arch)
+    self.parameters = peers.parameter_count(model)
+    for name in workloads.WORKLOADS:
+      setattr(self, name, workloads.make(name, arch, model, system.jit_compile))
+
+
+def start(system, arch):
+  if system.threads:
+    tf.config.threading.set_intra_op_parallelism_threads(system.threads[0])
+    tf.config.threading.set_inter_op_parallelism_threads(system.threads[1])
+  runs = Workloads(system, arch)
+  return {"parameters": runs.parameters, "threads": list(system.threads)}, runs
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+  batches = json.loads(_BATCHES.value)
+  arch = architectures.Architecture(glow_tfp.GlowConfig.from_json(_CONFIG.value),
+                                    train_batch=batches["train"],
+                                    log_prob_batch=batches["log_prob"],
+                                    sample_batch=batches["sample"])
+  peer_protocol.run_child(functools.partial(start, peers.SYSTEMS[_SYSTEM.value], arch))
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,53 @@
+"""A batch cut into parts that run side by side: how a Glow keeps several CPU cores busy.
+
+A Glow's coupling networks begin and end with convolutions of only 2 to 48 channels, which
+one operation spreads poorly over several cores. Cutting the batch into one part per core,
+with TensorFlow running one thread per operation (`intra_op` 1) and one operation per core
+at once (`inter_op` = cores), lets each core run whole convolutions of its own part instead.
+The parts are consecutive and their results are concatenated in order, so the values are
+those of the whole batch (up to the rounding of a kernel at another batch size), gradients
+included.
+"""
+
+import tensorflow as tf
+
+
+def check_shards(shards):
+  """Raises ValueError unless `shards` is an integer >= 1; returns it."""
+  if isinstance(shards, bool) or not isinstance(shards, int) or shards < 1:
+    raise ValueError(f"`batch_shards` must be an integer >= 1; instead, it is {shards!r}.")
+  return shards
+
+
+def map_shards(fn, tensors, shards):
+  """`fn(*parts)` on `shards` consecutive parts of `tensors`, concatenated along axis 0.
+
+  Args:
+    fn: maps tensors of one part to one tensor whose axis 0 is the part's batch.
+    tensors: tensors with the same batch size on axis 0, or None (passed to every part).
+    shards: the number of parts; parts differ in size by at most one. A batch smaller than
+      `shards` runs whole: oneDNN's convolutions reject empty parts.
+  """
+  batch = next(t for t in tensors if t is not None)
+  n = batch.shape[0]
+  if n is not None:
+    return _concat_parts(fn, tensors, part_sizes(n, min(shards, max(n, 1))))
+  n = tf.shape(batch, out_type=tf.int32)[0]
+  return tf.cond(n < shards, lambda: fn(*tensors),
+                 lambda: _concat_parts(fn, tensors, part_sizes(n, shards)))
+
+
+def part_sizes(n, shards):
+  """The sizes of `shards` near-equal parts of `n` (an int, or a scalar tensor)."""
+  if isinstance(n, int):
+    return [n // shards + (i < n % shards) for i in range(shards)]
+  return n // shards + tf.cast(tf.range(shards) < n % shards, tf.int32)
+
+
+def _concat_parts(fn, tensors, sizes):
+  count = len(sizes) if isinstance(sizes, list) else int(sizes.shape[0])
+  if count == 1:
+    return fn(*tensors)
+  parts = [tf.split(t, sizes, num=count, axis=0) if t is not None else [None] * count
+           for t in tensors]
+  return tf.concat([fn(*part) for part in zip(*parts)], axis=0)

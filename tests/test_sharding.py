@@ -1,0 +1,90 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import glow_tfp
+from glow_tfp import sharding
+from tests.checks import perturb, random_images
+from tests.test_flow import SHAPE, tiny_config
+
+
+def twin_models(shards, **config_changes):
+  """The same initialised, perturbed model twice: whole batches, and `shards` parts."""
+  config = tiny_config(**config_changes)
+  labels = tf.range(4) % config.num_classes if config.num_classes else None
+  models = []
+  for batch_shards in (1, shards):
+    model = glow_tfp.Glow(config, seed=3, batch_shards=batch_shards)
+    model.initialize(random_images((4,) + SHAPE, seed=0), labels)
+    perturb(model, scale=0.05, seed=0)
+    models.append(model)
+  return models
+
+
+@pytest.mark.parametrize("batch, shards, sizes", [
+    (7, 3, [3, 2, 2]), (6, 2, [3, 3]), (2, 4, [1, 1]), (1, 2, [1]), (5, 1, [5])])
+def test_known_batches_split_into_near_equal_nonempty_parts(batch, shards, sizes):
+  x = tf.reshape(tf.range(2.0 * batch), [batch, 2])
+  seen = []
+
+  def fn(part, nothing):
+    seen.append((part.shape[0], nothing))
+    return part * 2.0
+
+  np.testing.assert_array_equal(sharding.map_shards(fn, (x, None), shards), x * 2.0)
+  assert seen == [(size, None) for size in sizes]
+
+
+def test_unknown_batch_sizes_are_near_equal():
+  np.testing.assert_array_equal(sharding.part_sizes(tf.constant(7), 3), [3, 2, 2])
+
+
+@pytest.mark.parametrize("batch", [0, 1, 2, 5])
+def test_unknown_batches_split_inside_a_function(batch):
+  fn = tf.function(lambda x: sharding.map_shards(lambda part: part + 1.0, (x,), 3),
+                   input_signature=[tf.TensorSpec([None, 2])])
+  x = tf.reshape(tf.range(2.0 * batch), [batch, 2])
+  np.testing.assert_array_equal(fn(x), x + 1.0)
+
+
+@pytest.mark.parametrize("shards", [0, -1, 1.5, True, "2"])
+def test_bad_shard_counts_are_rejected(shards):
+  with pytest.raises(ValueError, match="batch_shards"):
+    glow_tfp.Glow(tiny_config(), batch_shards=shards)
+
+
+@pytest.mark.parametrize("num_classes", [0, 3])
+def test_sharded_model_gives_the_whole_batch_log_prob_and_gradients(num_classes):
+  whole, sharded = twin_models(3, num_classes=num_classes)
+  x = random_images((7,) + SHAPE, seed=1)
+  labels = tf.constant([0, 1, 2, 0, 1, 2, 0]) if num_classes else None
+  values, gradients = [], []
+  for model in (whole, sharded):
+    with tf.GradientTape() as tape:
+      log_prob = model.log_prob(x, labels)
+      loss = -tf.reduce_mean(log_prob)
+    values.append(log_prob)
+    gradients.append(tape.gradient(loss, model.trainable_variables))
+  np.testing.assert_allclose(values[1], values[0], rtol=1e-6, atol=1e-4)
+  assert len(gradients[0]) == len(gradients[1])
+  for a, b in zip(*gradients):
+    np.testing.assert_allclose(tf.convert_to_tensor(b), tf.convert_to_tensor(a), rtol=1e-4,
+                               atol=1e-6)
+
+
+def test_sharded_model_samples_encodes_and_decodes_like_the_whole_batch():
+  whole, sharded = twin_models(2)
+  np.testing.assert_allclose(sharded.sample(5, seed=4), whole.sample(5, seed=4),
+                             rtol=1e-5, atol=1e-5)
+  x = random_images((5,) + SHAPE, seed=2)
+  for a, b in zip(whole.encode(x), sharded.encode(x)):
+    np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(sharded.decode(whole.encode(x)), x, atol=1e-4)
+
+
+@pytest.mark.parametrize("batch", [1, 2, 5])
+def test_sharded_log_prob_takes_any_batch_in_a_function_with_unknown_batch(batch):
+  whole, sharded = twin_models(4)
+  fn = tf.function(sharded.log_prob, input_signature=[tf.TensorSpec((None,) + SHAPE)])
+  x = random_images((batch,) + SHAPE, seed=3)
+  np.testing.assert_allclose(fn(x), whole.log_prob(x), rtol=1e-6, atol=1e-4)
