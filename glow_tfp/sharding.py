@@ -25,9 +25,12 @@ def map_shards(fn, tensors, shards):
   Args:
     fn: maps tensors of one part to one tensor whose axis 0 is the part's batch.
     tensors: tensors with the same batch size on axis 0, or None (passed to every part).
-    shards: the number of parts; parts differ in size by at most one. A batch smaller than
-      `shards` runs whole: oneDNN's convolutions reject empty parts.
+    shards: the number of parts; parts differ in size by at most one. A known batch
+      smaller than `shards` gets one part per example; an unknown one runs whole when it
+      turns out smaller (oneDNN's convolutions reject empty parts).
   """
+  if shards == 1:
+    return fn(*tensors)
   batch = next(t for t in tensors if t is not None)
   n = batch.shape[0]
   if n is not None:

@@ -88,3 +88,16 @@ def test_sharded_log_prob_takes_any_batch_in_a_function_with_unknown_batch(batch
   fn = tf.function(sharded.log_prob, input_signature=[tf.TensorSpec((None,) + SHAPE)])
   x = random_images((batch,) + SHAPE, seed=3)
   np.testing.assert_allclose(fn(x), whole.log_prob(x), rtol=1e-6, atol=1e-4)
+
+
+def test_one_part_traces_the_function_once_even_for_an_unknown_batch():
+  calls = []
+
+  def fn(part):
+    calls.append(part)
+    return part
+
+  traced = tf.function(lambda x: sharding.map_shards(fn, (x,), 1),
+                       input_signature=[tf.TensorSpec([None, 2])])
+  traced.get_concrete_function()
+  assert len(calls) == 1
