@@ -101,3 +101,20 @@ def test_one_part_traces_the_function_once_even_for_an_unknown_batch():
                        input_signature=[tf.TensorSpec([None, 2])])
   traced.get_concrete_function()
   assert len(calls) == 1
+
+
+@pytest.mark.parametrize("batch", [None, 7])
+def test_parts_share_one_trace_of_the_function_in_a_graph(batch):
+  calls = []
+
+  def fn(part, nothing):
+    calls.append((part.shape.as_list(), nothing))
+    return part * 2.0
+
+  traced = tf.function(lambda x: sharding.map_shards(fn, (x, None), 3),
+                       input_signature=[tf.TensorSpec([batch, 2])])
+  result = traced.get_concrete_function().structured_outputs
+  assert calls == [([None, 2], None)]
+  assert result.shape.as_list() == [batch, 2]
+  x = tf.reshape(tf.range(14.0), [7, 2])
+  np.testing.assert_array_equal(traced(x), x * 2.0)
