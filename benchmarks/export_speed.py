@@ -2,6 +2,7 @@
 
   python -m benchmarks.export_speed
   python -m benchmarks.export_speed --export_speed_batches=1,64 --export_speed_repeats=7
+  python -m benchmarks.export_speed --export_speed_batch_shards=2 --export_speed_threads=1/2
 
 Builds a model of `--export_speed_preset` initialised on random images (untrained: the
 arithmetic, not the weights, sets the speed), exports it with `serving.saved_model`, loads it
@@ -10,12 +11,15 @@ with `tf.saved_model.load` and times, taking turns within every repeat:
   - saved_model: the `log_prob` signature on the same images as uint8 (it also converts them
     to model space and computes the discrete likelihood and bits/dim).
 Prints images/s (median over repeats), images/s per core and the saved_model/library ratio
-(median of the per-repeat ratios) as a Markdown table.
+(median of the per-repeat ratios) as a Markdown table. `--export_speed_batch_shards` cuts
+every batch of both into parts (`glow_tfp.sharding`), and `--export_speed_threads` sizes
+TensorFlow's thread pools, as a server's would be.
 
 Flags are prefixed, since benchmark and training modules are imported together in tests.
 """
 
 import os
+import re
 import tempfile
 
 from absl import app
@@ -35,6 +39,18 @@ _REPEATS = flags.DEFINE_integer("export_speed_repeats", 7, "Timing rounds (media
 _SECONDS = flags.DEFINE_float("export_speed_seconds", 1.0,
                               "About how long each timing lasts.", lower_bound=0.0)
 
+_SHARDS = flags.DEFINE_integer("export_speed_batch_shards", 1,
+                               "Parts each batch is cut into (Glow's batch_shards).",
+                               lower_bound=1)
+_THREADS = flags.DEFINE_string("export_speed_threads", "0/0",
+                               "TensorFlow's intra_op/inter_op threads (0: its choice).")
+
+
+@flags.validator("export_speed_threads",
+                 message="--export_speed_threads: give intra_op/inter_op, such as 1/2.")
+def _check_threads(value):
+  return re.fullmatch(r"\d+/\d+", value) is not None
+
 
 @flags.validator("export_speed_batches", message="--export_speed_batches must be integers >= 1.")
 def _check_batches(values):
@@ -46,9 +62,9 @@ def random_uint8(config, batch, seed=0):
   return np.random.default_rng(seed).integers(0, 256, shape).astype(np.uint8)
 
 
-def build_model(config, seed=0):
+def build_model(config, seed=0, batch_shards=1):
   """An untrained Glow of `config`, its ActNorms initialised on random images."""
-  model = glow_tfp.Glow(config, seed=seed)
+  model = glow_tfp.Glow(config, seed=seed, batch_shards=batch_shards)
   model.initialize(glow_tfp.to_model_space(random_uint8(config, 16, seed), config.n_bits))
   return model
 
@@ -92,7 +108,10 @@ def markdown(rows, cores):
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-  model = build_model(glow_tfp.GlowConfig.preset(_PRESET.value))
+  intra, inter = (int(n) for n in _THREADS.value.split("/"))
+  tf.config.threading.set_intra_op_parallelism_threads(intra)
+  tf.config.threading.set_inter_op_parallelism_threads(inter)
+  model = build_model(glow_tfp.GlowConfig.preset(_PRESET.value), batch_shards=_SHARDS.value)
   with tempfile.TemporaryDirectory() as tmp:
     rows = measure(model, os.path.join(tmp, "export"), [int(b) for b in _BATCHES.value],
                    _REPEATS.value, _SECONDS.value)

@@ -1,13 +1,14 @@
 """Served log_prob images/s against TensorFlow's thread settings and oneDNN, through REST.
 
   python -m benchmarks.serving_speed
-  python -m benchmarks.serving_speed --serving_speed_threads=0/0,2/1 \\
+  python -m benchmarks.serving_speed --serving_speed_threads=0/0,2/1,1/2/2 \\
       --serving_speed_onednn=1,0 --serving_speed_concurrency=1,4,16 \\
       --serving_speed_batches=1,64 --serving_speed_rounds=3
 
 Exports a model of `--serving_speed_preset` (untrained, initialised on random images: the
 arithmetic, not the weights, sets the speed), starts one `python -m serving.server` per
-setting (intra_op/inter_op threads x oneDNN on/off), all at once and idle but for the one
+setting (intra_op/inter_op threads, and the parts each request's batch is cut into when a
+third number is given, x oneDNN on/off), all at once and idle but for the one
 measured, and in each round measures every setting in turn (the order reversed every other
 round) at every concurrency and batch size with `serving.load_test`: images/s of row-format
 log_prob requests of random images. Reports the median over rounds as a Markdown table, and
@@ -40,7 +41,8 @@ _PRESET = flags.DEFINE_enum("serving_speed_preset", "mnist", sorted(glow_tfp.PRE
                             "GlowConfig preset of the served model.")
 _THREADS = flags.DEFINE_list(
     "serving_speed_threads", ["0/0", "1/1", "2/1", "1/2", "2/2"],
-    "Thread settings compared, each intra_op/inter_op (0: TensorFlow's choice).")
+    "Thread settings compared, each intra_op/inter_op (0: TensorFlow's choice), or "
+    "intra_op/inter_op/parts to serve a model exported with batch_shards=parts.")
 _ONEDNN = flags.DEFINE_list("serving_speed_onednn", ["1", "0"],
                             "TF_ENABLE_ONEDNN_OPTS values compared.")
 _CONCURRENCY = flags.DEFINE_list("serving_speed_concurrency", ["1", "4", "16"],
@@ -56,9 +58,10 @@ _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @flags.validator("serving_speed_threads", message="--serving_speed_threads: give "
-                 "intra_op/inter_op pairs of integers >= 0, such as 0/0,2/1.")
+                 "intra_op/inter_op pairs of integers >= 0, each optionally followed by "
+                 "/parts >= 1, such as 0/0,2/1,1/2/2.")
 def _check_threads(values):
-  return all(re.fullmatch(r"\d+/\d+", v) for v in values)
+  return all(re.fullmatch(r"\d+/\d+(/[1-9]\d*)?", v) for v in values)
 
 
 @flags.validator("serving_speed_onednn", message="--serving_speed_onednn: give 0s and 1s.")
@@ -73,15 +76,23 @@ def _check_sizes(values):
   return all(v.isdigit() and int(v) >= 1 for name in values for v in values[name])
 
 
+def parse_threads(threads):
+  """(intra_op, inter_op, batch parts) of a `--serving_speed_threads` entry."""
+  intra, inter, *parts = threads.split("/")
+  return intra, inter, int(parts[0]) if parts else 1
+
+
 def setting_name(threads, onednn):
-  return f"threads {threads}, oneDNN {'on' if onednn == '1' else 'off'}"
+  intra, inter, parts = parse_threads(threads)
+  cut = f", {parts} parts" if parts > 1 else ""
+  return f"threads {intra}/{inter}{cut}, oneDNN {'on' if onednn == '1' else 'off'}"
 
 
 @contextlib.contextmanager
 def started_server(base_path, threads, onednn, log_path):
-  """Starts `serving.server` on `base_path` (model "glow"); yields a function that waits
-  until it is ready and returns its REST predict URL."""
-  intra, inter = threads.split("/")
+  """Starts `serving.server` on `base_path` (model "glow") with the threads of `threads`;
+  yields a function that waits until it is ready and returns its REST predict URL."""
+  intra, inter, _ = parse_threads(threads)
   command = [sys.executable, "-m", "serving.server", "--model_name=glow",
              f"--model_base_path={base_path}", "--rest_api_port=0", "--port=0",
              "--file_system_poll_wait_seconds=0", f"--tensorflow_intra_op_parallelism={intra}",
@@ -122,11 +133,12 @@ def images_per_s(url, body, batch, concurrency, images):
   return result["requests_per_s"] * batch
 
 
-def measure(base_path, config, settings, concurrencies, batches, images, rounds, log_dir):
+def measure(base_paths, config, settings, concurrencies, batches, images, rounds, log_dir):
   """{(setting, concurrency, batch): [images/s, one per round]}; settings in turn per round.
 
-  base_path: the served model's directory (of `config`); settings: [(threads
-  "intra/inter", onednn "0" or "1")]; log_dir: where the servers' logs go.
+  base_paths: {batch parts: the served model's directory (of `config`, exported with that
+  many parts)}; settings: [(threads "intra/inter[/parts]", onednn "0" or "1")]; log_dir:
+  where the servers' logs go.
   """
   bodies = {b: load_test.log_prob_body(config.image_shape, b, config.num_classes > 0,
                                        config.num_classes, seed=b) for b in batches}
@@ -134,7 +146,7 @@ def measure(base_path, config, settings, concurrencies, batches, images, rounds,
   with contextlib.ExitStack() as stack:
     # All start at once (loading overlaps), then each is waited for.
     ready = {s: stack.enter_context(started_server(
-        base_path, *s, os.path.join(log_dir, f"server{i}.log")))
+        base_paths[parse_threads(s[0])[2]], *s, os.path.join(log_dir, f"server{i}.log")))
              for i, s in enumerate(settings)}
     urls = {s: wait() for s, wait in ready.items()}
     for round_ in range(rounds):
@@ -148,11 +160,16 @@ def measure(base_path, config, settings, concurrencies, batches, images, rounds,
   return results
 
 
-def export(config, export_base):
-  """Exports an untrained model of `config` as version 1 of "glow"; returns its base path."""
+def export(config, export_base, batch_parts):
+  """Exports one untrained model of `config` as version 1 of "glow" per number of batch
+  parts, the same weights in each; returns {parts: its base path}."""
   model = export_speed.build_model(config)
-  saved_model.export_version(model, export_base, "glow")
-  return os.path.join(export_base, "glow")
+  paths = {}
+  for parts in sorted(set(batch_parts)):
+    model.batch_shards = parts
+    paths[parts] = os.path.join(export_base, f"parts{parts}", "glow")
+    saved_model.export_version(model, os.path.dirname(paths[parts]), "glow")
+  return paths
 
 
 def markdown(results, settings, concurrencies, batches):
@@ -178,7 +195,8 @@ def main(argv):
   batches = [int(b) for b in _BATCHES.value]
   with tempfile.TemporaryDirectory() as tmp:
     config = glow_tfp.GlowConfig.preset(_PRESET.value)
-    results = measure(export(config, tmp), config, settings, concurrencies, batches, _IMAGES.value,
+    paths = export(config, tmp, [parse_threads(t)[2] for t in _THREADS.value])
+    results = measure(paths, config, settings, concurrencies, batches, _IMAGES.value,
                       _ROUNDS.value, tmp)
   print(markdown(results, settings, concurrencies, batches))
 

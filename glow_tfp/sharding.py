@@ -13,7 +13,16 @@ model is traced (and differentiated) once however many parts there are, which ke
 first step of a training run as quick to build as with whole batches.
 """
 
+import os
+
 import tensorflow as tf
+
+
+def default_shards():
+  """One part per CPU core this process may use, or 1 where a GPU will run the model."""
+  if tf.config.list_physical_devices("GPU"):
+    return 1
+  return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def check_shards(shards):

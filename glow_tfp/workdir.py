@@ -92,8 +92,9 @@ class Restored(typing.NamedTuple):
   checkpoint_path: str
 
 
-def restore_model(workdir, use_ema=True):
-  """The Glow of the latest checkpoint in `workdir` (its EMA weights when it kept them).
+def restore_model(workdir, use_ema=True, batch_shards=1):
+  """The Glow of the latest checkpoint in `workdir` (its EMA weights when it kept them),
+  cutting its batches into `batch_shards` parts (`Glow`'s argument).
 
   Returns:
     `Restored(model, checkpoint_path)`, a named pair:
@@ -103,7 +104,7 @@ def restore_model(workdir, use_ema=True):
   path = tf.train.latest_checkpoint(checkpoint_dir(workdir))
   if path is None:
     raise FileNotFoundError(f"No checkpoint in {checkpoint_dir(workdir)}.")
-  model = flow.Glow(config)
+  model = flow.Glow(config, batch_shards=batch_shards)
   key = "ema_model" if use_ema and _has_ema(path) else "model"
   tf.train.Checkpoint(**{key: model}).restore(path).expect_partial().assert_existing_objects_matched()
   return Restored(model, path)

@@ -105,17 +105,19 @@ _BATCH_TIMEOUT_MICROS = flags.DEFINE_integer(
     "others to join it (microseconds).", lower_bound=0)
 
 
-def _define_threads_flag(name, meaning):
+def _define_threads_flag(name, meaning, unset):
   """A TensorFlow thread-pool size under TF Serving's name, `tensorflow_<name>_parallelism`
   (which also keeps it apart from the training CLI's `--<name>_threads`)."""
   return flags.DEFINE_integer(
-      f"tensorflow_{name}_parallelism", 0, f"{meaning} (TensorFlow's "
-      f"{name}_parallelism_threads); 0 lets TensorFlow choose. Applied before any model "
-      "loads.", lower_bound=0)
+      f"tensorflow_{name}_parallelism", None, f"{meaning} (TensorFlow's "
+      f"{name}_parallelism_threads); 0 lets TensorFlow choose; unset: {unset}. Applied "
+      "before any model loads.", lower_bound=0)
 
 
-_INTRA_OP_THREADS = _define_threads_flag("intra_op", "Threads one TensorFlow op may use")
-_INTER_OP_THREADS = _define_threads_flag("inter_op", "TensorFlow ops run at once")
+_INTRA_OP_THREADS = _define_threads_flag("intra_op", "Threads one TensorFlow op may use",
+                                         "1 on a machine without a GPU, else 0")
+_INTER_OP_THREADS = _define_threads_flag("inter_op", "TensorFlow ops run at once",
+                                         "the CPU cores on a machine without a GPU, else 0")
 
 flags.register_multi_flags_validator(
     ["model_base_path", "model_config_file"],
@@ -173,13 +175,27 @@ def _grpc_limits():
 
 def _configure_threads():
   """Applies the thread flags; TensorFlow accepts them only before its runtime starts."""
-  tf.config.threading.set_intra_op_parallelism_threads(_INTRA_OP_THREADS.value)
-  tf.config.threading.set_inter_op_parallelism_threads(_INTER_OP_THREADS.value)
+  intra, inter = _default_threads()
+  tf.config.threading.set_intra_op_parallelism_threads(
+      intra if _INTRA_OP_THREADS.value is None else _INTRA_OP_THREADS.value)
+  tf.config.threading.set_inter_op_parallelism_threads(
+      inter if _INTER_OP_THREADS.value is None else _INTER_OP_THREADS.value)
   # A line of its own, so that a benchmark's log shows what each measurement ran with.
   print(f"TensorFlow threads: intra_op={tf.config.threading.get_intra_op_parallelism_threads()}"
         f" inter_op={tf.config.threading.get_inter_op_parallelism_threads()} "
         f"(0: TensorFlow's choice); TF_ENABLE_ONEDNN_OPTS="
         f"{os.environ.get('TF_ENABLE_ONEDNN_OPTS', '')}", flush=True)
+
+
+def _default_threads():
+  """(intra_op, inter_op) for unset flags: on a CPU, one thread per op and one op per core,
+  which served a model exported in one part per core fastest, and single images faster than
+  TensorFlow's choice whatever the parts (docs/serving.md, "Speed"); with a GPU, TensorFlow's
+  choice."""
+  if tf.config.list_physical_devices("GPU"):
+    return 0, 0
+  cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+  return 1, cores or 1
 
 
 def _metrics_path():

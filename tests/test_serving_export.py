@@ -22,11 +22,11 @@ SHAPE = (8, 8, 2)
 CLASSES = 3
 
 
-def tiny_model(num_classes=CLASSES, seed=0):
+def tiny_model(num_classes=CLASSES, seed=0, batch_shards=1):
   """A class-conditional model initialised on data, then moved off its initial values."""
   config = glow_tfp.GlowConfig(image_shape=SHAPE, levels=2, steps_per_level=1,
                                hidden_channels=8, num_classes=num_classes)
-  model = glow_tfp.Glow(config, seed=seed)
+  model = glow_tfp.Glow(config, seed=seed, batch_shards=batch_shards)
   labels = tf.range(8) % num_classes if num_classes else None
   model.initialize(random_images((8,) + SHAPE, seed=seed), labels)
   perturb(model, scale=0.05, seed=seed)
@@ -256,7 +256,8 @@ def test_export_cli_writes_the_ema_weights_as_the_next_version(tmp_path):
   model, ema = make_workdir(tmp_path / "work")
   (tmp_path / "exports" / "glow" / "3").mkdir(parents=True)
   result = run_python(["-m", "serving.export", f"--workdir={tmp_path / 'work'}",
-                       f"--export_base={tmp_path / 'exports'}", "--model_name=glow"])
+                       f"--export_base={tmp_path / 'exports'}", "--model_name=glow",
+                       "--batch_shards=2"])
   assert result.returncode == 0, result.stderr[-3000:]
   assert "glow/4" in result.stdout
   loaded = tf.saved_model.load(str(tmp_path / "exports" / "glow" / "4"))
@@ -265,6 +266,23 @@ def test_export_cli_writes_the_ema_weights_as_the_next_version(tmp_path):
   np.testing.assert_allclose(served, live_log_likelihood(ema, images, None), rtol=1e-5,
                              atol=1e-3)
   assert not np.allclose(served, live_log_likelihood(model, images, None), atol=1e-2)
+
+
+def test_model_cut_into_parts_exports_the_whole_batch_results(exported, tmp_path):
+  model, _, _ = exported
+  loaded = tf.saved_model.load(saved_model.export_saved_model(
+      tiny_model(batch_shards=3), str(tmp_path / "parts")))
+  for batch in (1, 2, 7):
+    images = uint8_images(batch, seed=batch)
+    labels = np.arange(batch, dtype=np.int32) % CLASSES
+    out = loaded.signatures["log_prob"](images=tf.constant(images), labels=tf.constant(labels))
+    np.testing.assert_allclose(out["log_likelihood"].numpy(),
+                               live_log_likelihood(model, images, labels), rtol=1e-5, atol=1e-3)
+  labels = tf.constant([0, 1, 2, 0, 1])
+  sampled = loaded.signatures["sample"](num_samples=tf.constant(5), temperature=tf.constant(0.7),
+                                        seed=tf.constant(4, tf.int64), labels=labels)["images"]
+  np.testing.assert_array_equal(sampled, glow_tfp.to_images(model.sample(5, 0.7, labels=labels,
+                                                                         seed=4)))
 
 
 def test_export_cli_refuses_a_model_name_that_is_a_path(tmp_path):

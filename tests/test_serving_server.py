@@ -542,9 +542,19 @@ def test_serving_turns_onednn_on_unless_the_user_turned_it_off(user_value, expec
   assert result.stdout.strip() == expected
 
 
-def test_thread_flags_are_applied_before_the_model_loads(tmp_path):
+def _default_threads():
+  if tf.config.list_physical_devices("GPU"):
+    return "intra_op=0 inter_op=0"
+  return f"intra_op=1 inter_op={len(os.sched_getaffinity(0))}"
+
+
+@pytest.mark.parametrize("thread_flags, expected", [
+    (["--tensorflow_intra_op_parallelism=2", "--tensorflow_inter_op_parallelism=1"],
+     "intra_op=2 inter_op=1"),
+    ([], _default_threads())])
+def test_thread_flags_are_applied_before_the_model_loads(tmp_path, thread_flags, expected):
   command = [sys.executable, "-m", "serving.server", f"--model_base_path={tmp_path}",
-             "--rest_api_port=0", "--port=0", "--tensorflow_intra_op_parallelism=2", "--tensorflow_inter_op_parallelism=1"]
+             "--rest_api_port=0", "--port=0"] + thread_flags
   with open(tmp_path / "server.log", "wb") as log:
     # Unbuffered: select() cannot see lines a buffered reader has already pulled in.
     process = subprocess.Popen(command, cwd=REPO, env=server_env(), stdout=subprocess.PIPE,
@@ -554,7 +564,7 @@ def test_thread_flags_are_applied_before_the_model_loads(tmp_path):
   finally:
     process.terminate()
     process.wait(timeout=30)
-  assert "TensorFlow threads: intra_op=2 inter_op=1" in first_line
+  assert f"TensorFlow threads: {expected} " in first_line
   assert "TF_ENABLE_ONEDNN_OPTS=1" in first_line
 
 

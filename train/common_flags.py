@@ -13,6 +13,8 @@ from absl import flags
 from absl import logging
 import tensorflow as tf
 
+from glow_tfp import sharding
+
 from . import data as data_lib
 from .errors import InputError
 
@@ -193,7 +195,7 @@ def apply_thread_flags(holders):
   batch_shards to build the model with; call before the first operation runs (TensorFlow
   fixes the pools then)."""
   intra, inter, shards = cpu_plan(*(holders[name].value for name in (
-      "intra_op_threads", "inter_op_threads", "batch_shards")), cores=_model_cores())
+      "intra_op_threads", "inter_op_threads", "batch_shards")), cores=sharding.default_shards())
   tf.config.threading.set_intra_op_parallelism_threads(intra)
   tf.config.threading.set_inter_op_parallelism_threads(inter)
   logging.info("CPU threads: intra-op %s, inter-op %s (0: TensorFlow's choice); batches in "
@@ -211,10 +213,3 @@ def cpu_plan(intra, inter, shards, cores):
   if inter is None:
     inter = shards if shards > 1 else 0
   return intra, inter, shards
-
-
-def _model_cores():
-  """The CPU cores this process may use, or 1 where a GPU will run the model."""
-  if tf.config.list_physical_devices("GPU"):
-    return 1
-  return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
