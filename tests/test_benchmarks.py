@@ -22,12 +22,15 @@ from benchmarks import peak_memory
 from benchmarks import peers
 from benchmarks import report
 from benchmarks import roofline
+from benchmarks import sharding_speed
 from benchmarks import speed
 from benchmarks import timing
 from benchmarks import torch_client
 from benchmarks import workloads
 import glow_tfp
+from glow_tfp import sharding
 from glow_tfp.bijectors import nets
+from tests import checks
 
 _TINY = architectures.Architecture(
     glow_tfp.GlowConfig(image_shape=(8, 8, 1), levels=2, steps_per_level=1,
@@ -343,3 +346,38 @@ def test_hidden_gradient_times_both_ways_of_the_training_step():
   assert result["speedup"] > 0
   result["environment"] = report.environment()
   assert "Matrix products / autodiff" in hidden_gradient.markdown(result, "tiny")[-1]
+
+
+def _part_sizes_traced(batch):
+  """The sizes of the parts `sharding.map_shards` cuts a batch into, in a graph, 2 shards."""
+  rows = tf.function(lambda x: sharding.map_shards(
+      checks.part_size_of_each_row, (x, None), 2))(tf.zeros([batch, 1])).numpy()
+  sizes = []
+  while sum(sizes) < len(rows):  # Each part's rows hold its size.
+    sizes.append(int(rows[sum(sizes)]))
+  return sizes
+
+
+@pytest.mark.parametrize("way, sizes, inline", [
+    ("inlined", [50, 50], True), ("calls", [50, 50], False), ("parts of 32", [25] * 4, False)])
+def test_sharding_speed_ways_trace_their_parts_and_restore_the_defaults(way, sizes, inline):
+  defaults = sharding.PART_SIZE, dict(sharding._CALL_ATTRIBUTES)
+  with sharding_speed._sharding_choices(way):
+    assert _part_sizes_traced(100) == sizes
+    assert (sharding._CALL_ATTRIBUTES.get("_noinline") is None) == inline
+  assert (sharding.PART_SIZE, sharding._CALL_ATTRIBUTES) == defaults
+
+
+def test_sharding_speed_times_every_way_of_every_workload_beside_a_busy_neighbour():
+  result = {"architectures": {"tiny": sharding_speed.measure(_TINY, repeats=1, seconds=0.0,
+                                                             busy_cores=1)},
+            "busy_cores": 1, "onednn": "1", "environment": report.environment()}
+  by_workload = result["architectures"]["tiny"]
+  assert set(by_workload) == set(workloads.WORKLOADS)
+  for r in by_workload.values():
+    assert set(r["images_per_s"]) == set(sharding_speed.WAYS)
+    assert min(min(rates) for rates in r["images_per_s"].values()) > 0
+    assert r["ratios"]["inlined"] == 1.0
+  lines = sharding_speed.markdown(result)
+  assert "Processes spinning while timing: 1." in "\n".join(lines)
+  assert sum(line.startswith("| train |") for line in lines) == len(sharding_speed.WAYS)

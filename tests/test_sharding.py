@@ -4,7 +4,7 @@ import tensorflow as tf
 
 import glow_tfp
 from glow_tfp import sharding
-from tests.checks import perturb, random_images
+from tests.checks import part_size_of_each_row, perturb, random_images
 from tests.test_flow import SHAPE, tiny_config
 
 
@@ -33,6 +33,33 @@ def test_known_batches_split_into_near_equal_nonempty_parts(batch, shards, sizes
 
   np.testing.assert_array_equal(sharding.map_shards(fn, (x, None), shards), x * 2.0)
   assert seen == [(size, None) for size in sizes]
+
+
+@pytest.mark.parametrize("batch, shards, count", [
+    (0, 2, 1), (1, 2, 1), (3, 4, 3), (64, 2, 2), (65, 2, 4), (256, 2, 8), (257, 2, 10),
+    (100, 3, 6), (100, 1, 4)])
+def test_part_count_keeps_parts_within_part_size_in_multiples_of_shards(batch, shards, count):
+  assert sharding.part_count(batch, shards) == count
+
+
+@pytest.mark.parametrize("batch, sizes", [
+    (1, [1]), (3, [2, 1]), (64, [32, 32]), (65, [17, 16, 16, 16]), (200, [25] * 8)])
+@pytest.mark.parametrize("known", [True, False])
+def test_graphs_cut_large_batches_into_parts_of_at_most_part_size(batch, sizes, known):
+  signature = [tf.TensorSpec([batch if known else None, 3])]
+  cut = tf.function(lambda x: sharding.map_shards(part_size_of_each_row, (x, None), 2),
+                    input_signature=signature)
+  rows = cut(tf.zeros([batch, 3])).numpy()
+  expected = np.repeat(sizes, sizes)
+  np.testing.assert_array_equal(rows, expected)
+
+
+def test_unknown_batches_past_the_largest_count_get_larger_parts():
+  cut = tf.function(lambda x: sharding.map_shards(part_size_of_each_row, (x, None), 2),
+                    input_signature=[tf.TensorSpec([None, 3])])
+  largest = 2 * sharding._UNKNOWN_BATCH_MULTIPLES[-1]
+  rows = cut(tf.zeros([largest * sharding.PART_SIZE + largest, 3])).numpy()
+  np.testing.assert_array_equal(rows, sharding.PART_SIZE + 1)
 
 
 def test_unknown_batch_sizes_are_near_equal():

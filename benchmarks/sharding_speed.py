@@ -1,0 +1,109 @@
+"""What the two choices of `glow_tfp.sharding` buy on a CPU: parts as calls, parts of 32.
+
+  python -m benchmarks.sharding_speed                        # both architectures, ~8 minutes
+  python -m benchmarks.sharding_speed --sharding_architecture=28x28x1 --sharding_repeats=3
+  python -m benchmarks.sharding_speed --sharding_busy_cores=1   # a neighbour busy on one core
+  TF_ENABLE_ONEDNN_OPTS=0 python -m benchmarks.sharding_speed   # TensorFlow's own kernels
+
+A glow_tfp model with one part of the batch per core (intra-op 1, inter-op one per core, as
+the CLI, the server and `benchmarks.run`'s glow_tfp_cores run it) times the benchmark's
+three workloads (Adam training step, `log_prob` at batch 256, sampling at batch 64) three
+ways, traced in this one process and alternating within each repeat:
+
+- inlined: one part per core, the parts' calls inlined into the caller's graph, so the ops of
+  all parts interleave in one executor (glow_tfp before these choices);
+- calls: one part per core, each part a call of the one traced function
+  (`sharding._CALL_ATTRIBUTES`);
+- parts of 32: calls, and a batch larger than cores x `sharding.PART_SIZE` cut into more
+  parts of at most that many images (glow_tfp's default).
+
+`--sharding_busy_cores=N` keeps N other processes spinning while the workloads are timed,
+as on a shared host where another job holds a core. Prints images/s (median over repeats),
+first-call seconds and the ratios to "inlined" (medians of per-repeat ratios); writes --sharding_out_dir/sharding_speed.{json,md}, with
+_busy<N> and _onednn_off in the name for those settings.
+"""
+
+import contextlib
+import os
+
+from absl import app
+from absl import flags
+import tensorflow as tf
+
+from benchmarks import architectures
+from benchmarks import peers
+from benchmarks import report
+from benchmarks import ways
+from glow_tfp import sharding
+
+_ARCHITECTURES = flags.DEFINE_multi_enum(
+    "sharding_architecture", list(architectures.ARCHITECTURES),
+    list(architectures.ARCHITECTURES), "Architectures.")
+_REPEATS = flags.DEFINE_integer("sharding_repeats", 5, "Repeats (the ways alternate).",
+                                lower_bound=1)
+_SECONDS = flags.DEFINE_float("sharding_seconds", 2.0, "Seconds per way per repeat.",
+                              lower_bound=0.0)
+_BUSY = flags.DEFINE_integer("sharding_busy_cores", 0, "Processes spinning while timing.",
+                             lower_bound=0)
+_OUT_DIR = flags.DEFINE_string("sharding_out_dir", "benchmarks/results", "Where results go.")
+
+WAYS = ("inlined", "calls", "parts of 32")
+# A part size no batch reaches: one part per core.
+_NO_LIMIT = 1 << 30
+
+
+@contextlib.contextmanager
+def _sharding_choices(way):
+  """Within it, `glow_tfp.sharding` traces parts the way `way` names."""
+  saved = sharding.PART_SIZE, sharding._CALL_ATTRIBUTES
+  if way != "parts of 32":
+    sharding.PART_SIZE = _NO_LIMIT
+  if way == "inlined":
+    sharding._CALL_ATTRIBUTES = {}
+  try:
+    yield
+  finally:
+    sharding.PART_SIZE, sharding._CALL_ATTRIBUTES = saved
+
+
+def measure(arch, repeats, seconds, busy_cores=0):
+  """`ways.measure` of the glow_tfp_cores model at `arch`, the sharding choices as ways."""
+  model = peers.build_initialized(peers.SYSTEMS["glow_tfp_cores"], arch)
+  return ways.measure(arch, model, {way: lambda way=way: _sharding_choices(way) for way in WAYS},
+                      repeats, seconds, busy_cores)
+
+
+def markdown(result):
+  lines = (["# Parts of a batch on a CPU: inlined, calls, parts of 32", ""]
+           + report.environment_lines(result["environment"])
+           + ["", f"Threads: intra-op 1, inter-op {peers.CORES}; one part per core "
+              f"({peers.CORES}), parts of at most {sharding.PART_SIZE} images in "
+              "\"parts of 32\". Ratios: medians of per-repeat ratios to \"inlined\". "
+              f"Processes spinning while timing: {result['busy_cores']}. "
+              f"TF_ENABLE_ONEDNN_OPTS={result['onednn']}."])
+  for arch_name, by_workload in result["architectures"].items():
+    lines += ["", f"## {arch_name}", ""] + ways.markdown_table(by_workload)
+  return lines
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+  tf.config.threading.set_intra_op_parallelism_threads(1)
+  tf.config.threading.set_inter_op_parallelism_threads(peers.CORES)
+  result = {"architectures": {
+      name: measure(architectures.ARCHITECTURES[name], _REPEATS.value, _SECONDS.value,
+                    _BUSY.value)
+      for name in dict.fromkeys(_ARCHITECTURES.value)},
+      "busy_cores": _BUSY.value, "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "unset"),
+      "environment": report.environment()}
+  lines = markdown(result)
+  print("\n".join(lines))
+  name = ("sharding_speed" + (f"_busy{_BUSY.value}" if _BUSY.value else "")
+          + ("_onednn_off" if result["onednn"] == "0" else ""))
+  for path in report.write(result, lines, _OUT_DIR.value, name):
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+  app.run(main)
