@@ -19,8 +19,9 @@ ways, traced in this one process and alternating within each repeat:
 
 `--sharding_busy_cores=N` keeps N other processes spinning while the workloads are timed,
 as on a shared host where another job holds a core. Prints images/s (median over repeats),
-first-call seconds and the ratios to "inlined" (medians of per-repeat ratios); writes --sharding_out_dir/sharding_speed.{json,md}, with
-_busy<N> and _onednn_off in the name for those settings.
+first-call seconds and the ratios to "inlined" (medians of per-repeat ratios); writes
+--sharding_out_dir/sharding_speed.{json,md}, with _busy<N> and _onednn_off in the name for
+those settings.
 """
 
 import contextlib

@@ -348,22 +348,14 @@ def test_hidden_gradient_times_both_ways_of_the_training_step():
   assert "Matrix products / autodiff" in hidden_gradient.markdown(result, "tiny")[-1]
 
 
-def _part_sizes_traced(batch):
-  """The sizes of the parts `sharding.map_shards` cuts a batch into, in a graph, 2 shards."""
-  rows = tf.function(lambda x: sharding.map_shards(
-      checks.part_size_of_each_row, (x, None), 2))(tf.zeros([batch, 1])).numpy()
-  sizes = []
-  while sum(sizes) < len(rows):  # Each part's rows hold its size.
-    sizes.append(int(rows[sum(sizes)]))
-  return sizes
-
-
 @pytest.mark.parametrize("way, sizes, inline", [
     ("inlined", [50, 50], True), ("calls", [50, 50], False), ("parts of 32", [25] * 4, False)])
 def test_sharding_speed_ways_trace_their_parts_and_restore_the_defaults(way, sizes, inline):
   defaults = sharding.PART_SIZE, dict(sharding._CALL_ATTRIBUTES)
   with sharding_speed._sharding_choices(way):
-    assert _part_sizes_traced(100) == sizes
+    rows = tf.function(lambda x: sharding.map_shards(
+        checks.part_size_of_each_row, (x, None), 2))(tf.zeros([100, 1]))
+    np.testing.assert_array_equal(rows, np.repeat(sizes, sizes))
     assert (sharding._CALL_ATTRIBUTES.get("_noinline") is None) == inline
   assert (sharding.PART_SIZE, sharding._CALL_ATTRIBUTES) == defaults
 
