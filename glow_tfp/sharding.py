@@ -14,9 +14,13 @@ Inside a graph, the parts call one `tf.function` of `fn` traced for any batch si
 model is traced (and differentiated) once however many parts there are, which keeps the
 first step of a training run as quick to build as with whole batches. The calls are not
 inlined into the caller's graph: the function body is optimised once instead of once per
-part, which shortens the first call (`benchmarks.sharding_speed`).
+part, which shortens the first call (`benchmarks.sharding_speed`). A batch whose size the
+graph does not know gets exactly `shards` parts and no control flow, which a training step
+differentiates cheaply; graphs traced within `forward_only` (a SavedModel's signatures)
+choose their parts when they run instead.
 """
 
+import contextlib
 import os
 
 import tensorflow as tf
@@ -24,8 +28,11 @@ import tensorflow as tf
 # The most images one part holds when a graph cuts a batch (`part_count`); measured on a
 # 2-core AVX2 CPU with `benchmarks.sharding_speed` (docs/performance.md).
 PART_SIZE = 32
-# The part counts, in multiples of `shards`, that a batch of unknown size can get.
+# The part counts, in multiples of `shards`, that a batch of unknown size can get in
+# `forward_only` graphs.
 _UNKNOWN_BATCH_MULTIPLES = (1, 2, 4, 8)
+# Whether graphs traced now may choose their parts when they run (`forward_only`).
+_forward_only = False
 # The parts' calls stay calls (see the module docstring); a benchmark compares them inlined.
 _CALL_ATTRIBUTES = {"_noinline": True}
 
@@ -35,6 +42,42 @@ def default_shards():
   if tf.config.list_physical_devices("GPU"):
     return 1
   return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def cpu_plan(intra_op, inter_op, shards, cores):
+  """(intra-op threads, inter-op threads, parts) for a model on `cores` CPU cores (1 where a
+  GPU runs it), from the values given, None where unset: what trained fastest on a 2-core
+  CPU (docs/training.md): a part per core, one thread per operation, one operation per part;
+  whole batches keep TensorFlow's own thread choice (0)."""
+  shards = shards or cores
+  if intra_op is None:
+    intra_op = 1 if shards > 1 else 0
+  if inter_op is None:
+    inter_op = shards if shards > 1 else 0
+  return intra_op, inter_op, shards
+
+
+def configure_threads(intra_op=None, inter_op=None, shards=None):
+  """Sizes TensorFlow's thread pools for a model cut into parts; returns `cpu_plan`'s triple.
+
+  Unset values come from `cpu_plan` on `default_shards()` cores, so on a machine without a
+  GPU a notebook runs as the training CLI does:
+
+    intra_op, inter_op, shards = sharding.configure_threads()
+    model = glow_tfp.GlowModel(config, batch_shards=shards)
+
+  TensorFlow fixes its pools when the first operation runs; call this before then.
+  """
+  intra_op, inter_op, shards = cpu_plan(intra_op, inter_op, shards, default_shards())
+  try:
+    tf.config.threading.set_intra_op_parallelism_threads(intra_op)
+    tf.config.threading.set_inter_op_parallelism_threads(inter_op)
+  except RuntimeError as error:
+    raise RuntimeError(
+        f"TensorFlow's thread pools are already fixed ({error}): call configure_threads "
+        "before the first TensorFlow operation runs, e.g. first in a fresh notebook kernel."
+    ) from error
+  return intra_op, inter_op, shards
 
 
 def check_shards(shards):
@@ -53,8 +96,9 @@ def map_shards(fn, tensors, shards):
     shards: the parts that run side by side; parts differ in size by at most one. In a
       graph, a batch larger than `shards * PART_SIZE` gets more parts, a multiple of
       `shards` (`part_count`). A batch smaller than `shards` gets one part per example
-      when its size is known and runs whole when it is not (oneDNN's convolutions reject
-      empty parts).
+      when its size is known (oneDNN's convolutions reject empty parts). A batch of
+      unknown size gets `shards` parts, zero rows padding it to one row per part and their
+      results dropped; within `forward_only` it picks its parts when it runs instead.
   """
   if shards == 1:
     return fn(*tensors)
@@ -68,6 +112,34 @@ def map_shards(fn, tensors, shards):
     result.set_shape(tf.TensorShape([n]).concatenate(result.shape[1:]))
     return result
   n = tf.shape(batch, out_type=tf.int32)[0]
+  if _forward_only:
+    return _parts_chosen_when_run(fn, tensors, n, shards)
+  # No tf.cond on the size here: differentiating one, as Keras `fit` does, made its first
+  # step 10x longer and its steps 0.6x as fast (docs/performance.md).
+  padding = tf.maximum(shards - n, 0)
+  padded = [None if t is None else _pad_rows(t, padding) for t in tensors]
+  return _concat_parts(fn, padded, part_sizes(n + padding, shards))[:n]
+
+
+@contextlib.contextmanager
+def forward_only():
+  """Within it, graphs for a batch of unknown size choose their parts when they run.
+
+  For graphs that are never differentiated, such as a SavedModel's signatures: a batch
+  smaller than `shards` runs whole, and a batch larger than `shards * PART_SIZE` gets
+  `shards` times 2, 4 or 8 parts of at most `PART_SIZE` (past that, larger parts), picked
+  by a `tf.switch_case`. Its branches call the one traced function, so the graph stays as
+  small as one part's, but the gradient of the switch is slow to build and to run.
+  """
+  global _forward_only
+  saved, _forward_only = _forward_only, True
+  try:
+    yield
+  finally:
+    _forward_only = saved
+
+
+def _parts_chosen_when_run(fn, tensors, n, shards):
   counts = [shards * multiple for multiple in _UNKNOWN_BATCH_MULTIPLES]
   # Branch 0 runs the batch whole; branch i cuts it into counts[i - 1] parts.
   more_parts = tf.reduce_sum(tf.cast(n > tf.constant(counts[:-1]) * PART_SIZE, tf.int32))
@@ -75,6 +147,12 @@ def map_shards(fn, tensors, shards):
   return tf.switch_case(branch, [lambda: fn(*tensors)] + [
       lambda count=count: _concat_parts(fn, tensors, part_sizes(n, count))
       for count in counts])
+
+
+def _pad_rows(t, count):
+  """`t` with `count` rows of zeros appended on axis 0."""
+  paddings = tf.pad([[0, count]], [[0, tf.rank(t) - 1], [0, 0]])
+  return tf.pad(t, paddings)
 
 
 def part_count(n, shards):

@@ -44,6 +44,7 @@ import tensorflow as tf
 
 from glow_tfp import metrics
 from glow_tfp import ood
+from glow_tfp import sharding
 from . import model_name as model_name_lib
 from . import signatures as signatures_lib
 
@@ -75,8 +76,10 @@ def serving_functions(glow, reference=None):
   }
   if reference is not None:
     builders["score"] = (lambda g: _score_fn(g, reference), [images] + labels)
-  return {name: tf.function(build(glow), input_signature=specs).get_concrete_function()
-          for name, (build, specs) in builders.items()}
+  # Served graphs are never differentiated, so they may pick their parts when they run.
+  with sharding.forward_only():
+    return {name: tf.function(build(glow), input_signature=specs).get_concrete_function()
+            for name, (build, specs) in builders.items()}
 
 
 def _log_prob_fn(glow):

@@ -283,14 +283,32 @@ def test_cpu_settings_compare_against_tensorflows_defaults_first():
   assert len(set(compared)) == len(compared)
 
 
+def test_cpu_settings_of_keras_fit_compare_parts_with_and_without_onednn():
+  compared = cpu_settings.settings(cores=4, driver="fit")
+  assert compared[0] == cpu_settings.Setting(driver="fit")
+  assert {s.driver for s in compared} == {"fit"}
+  assert {(s.onednn, s.intra, s.inter, s.shards) for s in compared} == {
+      (onednn, *rest) for onednn in (False, True)
+      for rest in ((0, 0, 1), (1, 4, 4), (0, 0, 4))}
+
+
+def test_cpu_settings_time_keras_fit_in_a_fresh_process():
+  tiny = cpu_settings.Setting(onednn=True, intra=1, inter=2, batch=4, hidden_channels=4,
+                              steps_per_level=1, shards=2, driver="fit")
+  images_per_s, first_step_s = cpu_settings.measure(tiny, seconds=0.2)
+  assert images_per_s > 0 and first_step_s > 0
+
+
 def test_cpu_settings_measure_a_setting_in_a_fresh_process_and_tabulate_it():
   tiny = cpu_settings.Setting(onednn=False, intra=1, inter=1, batch=4, hidden_channels=4,
                               steps_per_level=1, shards=2)
-  images_per_s = cpu_settings.measure(tiny, seconds=0.2)
-  assert images_per_s > 0
-  row = {**dataclasses.asdict(tiny), "median": images_per_s, "ratio": 1.0}
+  images_per_s, first_step_s = cpu_settings.measure(tiny, seconds=0.2)
+  assert images_per_s > 0 and first_step_s > 0
+  row = {**dataclasses.asdict(tiny), "median": images_per_s, "ratio": 1.0,
+         "first_step_s": first_step_s}
   text = cpu_settings.markdown({"cores": 2, "rounds": 1, "seconds": 0.2, "rows": [row]})
-  assert f"| off | 1/1 | off | 4 (2) | 1, 4 | {images_per_s:.0f} | 1.00x |" in text
+  assert (f"| off | 1/1 | off | 4 (2) | 1, 4 | {images_per_s:.0f} | 1.00x | "
+          f"{first_step_s:.1f} |") in text
 
 
 @pytest.mark.parametrize("form,kernel_size,in_channels,out_channels", [

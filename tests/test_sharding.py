@@ -1,3 +1,8 @@
+import contextlib
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -46,19 +51,40 @@ def test_part_count_keeps_parts_within_part_size_in_multiples_of_shards(batch, s
     (1, [1]), (3, [2, 1]), (64, [32, 32]), (65, [17, 16, 16, 16]), (200, [25] * 8)])
 @pytest.mark.parametrize("known", [True, False])
 def test_graphs_cut_large_batches_into_parts_of_at_most_part_size(batch, sizes, known):
+  # An unknown batch gets such parts in forward-only graphs (a SavedModel's signatures).
   signature = [tf.TensorSpec([batch if known else None, 3])]
   cut = tf.function(lambda x: sharding.map_shards(part_size_of_each_row, (x, None), 2),
                     input_signature=signature)
-  rows = cut(tf.zeros([batch, 3])).numpy()
-  expected = np.repeat(sizes, sizes)
-  np.testing.assert_array_equal(rows, expected)
+  with sharding.forward_only():
+    rows = cut(tf.zeros([batch, 3])).numpy()
+  np.testing.assert_array_equal(rows, np.repeat(sizes, sizes))
+
+
+@pytest.mark.parametrize("batch, sizes", [
+    (0, []), (1, [1]), (2, [1, 1]), (3, [1, 1, 1]), (5, [2, 2, 1]), (200, [67, 67, 66])])
+def test_unknown_batches_get_one_part_per_shard_padded_to_one_row_each(batch, sizes):
+  cut = tf.function(lambda x: sharding.map_shards(part_size_of_each_row, (x, None), 3),
+                    input_signature=[tf.TensorSpec([None, 3])])
+  np.testing.assert_array_equal(cut(tf.zeros([batch, 3])), np.repeat(sizes, sizes))
+
+
+@pytest.mark.parametrize("forward_only, control_flow", [(False, set()), (True, {"Case"})])
+def test_only_forward_only_graphs_branch_on_an_unknown_batch(forward_only, control_flow):
+  traced = tf.function(lambda x: sharding.map_shards(lambda part: part * 2.0, (x,), 2),
+                       input_signature=[tf.TensorSpec([None, 3])])
+  with sharding.forward_only() if forward_only else contextlib.nullcontext():
+    graph = traced.get_concrete_function().graph
+  branching = {"Case", "StatelessCase", "If", "StatelessIf"}
+  found = {op.type for op in graph.get_operations()} & branching
+  assert {"Case" if t.endswith("Case") else t for t in found} == control_flow
 
 
 def test_unknown_batches_past_the_largest_count_get_larger_parts():
   cut = tf.function(lambda x: sharding.map_shards(part_size_of_each_row, (x, None), 2),
                     input_signature=[tf.TensorSpec([None, 3])])
   largest = 2 * sharding._UNKNOWN_BATCH_MULTIPLES[-1]
-  rows = cut(tf.zeros([largest * sharding.PART_SIZE + largest, 3])).numpy()
+  with sharding.forward_only():
+    rows = cut(tf.zeros([largest * sharding.PART_SIZE + largest, 3])).numpy()
   np.testing.assert_array_equal(rows, sharding.PART_SIZE + 1)
 
 
@@ -110,11 +136,33 @@ def test_sharded_model_samples_encodes_and_decodes_like_the_whole_batch():
 
 
 @pytest.mark.parametrize("batch", [1, 2, 5])
-def test_sharded_log_prob_takes_any_batch_in_a_function_with_unknown_batch(batch):
+@pytest.mark.parametrize("forward_only", [False, True])
+def test_sharded_log_prob_takes_any_batch_in_a_function_with_unknown_batch(batch,
+                                                                             forward_only):
   whole, sharded = twin_models(4)
   fn = tf.function(sharded.log_prob, input_signature=[tf.TensorSpec((None,) + SHAPE)])
   x = random_images((batch,) + SHAPE, seed=3)
+  with sharding.forward_only() if forward_only else contextlib.nullcontext():
+    fn.get_concrete_function()
   np.testing.assert_allclose(fn(x), whole.log_prob(x), rtol=1e-6, atol=1e-4)
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_padding_rows_of_an_unknown_batch_add_nothing_to_the_gradients(batch):
+  x = random_images((batch,) + SHAPE, seed=5)
+  gradients = []
+  for model in twin_models(4):
+    def gradients_of(x, model=model):
+      with tf.GradientTape() as tape:
+        loss = -tf.reduce_sum(model.log_prob(x))
+      return tape.gradient(loss, model.trainable_variables)
+    traced = tf.function(gradients_of, input_signature=[tf.TensorSpec((None,) + SHAPE)])
+    gradients.append(traced(x))
+  for a, b in zip(*gradients):
+    a, b = tf.convert_to_tensor(a).numpy(), tf.convert_to_tensor(b).numpy()
+    # Kernels at other batch sizes round differently; a padding row would add a whole
+    # image's gradient.
+    np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-4 * np.abs(a).max())
 
 
 def test_one_part_traces_the_function_once_even_for_an_unknown_batch():
@@ -145,3 +193,31 @@ def test_parts_share_one_trace_of_the_function_in_a_graph(batch):
   assert result.shape.as_list() == [batch, 2]
   x = tf.reshape(tf.range(14.0), [7, 2])
   np.testing.assert_array_equal(traced(x), x * 2.0)
+
+
+@pytest.mark.parametrize("given, cores, plan", [
+    ((None, None, None), 2, (1, 2, 2)),    # a 2-core CPU: a part per core, a thread per op
+    ((None, None, None), 1, (0, 0, 1)),    # a GPU (or one core): whole batches, TF's threads
+    ((None, None, 1), 2, (0, 0, 1)),       # one part restores TensorFlow's choice
+    ((2, None, None), 4, (2, 4, 4)),       # an explicit thread count wins over the plan
+    ((None, 0, 3), 2, (1, 0, 3)),
+])
+def test_cpu_plan_cuts_batches_per_core_unless_told_otherwise(given, cores, plan):
+  assert sharding.cpu_plan(*given, cores=cores) == plan
+
+
+def test_configure_threads_sizes_the_pools_of_a_fresh_process():
+  code = ("from glow_tfp import sharding; import tensorflow as tf; "
+          "plan = sharding.configure_threads(shards=3); "
+          "print(plan, tf.config.threading.get_intra_op_parallelism_threads(), "
+          "tf.config.threading.get_inter_op_parallelism_threads())")
+  result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True, cwd=os.path.dirname(os.path.dirname(__file__)))
+  assert result.stdout.split("\n")[-2] == "(1, 3, 3) 1 3"
+
+
+def test_configure_threads_after_the_first_operation_names_the_fix():
+  tf.constant(1.0) + 1.0  # the pools are fixed from here on
+  taken = tf.config.threading.get_intra_op_parallelism_threads()
+  with pytest.raises(RuntimeError, match="call configure_threads before the first"):
+    sharding.configure_threads(intra_op=taken + 7)

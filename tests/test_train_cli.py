@@ -20,7 +20,6 @@ import tensorflow as tf
 import glow_tfp
 from glow_tfp import workdir as workdir_lib
 from train import cli
-from train import common_flags
 from train import data as data_lib
 from train import images
 from train import loop
@@ -90,17 +89,6 @@ def test_precision_and_memory_flags_reach_the_training_options():
     flags.FLAGS(["train", "--compute_dtype=bfloat16", "--reversible_gradients"])
     options = cli.training_options(num_train_images=50)
   assert options.compute_dtype == "bfloat16" and options.reversible_gradients
-
-
-@pytest.mark.parametrize("flag_values, cores, plan", [
-    ((None, None, None), 2, (1, 2, 2)),    # a 2-core CPU: a part per core, a thread per op
-    ((None, None, None), 1, (0, 0, 1)),    # a GPU (or one core): whole batches, TF's threads
-    ((None, None, 1), 2, (0, 0, 1)),       # --batch_shards=1 restores TensorFlow's choice
-    ((2, None, None), 4, (2, 4, 4)),       # an explicit thread flag wins over the plan
-    ((None, 0, 3), 2, (1, 0, 3)),
-])
-def test_cpu_plan_cuts_batches_per_core_unless_flags_say_otherwise(flag_values, cores, plan):
-  assert common_flags.cpu_plan(*flag_values, cores=cores) == plan
 
 
 def test_batch_shards_reach_the_training_options(tmp_path):

@@ -11,7 +11,6 @@ import os
 
 from absl import flags
 from absl import logging
-import tensorflow as tf
 
 from glow_tfp import sharding
 
@@ -194,22 +193,9 @@ def apply_thread_flags(holders):
   """Sizes TensorFlow's thread pools from `define_thread_flags`' holders and returns the
   batch_shards to build the model with; call before the first operation runs (TensorFlow
   fixes the pools then)."""
-  intra, inter, shards = cpu_plan(*(holders[name].value for name in (
-      "intra_op_threads", "inter_op_threads", "batch_shards")), cores=sharding.default_shards())
-  tf.config.threading.set_intra_op_parallelism_threads(intra)
-  tf.config.threading.set_inter_op_parallelism_threads(inter)
+  intra, inter, shards = sharding.configure_threads(*(holders[name].value for name in (
+      "intra_op_threads", "inter_op_threads", "batch_shards")))
   logging.info("CPU threads: intra-op %s, inter-op %s (0: TensorFlow's choice); batches in "
                "%s parts; TF_ENABLE_ONEDNN_OPTS=%s.", intra, inter, shards,
                os.environ.get("TF_ENABLE_ONEDNN_OPTS", "unset"))
   return shards
-
-
-def cpu_plan(intra, inter, shards, cores):
-  """(intra_op threads, inter_op threads, batch shards) from the flags' values, None where
-  unset, for a model that runs on `cores` CPU cores (1 where it runs on a GPU)."""
-  shards = shards or cores
-  if intra is None:
-    intra = 1 if shards > 1 else 0
-  if inter is None:
-    inter = shards if shards > 1 else 0
-  return intra, inter, shards
