@@ -15,8 +15,8 @@ _EXPORTS = {
     "GlowConfig": "config",
     "GlowModel": "keras",
     "PRESETS": "config",
-    "bits_per_dim": "metrics",
-    "discrete_log_likelihood": "metrics",
+    "bits_per_dim": "likelihood",
+    "log_likelihood": "likelihood",
     "to_images": "metrics",
     "to_model_space": "metrics",
 }

@@ -8,6 +8,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from glow_tfp import layout as layout_lib
+from glow_tfp import likelihood
 from glow_tfp import metrics
 from glow_tfp import sharding
 from glow_tfp.bijectors import actnorm
@@ -111,7 +112,8 @@ class Glow(tf.Module):
     self.bijector.initialize_inverse(x, labels=labels)
 
   def log_prob(self, x, labels=None):
-    """Exact log-density [N] of model-space images `x` [N, H, W, C]."""
+    """Exact log-density [N] at model-space points `x` [N, H, W, C] (not a probability of
+    a discrete image: `log_likelihood` gives that)."""
     x, labels = self._check_inputs(x, labels)
     return sharding.map_shards(self._log_prob, (x, labels), self.batch_shards)
 
@@ -119,10 +121,13 @@ class Glow(tf.Module):
     z, log_det = self.bijector.inverse_and_log_det(x, labels=labels)
     return _standard_normal_log_prob(z) + log_det
 
-  def bits_per_dim(self, x, labels=None):
-    """Bits per dimension [N] of model-space images `x`."""
-    return metrics.bits_per_dim(self.log_prob(x, labels), self.config.num_dims,
-                                self.config.n_bits)
+  def log_likelihood(self, images, labels=None, num_draws=1, seed=0, noise=None):
+    """Estimated log-probability [N] in nats of uint8 `images`: `glow_tfp.likelihood`.
+
+    A lower bound on log P(images) in expectation that tightens as `num_draws` grows;
+    `likelihood.bits_per_dim` turns it into bits/dim.
+    """
+    return likelihood.log_likelihood(self, images, labels, num_draws, seed, noise)
 
   def sample(self, n, temperature=1.0, labels=None, seed=None):
     """`n` model-space samples, the base scaled by `temperature` (0 gives prior means).
@@ -134,7 +139,7 @@ class Glow(tf.Module):
     if seed is None:
       z = tf.random.normal(shape, dtype=self.dtype)
     else:
-      z = tf.random.stateless_normal(shape, metrics._as_seed(seed), dtype=self.dtype)
+      z = tf.random.stateless_normal(shape, metrics.as_seed(seed), dtype=self.dtype)
     return self._generate(temperature * z, labels)
 
   def encode(self, x, labels=None):

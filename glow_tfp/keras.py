@@ -4,7 +4,7 @@
   model.compile(optimizer="adam")     # the loss is the model's own negative log-likelihood
   model.fit(train_ds, validation_data=val_ds, epochs=5,
             callbacks=[glow_tfp.keras.SampleGrid("samples")])
-  model.evaluate(test_ds)             # {"loss": bits/dim, "bits_per_dim": the same}
+  model.evaluate(test_ds)             # {"loss": bits/dim (a bound), "bits_per_dim": the same}
   images = model.sample(16, temperature=0.7)   # uint8 [16, H, W, C]
 
 Both Keras generations work: `GlowModel` and `SampleGrid` here are built on the Keras that
@@ -29,6 +29,7 @@ from glow_tfp import config as config_lib
 from glow_tfp import ema as ema_lib
 from glow_tfp import flow
 from glow_tfp import grid
+from glow_tfp import likelihood
 from glow_tfp import metrics
 from glow_tfp import training
 
@@ -93,8 +94,11 @@ class _GlowModel:
   - With `ema_decay` > 0, `ema_glow` keeps an exponential moving average of the weights
     (`glow_tfp.ema`), updated after each applied step and saved with the weights;
     `evaluate`, `predict` and `sample` then use it (`glow` keeps the raw weights).
-  - `evaluate` and `predict` use bin centres. Logs: `loss` and `bits_per_dim` (the same
-    value, mean bits/dim); `predict` gives per-image `log_likelihood` (nats) and
+  - `evaluate` and `predict` estimate the probability of each image with `likelihood_draws`
+    fixed uniform dequantisation draws (`glow_tfp.likelihood`: a lower bound on log P in
+    expectation; the same draws for every image and batch, those of an export with as many
+    draws and `--likelihood_seed=0`). Logs: `loss` and `bits_per_dim` (the same value,
+    the mean bound in bits/dim); `predict` gives per-image `log_likelihood` (nats) and
     `bits_per_dim`, the outputs of the serving `log_prob`.
   - `initialize(batch)` runs the data-dependent initialisation explicitly (bin centres).
   - `sample(n, temperature)` returns uint8 images.
@@ -103,13 +107,15 @@ class _GlowModel:
     config: `GlowConfig`.
     seed: integer seed of the flow's initial values and of the dequantisation noise.
     ema_decay: decay of the EMA weights in [0, 1); 0 (default) keeps none.
+    likelihood_draws: K, the dequantisation draws per image of `evaluate` and `predict`.
     batch_shards: cut every batch into this many parts that run side by side
       (`glow_tfp.Glow`'s argument); on a CPU, one per core with one thread per operation
       trains fastest. Values and weights are the same for any count.
     name: model name.
   """
 
-  def __init__(self, config, seed=0, ema_decay=0.0, batch_shards=1, name="glow_model"):
+  def __init__(self, config, seed=0, ema_decay=0.0, likelihood_draws=1, batch_shards=1,
+               name="glow_model"):
     if not isinstance(config, config_lib.GlowConfig):
       raise TypeError(f"`config` must be a glow_tfp.GlowConfig; got {type(config).__name__}.")
     if not isinstance(seed, int) or isinstance(seed, bool):
@@ -119,6 +125,8 @@ class _GlowModel:
       raise ValueError(f"`ema_decay` must be in [0, 1); got {ema_decay!r}.")
     self.config = config
     self._seed, self._ema_decay = seed, ema_decay
+    self._likelihood_draws = likelihood.check_num_draws(likelihood_draws)
+    self._eval_noise = tf.constant(likelihood.fixed_draws(likelihood_draws, config.image_shape))
     with tf.variable_creator_scope(_KerasOwnedVariables(self)):
       self.glow = flow.Glow(config, seed=seed, batch_shards=batch_shards)
     self.ema_glow, self._ema = None, None
@@ -149,13 +157,14 @@ class _GlowModel:
 
   def get_config(self):
     return {"glow_config": self.config.to_json(), "seed": self._seed,
-            "ema_decay": self._ema_decay, "batch_shards": self.glow.batch_shards,
-            "name": self.name}
+            "ema_decay": self._ema_decay, "likelihood_draws": self._likelihood_draws,
+            "batch_shards": self.glow.batch_shards, "name": self.name}
 
   @classmethod
   def from_config(cls, config):
     return cls(config_lib.GlowConfig.from_json(config["glow_config"]), seed=config["seed"],
                ema_decay=config.get("ema_decay", 0.0),
+               likelihood_draws=config.get("likelihood_draws", 1),
                batch_shards=config.get("batch_shards", 1), name=config["name"])
 
   @property
@@ -172,9 +181,9 @@ class _GlowModel:
     super().compile(optimizer=optimizer, **kwargs)
 
   def call(self, inputs, training=False):
-    """Per-image `log_likelihood` (discrete, nats) and `bits_per_dim` at bin centres."""
+    """Per-image `log_likelihood` (estimated log P, nats) and `bits_per_dim`."""
     images, labels = self._unpack(inputs)
-    return self._scores(self._eval_glow.log_prob(self._bin_centres(images), labels))
+    return self._scores(images, labels)
 
   def train_step(self, data):
     images, labels = self._unpack(data)
@@ -208,7 +217,7 @@ class _GlowModel:
 
   def test_step(self, data):
     images, labels = self._unpack(data)
-    return self._update_metrics(self._eval_glow.log_prob(self._bin_centres(images), labels))
+    return self._update_metrics(self._scores(images, labels))
 
   def predict_step(self, data):
     return self.call(data)
@@ -246,13 +255,12 @@ class _GlowModel:
   def _bin_centres(self, images):
     return metrics.to_model_space(images, self.config.n_bits)
 
-  def _scores(self, log_prob):
-    dims, n_bits = self.config.num_dims, self.config.n_bits
-    return {"log_likelihood": metrics.discrete_log_likelihood(log_prob, dims, n_bits),
-            "bits_per_dim": metrics.bits_per_dim(log_prob, dims, n_bits)}
+  def _scores(self, images, labels):
+    nats = self._eval_glow.log_likelihood(images, labels, noise=self._eval_noise)
+    return {"log_likelihood": nats,
+            "bits_per_dim": likelihood.bits_per_dim(nats, self.config.num_dims)}
 
-  def _update_metrics(self, log_prob):
-    scores = self._scores(log_prob)
+  def _update_metrics(self, scores):
     self._loss_tracker.update_state(scores["bits_per_dim"])
     self._bits_tracker.update_state(scores["bits_per_dim"])
     return {m.name: m.result() for m in self.metrics}

@@ -1,14 +1,11 @@
-"""Between images and model space: dequantisation, bits per dimension, back to uint8.
+"""Between images and model space: dequantisation and back to uint8.
 
 Images with `n_bits` bits per channel map to [-0.5, 0.5):
   x = floor(img / 2**(8 - n_bits)) / 2**n_bits - 0.5 + u,
-u ~ Uniform[0, 2**-n_bits) when training (dequantisation) and u = 2**-n_bits / 2 (the bin
-centre) when a deterministic value is needed. With D = H * W * C,
-  bits/dim = (-log p(x) + D * n_bits * log 2) / (D * log 2),
-and the discrete log-likelihood of an image in nats is log p(x) - D * n_bits * log 2.
+u ~ Uniform[0, 2**-n_bits) when training and estimating a likelihood (dequantisation,
+`glow_tfp.likelihood`), and u = 2**-n_bits / 2 (the bin centre) where one deterministic point
+of each image is needed (encoding, reconstruction).
 """
-
-import math
 
 import tensorflow as tf
 
@@ -39,7 +36,7 @@ def to_model_space(images, n_bits=8, noise_seed=None, noise=None):
   elif noise_seed is None:
     noise = 0.5
   else:
-    noise = tf.random.stateless_uniform(tf.shape(images), _as_seed(noise_seed))
+    noise = tf.random.stateless_uniform(tf.shape(images), as_seed(noise_seed))
   return (levels + noise) / bins - 0.5
 
 
@@ -51,19 +48,8 @@ def to_images(x, n_bits=8):
   return tf.cast(levels * 2 ** (8 - n_bits), tf.uint8)
 
 
-def bits_per_dim(log_prob, num_dims, n_bits=8):
-  """Bits per dimension of a continuous log-density in model space."""
-  _check_n_bits(n_bits)
-  return (-log_prob + num_dims * n_bits * math.log(2.0)) / (num_dims * math.log(2.0))
-
-
-def discrete_log_likelihood(log_prob, num_dims, n_bits=8):
-  """Log-probability in nats of the discrete image whose bin holds the point of `log_prob`."""
-  _check_n_bits(n_bits)
-  return log_prob - num_dims * n_bits * math.log(2.0)
-
-
-def _as_seed(seed):
+def as_seed(seed):
+  """An int or a shape-[2] int tensor -> the shape-[2] seed of TF's stateless random ops."""
   seed = tf.convert_to_tensor(seed)
   if seed.shape.rank == 0:
     return tf.stack([tf.cast(seed, tf.int64), tf.constant(0, tf.int64)])

@@ -4,7 +4,8 @@ A flow's likelihood alone ranks the wrong inputs as typical: simple images (cons
 near-black) get higher likelihood than the training data (Nalisnick et al., 2019). The
 scores here, all in bits per dimension, higher = less like the training data:
 
-  bits_per_dim          -log2 p(x) / D, the model's code length at bin centres;
+  bits_per_dim          -log2 P(x) / D, the model's code length of the discrete image,
+                        estimated with fixed dequantisation draws (`glow_tfp.likelihood`);
   png_bits_per_dim      L(x) / D, the length of the PNG (zlib level 9) of the uint8 image;
   complexity_corrected  bits_per_dim - png_bits_per_dim: S(x) of Serra et al. (2020) per
                         dimension (how many bits the model saves over a generic compressor,
@@ -24,7 +25,7 @@ import dataclasses
 import numpy as np
 import tensorflow as tf
 
-from glow_tfp import metrics
+from glow_tfp import likelihood
 
 QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
 SCORES = ("bits_per_dim", "png_bits_per_dim", "complexity_corrected", "typicality",
@@ -97,26 +98,32 @@ def scores(bits_per_dim, png, reference):
   }
 
 
-def measure(model, images, labels=None, batch_size=256):
-  """(bits/dim, PNG bits/dim) as float64 arrays [N] of uint8 `images` under `model`."""
+def measure(model, images, labels=None, batch_size=256, draws=None):
+  """(bits/dim, PNG bits/dim) as float64 arrays [N] of uint8 `images` under `model`.
+
+  `draws`: the fixed dequantisation draws [K, H, W, C] of the likelihood estimate; default
+  `likelihood.default_draws`, those of an export that is given none.
+  """
+  if draws is None:
+    draws = likelihood.default_draws(model.config)
   bits, png = [], []
   for start in range(0, len(images), batch_size):
     chunk = images[start:start + batch_size]
     chunk_labels = None
     if model.config.num_classes:
       chunk_labels = tf.constant(labels[start:start + batch_size], tf.int32)
-    x = tf.cast(metrics.to_model_space(chunk, model.config.n_bits), model.dtype)
-    bits.append(model.bits_per_dim(x, chunk_labels).numpy())
+    nats = model.log_likelihood(chunk, chunk_labels, noise=draws)
+    bits.append(likelihood.bits_per_dim(nats, model.config.num_dims).numpy())
     png.append(png_bits_per_dim(chunk).numpy())
   return np.concatenate(bits).astype(np.float64), np.concatenate(png).astype(np.float64)
 
 
-def reference_statistics(model, images, labels=None, batch_size=256):
-  """The `Reference` of held-out uint8 `images` (at least 2) under `model`."""
+def reference_statistics(model, images, labels=None, batch_size=256, draws=None):
+  """The `Reference` of held-out uint8 `images` (at least 2) under `model` (`measure`)."""
   if len(images) < 2:
     raise ValueError(f"Reference statistics need at least 2 held-out images; got "
                      f"{len(images)}.")
-  bits, png = measure(model, images, labels, batch_size)
+  bits, png = measure(model, images, labels, batch_size, draws)
   pairs = np.stack([bits, png], axis=1)
   covariance = np.cov(pairs, rowvar=False) + _COVARIANCE_RIDGE * np.eye(2)
   partial = Reference(
@@ -130,9 +137,9 @@ def reference_statistics(model, images, labels=None, batch_size=256):
   return dataclasses.replace(partial, heldout_ood_scores=own)
 
 
-def score_images(model, images, labels, reference, batch_size=256):
-  """Every score of `SCORES` as numpy arrays [N] of uint8 `images`, by name."""
-  bits, png = measure(model, images, labels, batch_size)
+def score_images(model, images, labels, reference, batch_size=256, draws=None):
+  """Every score of `SCORES` as numpy arrays [N] of uint8 `images`, by name (`measure`)."""
+  bits, png = measure(model, images, labels, batch_size, draws)
   return {name: value.numpy() for name, value in scores(bits, png, reference).items()}
 
 

@@ -8,13 +8,15 @@ norm, with the verdict of the non-finite guard (`StepResult.ok`). The caller the
 the update only when `ok` holds (all or nothing) and updates the EMA weights with it.
 
 The loss is the mean negative log-likelihood of the global batch in bits per dimension
-(`metrics.bits_per_dim` of the dequantised images), in both the CLI and Keras.
+(`likelihood.dequantized_bits_per_dim`: one uniform draw per image, so its expectation is
+the K = 1 bound on the discrete bits/dim), in both the CLI and Keras.
 """
 
 import typing
 
 import tensorflow as tf
 
+from glow_tfp import likelihood
 from glow_tfp import metrics
 
 # The dequantisation noise of training step s is seeded by fold_in((seed, NOISE_STREAM), s).
@@ -101,7 +103,8 @@ def loss_and_gradients(model, x, labels, global_batch_size, loss_scale=None):
   """
   variables = model.trainable_variables
   with tf.GradientTape() as tape:
-    loss = tf.reduce_sum(model.bits_per_dim(x, labels)) / global_batch_size
+    bits = likelihood.dequantized_bits_per_dim(model.log_prob(x, labels), model.config)
+    loss = tf.reduce_sum(bits) / global_batch_size
     scaled = loss if loss_scale is None else loss * loss_scale
   gradients = tape.gradient(scaled, variables)
   if loss_scale is not None:

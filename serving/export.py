@@ -6,7 +6,9 @@ writes `<export_base>/<model_name>/<version>/` (the next free integer version un
 `--version` is given) with the latest checkpoint's weights (the EMA weights when training kept
 them); the signatures are described in `serving/saved_model.py`. The reference statistics of
 the `score` signature come from the held-out images training wrote to
-`<workdir>/heldout_reference.npz`, or from `--reference_images`. Each request's batch is cut
+`<workdir>/heldout_reference.npz`, or from `--reference_images`. The served log-likelihood
+is estimated with `--likelihood_draws` fixed uniform dequantisation draws, seeded by
+`--likelihood_seed` and stored in the export (`glow_tfp.likelihood`). Each request's batch is cut
 into `--batch_shards` parts that run side by side, by default one per CPU core, which serves
 fastest with the server's default threads (one per op, one op per core).
 """
@@ -16,6 +18,7 @@ import sys
 from absl import app
 from absl import flags
 
+from glow_tfp import likelihood
 from glow_tfp import ood
 from glow_tfp import sharding
 from glow_tfp import workdir as workdir_lib
@@ -41,6 +44,12 @@ _REFERENCE_IMAGES = flags.DEFINE_string(
     "reference_images", None, "An .npz of held-out images (uint8 `images` [N, H, W, C], "
     "int32 `labels` [N]) for the `score` signature's reference statistics; default "
     f"<workdir>/{workdir_lib.REFERENCE_FILE}, which training writes.")
+_LIKELIHOOD_DRAWS = flags.DEFINE_integer(
+    "likelihood_draws", 1, "K, the fixed uniform dequantisation draws per image of the "
+    "served log-likelihood (a lower bound on log P in expectation that tightens as K "
+    "grows; each request costs K forward passes).", lower_bound=1)
+_LIKELIHOOD_SEED = flags.DEFINE_integer(
+    "likelihood_seed", 0, "Seed of the fixed dequantisation draws.", lower_bound=0)
 
 _BATCH_SHARDS = flags.DEFINE_integer(
     "batch_shards", None, "Parts each request's batch is cut into, run side by side "
@@ -61,11 +70,14 @@ def main(argv):
     images, labels = workdir_lib.load_reference_images(reference_file)
   except FileNotFoundError as error:
     sys.exit(f"serving.export: error: {error}")
-  reference = ood.reference_statistics(glow, images, labels)
+  draws = likelihood.fixed_draws(_LIKELIHOOD_DRAWS.value, glow.config.image_shape,
+                                 _LIKELIHOOD_SEED.value)
+  reference = ood.reference_statistics(glow, images, labels, draws=draws)
   path = export_version(glow, _EXPORT_BASE.value, _MODEL_NAME.value, _VERSION.value,
-                        reference)
+                        reference, draws)
   print(f"Exported {checkpoint} to {path} (signatures: {', '.join(saved_model.SIGNATURES)}; "
-        f"{signatures.DEFAULT_SIGNATURE} = log_prob; score's reference: {len(images)} "
+        f"{signatures.DEFAULT_SIGNATURE} = log_prob; log-likelihood from "
+        f"{_LIKELIHOOD_DRAWS.value} fixed dequantisation draws; score's reference: {len(images)} "
         f"held-out images of {reference_file}; batches in {glow.batch_shards} parts).")
 
 

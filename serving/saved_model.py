@@ -5,8 +5,8 @@ does that from a training workdir. The signatures all have a dynamic batch dimen
 
   log_prob (also serving_default)
       images uint8 [N, H, W, C] (+ labels int32 [N] for a class-conditional model)
-      -> log_likelihood float32 [N]: discrete log-likelihood of each image, in nats
-         bits_per_dim   float32 [N]
+      -> log_likelihood float32 [N]: estimated log-probability of each image, in nats
+         bits_per_dim   float32 [N]: -log_likelihood / (D log 2)
   sample
       num_samples int32 [], temperature float32 [], seed int64 [] (+ labels int32 [N])
       -> images uint8 [N, H, W, C]   (deterministic for a given seed)
@@ -19,8 +19,11 @@ does that from a training workdir. The signatures all have a dynamic batch dimen
       training data (`glow_tfp.ood`): bits_per_dim, png_bits_per_dim,
       complexity_corrected, typicality, ood_score, ood_percentile
 
-Images enter model space at their bin centres (no dequantisation noise), so the served
-log-likelihood of an image is deterministic. The SavedModel holds only TensorFlow ops and
+The served log-likelihood is `glow_tfp.likelihood`'s estimate of log P(image) with K fixed
+uniform dequantisation draws stored in the SavedModel (`likelihood_draws`, K x H x W x C): a
+lower bound on the probability of the discrete image in expectation, never above 0, and the
+same for an image in any request and batch. `score`'s bits_per_dim is the same estimate.
+Encoding uses bin centres. The SavedModel holds only TensorFlow ops and
 variables (the reference statistics of `score` among them): it loads with `tf.saved_model.load`, `saved_model_cli` and TF Serving, without
 glow_tfp or TensorFlow Probability.
 
@@ -42,6 +45,7 @@ import uuid
 
 import tensorflow as tf
 
+from glow_tfp import likelihood
 from glow_tfp import metrics
 from glow_tfp import ood
 from glow_tfp import sharding
@@ -53,11 +57,13 @@ SIGNATURES = ("log_prob", "sample", "encode", "decode", "score")
 _EXAMPLE_COUNTS = {"sample": "num_samples"}
 
 
-def serving_functions(glow, reference=None):
+def serving_functions(glow, draws, reference=None):
   """The serving signatures of `glow`, as concrete functions keyed by name.
 
-  `reference`: a `glow_tfp.ood.Reference` (of arrays or variables); `score` is among the
-  signatures only when it is given.
+  `draws`: the fixed dequantisation draws [K, H, W, C] of the likelihood estimate
+  (`glow_tfp.likelihood.fixed_draws`, an array or a variable). `reference`: a
+  `glow_tfp.ood.Reference` (of arrays or variables) measured with the same draws; `score` is
+  among the signatures only when it is given.
   """
   config = glow.config
   conditional = config.num_classes > 0
@@ -69,36 +75,32 @@ def serving_functions(glow, reference=None):
              tf.TensorSpec([], tf.float32, name="temperature"),
              tf.TensorSpec([], tf.int64, name="seed")]
   builders = {
-      "log_prob": (_log_prob_fn, [images] + labels),
+      "log_prob": (lambda g: _log_prob_fn(g, draws), [images] + labels),
       "sample": (_sample_fn, scalars + labels),
       "encode": (_encode_fn, [images] + labels),
       "decode": (_decode_fn, latents + labels),
   }
   if reference is not None:
-    builders["score"] = (lambda g: _score_fn(g, reference), [images] + labels)
+    builders["score"] = (lambda g: _score_fn(g, draws, reference), [images] + labels)
   # Served graphs are never differentiated, so they may pick their parts when they run.
   with sharding.forward_only():
     return {name: tf.function(build(glow), input_signature=specs).get_concrete_function()
             for name, (build, specs) in builders.items()}
 
 
-def _log_prob_fn(glow):
-  config = glow.config
-
+def _log_prob_fn(glow, draws):
   def log_prob(images, labels=None):
-    log_density = glow.log_prob(metrics.to_model_space(images, config.n_bits), labels)
-    return {
-        "log_likelihood": metrics.discrete_log_likelihood(log_density, config.num_dims,
-                                                          config.n_bits),
-        "bits_per_dim": metrics.bits_per_dim(log_density, config.num_dims, config.n_bits),
-    }
+    nats = glow.log_likelihood(images, labels, noise=draws)
+    return {"log_likelihood": nats,
+            "bits_per_dim": likelihood.bits_per_dim(nats, glow.config.num_dims)}
   return log_prob
 
 
-def _score_fn(glow, reference):
+def _score_fn(glow, draws, reference):
   def score(images, labels=None):
-    x = metrics.to_model_space(images, glow.config.n_bits)
-    return ood.scores(glow.bits_per_dim(x, labels), ood.png_bits_per_dim(images), reference)
+    bits = likelihood.bits_per_dim(glow.log_likelihood(images, labels, noise=draws),
+                                   glow.config.num_dims)
+    return ood.scores(bits, ood.png_bits_per_dim(images), reference)
   return score
 
 
@@ -133,15 +135,17 @@ def _decode_fn(glow):
   return decode
 
 
-def export_saved_model(glow, export_dir, reference=None):
+def export_saved_model(glow, export_dir, reference=None, draws=None):
   """Writes `glow` as a SavedModel with the signatures of this module's docstring.
 
   Args:
     glow: an initialised `glow_tfp.Glow` (trained, or restored from a checkpoint).
     export_dir: directory to write; it must not exist yet or be empty.
-    reference: the `glow_tfp.ood.Reference` of held-out images
+    reference: the `glow_tfp.ood.Reference` of held-out images measured with `draws`
       (`glow_tfp.ood.reference_statistics`), stored in the SavedModel for `score`; without
       it the SavedModel has no `score` signature.
+    draws: the fixed dequantisation draws [K, H, W, C] in [0, 1) of the served likelihood
+      (`glow_tfp.likelihood.fixed_draws`); default `likelihood.default_draws(glow.config)`.
 
   Returns:
     `export_dir`.
@@ -152,6 +156,10 @@ def export_saved_model(glow, export_dir, reference=None):
   if tf.io.gfile.exists(export_dir) and tf.io.gfile.listdir(export_dir):
     raise FileExistsError(f"Export directory {export_dir} exists and is not empty.")
   module = tf.Module(name="glow_serving")
+  if draws is None:
+    draws = likelihood.default_draws(glow.config)
+  module.likelihood_draws = tf.Variable(_checked_draws(draws, glow.config), trainable=False,
+                                        name="likelihood_draws")
   if reference is not None:
     module.reference_statistics = {
         name: tf.Variable(value, trainable=False, name=name)
@@ -160,7 +168,7 @@ def export_saved_model(glow, export_dir, reference=None):
   # Served weights never change: the signatures read each step's fused weights (W = P L U
   # among them) from variables computed here, instead of recomputing them every call.
   with glow.frozen_weights() as frozen:
-    functions = serving_functions(glow, reference)
+    functions = serving_functions(glow, module.likelihood_draws, reference)
   module.frozen_weights = frozen
   signatures = dict(functions)
   signatures[signatures_lib.DEFAULT_SIGNATURE] = functions["log_prob"]
@@ -175,6 +183,14 @@ def export_saved_model(glow, export_dir, reference=None):
   return export_dir
 
 
+def _checked_draws(draws, config):
+  draws = tf.convert_to_tensor(draws, tf.float32)
+  if draws.shape.rank != 4 or draws.shape[1:] != config.image_shape or draws.shape[0] < 1:
+    raise ValueError(f"`draws` must have shape [K, {', '.join(map(str, config.image_shape))}] "
+                     f"with K >= 1; got shape {draws.shape.as_list()}.")
+  return draws
+
+
 def versions(model_dir):
   """The integer version directories under `model_dir`, ascending (none if it is absent)."""
   if not tf.io.gfile.isdir(model_dir):
@@ -183,7 +199,7 @@ def versions(model_dir):
   return sorted(int(name) for name in names if name.isdigit())
 
 
-def export_version(glow, export_base, model_name, version=None, reference=None):
+def export_version(glow, export_base, model_name, version=None, reference=None, draws=None):
   """Exports `glow` to `<export_base>/<model_name>/<version>/` and returns that path.
 
   The SavedModel is written to a hidden temporary directory and renamed into place, so a
@@ -196,6 +212,7 @@ def export_version(glow, export_base, model_name, version=None, reference=None):
     version: positive integer; default: one more than the highest existing version.
     reference: the `glow_tfp.ood.Reference` for the `score` signature (see
       `export_saved_model`).
+    draws: the fixed dequantisation draws of the served likelihood (`export_saved_model`).
   """
   if not model_name_lib.is_valid(model_name):
     raise ValueError(f"Invalid model name {model_name!r}: use {model_name_lib.RULE}.")
@@ -209,6 +226,6 @@ def export_version(glow, export_base, model_name, version=None, reference=None):
     raise FileExistsError(f"Version {version} of model {model_name!r} already exists at "
                           f"{final_dir}.")
   staging_dir = os.path.join(model_dir, f".tmp-{version}-{uuid.uuid4().hex}")
-  export_saved_model(glow, staging_dir, reference)
+  export_saved_model(glow, staging_dir, reference, draws)
   tf.io.gfile.rename(staging_dir, final_dir)
   return final_dir

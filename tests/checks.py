@@ -15,6 +15,16 @@ def random_images(shape, seed=0, dtype=tf.float32):
   return tf.constant(np.random.default_rng(seed).uniform(-0.5, 0.5, shape), dtype)
 
 
+def special_images(shape):
+  """uint8 [5, *shape]: all-black, all-white, mid-grey, uniform noise and a bright square,
+  inputs whose density at the bin centre times the bin volume can exceed 1."""
+  square = np.zeros(shape, np.uint8)
+  square[shape[0] // 4:-(shape[0] // 4), shape[1] // 4:-(shape[1] // 4)] = 255
+  noise = np.random.default_rng(5).integers(0, 256, shape).astype(np.uint8)
+  return np.stack([np.zeros(shape, np.uint8), np.full(shape, 255, np.uint8),
+                   np.full(shape, 128, np.uint8), noise, square])
+
+
 def perturb(module, scale=0.1, seed=0):
   """Moves every trainable variable of `module` off its initial value, in place."""
   rng = np.random.default_rng(seed)

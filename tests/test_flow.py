@@ -65,15 +65,19 @@ def test_log_prob_agrees_eager_graph_xla_and_tfp(num_classes):
   np.testing.assert_allclose(tfp_value.numpy(), eager, rtol=1e-5)
 
 
-def test_fresh_identity_model_log_prob_is_standard_normal_and_bits_per_dim_follows():
+def test_fresh_identity_model_log_prob_is_standard_normal_and_the_likelihood_follows():
   config = tiny_config(permutation="reverse", coupling="additive", learn_top_prior=False)
   model = glow_tfp.Glow(config)
   x = random_images((3,) + SHAPE, seed=2)
   expected = tf.reduce_sum(tfp.distributions.Normal(0.0, 1.0).log_prob(x), [1, 2, 3])
   np.testing.assert_allclose(model.log_prob(x).numpy(), expected.numpy(), rtol=1e-6)
+  images = glow_tfp.to_images(x)
+  draws = np.random.default_rng(0).random((1,) + SHAPE, dtype=np.float32)
+  dequantized = glow_tfp.to_model_space(images, noise=draws[0])
+  expected = tf.reduce_sum(tfp.distributions.Normal(0.0, 1.0).log_prob(dequantized), [1, 2, 3])
   d = np.prod(SHAPE)
-  expected_bpd = (-expected.numpy() + d * 8 * np.log(2)) / (d * np.log(2))
-  np.testing.assert_allclose(model.bits_per_dim(x).numpy(), expected_bpd, rtol=1e-6)
+  np.testing.assert_allclose(model.log_likelihood(images, noise=draws).numpy(),
+                             expected.numpy() - d * 8 * np.log(2), rtol=1e-6)
 
 
 def test_encode_decode_is_exact_and_latents_have_one_tensor_per_level():

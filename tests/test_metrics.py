@@ -1,5 +1,3 @@
-import math
-
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -31,16 +29,6 @@ def test_dequantisation_noise_is_seeded_and_stays_in_the_bin():
   assert a.numpy().min() >= low and a.numpy().max() < low + 1 / 256
   assert a.numpy().std() > 1e-4
   np.testing.assert_array_equal(metrics.to_images(a).numpy(), images.numpy())
-
-
-def test_bits_per_dim_and_discrete_likelihood_by_hand():
-  d, log_prob = 784, -1000.0
-  expected = (1000.0 + d * 8 * math.log(2)) / (d * math.log(2))
-  assert metrics.bits_per_dim(log_prob, d, 8) == pytest.approx(expected)
-  assert metrics.discrete_log_likelihood(log_prob, d, 8) == pytest.approx(
-      -1000.0 - d * 8 * math.log(2))
-  assert metrics.bits_per_dim(metrics.discrete_log_likelihood(log_prob, d, 8), d, 8) == \
-      pytest.approx(expected + 8)
 
 
 def test_non_uint8_images_and_bad_bit_depths_are_rejected():

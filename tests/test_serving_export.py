@@ -12,10 +12,11 @@ import pytest
 import tensorflow as tf
 
 import glow_tfp
+from glow_tfp import likelihood
 from glow_tfp import ood
 from glow_tfp import workdir as workdir_lib
 from serving import saved_model
-from tests.checks import perturb, random_images
+from tests.checks import perturb, random_images, special_images
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 SHAPE = (8, 8, 2)
@@ -38,8 +39,8 @@ def uint8_images(n, seed=0):
 
 
 def live_log_likelihood(model, images, labels):
-  log_prob = model.log_prob(glow_tfp.to_model_space(images, model.config.n_bits), labels)
-  return glow_tfp.discrete_log_likelihood(log_prob, model.config.num_dims).numpy()
+  draws = likelihood.default_draws(model.config)
+  return model.log_likelihood(images, labels, noise=draws).numpy()
 
 
 def run_python(args, cwd=REPO, env=None):
@@ -63,10 +64,23 @@ def test_log_prob_signature_equals_live_model(exported, batch_size):
   labels = np.arange(batch_size, dtype=np.int32) % CLASSES
   out = loaded.signatures["log_prob"](images=tf.constant(images), labels=tf.constant(labels))
   expected = live_log_likelihood(model, images, labels)
-  np.testing.assert_allclose(out["log_likelihood"].numpy(), expected, rtol=1e-5, atol=1e-3)
-  expected_bpd = glow_tfp.bits_per_dim(expected + model.config.num_dims * 8 * np.log(2.0),
-                                       model.config.num_dims)
-  np.testing.assert_allclose(out["bits_per_dim"].numpy(), expected_bpd, rtol=1e-5)
+  np.testing.assert_allclose(out["log_likelihood"].numpy(), expected, rtol=1e-5)
+  np.testing.assert_allclose(out["bits_per_dim"].numpy(),
+                             glow_tfp.bits_per_dim(expected, model.config.num_dims), rtol=1e-5)
+
+
+def test_served_log_likelihoods_are_probabilities_the_same_in_any_batch(exported):
+  _, _, loaded = exported
+  images = special_images(SHAPE)
+  labels = np.arange(len(images), dtype=np.int32) % CLASSES
+  whole = loaded.signatures["log_prob"](images=tf.constant(images), labels=tf.constant(labels))
+  assert np.all(whole["log_likelihood"].numpy() <= 0.0)
+  assert np.all(whole["bits_per_dim"].numpy() >= 0.0)
+  for i in range(len(images)):
+    one = loaded.signatures["log_prob"](images=tf.constant(images[i:i + 1]),
+                                        labels=tf.constant(labels[i:i + 1]))
+    np.testing.assert_allclose(one["log_likelihood"].numpy(),
+                               whole["log_likelihood"].numpy()[i:i + 1], rtol=1e-5)
 
 
 def test_serving_default_is_log_prob(exported):

@@ -29,6 +29,7 @@ from serving import grpc_client
 from serving import load_test
 from serving import saved_model
 from tests import test_serving_server as rest_tests
+from tests.checks import special_images
 from tests.test_serving_server import MAX_BATCH
 from tests.test_serving_server import MAX_BYTES
 from tests.test_serving_server import CLASSES
@@ -105,6 +106,17 @@ def log_prob_request(images, labels, output_filter=(), **changes):
 
 def outputs(response):
   return {name: tf.make_ndarray(proto) for name, proto in response.outputs.items()}
+
+
+def test_served_log_likelihoods_of_unusual_images_are_probabilities(served):
+  stubs, model = served
+  images = special_images(SHAPE)
+  labels = np.arange(len(images)) % CLASSES
+  response = stubs.prediction.Predict(log_prob_request(images, labels), timeout=60)
+  got = outputs(response)
+  assert np.all(got["log_likelihood"] <= 0.0) and np.all(got["bits_per_dim"] >= 0.0)
+  np.testing.assert_allclose(got["log_likelihood"], live_log_likelihood(model, images, labels),
+                             rtol=1e-5)
 
 
 def test_predict_with_tensor_content_equals_the_library(served):

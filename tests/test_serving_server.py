@@ -29,11 +29,12 @@ from tensorflow_serving.apis import get_model_status_pb2
 from tensorflow_serving.apis import model_service_pb2_grpc
 
 import glow_tfp
+from glow_tfp import likelihood
 from glow_tfp import ood
 from serving import client as client_lib
 from serving import load_test
 from serving import saved_model
-from tests.checks import perturb, random_images
+from tests.checks import perturb, random_images, special_images
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 SHAPE = (8, 8, 1)
@@ -56,8 +57,8 @@ def uint8_images(n, seed=0):
 
 
 def live_log_likelihood(model, images, labels):
-  log_prob = model.log_prob(glow_tfp.to_model_space(images), tf.constant(labels, tf.int32))
-  return glow_tfp.discrete_log_likelihood(log_prob, model.config.num_dims).numpy()
+  return model.log_likelihood(images, tf.constant(labels, tf.int32),
+                              noise=likelihood.default_draws(model.config)).numpy()
 
 
 def server_env():
@@ -200,6 +201,17 @@ def test_row_format_log_prob_equals_the_library(served):
   bpd = [p["bits_per_dim"] for p in answer["predictions"]]
   np.testing.assert_allclose(bpd, -np.array(served_ll) / (np.prod(SHAPE) * np.log(2.0)),
                              rtol=1e-5)
+
+
+def test_served_log_likelihoods_of_unusual_images_are_probabilities(served):
+  url, model = served
+  images = special_images(SHAPE)
+  labels = np.arange(len(images)) % CLASSES
+  status, answer = http_call(predict_url(url), row_log_prob_body(images, labels))
+  assert status == 200, answer
+  served_ll = np.array([p["log_likelihood"] for p in answer["predictions"]])
+  assert np.all(served_ll <= 0.0)
+  np.testing.assert_allclose(served_ll, live_log_likelihood(model, images, labels), rtol=1e-5)
 
 
 def test_columnar_format_on_a_versioned_url(served):

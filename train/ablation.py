@@ -231,8 +231,8 @@ def train_one(settings, data, variant, seed):
           "train_images": data.num_train, "heldout_images": data.num_heldout,
           "eval_history": results["eval_history"],
           "final_heldout_bits_per_dim": results["heldout_bits_per_dim"],
-          "final_heldout_bits_per_dim_uniform_noise":
-              results["heldout_bits_per_dim_uniform_noise"],
+          "final_heldout_bits_per_dim_stderr": results["heldout_bits_per_dim_stderr"],
+          "likelihood_draws": results["likelihood_draws"],
           "skipped_steps": results["skipped_steps"], "restores": results["restores"],
           "seconds": results["seconds"]}
 
@@ -275,7 +275,8 @@ def write_summary(settings, logs, output_dir):
 def table_markdown(settings, groups):
   """The Markdown table of final held-out bits/dim, then the orderings it implies."""
   training = settings.training
-  lines = [f"Final held-out bits/dim (bin centres; lower is better) after {training.steps} "
+  lines = [f"Final held-out bits/dim (K={training.likelihood_draws} dequantisation bound on "
+           f"the discrete likelihood; lower is better) after {training.steps} "
            f"steps of batch {training.batch_size} on {settings.dataset}; L={settings.levels}, "
            f"K={settings.steps_per_level}, width {settings.hidden_channels}, "
            f"{settings.n_bits} bits.", "",

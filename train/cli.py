@@ -167,4 +167,6 @@ def main(argv):
   except InputError as error:
     sys.exit(f"train: error: {error}")
   print(f"held-out bits/dim: {results['heldout_bits_per_dim']:.4f} "
-        f"(steps {results['steps']}, {results['seconds']:.0f} s, workdir {options.workdir})")
+        f"+- {results['heldout_bits_per_dim_stderr']:.4f} (K={results['likelihood_draws']} "
+        f"dequantisation bound on the discrete likelihood, {results['heldout_images']} images; "
+        f"steps {results['steps']}, {results['seconds']:.0f} s, workdir {options.workdir})")

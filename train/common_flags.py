@@ -103,8 +103,10 @@ def define_training_flags(defaults):
     {`loop.Options` field: FlagHolder}.
   """
   holders = {
-      "steps": flags.DEFINE_integer("steps", defaults.steps, "Training steps of a run.",
-                                    lower_bound=1),
+      "steps": flags.DEFINE_integer(
+          "steps", defaults.steps, "The step the workdir trains up to, counted from its "
+          "first run: a resumed run trains only the steps it lacks (a finished 1,500-step "
+          "workdir given --steps=1560 trains 60 more).", lower_bound=1),
       "batch_size": flags.DEFINE_integer("batch_size", defaults.batch_size,
                                          "Global batch size.", lower_bound=1),
       "learning_rate": flags.DEFINE_float("learning_rate", defaults.learning_rate,
@@ -115,6 +117,11 @@ def define_training_flags(defaults):
       "eval_every": flags.DEFINE_integer("eval_every", defaults.eval_every,
                                          "Held-out evaluation interval (steps).",
                                          lower_bound=1),
+      "likelihood_draws": flags.DEFINE_integer(
+          "likelihood_draws", defaults.likelihood_draws, "K, the uniform dequantisation "
+          "draws per held-out image of the reported bits/dim (importance-weighted bound on "
+          "the discrete likelihood, tighter as K grows; 1: the Glow paper's bound).",
+          lower_bound=1),
       "jit_compile": flags.DEFINE_bool("jit_compile", defaults.jit_compile,
                                        "Compile the loss and gradients with XLA (unset: on a "
                                        "GPU or TPU, off on CPUs, where it is slower)."),

@@ -64,10 +64,9 @@ class Data:
     return pipeline.training_dataset_fn(self.train_images, self.train_labels,
                                         global_batch_size, seed, start_step, end_step)
 
-  def heldout_dataset(self, batch_size, n_bits, noise_seed=None):
+  def heldout_dataset(self, batch_size):
     """`pipeline.heldout_dataset` of the held-out images."""
-    return pipeline.heldout_dataset(self.heldout_images, self.heldout_labels, batch_size,
-                                    n_bits, noise_seed)
+    return pipeline.heldout_dataset(self.heldout_images, self.heldout_labels, batch_size)
 
   def heldout_arrays(self):
     """The held-out images and labels (`streaming.Stream.heldout_arrays`)."""

@@ -11,40 +11,42 @@ class HeldOutReports:
 
   Attributes:
     eval_weights: the name of the weights whose figures are the run's ("ema" or "raw").
-    history: [step, held-out bits/dim] of every evaluation so far, the final one included.
+    history: [step, held-out bits/dim] of every evaluation so far, the final one included:
+      the K-draw dequantisation bound of `glow_tfp.likelihood`.
   """
 
-  def __init__(self, weights, eval_weights, data, batch_size, noise_seed, reporter):
-    """`weights`: {name: Glow}; `noise_seed` seeds the final dequantisation-noise figure."""
-    self._heldout = {name: evaluation.HeldOut(model, data, batch_size)
+  def __init__(self, weights, eval_weights, data, batch_size, seed, num_draws, reporter):
+    """`weights`: {name: Glow}; `seed` and `num_draws` (K) fix the likelihood estimate's
+    dequantisation draws (`train.evaluation.HeldOut`)."""
+    self._heldout = {name: evaluation.HeldOut(model, data, batch_size, num_draws, seed)
                      for name, model in weights.items()}
     self.eval_weights = eval_weights
-    self._noise_seed, self._reporter = noise_seed, reporter
+    self._reporter = reporter
     self.history = []
 
   def evaluate(self, step):
-    """The evaluation of an `eval_every` step: bits/dim and the reconstruction check."""
-    heldout = self._main.bits_per_dim()
-    self.history.append([step, heldout])
-    logging.info("step %d  held-out %.4f bits/dim", step, heldout)
-    self._reporter.scalars(step, {"heldout/bits_per_dim": heldout})
+    """The evaluation of an `eval_every` step: the bound and the reconstruction check."""
+    estimate = self._main.likelihood()
+    self.history.append([step, estimate.bits_per_dim])
+    logging.info("step %d  held-out %s", step, estimate)
+    self._reporter.scalars(step, _scalars(estimate))
     self._reconstruction(step)
 
   def final(self, step):
-    """The end-of-run evaluation, with every set of weights and with dequantisation noise;
-    returns its entries of the run's results."""
-    heldout = {name: evaluator.bits_per_dim() for name, evaluator in self._heldout.items()}
-    main = heldout[self.eval_weights]
-    noise = self._main.bits_per_dim(noise_seed=self._noise_seed)
-    self.history.append([step, main])
-    by_weights = {f"bits_per_dim_{name}": value for name, value in heldout.items()}
-    self._reporter.scalars(step, {"heldout/bits_per_dim": main,
-                                  "heldout/bits_per_dim_uniform_noise": noise,
+    """The end-of-run evaluation, with every set of weights; returns its entries of the
+    run's results."""
+    estimates = {name: evaluator.likelihood() for name, evaluator in self._heldout.items()}
+    main = estimates[self.eval_weights]
+    self.history.append([step, main.bits_per_dim])
+    by_weights = {f"bits_per_dim_{name}": e.bits_per_dim for name, e in estimates.items()}
+    self._reporter.scalars(step, {**_scalars(main),
                                   **{f"heldout/{k}": v for k, v in by_weights.items()}})
     rebuilt = self._reconstruction(step)
-    logging.info("held-out bits/dim %.4f (bin centres, %s weights), %.4f (uniform "
-                 "dequantisation noise) after %d steps", main, self.eval_weights, noise, step)
-    return {"heldout_bits_per_dim": main, "heldout_bits_per_dim_uniform_noise": noise,
+    logging.info("held-out %s with the %s weights after %d steps", main, self.eval_weights,
+                 step)
+    return {"heldout_bits_per_dim": main.bits_per_dim,
+            "heldout_bits_per_dim_stderr": main.standard_error,
+            "likelihood_draws": main.num_draws, "heldout_images": main.num_images,
             "heldout_reconstruction": rebuilt,
             **{f"heldout_{k}": v for k, v in by_weights.items()},
             "eval_weights": self.eval_weights, "eval_history": self.history}
@@ -61,3 +63,8 @@ class HeldOutReports:
                  check.non_finite)
     self._reporter.scalars(step, {f"heldout/{k}": v for k, v in check.scalars().items()})
     return check.scalars()
+
+
+def _scalars(estimate):
+  return {"heldout/bits_per_dim": estimate.bits_per_dim,
+          "heldout/bits_per_dim_stderr": estimate.standard_error}

@@ -65,6 +65,8 @@ class Options:
     num_samples: images per sample grid.
     temperatures: sampling temperatures of the grids.
     eval_batch_size: batch size of held-out evaluation.
+    likelihood_draws: K, the uniform dequantisation draws per held-out image of the reported
+      likelihood bound (`glow_tfp.likelihood`; 1 is the Glow paper's bound).
     ema_decay: decay of the exponential moving average of the weights; 0 keeps none.
     eval_weights: "ema" or "raw": the weights of held-out evaluation and samples ("ema"
       falls back to the raw weights when `ema_decay` is 0).
@@ -97,6 +99,7 @@ class Options:
   num_samples: int = 64
   temperatures: tuple = (0.0, 0.5, 0.7, 1.0)
   eval_batch_size: int = 500
+  likelihood_draws: int = 1
   ema_decay: float = 0.999
   eval_weights: str = "ema"
   steps_per_loop: int | None = None
@@ -107,7 +110,7 @@ class Options:
       raise InputError("Options.workdir must be a directory path; got an empty string.")
     for name in ("steps", "batch_size", "eval_every", "sample_every", "checkpoint_every",
                  "log_every", "keep_checkpoints", "max_bad_steps", "num_samples",
-                 "eval_batch_size", "batch_shards"):
+                 "eval_batch_size", "likelihood_draws", "batch_shards"):
       _check_at_least(name, getattr(self, name), 1)
     for name in ("warmup_steps", "grad_clip_norm", "max_restores"):
       _check_at_least(name, getattr(self, name), 0)
@@ -153,11 +156,11 @@ def run(config, data, options, strategy=None):
 
   Every check of the inputs and of the workdir happens before anything is written.
 
-  Returns a dict: `heldout_bits_per_dim` (final, at bin centres: deterministic, with the
-  `eval_weights`), `heldout_bits_per_dim_raw` and, with EMA, `heldout_bits_per_dim_ema` (the
-  same with either set of weights), `ema_decay`, `steps_per_loop`,
-  `heldout_bits_per_dim_uniform_noise` (final, seeded uniform dequantisation noise),
-  `train_history` ([step, bits/dim] per good step of this process),
+  Returns a dict: `heldout_bits_per_dim` (final, with the `eval_weights`: the mean K-draw
+  dequantisation bound of `glow_tfp.likelihood`, seeded, so repeatable),
+  `heldout_bits_per_dim_stderr` (its standard error over the images), `likelihood_draws` (K),
+  `heldout_images`, `heldout_bits_per_dim_raw` and, with EMA, `heldout_bits_per_dim_ema` (the
+  same with either set of weights), `ema_decay`, `steps_per_loop`, `train_history` ([step, bits/dim] per good step of this process),
   `eval_history` ([step, held-out bits/dim]), `heldout_reconstruction` (final
   `glow_tfp.reconstruction.Reconstruction.scalars()`), `steps`, `skipped_steps`, `restores`,
   `resumed_from` (checkpoint path or None), `seconds`, `sample_paths`.
@@ -238,7 +241,7 @@ class Trainer:
     eval_weights = options.eval_weights if self.ema else "raw"
     self.heldout = heldout_reports.HeldOutReports(weights, eval_weights, data,
                                                   options.eval_batch_size, options.seed,
-                                                  self.reporter)
+                                                  options.likelihood_draws, self.reporter)
     self.samples = sample_grids.SampleGrids(weights[eval_weights], options.num_samples,
                                             options.temperatures, options.seed, self.reporter)
 

@@ -10,8 +10,6 @@ batch: each replica gets its own contiguous slice of it.
 
 import tensorflow as tf
 
-from glow_tfp import metrics
-from glow_tfp import training
 
 PERMUTATION_STREAM = 0
 
@@ -70,20 +68,13 @@ def training_dataset_fn(images, labels, global_batch_size, seed, start_step, end
   return dataset_fn
 
 
-def heldout_dataset(images, labels, batch_size, n_bits, noise_seed=None):
-  """Held-out images with their labels, at bin centres (the default, deterministic) or
-  dequantised with uniform noise seeded by (noise_seed, batch index)."""
+def heldout_dataset(images, labels, batch_size):
+  """Held-out uint8 images with their labels, in batches numbered from 0 (the number seeds
+  the batch's dequantisation draws, `train.evaluation`)."""
   examples = tf.data.Dataset.from_tensor_slices((images, labels.astype("int32")))
-  return heldout_batches(examples, batch_size, n_bits, noise_seed)
+  return heldout_batches(examples, batch_size)
 
 
-def heldout_batches(examples, batch_size, n_bits, noise_seed=None):
+def heldout_batches(examples, batch_size):
   """`heldout_dataset` of a dataset of single (uint8 image, int32 label) examples."""
-  dataset = examples.batch(batch_size).enumerate()
-
-  def to_model_space(index, batch):
-    x, y = batch
-    seed = None if noise_seed is None else training.noise_seed(noise_seed, index)
-    return metrics.to_model_space(x, n_bits, noise_seed=seed), y
-
-  return dataset.map(to_model_space).prefetch(tf.data.AUTOTUNE)
+  return examples.batch(batch_size).enumerate().prefetch(tf.data.AUTOTUNE)

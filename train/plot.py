@@ -44,11 +44,10 @@ def plot(results, output, smoothing):
   window = min(smoothing, len(bits))
   smoothed = np.convolve(bits, np.ones(window) / window, mode="valid")
   figure, axes = plt.subplots(figsize=(6, 4), dpi=100)
-  axes.plot(steps[window - 1:], smoothed, label=f"train (noisy dequantisation, mean of {window})")
+  axes.plot(steps[window - 1:], smoothed, label=f"train (K=1 dequantisation bound, mean of {window})")
   eval_steps, eval_bits = np.array(results["eval_history"], dtype=float).T
-  axes.plot(eval_steps, eval_bits, "o-", label="held-out (bin centres)")
-  axes.plot([results["steps"]], [results["heldout_bits_per_dim_uniform_noise"]], "s",
-            label="held-out (uniform noise), final")
+  axes.plot(eval_steps, eval_bits, "o-",
+            label=f"held-out (K={results['likelihood_draws']} dequantisation bound)")
   axes.set_xlabel("step")
   axes.set_ylabel("bits/dim")
   axes.set_ylim(top=min(float(np.max(smoothed)), 8.0))

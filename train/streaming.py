@@ -155,10 +155,10 @@ class Stream:
 
     return dataset_fn
 
-  def heldout_dataset(self, batch_size, n_bits, noise_seed=None):
+  def heldout_dataset(self, batch_size):
     """`pipeline.heldout_batches` of the held-out examples, read in parallel."""
     return pipeline.heldout_batches(self._examples(self.heldout, self.heldout_indices),
-                                    batch_size, n_bits, noise_seed)
+                                    batch_size)
 
   def unreadable(self):
     """The message naming the first example of the source that does not read, or None."""

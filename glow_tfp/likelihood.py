@@ -1,0 +1,133 @@
+"""The probability of a discrete image: importance-weighted uniform dequantisation.
+
+A Glow model is a density p over model space. An image with `n_bits` bits per channel is a
+bin B = x0 + [0, 2**-n_bits)**D of model space, of volume V = 2**(-n_bits * D), and its
+probability is the density's mass in that bin:
+
+  P(img) = integral of p over B = V * E_u[p(x0 + u)],   u ~ Uniform[0, 2**-n_bits)**D.
+
+With K independent draws u_1..u_K the estimate reported and served everywhere is
+
+  log P_K(img) = log(1/K * sum_k p(x0 + u_k)) + log V,   bits/dim = -log2 P_K(img) / D.
+
+By Jensen's inequality E[log P_K] <= log P: in expectation it is a lower bound on the
+log-likelihood (an upper bound on the code length), it rises with K and converges to log P
+(Burda et al., 2016, "Importance Weighted Autoencoders", Theorem 1). K = 1 is the dequantised
+bound the Glow paper reports. Because P(img) <= 1, an estimate above 0 is certainly too high
+and is clipped to 0, which keeps the bound.
+
+The density at the bin centre times V is not a probability (a peaked density exceeds 1/V at
+a point, so "log P" > 0); `Glow.log_prob` gives densities, this module gives probabilities.
+"""
+
+import dataclasses
+import math
+
+import numpy as np
+import tensorflow as tf
+
+from glow_tfp import metrics
+
+
+def log_likelihood(model, images, labels=None, num_draws=1, seed=0, noise=None):
+  """Estimated log-probability log P_K [N] of uint8 `images` [N, H, W, C], in nats.
+
+  Args:
+    model: a `glow_tfp.Glow`.
+    images: uint8 images of the model's image shape.
+    labels: int [N] classes of a class-conditional model, else None.
+    num_draws: K, the number of uniform dequantisation draws per image (>= 1).
+    seed: an int or a shape-[2] int tensor: the draws are a pure function of the seed and
+      of each image's position in the batch. Ignored with `noise`.
+    noise: instead of seeded draws, fixed draws [K, H, W, C] in [0, 1) shared by every image,
+      so an image gets the same estimate in any batch (what an export serves).
+  """
+  num_draws = check_num_draws(num_draws if noise is None else noise.shape[0])
+  images = tf.convert_to_tensor(images)
+  batch = tf.shape(images)[0]
+  if noise is None:
+    noise = tf.random.stateless_uniform(tf.concat([[num_draws], tf.shape(images)], 0),
+                                        metrics.as_seed(seed))
+  else:
+    noise = tf.broadcast_to(tf.convert_to_tensor(noise, tf.float32)[:, tf.newaxis],
+                            tf.concat([[num_draws], tf.shape(images)], 0))
+  repeated = _repeat(images, num_draws)
+  x = metrics.to_model_space(repeated, model.config.n_bits, noise=_merge_draws(noise))
+  log_density = model.log_prob(tf.cast(x, model.dtype),
+                               None if labels is None else _repeat(labels, num_draws))
+  log_density = tf.reshape(log_density, [num_draws, batch])
+  estimate = (tf.reduce_logsumexp(log_density, axis=0) - math.log(num_draws)
+              + log_bin_volume(model.config))
+  return tf.minimum(estimate, 0.0)
+
+
+def bits_per_dim(log_likelihood_nats, num_dims):
+  """Bits per dimension -log2 P / D of log-probabilities in nats."""
+  return -log_likelihood_nats / (num_dims * math.log(2.0))
+
+
+def log_bin_volume(config):
+  """log V = -n_bits * D * log 2, the log-volume of one image's bin in model space."""
+  return -config.n_bits * config.num_dims * math.log(2.0)
+
+
+def dequantized_bits_per_dim(log_density, config):
+  """Bits/dim of one draw: -log2(p(x0 + u) * V) / D at a dequantised point x0 + u.
+
+  Its mean over images and draws is the K = 1 bound, the training loss. At a point that is
+  not uniformly drawn from its bin (a bin centre) it is a density, not a bound.
+  """
+  return bits_per_dim(log_density + log_bin_volume(config), config.num_dims)
+
+
+def check_num_draws(num_draws):
+  if not isinstance(num_draws, int) or isinstance(num_draws, bool) or num_draws < 1:
+    raise ValueError(f"`num_draws` must be an integer >= 1; instead, it is {num_draws!r}.")
+  return num_draws
+
+
+def fixed_draws(num_draws, image_shape, seed=0):
+  """K uniform draws [K, H, W, C] in [0, 1), a pure function of `seed` (for exports)."""
+  shape = (check_num_draws(num_draws),) + tuple(image_shape)
+  return np.random.default_rng(seed).random(shape, dtype=np.float32)
+
+
+def default_draws(config):
+  """The one fixed draw of seed 0: what exports, `GlowModel` and `glow_tfp.ood` use unless
+  told otherwise."""
+  return fixed_draws(1, config.image_shape, 0)
+
+
+@dataclasses.dataclass(frozen=True)
+class Estimate:
+  """The mean bits/dim of a set of images and its standard error over the images.
+
+  `num_draws` is K of the estimator; the standard error is the spread over images divided
+  by sqrt(N), the error of the mean as an estimate of the expected code length.
+  """
+  bits_per_dim: float
+  standard_error: float
+  num_draws: int
+  num_images: int
+
+  @classmethod
+  def of(cls, log_likelihoods, num_dims, num_draws):
+    """The estimate from the per-image log P_K (nats) of the set."""
+    bits = bits_per_dim(np.asarray(log_likelihoods, np.float64), num_dims)
+    error = bits.std(ddof=1) / math.sqrt(bits.size) if bits.size > 1 else float("nan")
+    return cls(float(bits.mean()), float(error), num_draws, int(bits.size))
+
+  def __str__(self):
+    return (f"{self.bits_per_dim:.4f} +- {self.standard_error:.4f} bits/dim "
+            f"(K={self.num_draws} dequantisation bound, {self.num_images} images)")
+
+
+def _repeat(tensor, num_draws):
+  """[N, ...] -> [K * N, ...], draw-major: the K copies of the batch one after another."""
+  tensor = tf.convert_to_tensor(tensor)
+  return tf.reshape(tf.repeat(tensor[tf.newaxis], num_draws, axis=0),
+                    tf.concat([[-1], tf.shape(tensor)[1:]], 0))
+
+
+def _merge_draws(noise):
+  return tf.reshape(noise, tf.concat([[-1], tf.shape(noise)[2:]], 0))
