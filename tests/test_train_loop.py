@@ -69,6 +69,43 @@ def test_resumed_run_continues_with_the_losses_of_an_uninterrupted_run(tmp_path,
                                                           rel=1e-6)
 
 
+def _truncate_data(checkpoint_path):
+  """Cuts the data file of a checkpoint to half its size, as a crash mid-write leaves it."""
+  (data,) = tf.io.gfile.glob(checkpoint_path + ".data-*")
+  os.truncate(data, os.path.getsize(data) // 2)
+
+
+def test_a_truncated_newest_checkpoint_is_named_and_the_run_resumes_from_the_one_before(
+    tmp_path, finished_run, tiny_mnist, caplog):
+  workdir, straight = finished_run
+  shutil.copytree(workdir, tmp_path, dirs_exist_ok=True)
+  broken = os.path.join(workdir_lib.checkpoint_dir(str(tmp_path)), "ckpt-6")
+  _truncate_data(broken)
+  resumed = loop.run(_CONFIG, tiny_mnist, _options(tmp_path))
+  assert resumed["resumed_from"].endswith("ckpt-3")
+  assert (f"Skipping checkpoint {broken} does not read back: Read less bytes than requested (a "
+          "data file is shorter than its index says); trying the next older") in caplog.text
+  assert resumed["train_history"] == straight["train_history"][3:]
+  assert resumed["heldout_bits_per_dim"] == straight["heldout_bits_per_dim"]
+  for use_ema in (False, True):
+    for ours, theirs in zip(_weights(tmp_path, use_ema), _weights(workdir, use_ema)):
+      np.testing.assert_array_equal(ours, theirs)
+
+
+def test_a_workdir_whose_checkpoints_all_fail_to_read_stops_with_one_error_naming_them(
+    tmp_path, finished_run, tiny_mnist):
+  workdir, _ = finished_run
+  shutil.copytree(workdir, tmp_path, dirs_exist_ok=True)
+  directory = workdir_lib.checkpoint_dir(str(tmp_path))
+  for name in ("ckpt-3", "ckpt-6"):
+    _truncate_data(os.path.join(directory, name))
+  os.remove(os.path.join(directory, "ckpt-0.index"))
+  with pytest.raises(InputError, match=(
+      f"No checkpoint in {directory} reads back; tried 3: checkpoint {directory}/ckpt-6 .*; "
+      f"checkpoint {directory}/ckpt-3 .*; checkpoint {directory}/ckpt-0 .*Failed to find any matching files")):
+    loop.run(_CONFIG, tiny_mnist, _options(tmp_path))
+
+
 def _corrupt(trainer):
   """Sets one coupling kernel to NaN; returns the variable."""
   variable = next(v for v in trainer.model.trainable_variables if "kernel" in v.name)

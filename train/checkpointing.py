@@ -22,7 +22,7 @@ def check_workdir(workdir, config):
 
   Returns whether the workdir already holds a checkpoint to resume from.
   """
-  latest = tf.train.latest_checkpoint(workdir_lib.checkpoint_dir(workdir))
+  latest = bool(workdir_lib.checkpoint_paths(workdir_lib.checkpoint_dir(workdir)))
   if not tf.io.gfile.exists(workdir_lib.config_path(workdir)):
     if latest:
       raise InputError(f"--workdir={workdir} holds checkpoints but no {workdir_lib.CONFIG_FILE}"
@@ -37,7 +37,7 @@ def check_workdir(workdir, config):
     raise InputError(f"--workdir={workdir} holds a run of a different model config "
                      f"({_differences(saved, config)}); it is left untouched. Use another "
                      "--workdir, or the flags of that run to resume it.")
-  return latest is not None
+  return latest
 
 
 def _differences(saved, requested):
@@ -64,17 +64,17 @@ class Checkpointer:
     self.manager = tf.train.CheckpointManager(
         checkpoint, self._private or self.shared_directory, max_to_keep=max_to_keep)
 
-  def latest(self):
-    return tf.train.latest_checkpoint(self.shared_directory)
-
   def restore_latest(self):
-    """Restores the chief's latest checkpoint; returns its path.
+    """Restores the chief's newest good checkpoint (`workdir.newest_good_checkpoint`, which
+    warns about each newer one that does not read back); returns its path.
 
-    Raises `InputError` when the checkpoint does not fit the objects being restored.
+    Raises `InputError` when no checkpoint reads back or the one that does not fit the
+    objects being restored.
     """
-    path = self.latest()
-    if path is None:
-      raise FileNotFoundError(f"No checkpoint in {self.shared_directory}.")
+    try:
+      path = workdir_lib.newest_good_checkpoint(self.shared_directory)
+    except FileNotFoundError as error:
+      raise InputError(str(error)) from error
     try:
       self.checkpoint.restore(path).assert_existing_objects_matched()
     except AssertionError as error:
