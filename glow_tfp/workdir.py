@@ -136,13 +136,17 @@ def verify_checkpoint(path):
     for name in reader.get_variable_to_shape_map():
       reader.get_tensor(name)
   except _UNREADABLE as error:
-    raise CheckpointError(f"checkpoint {path} does not read back: {_reason(error)}") from error
+    raise CheckpointError(f"checkpoint {path} does not read back: {error_reason(error)}"
+                          ) from error
 
 
-def _reason(error):
+def error_reason(error):
+  """One line saying why reading or writing a checkpoint failed with `error`."""
   if isinstance(error, tf.errors.OpError):
     return error.message.strip().splitlines()[0]
-  return f"{error} (a data file is shorter than its index says)"
+  if isinstance(error, IndexError):
+    return f"{error} (a data file is shorter than its index says)"
+  return str(error)
 
 
 def checkpoint_paths(directory):

@@ -19,6 +19,7 @@ from . import loop
 from . import optim
 from . import pipeline
 from . import strategy as strategy_lib
+from .errors import CheckpointSaveError
 from .errors import InputError
 
 # The default run: the "mnist" preset for 1,500 steps of 64 images, chosen from measurements
@@ -164,7 +165,7 @@ def main(argv):
                  "steps of batch %d.", config, data.name, data.num_train, data.num_heldout,
                  options.steps, options.batch_size)
     results = _train(config, data, options)
-  except InputError as error:
+  except (InputError, CheckpointSaveError) as error:
     sys.exit(f"train: error: {error}")
   print(f"held-out bits/dim: {results['heldout_bits_per_dim']:.4f} "
         f"(steps {results['steps']}, {results['seconds']:.0f} s, workdir {options.workdir})")
