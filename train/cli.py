@@ -18,6 +18,7 @@ from . import data as data_lib
 from . import loop
 from . import optim
 from . import pipeline
+from . import preemption
 from . import strategy as strategy_lib
 from .errors import CheckpointSaveError
 from .errors import InputError
@@ -167,5 +168,8 @@ def main(argv):
     results = _train(config, data, options)
   except (InputError, CheckpointSaveError) as error:
     sys.exit(f"train: error: {error}")
+  except preemption.Preempted as preempted:
+    print(f"train: {preempted}", file=sys.stderr)
+    sys.exit(preemption.EXIT_CODE)
   print(f"held-out bits/dim: {results['heldout_bits_per_dim']:.4f} "
         f"(steps {results['steps']}, {results['seconds']:.0f} s, workdir {options.workdir})")
