@@ -154,10 +154,11 @@ def checkpoint_paths(directory):
   first: those its `checkpoint` state file lists and any other `<prefix>.index` there."""
   listed = set()
   try:
+    # None, after a warning, for a state file that is missing or does not parse.
     state = tf.train.get_checkpoint_state(directory)
-  except (tf.errors.OpError, ValueError) as error:
-    logging.warning("Ignoring the unreadable checkpoint state file of %s (%s); looking for "
-                    "checkpoint indexes instead.", directory, error)
+  except ValueError as error:  # one that parses but names no checkpoint
+    logging.warning("Ignoring the checkpoint state file of %s (%s); looking for checkpoint "
+                    "indexes instead.", directory, error)
     state = None
   if state is not None:
     listed.update(os.path.join(directory, os.path.basename(p))

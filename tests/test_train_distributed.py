@@ -6,9 +6,12 @@ read disjoint examples that together cover an epoch once."""
 import hashlib
 import json
 import os
+import re
+import signal
 import socket
 import subprocess
 import sys
+import time
 
 import numpy as np
 import PIL.Image
@@ -19,6 +22,7 @@ import glow_tfp
 from glow_tfp import workdir as workdir_lib
 from train import data as data_lib
 from train import loop
+from train import preemption
 
 _CONFIG = glow_tfp.GlowConfig(image_shape=(28, 28, 1), levels=2, steps_per_level=1,
                               hidden_channels=8)
@@ -120,3 +124,65 @@ def test_multi_worker_with_two_local_workers_equals_single_device(tmp_path, tiny
     results = json.load(f)
   _assert_same_training(results, reference)
   _assert_same_weights(tmp_path / "cluster", tmp_path / "single")
+
+
+def _start_workers(flags, workers, log_dir):
+  processes = []
+  for index in range(2):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=_ROOT, TF_CONFIG=json.dumps(
+        {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}))
+    with open(log_dir / f"worker{index}.log", "w") as log:
+      processes.append(subprocess.Popen([sys.executable, "-m", "train", *flags], cwd=_ROOT,
+                                        env=env, stdout=log, stderr=subprocess.STDOUT))
+  return processes
+
+
+def _logged_steps(path):
+  return [int(n) for n in re.findall(r"step (\d+)/\d+ +train", path.read_text())]
+
+
+def test_sigterm_to_one_of_two_workers_stops_both_at_one_saved_step_and_they_resume(
+    tmp_path, tiny_mnist):
+  images = tmp_path / "images"
+  images.mkdir()
+  _write_folder(str(images), tiny_mnist)
+  data = data_lib.load(f"folder:{images}", levels=2, seed=0, heldout_fraction=0.25)
+  training = dict(_TRAINING, steps=30, steps_per_loop=1)
+  reference = loop.run(_CONFIG, data, loop.Options(
+      workdir=str(tmp_path / "single"), eval_every=100, sample_every=100,
+      checkpoint_every=100, log_every=1, num_samples=4, temperatures=(1.0,),
+      eval_batch_size=16, jit_compile=False, **training))
+  workdir = tmp_path / "cluster"
+  flags = [f"--dataset=folder:{images}", "--heldout_fraction=0.25", "--levels=2",
+           "--steps_per_level=1", "--hidden_channels=8", "--strategy=multi_worker",
+           f"--workdir={workdir}", "--nojit_compile", "--num_samples=4", "--temperatures=1.0",
+           "--eval_every=100", "--sample_every=100", "--checkpoint_every=100", "--log_every=1"]
+  flags += [f"--{name}={value}" for name, value in training.items()]
+  processes = _start_workers(flags, [f"127.0.0.1:{p}" for p in _free_ports(2)], tmp_path)
+  chief_log = tmp_path / "worker0.log"
+  deadline = time.time() + 240
+  while all(p.poll() is None for p in processes) and time.time() < deadline:
+    if (_logged_steps(chief_log) or [0])[-1] >= 3:
+      break
+    time.sleep(0.05)
+  processes[1].send_signal(signal.SIGTERM)
+  for process, index in zip(processes, range(2)):
+    process.wait(timeout=240)
+    log = (tmp_path / f"worker{index}.log").read_text()
+    assert process.returncode == preemption.EXIT_CODE, log[-3000:]
+  stopped_at = _logged_steps(chief_log)[-1]
+  assert 3 <= stopped_at < 30
+  path = tf.train.latest_checkpoint(workdir_lib.checkpoint_dir(str(workdir)))
+  assert path.endswith(f"ckpt-{stopped_at}")
+  processes = _start_workers(flags, [f"127.0.0.1:{p}" for p in _free_ports(2)], tmp_path)
+  for process, index in zip(processes, range(2)):
+    process.wait(timeout=240)
+    log = (tmp_path / f"worker{index}.log").read_text()
+    assert process.returncode == 0, log[-3000:]
+  with open(workdir / "results.json") as f:
+    results = json.load(f)
+  assert results["resumed_from"].endswith(f"ckpt-{stopped_at}")
+  np.testing.assert_allclose(results["train_history"],
+                             reference["train_history"][stopped_at:], rtol=1e-5)
+  assert results["heldout_bits_per_dim"] == pytest.approx(reference["heldout_bits_per_dim"],
+                                                          rel=1e-5)

@@ -113,6 +113,17 @@ def test_restore_model_with_no_readable_checkpoint_names_the_directory_and_each_
     workdir.restore_model(str(tmp_path))
 
 
+@pytest.mark.parametrize("state", ["not a state file {", 'all_model_checkpoint_paths: "ckpt-1"'],
+                         ids=["does_not_parse", "names_no_latest"])
+def test_checkpoints_are_found_by_their_index_when_the_state_file_is_unusable(tmp_path, state):
+  older, newest = save_two(tmp_path, glow_tfp.Glow(CONFIG))
+  directory = workdir.checkpoint_dir(str(tmp_path))
+  with open(os.path.join(directory, "checkpoint"), "w") as f:
+    f.write(state)
+  assert workdir.checkpoint_paths(directory) == [newest, older]
+  assert workdir.restore_model(str(tmp_path)).checkpoint_path == newest
+
+
 def test_reference_images_are_written_once_and_read_back(tmp_path):
   images = np.arange(2 * 4 * 4).reshape(2, 4, 4, 1).astype(np.uint8)
   path = workdir.save_reference_images(str(tmp_path), images, [3, 1])

@@ -317,7 +317,7 @@ class Trainer:
 
   def _stop_preempted(self, step):
     path = self.checkpointer.last_good
-    if path is None or not path.endswith(f"-{step}"):
+    if path is None or not path.endswith(f"-{step}"):  # no periodic save at this boundary
       path = self._save(step)
     self.reporter.flush()
     logging.warning("Preempted at step %d: saved %s.", step, path)
