@@ -12,8 +12,10 @@
 
 import io
 import os
+import re
 import typing
 
+from absl import logging
 import numpy as np
 import tensorflow as tf
 
@@ -24,6 +26,11 @@ CONFIG_FILE = "config.json"
 CHECKPOINT_DIR = "checkpoints"
 REFERENCE_FILE = "heldout_reference.npz"
 MAX_REFERENCE_IMAGES = 1000
+
+# What reading an incomplete or damaged checkpoint raises: TensorFlow's errors for a missing
+# file, an index that is no table or a checksum that does not match, and IndexError for a
+# data file cut short.
+_UNREADABLE = (tf.errors.OpError, IndexError)
 
 
 def config_path(workdir):
@@ -93,17 +100,16 @@ class Restored(typing.NamedTuple):
 
 
 def restore_model(workdir, use_ema=True, batch_shards=1):
-  """The Glow of the latest checkpoint in `workdir` (its EMA weights when it kept them),
-  cutting its batches into `batch_shards` parts (`Glow`'s argument).
+  """The Glow of the newest good checkpoint in `workdir` (`newest_good_checkpoint`; its EMA
+  weights when it kept them), cutting its batches into `batch_shards` parts (`Glow`'s
+  argument).
 
   Returns:
     `Restored(model, checkpoint_path)`, a named pair:
     `model, checkpoint_path = restore_model(workdir)` works as well.
   """
   config = load_config(workdir)
-  path = tf.train.latest_checkpoint(checkpoint_dir(workdir))
-  if path is None:
-    raise FileNotFoundError(f"No checkpoint in {checkpoint_dir(workdir)}.")
+  path = newest_good_checkpoint(checkpoint_dir(workdir))
   model = flow.Glow(config, batch_shards=batch_shards)
   key = "ema_model" if use_ema and _has_ema(path) else "model"
   tf.train.Checkpoint(**{key: model}).restore(path).expect_partial().assert_existing_objects_matched()
@@ -112,3 +118,80 @@ def restore_model(workdir, use_ema=True, batch_shards=1):
 
 def _has_ema(path):
   return any(name.startswith("ema_model/") for name, _ in tf.train.list_variables(path))
+
+
+class CheckpointError(ValueError):
+  """A checkpoint that does not read back completely; the message names it and the reason."""
+
+
+def verify_checkpoint(path):
+  """Reads every tensor of the checkpoint at `path` back; the reader checks each one against
+  the CRC32C checksum its index holds.
+
+  Raises:
+    CheckpointError: the checkpoint's index or a data file is missing, cut short or damaged.
+  """
+  try:
+    reader = tf.train.load_checkpoint(path)
+    for name in reader.get_variable_to_shape_map():
+      reader.get_tensor(name)
+  except _UNREADABLE as error:
+    raise CheckpointError(f"checkpoint {path} does not read back: {error_reason(error)}"
+                          ) from error
+
+
+def error_reason(error):
+  """One line saying why reading or writing a checkpoint failed with `error`."""
+  if isinstance(error, tf.errors.OpError):
+    return error.message.strip().splitlines()[0]
+  if isinstance(error, IndexError):
+    return f"{error} (a data file is shorter than its index says)"
+  return str(error)
+
+
+def checkpoint_paths(directory):
+  """The checkpoints of a `tf.train.CheckpointManager` directory, newest (highest number)
+  first: those its `checkpoint` state file lists and any other `<prefix>.index` there."""
+  listed = set()
+  try:
+    # None, after a warning, for a state file that is missing or does not parse.
+    state = tf.train.get_checkpoint_state(directory)
+  except ValueError as error:  # one that parses but names no checkpoint
+    logging.warning("Ignoring the checkpoint state file of %s (%s); looking for checkpoint "
+                    "indexes instead.", directory, error)
+    state = None
+  if state is not None:
+    listed.update(os.path.join(directory, os.path.basename(p))
+                  for p in state.all_model_checkpoint_paths)
+  indexes = tf.io.gfile.glob(os.path.join(directory, "*.index"))
+  listed.update(index[:-len(".index")] for index in indexes)
+  return sorted(listed, key=_checkpoint_number, reverse=True)
+
+
+def _checkpoint_number(path):
+  match = re.search(r"-(\d+)$", path)
+  return int(match.group(1)) if match else -1
+
+
+def newest_good_checkpoint(directory):
+  """The newest checkpoint of `directory` that reads back completely (`verify_checkpoint`).
+
+  Each newer one that does not is named in a warning with the reason, and passed over.
+
+  Raises:
+    FileNotFoundError: `directory` holds no checkpoint, or none that reads back; the message
+      names the directory and each checkpoint tried.
+  """
+  problems = []
+  for path in checkpoint_paths(directory):
+    try:
+      verify_checkpoint(path)
+    except CheckpointError as error:
+      logging.warning("Skipping %s; trying the next older checkpoint.", error)
+      problems.append(str(error))
+      continue
+    return path
+  if not problems:
+    raise FileNotFoundError(f"No checkpoint in {directory}.")
+  raise FileNotFoundError(f"No checkpoint in {directory} reads back; tried {len(problems)}: "
+                          + "; ".join(problems) + ".")

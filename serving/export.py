@@ -3,8 +3,9 @@
   python -m serving.export --workdir=<training workdir> --export_base=exports --model_name=glow
 
 writes `<export_base>/<model_name>/<version>/` (the next free integer version unless
-`--version` is given) with the latest checkpoint's weights (the EMA weights when training kept
-them); the signatures are described in `serving/saved_model.py`. The reference statistics of
+`--version` is given) with the weights of the newest checkpoint that reads back completely
+(`glow_tfp.workdir.newest_good_checkpoint`; the EMA weights when training kept them); the
+signatures are described in `serving/saved_model.py`. The reference statistics of
 the `score` signature come from the held-out images training wrote to
 `<workdir>/heldout_reference.npz`, or from `--reference_images`. The served log-likelihood
 is estimated with `--likelihood_draws` fixed uniform dequantisation draws, seeded by
@@ -62,11 +63,11 @@ flags.mark_flags_as_required(["workdir", "export_base"])
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
-  glow, checkpoint = workdir_lib.restore_model(
-      _WORKDIR.value, use_ema=_USE_EMA.value,
-      batch_shards=_BATCH_SHARDS.value or sharding.default_shards())
   reference_file = _REFERENCE_IMAGES.value or workdir_lib.reference_path(_WORKDIR.value)
   try:
+    glow, checkpoint = workdir_lib.restore_model(
+        _WORKDIR.value, use_ema=_USE_EMA.value,
+        batch_shards=_BATCH_SHARDS.value or sharding.default_shards())
     images, labels = workdir_lib.load_reference_images(reference_file)
   except FileNotFoundError as error:
     sys.exit(f"serving.export: error: {error}")

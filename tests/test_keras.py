@@ -293,6 +293,63 @@ def _interrupt_after_epoch(keras_module, epochs):
   return Interrupt()
 
 
+def _batch_recorder(keras_module):
+  """A callback that records (epoch, batch) of every training batch in `seen`."""
+  class Recorder(keras_module.callbacks.Callback):
+
+    def __init__(self):
+      super().__init__()
+      self.seen, self.epoch = [], None
+
+    def on_epoch_begin(self, epoch, logs=None):
+      self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+      self.seen.append((self.epoch, int(batch)))
+  return Recorder()
+
+
+def _kill_at_step(keras_module, step):
+  class Kill(keras_module.callbacks.Callback):
+
+    def __init__(self):
+      super().__init__()
+      self.steps = 0
+
+    def on_train_batch_end(self, batch, logs=None):
+      self.steps += 1
+      if self.steps == step:
+        raise RuntimeError("killed")
+  return Kill()
+
+
+@pytest.mark.parametrize("keras_module", KERAS)
+def test_backup_and_restore_resumes_a_killed_fit_to_the_weights_of_an_uninterrupted_one(
+    keras_module, rng, tmp_path):
+  images = blocky_images(rng, 48)  # 3 batches of 16 an epoch
+
+  def fit(*callbacks):
+    model = glow_keras.for_keras(keras_module).GlowModel(CONFIG, ema_decay=0.9)
+    model.compile(optimizer=keras_module.optimizers.Adam(1e-2))
+    recorder = _batch_recorder(keras_module)
+    history = model.fit(images, batch_size=16, epochs=3, shuffle=False, verbose=0,
+                        callbacks=[*callbacks, recorder])
+    return model, history, recorder.seen
+
+  straight, _, _ = fit()
+  backup = str(tmp_path / "backup")
+  with pytest.raises(RuntimeError, match="killed"):
+    fit(keras_module.callbacks.BackupAndRestore(backup), _kill_at_step(keras_module, 5))
+  resumed, history, seen = fit(keras_module.callbacks.BackupAndRestore(backup))
+  # Killed at the second batch of epoch 1: the backup of epoch 0's end restarts epoch 1.
+  assert history.epoch == [1, 2]
+  assert seen == [(epoch, batch) for epoch in (1, 2) for batch in range(3)]
+  assert int(resumed.optimizer.iterations.numpy()) == 9
+  for glow, reference in ((resumed.glow, straight.glow), (resumed.ema_glow, straight.ema_glow)):
+    for ours, theirs in zip(flow_values(glow), flow_values(reference)):
+      np.testing.assert_array_equal(ours, theirs)
+
+
 @pytest.mark.parametrize("keras_module", KERAS)
 def test_get_config_rebuilds_the_model(keras_module):
   model = glow_keras.for_keras(keras_module).GlowModel(CONFIG, seed=5, batch_shards=2,

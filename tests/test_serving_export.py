@@ -335,6 +335,19 @@ def test_export_cli_names_the_missing_reference_file_and_how_to_make_it(tmp_path
   assert "heldout_reference.npz" in result.stderr and "python -m train" in result.stderr
 
 
+def test_export_cli_with_no_readable_checkpoint_stops_with_one_line_naming_it(tmp_path):
+  make_workdir(tmp_path / "work")
+  directory = workdir_lib.checkpoint_dir(str(tmp_path / "work"))
+  os.remove(os.path.join(directory, "ckpt-1.index"))
+  result = run_python(["-m", "serving.export", f"--workdir={tmp_path / 'work'}",
+                       f"--export_base={tmp_path / 'exports'}"])
+  assert result.returncode == 1
+  assert result.stderr.strip().splitlines()[-1].startswith(
+      f"serving.export: error: No checkpoint in {directory} reads back; tried 1: checkpoint "
+      f"{directory}/ckpt-1 does not read back:")
+  assert "Traceback" not in result.stderr
+
+
 def _op_types(concrete_function):
   """Op types of a concrete function's graph and of every function it calls."""
   graph_def = concrete_function.graph.as_graph_def()

@@ -23,6 +23,7 @@ from train import cli
 from train import data as data_lib
 from train import images
 from train import loop
+from train import preemption
 from train.errors import InputError
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -182,6 +183,93 @@ def _kill_after_checkpoint(command, workdir, step):
   process.send_signal(signal.SIGKILL)
   process.wait()
   return still_running
+
+
+@pytest.fixture(scope="module")
+def straight_60(tmp_path_factory):
+  """(workdir, results) of an uninterrupted in-process run of the 60-step commands below."""
+  workdir = tmp_path_factory.mktemp("straight")
+  config = glow_tfp.GlowConfig.preset("mnist", levels=2, steps_per_level=1, hidden_channels=4)
+  options = loop.Options(workdir=str(workdir), steps=60, batch_size=8, jit_compile=False,
+                         num_samples=4, temperatures=(1.0,), eval_every=1000,
+                         sample_every=1000, checkpoint_every=1000, warmup_steps=10)
+  return workdir, loop.run(config, data_lib.load("mnist", levels=2), options)
+
+
+def _terminate_after_logged_step(command, step, log_path):
+  """Starts `python -m train`, sends SIGTERM once it has logged `step`; returns the process
+  after it exits, its stderr in `log_path`."""
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+  with open(log_path, "w") as log:
+    process = subprocess.Popen([sys.executable, "-m", "train", *command], cwd=_ROOT, env=env,
+                               stdout=subprocess.DEVNULL, stderr=log)
+  deadline = time.time() + 240
+  while process.poll() is None and time.time() < deadline:
+    logged = _logged_steps(log_path)
+    if logged and logged[-1] >= step:
+      break
+    time.sleep(0.05)
+  process.send_signal(signal.SIGTERM)
+  process.wait(timeout=120)
+  return process
+
+
+def _logged_steps(log_path):
+  with open(log_path) as f:
+    return [int(n) for n in re.findall(r"step (\d+)/\d+ +train", f.read())]
+
+
+def test_sigterm_saves_the_step_reached_exits_with_its_code_and_resumes_exactly(tmp_path,
+                                                                               straight_60):
+  workdir = tmp_path / "wd"
+  command = [*_TINY, "--steps=60", "--checkpoint_every=50", "--log_every=1",
+             f"--workdir={workdir}", "--batch_shards=1"]
+  process = _terminate_after_logged_step(command, 5, tmp_path / "log.txt")
+  log = (tmp_path / "log.txt").read_text()
+  assert process.returncode == preemption.EXIT_CODE, log[-3000:]
+  stopped_at = _logged_steps(tmp_path / "log.txt")[-1]
+  assert 5 <= stopped_at < 50 and _latest_step(workdir) == stopped_at
+  assert f"Preempted at step {stopped_at}: saved " in log
+  assert log.strip().splitlines()[-1] == (
+      f"train: Preempted (SIGTERM): saved checkpoint {workdir}/checkpoints/ckpt-{stopped_at} "
+      f"of step {stopped_at}; run the same command again to resume from it.")
+  result = _train(*command)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert f"Resuming from {workdir}/checkpoints/ckpt-{stopped_at} at step {stopped_at}." in (
+      result.stderr)
+  straight_workdir, straight = straight_60
+  with open(workdir / "results.json") as f:
+    resumed = json.load(f)
+  np.testing.assert_allclose(resumed["train_history"],
+                             straight["train_history"][stopped_at:], rtol=1e-6)
+  for ours, theirs in zip(workdir_lib.restore_model(str(workdir)).model.variables,
+                          workdir_lib.restore_model(str(straight_workdir)).model.variables):
+    expected = theirs.numpy()
+    np.testing.assert_allclose(ours.numpy(), expected, rtol=0,
+                               atol=1e-6 * np.abs(expected).max())
+
+
+def test_run_killed_three_times_then_given_a_truncated_checkpoint_ends_as_an_uninterrupted_one(
+    tmp_path, straight_60):
+  workdir = tmp_path / "wd"
+  command = [*_TINY, "--steps=60", "--checkpoint_every=5", f"--workdir={workdir}",
+             "--batch_shards=1"]
+  for step in (10, 20, 30):
+    assert _kill_after_checkpoint(command, workdir, step), "the run ended before it was killed"
+  newest = _latest_step(workdir)
+  broken = os.path.join(workdir_lib.checkpoint_dir(str(workdir)), f"ckpt-{newest}")
+  (data,) = tf.io.gfile.glob(broken + ".data-*")
+  os.truncate(data, os.path.getsize(data) // 2)
+  result = _train(*command)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert f"Skipping checkpoint {broken} does not read back: " in result.stderr
+  assert f"Resuming from {workdir}/checkpoints/ckpt-{newest - 5} at step {newest - 5}." in (
+      result.stderr)
+  _, straight = straight_60
+  with open(workdir / "results.json") as f:
+    resumed = json.load(f)
+  assert resumed["heldout_bits_per_dim"] == pytest.approx(straight["heldout_bits_per_dim"],
+                                                          rel=1e-6)
 
 
 @pytest.fixture

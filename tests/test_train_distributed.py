@@ -6,9 +6,12 @@ read disjoint examples that together cover an epoch once."""
 import hashlib
 import json
 import os
+import re
+import signal
 import socket
 import subprocess
 import sys
+import time
 
 import numpy as np
 import PIL.Image
@@ -19,6 +22,7 @@ import glow_tfp
 from glow_tfp import workdir as workdir_lib
 from train import data as data_lib
 from train import loop
+from train import preemption
 
 _CONFIG = glow_tfp.GlowConfig(image_shape=(28, 28, 1), levels=2, steps_per_level=1,
                               hidden_channels=8)
@@ -120,3 +124,77 @@ def test_multi_worker_with_two_local_workers_equals_single_device(tmp_path, tiny
     results = json.load(f)
   _assert_same_training(results, reference)
   _assert_same_weights(tmp_path / "cluster", tmp_path / "single")
+
+
+def _start_workers(flags, log_dir):
+  """Starts `python -m train` on two local workers; their output goes to
+  `log_dir/worker<index>.log`."""
+  workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]
+  processes = []
+  for index in range(2):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=_ROOT, TF_CONFIG=json.dumps(
+        {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}))
+    with open(log_dir / f"worker{index}.log", "w") as log:
+      processes.append(subprocess.Popen([sys.executable, "-m", "train", *flags], cwd=_ROOT,
+                                        env=env, stdout=log, stderr=subprocess.STDOUT))
+  return processes
+
+
+def _wait_for(processes, log_dir, returncode):
+  for index, process in enumerate(processes):
+    process.wait(timeout=240)
+    log = (log_dir / f"worker{index}.log").read_text()
+    assert process.returncode == returncode, log[-3000:]
+
+
+def _results(workdir):
+  with open(workdir / "results.json") as f:
+    return json.load(f)
+
+
+def _logged_steps(path):
+  return [int(n) for n in re.findall(r"step (\d+)/\d+ +train", path.read_text())]
+
+
+def test_sigterm_to_one_of_two_workers_stops_both_at_one_saved_step_and_they_resume(
+    tmp_path, tiny_mnist):
+  """The resumed cluster ends as an uninterrupted cluster run: the single-device run drifts
+  from either over more than a few steps (see `_assert_same_weights`)."""
+  images = tmp_path / "images"
+  images.mkdir()
+  _write_folder(str(images), tiny_mnist)
+  training = dict(_TRAINING, steps=12, steps_per_loop=1)
+  flags = [f"--dataset=folder:{images}", "--heldout_fraction=0.25", "--levels=2",
+           "--steps_per_level=1", "--hidden_channels=8", "--strategy=multi_worker",
+           "--nojit_compile", "--num_samples=4", "--temperatures=1.0", "--eval_every=100",
+           "--sample_every=100", "--checkpoint_every=100", "--log_every=1"]
+  flags += [f"--{name}={value}" for name, value in training.items()]
+  (tmp_path / "straight").mkdir()
+  _wait_for(_start_workers([*flags, f"--workdir={tmp_path / 'straight'}"],
+                           tmp_path / "straight"), tmp_path / "straight", 0)
+  workdir = tmp_path / "cluster"
+  flags.append(f"--workdir={workdir}")
+  processes = _start_workers(flags, tmp_path)
+  chief_log = tmp_path / "worker0.log"
+  deadline = time.time() + 240
+  while all(p.poll() is None for p in processes) and time.time() < deadline:
+    if (_logged_steps(chief_log) or [0])[-1] >= 3:
+      break
+    time.sleep(0.05)
+  processes[1].send_signal(signal.SIGTERM)
+  _wait_for(processes, tmp_path, preemption.EXIT_CODE)
+  stopped_at = _logged_steps(chief_log)[-1]
+  assert 3 <= stopped_at < training["steps"]
+  path = tf.train.latest_checkpoint(workdir_lib.checkpoint_dir(str(workdir)))
+  assert path.endswith(f"ckpt-{stopped_at}")
+  _wait_for(_start_workers(flags, tmp_path), tmp_path, 0)
+  results, straight = (_results(w) for w in (workdir, tmp_path / "straight"))
+  assert results["resumed_from"].endswith(f"ckpt-{stopped_at}")
+  np.testing.assert_allclose(results["train_history"],
+                             straight["train_history"][stopped_at:], rtol=1e-6)
+  ours, theirs = (workdir_lib.restore_model(str(w)).model
+                  for w in (workdir, tmp_path / "straight"))
+  for variable, expected in zip(ours.variables, theirs.variables):
+    expected = expected.numpy()
+    np.testing.assert_allclose(variable.numpy(), expected, rtol=0,
+                               atol=1e-6 * np.abs(expected).max())

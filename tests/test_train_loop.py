@@ -1,5 +1,6 @@
 """train.loop.run: outputs in the workdir, exact resume, the non-finite guard, bad input."""
 
+import errno
 import json
 import os
 import shutil
@@ -16,6 +17,7 @@ from train import checkpointing
 from train import data as data_lib
 from train import loop
 from train import plot
+from train.errors import CheckpointSaveError
 from train.errors import InputError
 
 _CONFIG = glow_tfp.GlowConfig(image_shape=(28, 28, 1), levels=2, steps_per_level=1,
@@ -71,6 +73,91 @@ def test_resumed_run_continues_with_the_losses_of_an_uninterrupted_run(tmp_path,
                              straight["train_history"], rtol=1e-6)
   assert resumed["heldout_bits_per_dim"] == pytest.approx(straight["heldout_bits_per_dim"],
                                                           rel=1e-6)
+
+
+def _truncate_data(checkpoint_path):
+  """Cuts the data file of a checkpoint to half its size, as a crash mid-write leaves it."""
+  (data,) = tf.io.gfile.glob(checkpoint_path + ".data-*")
+  os.truncate(data, os.path.getsize(data) // 2)
+
+
+def test_a_truncated_newest_checkpoint_is_named_and_the_run_resumes_from_the_one_before(
+    tmp_path, finished_run, tiny_mnist, caplog):
+  workdir, straight = finished_run
+  shutil.copytree(workdir, tmp_path, dirs_exist_ok=True)
+  broken = os.path.join(workdir_lib.checkpoint_dir(str(tmp_path)), "ckpt-6")
+  _truncate_data(broken)
+  resumed = loop.run(_CONFIG, tiny_mnist, _options(tmp_path))
+  assert resumed["resumed_from"].endswith("ckpt-3")
+  assert (f"Skipping checkpoint {broken} does not read back: Read less bytes than requested (a "
+          "data file is shorter than its index says); trying the next older") in caplog.text
+  assert resumed["train_history"] == straight["train_history"][3:]
+  assert resumed["heldout_bits_per_dim"] == straight["heldout_bits_per_dim"]
+  for use_ema in (False, True):
+    for ours, theirs in zip(_weights(tmp_path, use_ema), _weights(workdir, use_ema)):
+      np.testing.assert_array_equal(ours, theirs)
+
+
+def test_a_workdir_whose_checkpoints_all_fail_to_read_stops_with_one_error_naming_them(
+    tmp_path, finished_run, tiny_mnist):
+  workdir, _ = finished_run
+  shutil.copytree(workdir, tmp_path, dirs_exist_ok=True)
+  directory = workdir_lib.checkpoint_dir(str(tmp_path))
+  for name in ("ckpt-3", "ckpt-6"):
+    _truncate_data(os.path.join(directory, name))
+  os.remove(os.path.join(directory, "ckpt-0.index"))
+  with pytest.raises(InputError, match=(
+      f"No checkpoint in {directory} reads back; tried 3: checkpoint {directory}/ckpt-6 .*; "
+      f"checkpoint {directory}/ckpt-3 .*; checkpoint {directory}/ckpt-0 .*Failed to find any "
+      "matching files")):
+    loop.run(_CONFIG, tiny_mnist, _options(tmp_path))
+
+
+def _full_disk(write, checkpoint, prefix, options):
+  """Writes part of the checkpoint's data file, then fails as a full disk does."""
+  del write, checkpoint, options  # nothing more gets written
+  with open(prefix + ".data-00000-of-00001", "wb") as f:
+    f.write(b"\0" * 100)
+  raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), prefix + ".data-00000-of-00001")
+
+
+def _short_write(write, checkpoint, prefix, options):
+  """Writes the whole checkpoint, but its data file comes out cut short and no error says
+  so, as on a filesystem that acknowledges writes it then loses."""
+  options.experimental_write_callbacks.insert(0, _truncate_data)
+  return write(checkpoint, prefix, options=options)
+
+
+@pytest.mark.parametrize("failure, reason", [
+    (_full_disk, r"\[Errno 28\] No space left on device"),
+    (_short_write, "checkpoint .*/ckpt-6 does not read back: Read less bytes than requested"),
+], ids=["enospc", "short_write"])
+def test_a_failed_save_stops_the_run_naming_it_and_leaves_the_last_good_checkpoint(
+    tmp_path, finished_run, tiny_mnist, monkeypatch, failure, reason):
+  workdir, straight = finished_run
+  directory = workdir_lib.checkpoint_dir(str(tmp_path))
+  write = tf.train.Checkpoint._write  # pylint: disable=protected-access
+
+  def fail_at_step_6(checkpoint, prefix, options=None):
+    if prefix.endswith("ckpt-6"):
+      return failure(write, checkpoint, prefix, options)
+    return write(checkpoint, prefix, options=options)
+
+  # The manager's save goes through Checkpoint._write, which runs the write callbacks.
+  monkeypatch.setattr(tf.train.Checkpoint, "_write", fail_at_step_6)
+  with pytest.raises(CheckpointSaveError, match=(
+      f"Could not save checkpoint {directory}/ckpt-6: {reason}.*The run stops; the last good "
+      f"checkpoint, {directory}/ckpt-3, is left as it was")):
+    loop.run(_CONFIG, tiny_mnist, _options(tmp_path, keep_checkpoints=1))
+  monkeypatch.undo()
+  assert tf.train.latest_checkpoint(directory) == os.path.join(directory, "ckpt-3")
+  assert sorted(os.listdir(directory)) == ["checkpoint", "ckpt-3.data-00000-of-00001",
+                                           "ckpt-3.index"]
+  resumed = loop.run(_CONFIG, tiny_mnist, _options(tmp_path))
+  assert resumed["resumed_from"].endswith("ckpt-3")
+  assert resumed["train_history"] == straight["train_history"][3:]
+  for ours, theirs in zip(_weights(tmp_path, True), _weights(workdir, True)):
+    np.testing.assert_array_equal(ours, theirs)
 
 
 def _corrupt(trainer):

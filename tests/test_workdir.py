@@ -1,3 +1,5 @@
+import os
+import re
 import subprocess
 import sys
 
@@ -18,6 +20,16 @@ def save_run(directory, **objects):
   manager = tf.train.CheckpointManager(tf.train.Checkpoint(**objects),
                                        workdir.checkpoint_dir(str(directory)), max_to_keep=1)
   return manager.save()
+
+
+def save_two(directory, model):
+  """Saves `model`, perturbs it, saves again; returns the two checkpoint paths."""
+  workdir.save_config(str(directory), CONFIG)
+  manager = tf.train.CheckpointManager(tf.train.Checkpoint(model=model),
+                                       workdir.checkpoint_dir(str(directory)), max_to_keep=2)
+  first = manager.save()
+  perturb(model, seed=3)
+  return first, manager.save()
 
 
 def test_restore_model_returns_the_saved_weights(tmp_path):
@@ -67,6 +79,49 @@ def test_missing_config_or_checkpoint_is_named(tmp_path):
   workdir.save_config(str(tmp_path), CONFIG)
   with pytest.raises(FileNotFoundError, match="No checkpoint in .*checkpoints"):
     workdir.restore_model(str(tmp_path))
+
+
+def test_restore_model_passes_over_a_damaged_newest_checkpoint_and_names_it(tmp_path, caplog):
+  model = glow_tfp.Glow(CONFIG)
+  perturb(model)
+  x = random_images([2, 8, 8, 1])
+  expected = model.log_prob(x).numpy()
+  older, newest = save_two(tmp_path, model)
+  (data,) = tf.io.gfile.glob(newest + ".data-*")
+  with open(data, "r+b") as f:  # one flipped byte: the checksum no longer matches
+    f.seek(8)
+    byte = f.read(1)
+    f.seek(8)
+    f.write(bytes([byte[0] ^ 0xFF]))
+  restored, path = workdir.restore_model(str(tmp_path))
+  assert path == older
+  np.testing.assert_array_equal(restored.log_prob(x).numpy(), expected)
+  assert re.search(f"Skipping checkpoint {newest} does not read back: TensorBundle at "
+                   f"{newest} .*Checksum does not match", caplog.text)
+
+
+def test_restore_model_with_no_readable_checkpoint_names_the_directory_and_each_try(tmp_path):
+  older, newest = save_two(tmp_path, glow_tfp.Glow(CONFIG))
+  os.remove(newest + ".index")
+  with open(older + ".index", "wb") as f:
+    f.write(b"not a table")
+  directory = workdir.checkpoint_dir(str(tmp_path))
+  with pytest.raises(FileNotFoundError, match=(
+      f"No checkpoint in {directory} reads back; tried 2: checkpoint {newest} does not read "
+      f"back: .*Failed to find any matching files for {newest}; checkpoint {older} does not "
+      "read back: file is too short to be an sstable.")):
+    workdir.restore_model(str(tmp_path))
+
+
+@pytest.mark.parametrize("state", ["not a state file {", 'all_model_checkpoint_paths: "ckpt-1"'],
+                         ids=["does_not_parse", "names_no_latest"])
+def test_checkpoints_are_found_by_their_index_when_the_state_file_is_unusable(tmp_path, state):
+  older, newest = save_two(tmp_path, glow_tfp.Glow(CONFIG))
+  directory = workdir.checkpoint_dir(str(tmp_path))
+  with open(os.path.join(directory, "checkpoint"), "w") as f:
+    f.write(state)
+  assert workdir.checkpoint_paths(directory) == [newest, older]
+  assert workdir.restore_model(str(tmp_path)).checkpoint_path == newest
 
 
 def test_reference_images_are_written_once_and_read_back(tmp_path):

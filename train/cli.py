@@ -18,7 +18,9 @@ from . import data as data_lib
 from . import loop
 from . import optim
 from . import pipeline
+from . import preemption
 from . import strategy as strategy_lib
+from .errors import CheckpointSaveError
 from .errors import InputError
 
 # The default run: the "mnist" preset for 1,500 steps of 64 images, chosen from measurements
@@ -164,8 +166,11 @@ def main(argv):
                  "steps of batch %d.", config, data.name, data.num_train, data.num_heldout,
                  options.steps, options.batch_size)
     results = _train(config, data, options)
-  except InputError as error:
+  except (InputError, CheckpointSaveError) as error:
     sys.exit(f"train: error: {error}")
+  except preemption.Preempted as preempted:
+    print(f"train: {preempted}", file=sys.stderr)
+    sys.exit(preemption.EXIT_CODE)
   print(f"held-out bits/dim: {results['heldout_bits_per_dim']:.4f} "
         f"+- {results['heldout_bits_per_dim_stderr']:.4f} (K={results['likelihood_draws']} "
         f"dequantisation bound on the discrete likelihood, {results['heldout_images']} images; "

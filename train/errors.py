@@ -1,4 +1,4 @@
-"""The one exception type for bad user input to training, caught by the CLI."""
+"""The exception types that stop training with one line, caught by the CLI."""
 
 
 class InputError(ValueError):
@@ -6,4 +6,13 @@ class InputError(ValueError):
 
   Its message names the problem; `python -m train` prints it alone and exits, without a
   traceback and without touching the workdir.
+  """
+
+
+class CheckpointSaveError(RuntimeError):
+  """A checkpoint that could not be written completely (a full disk, a failing filesystem).
+
+  Its message names the checkpoint and the last good one, which the failed save left in
+  place; `python -m train` prints it alone and exits, and the same command resumes from that
+  checkpoint once the cause is fixed.
   """

@@ -1,6 +1,7 @@
 """What Glow's exact latent space does: `python -m train.latents --workdir=DIR [...]`.
 
-From the latest checkpoint of a training workdir (`python -m train`), writes PNGs under
+From the newest checkpoint of a training workdir (`python -m train`) that reads back
+completely (`glow_tfp.workdir.newest_good_checkpoint`), writes PNGs under
 `--output_dir` (default <workdir>/latents):
   temperatures.png    samples, one row per temperature, the same base noise in every row
   interpolation.png   per row, two real held-out images and the decodings of the linear

@@ -4,7 +4,8 @@ The loop is the Python side of a run: it restores or initialises the state, runs
 device loop (train/step.py) `steps_per_loop` steps at a time, lets the guard
 (train/guard.py) restore a checkpoint after too many non-finite steps, and at loop
 boundaries logs, evaluates (train/heldout_reports.py), writes sample grids
-(train/sample_grids.py) and checkpoints. Checkpoints are only written after a good step.
+(train/sample_grids.py) and checkpoints, and after SIGTERM saves and stops
+(train/preemption.py). Periodic checkpoints are only written after a good step.
 Evaluation and samples use the EMA weights (glow_tfp/ema.py) unless `eval_weights` is "raw".
 """
 
@@ -22,6 +23,7 @@ from . import checkpointing
 from . import guard as guard_lib
 from . import heldout_reports
 from . import optim
+from . import preemption
 from . import sample_grids
 from . import schedule
 from . import step as step_lib
@@ -164,6 +166,9 @@ def run(config, data, options, strategy=None):
   `eval_history` ([step, held-out bits/dim]), `heldout_reconstruction` (final
   `glow_tfp.reconstruction.Reconstruction.scalars()`), `steps`, `skipped_steps`, `restores`,
   `resumed_from` (checkpoint path or None), `seconds`, `sample_paths`.
+
+  Raises `preemption.Preempted` after SIGTERM, once the checkpoint of the step reached is
+  saved, and `errors.CheckpointSaveError` when a checkpoint cannot be saved.
   """
   check_data(config, data, options)
   strategy = strategy or strategy_lib.make(options.strategy, options.tpu_address)
@@ -244,6 +249,7 @@ class Trainer:
                                                   options.likelihood_draws, self.reporter)
     self.samples = sample_grids.SampleGrids(weights[eval_weights], options.num_samples,
                                             options.temperatures, options.seed, self.reporter)
+    self.preemption = preemption.PreemptionWatch(strategy)
 
   def _glow(self):
     options = self.options
@@ -263,8 +269,9 @@ class Trainer:
     history = []
     step = int(self.step.numpy())
     self.reporter.start(step)
-    while step < self.options.steps:
-      step = self.train_segment(step, history)
+    with self.preemption:
+      while step < self.options.steps:
+        step = self.train_segment(step, history)
     logging.info("Training done at step %d; final evaluation and samples.", step)
     heldout = self.heldout.final(step)
     paths = self.samples.write(step)
@@ -307,7 +314,17 @@ class Trainer:
         return int(self.step.numpy())
       if records.ok[-1]:
         self._periodic(step, window, records)
+      if self.preemption.requested():
+        self._stop_preempted(step)
     return step
+
+  def _stop_preempted(self, step):
+    path = self.checkpointer.last_good
+    if path is None or not path.endswith(f"-{step}"):  # no periodic save at this boundary
+      path = self._save(step)
+    self.reporter.flush()
+    logging.warning("Preempted at step %d: saved %s.", step, path)
+    raise preemption.Preempted(step, path)
 
   def _record(self, step, records, history, window):
     """Notes the steps of one loop after `step`; returns the step it reached."""
@@ -342,7 +359,7 @@ class Trainer:
 
   def _save(self, step):
     self.step.assign(step)
-    self.checkpointer.save(step)
+    return self.checkpointer.save(step)
 
   def _batches(self, start_step, end_step):
     options = self.options

@@ -45,6 +45,15 @@ def is_chief(strategy):
   return task_type == "worker" and task_id == 0 and not has_chief
 
 
+def num_workers(strategy):
+  """The worker processes of the strategy's cluster (1 without a cluster)."""
+  resolver = getattr(strategy, "cluster_resolver", None)
+  if resolver is None:
+    return 1
+  spec = resolver.cluster_spec().as_dict()
+  return max(1, sum(len(spec.get(job, ())) for job in ("chief", "worker")))
+
+
 def task_name(strategy):
   """"chief", or "<task_type>_<task_id>" for the other workers."""
   if is_chief(strategy):
