@@ -17,6 +17,7 @@ connections (`Limits`).
 import asyncio
 import concurrent.futures
 import dataclasses
+import socket
 import threading
 import time
 
@@ -131,7 +132,28 @@ class _Api:
                            time.perf_counter() - start)
 
 
+_SERVED_INSTEAD = ("this server answers PredictionService.Predict (every signature of the "
+                   "SavedModel, by model_spec.signature_name), GetModelMetadata and "
+                   "ModelService.GetModelStatus")
+
+
+async def _unimplemented(method, context, served_instead=_SERVED_INSTEAD):
+  """Answers UNIMPLEMENTED naming `method`: a refusal, so nothing is logged as an error (the
+  generated servicer's default raises, which gRPC logs with a traceback)."""
+  await context.abort(grpc.StatusCode.UNIMPLEMENTED,
+                      f"{method} is not implemented; {served_instead}.")
+
+
 class _PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer, _Api):
+
+  async def Classify(self, request, context):  # noqa: N802 (the RPC's name)
+    await _unimplemented("PredictionService.Classify", context)
+
+  async def Regress(self, request, context):  # noqa: N802 (the RPC's name)
+    await _unimplemented("PredictionService.Regress", context)
+
+  async def MultiInference(self, request, context):  # noqa: N802 (the RPC's name)
+    await _unimplemented("PredictionService.MultiInference", context)
 
   async def Predict(self, request, context):  # noqa: N802 (the RPC's name)
     return await self._answer("Predict", request.model_spec, context,
@@ -178,6 +200,12 @@ class _PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer, 
 
 class _ModelService(model_service_pb2_grpc.ModelServiceServicer, _Api):
 
+  async def HandleReloadConfigRequest(self, request, context):  # noqa: N802 (the RPC's name)
+    await _unimplemented(
+        "ModelService.HandleReloadConfigRequest", context,
+        "the served models are those of --model_config_file or --model_base_path, whose "
+        "directories are polled for new versions every --file_system_poll_wait_seconds")
+
   async def GetModelStatus(self, request, context):  # noqa: N802 (the RPC's name)
     return await self._answer("GetModelStatus", request.model_spec, context, self._status)
 
@@ -220,8 +248,10 @@ class Server:
         _PredictionService(service, self._workers), server)
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(
         _ModelService(service, self._workers), server)
-    # A port in use raises RuntimeError("Failed to bind to address ...").
-    bound = server.add_insecure_port(address)
+    try:
+      bound = server.add_insecure_port(address)
+    except RuntimeError:  # gRPC's "Failed to bind to address ..." says no more than that.
+      raise _bind_error(address) from None
     await server.start()
     return server, bound
 
@@ -230,6 +260,17 @@ class Server:
     asyncio.run_coroutine_threadsafe(self._server.stop(None), self._loop).result()
     self._loop.call_soon_threadsafe(self._loop.stop)
     self._workers.shutdown()
+
+
+def _bind_error(address):
+  """The OSError saying why gRPC could not listen on `address`, found by binding it."""
+  host, _, port = address.rpartition(":")
+  try:
+    socket.create_server((host.strip("[]"), int(port)),
+                         family=socket.AF_INET6 if ":" in host else socket.AF_INET).close()
+  except OSError as e:
+    return e
+  return OSError(f"gRPC cannot listen on {address}")
 
 
 def _bracketed(host):

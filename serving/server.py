@@ -21,6 +21,7 @@ runs it: glow_tfp is not imported.
 """
 
 import os
+import sys
 import threading
 
 from absl import app
@@ -85,6 +86,10 @@ _REST_API_NUM_THREADS = flags.DEFINE_integer(
 _REST_API_TIMEOUT_IN_MS = flags.DEFINE_integer(
     "rest_api_timeout_in_ms", 30000, "Time a REST connection has to send each whole request "
     "(from its opening or its previous answer) and to read each answer.", lower_bound=1)
+_REST_API_MAX_QUEUED_REQUESTS = flags.DEFINE_integer(
+    "rest_api_max_queued_requests", 64, "Whole REST requests that may wait for one of the "
+    "--rest_api_num_threads workers; one more is answered 503 at once (and counted as "
+    "RESOURCE_EXHAUSTED). Not a TF Serving flag.", lower_bound=0)
 _REST_API_MAX_CONNECTIONS = flags.DEFINE_integer(
     "rest_api_max_connections", 4096, "Most REST connections waiting for their next request "
     "(those with a request queued or running do not count); one more closes the one that has "
@@ -141,11 +146,12 @@ def main(argv):
   service = service_lib.Service(
       models, _MAX_BATCH_SIZE.value,
       _BATCH_TIMEOUT_MICROS.value / 1e6 if _ENABLE_BATCHING.value else None)
-  server = rest.make_server(service, _REST_API_HOST.value, _REST_API_PORT.value,
-                            _REST_API_NUM_THREADS.value, _MAX_REQUEST_BYTES.value,
-                            _REST_API_TIMEOUT_IN_MS.value / 1000.0,
-                            _REST_API_MAX_CONNECTIONS.value, metrics_path)
-  grpc_server = grpc_api.Server(service, _REST_API_HOST.value, _PORT.value, _grpc_limits())
+  server = _listening(_REST_API_PORT, lambda: rest.make_server(
+      service, _REST_API_HOST.value, _REST_API_PORT.value, _REST_API_NUM_THREADS.value,
+      _MAX_REQUEST_BYTES.value, _REST_API_TIMEOUT_IN_MS.value / 1000.0,
+      _REST_API_MAX_CONNECTIONS.value, _REST_API_MAX_QUEUED_REQUESTS.value, metrics_path))
+  grpc_server = _listening(_PORT, lambda: grpc_api.Server(
+      service, _REST_API_HOST.value, _PORT.value, _grpc_limits()))
   stop = threading.Event()
   if _FILE_SYSTEM_POLL_WAIT_SECONDS.value > 0:
     threading.Thread(target=models.poll_forever, daemon=True,
@@ -162,6 +168,16 @@ def main(argv):
     stop.set()
     grpc_server.stop()
     server.server_close()
+
+
+def _listening(port_flag, start):
+  """`start()`'s server; a port it cannot listen on ends the program with one line."""
+  try:
+    return start()
+  except OSError as e:
+    reason = os.strerror(e.errno) if e.errno else str(e)
+    sys.exit(f"serving.server: error: cannot listen on {_REST_API_HOST.value}:"
+             f"{port_flag.value} (--{port_flag.name}): {reason}")
 
 
 def _grpc_limits():

@@ -18,9 +18,12 @@ from tensorflow.core.framework import types_pb2
 from tensorflow_serving.apis import classification_pb2
 from tensorflow_serving.apis import get_model_metadata_pb2
 from tensorflow_serving.apis import get_model_status_pb2
+from tensorflow_serving.apis import inference_pb2
+from tensorflow_serving.apis import model_management_pb2
 from tensorflow_serving.apis import model_service_pb2_grpc
 from tensorflow_serving.apis import predict_pb2
 from tensorflow_serving.apis import prediction_service_pb2_grpc
+from tensorflow_serving.apis import regression_pb2
 
 import glow_tfp
 from glow_tfp import ood
@@ -508,3 +511,35 @@ def test_load_test_cli_speaks_grpc(served):
 def test_grpc_load_test_refuses_other_hosts():
   with pytest.raises(ValueError, match="only targets this machine"):
     load_test.run_grpc("example.com:8500", predict_pb2.PredictRequest(), 1, 1)
+
+
+def test_unimplemented_rpcs_name_themselves_and_what_is_served_without_an_error_log(
+    tmp_path, export_toy_model):
+  export_toy_model(tmp_path / "toy" / "1")
+  log = tmp_path / "server.log"
+  calls = {
+      "PredictionService.Classify": lambda s: s.prediction.Classify(classify_request()),
+      "PredictionService.Regress": lambda s: s.prediction.Regress(
+          regression_pb2.RegressionRequest()),
+      "PredictionService.MultiInference": lambda s: s.prediction.MultiInference(
+          inference_pb2.MultiInferenceRequest()),
+      "ModelService.HandleReloadConfigRequest": lambda s: s.model.HandleReloadConfigRequest(
+          model_management_pb2.ReloadConfigRequest()),
+  }
+  with running_server_with_flags(log, "--model_name=toy",
+                                 f"--model_base_path={tmp_path / 'toy'}") as addresses:
+    stubs = Stubs(addresses)
+    refusals = {}
+    for method, call in calls.items():
+      with pytest.raises(grpc.RpcError) as raised:
+        call(stubs)
+      refusals[method] = raised.value
+    assert toy_predict(stubs, "toy") == 1  # the server keeps serving.
+    stubs.channel.close()
+  for method, refusal in refusals.items():
+    assert refusal.code() == grpc.StatusCode.UNIMPLEMENTED, method
+    assert refusal.details().startswith(f"{method} is not implemented; "), refusal.details()
+  assert "answers PredictionService.Predict" in refusals["PredictionService.Classify"].details()
+  assert "--model_config_file" in refusals["ModelService.HandleReloadConfigRequest"].details()
+  text = log.read_text()
+  assert "Traceback" not in text and "NotImplementedError" not in text, text[-3000:]

@@ -576,3 +576,18 @@ def test_bad_thread_flags_are_refused(tmp_path, flag):
       cwd=REPO, env=server_env(), capture_output=True, text=True, timeout=120)
   assert result.returncode != 0
   assert f"flag {flag.split('=')[0]}=" in result.stderr
+
+
+@pytest.mark.parametrize("flag", ["--rest_api_port", "--port"])
+def test_a_port_in_use_is_a_one_line_error_naming_it_and_its_flag(tmp_path, flag):
+  with socket.create_server(("127.0.0.1", 0)) as taken:
+    port = taken.getsockname()[1]
+    result = subprocess.run(
+        [sys.executable, "-m", "serving.server", f"--model_base_path={tmp_path}",
+         "--rest_api_port=0", "--port=0", f"{flag}={port}"],
+        cwd=REPO, env=server_env(), capture_output=True, text=True, timeout=120)
+  assert result.returncode == 1
+  assert result.stderr.splitlines()[-1] == (
+      f"serving.server: error: cannot listen on 127.0.0.1:{port} ({flag}): Address already in "
+      "use"), result.stderr[-2000:]
+  assert "Traceback" not in result.stderr
