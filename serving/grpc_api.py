@@ -229,19 +229,21 @@ class Server:
     service: the `service.Service` answering the requests (shared with the REST API).
     host, port: the address to listen on; port 0 picks a free one.
     limits: the `Limits` of its clients.
+    credentials: gRPC server credentials for TLS (`serving.ssl_config`); None: plain text.
 
   Attributes:
     port: the port it listens on.
   """
 
-  def __init__(self, service, host, port, limits):
+  def __init__(self, service, host, port, limits, credentials=None):
     self._workers = _Workers(limits.max_workers, limits.max_queued)
     self._loop = asyncio.new_event_loop()
     threading.Thread(target=self._loop.run_forever, name="grpc-loop", daemon=True).start()
     self._server, self.port = asyncio.run_coroutine_threadsafe(
-        self._start(service, f"{_bracketed(host)}:{port}", limits), self._loop).result()
+        self._start(service, f"{_bracketed(host)}:{port}", limits, credentials),
+        self._loop).result()
 
-  async def _start(self, service, address, limits):
+  async def _start(self, service, address, limits, credentials):
     # Created on the loop's thread: an asyncio server belongs to the loop running it.
     server = grpc.aio.server(options=limits.server_options())
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
@@ -249,7 +251,8 @@ class Server:
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(
         _ModelService(service, self._workers), server)
     try:
-      bound = server.add_insecure_port(address)
+      bound = (server.add_insecure_port(address) if credentials is None
+               else server.add_secure_port(address, credentials))
     except RuntimeError:  # gRPC's "Failed to bind to address ..." says no more than that.
       raise _bind_error(address) from None
     await server.start()

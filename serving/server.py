@@ -38,6 +38,7 @@ from . import registry
 from . import rest
 from . import servable
 from . import service as service_lib
+from . import ssl_config
 
 _MODEL_NAME = flags.DEFINE_string("model_name", "default", "Name of the served model.")
 _MODEL_BASE_PATH = flags.DEFINE_string(
@@ -51,6 +52,10 @@ _MONITORING_CONFIG_FILE = flags.DEFINE_string(
     "MonitoringConfig): prometheus_config { enable: true path: \"...\" } exports the metrics "
     f"on the REST port at that path. Without it they are exported at {metrics.PATH} (TF "
     "Serving exports none).")
+_SSL_CONFIG_FILE = flags.DEFINE_string(
+    "ssl_config_file", None, "TF Serving's SSL config file (text SSLConfig: server_key, "
+    "server_cert, custom_ca as PEM text, client_verify): the gRPC API speaks TLS only "
+    "(serving.ssl_config). The REST API stays plain HTTP, as in TF Serving.")
 _PORT = flags.DEFINE_integer(
     "port", 8500, "Port of the gRPC API; 0 picks a free one (printed on start).",
     lower_bound=0, upper_bound=65535)
@@ -137,6 +142,7 @@ def main(argv):
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
   _configure_threads()
   metrics_path = _metrics_path()
+  credentials = _grpc_credentials()
   models = registry.Registry(_managers())
   models.poll()
   for manager in models.managers.values():
@@ -151,7 +157,7 @@ def main(argv):
       _MAX_REQUEST_BYTES.value, _REST_API_TIMEOUT_IN_MS.value / 1000.0,
       _REST_API_MAX_CONNECTIONS.value, _REST_API_MAX_QUEUED_REQUESTS.value, metrics_path))
   grpc_server = _listening(_PORT, lambda: grpc_api.Server(
-      service, _REST_API_HOST.value, _PORT.value, _grpc_limits()))
+      service, _REST_API_HOST.value, _PORT.value, _grpc_limits(), credentials))
   stop = threading.Event()
   if _FILE_SYSTEM_POLL_WAIT_SECONDS.value > 0:
     threading.Thread(target=models.poll_forever, daemon=True,
@@ -222,6 +228,16 @@ def _metrics_path():
     return monitoring_config.metrics_path(_MONITORING_CONFIG_FILE.value)
   except ValueError as e:
     raise app.UsageError(f"--monitoring_config_file: {e}") from None
+
+
+def _grpc_credentials():
+  """The gRPC API's TLS credentials from --ssl_config_file; None: plain text."""
+  if _SSL_CONFIG_FILE.value is None:
+    return None
+  try:
+    return ssl_config.server_credentials(_SSL_CONFIG_FILE.value)
+  except ValueError as e:
+    raise app.UsageError(f"--ssl_config_file: {e}") from None
 
 
 def _managers():

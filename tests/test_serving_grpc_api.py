@@ -4,6 +4,7 @@ Each server runs in a subprocess on 127.0.0.1 with ports the OS picks.
 """
 
 import json
+import shutil
 import subprocess
 import sys
 import urllib.request
@@ -31,6 +32,7 @@ from serving import client as client_lib
 from serving import grpc_client
 from serving import load_test
 from serving import saved_model
+from serving import ssl_config
 from tests import test_serving_server as rest_tests
 from tests.test_serving_server import MAX_BATCH
 from tests.test_serving_server import MAX_BYTES
@@ -543,3 +545,82 @@ def test_unimplemented_rpcs_name_themselves_and_what_is_served_without_an_error_
   assert "--model_config_file" in refusals["ModelService.HandleReloadConfigRequest"].details()
   text = log.read_text()
   assert "Traceback" not in text and "NotImplementedError" not in text, text[-3000:]
+
+
+def openssl(*args, cwd):
+  subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True, timeout=60)
+
+
+@pytest.fixture
+def certificates(tmp_path):
+  """{name: PEM text}: a CA ("ca"), and a server ("server_*", for 127.0.0.1) and a client
+  ("client_*") key and certificate it signed."""
+  if shutil.which("openssl") is None:
+    pytest.skip("the openssl command is needed to make test certificates")
+  key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+  openssl("req", "-x509", *key, "-keyout", "ca.key", "-out", "ca.pem", "-days", "1",
+          "-subj", "/CN=test CA", "-addext", "basicConstraints=critical,CA:TRUE",
+          "-addext", "keyUsage=critical,keyCertSign", cwd=tmp_path)
+  for name, extension in [("server", "subjectAltName=IP:127.0.0.1"),
+                          ("client", "extendedKeyUsage=clientAuth")]:
+    openssl("req", *key, "-keyout", f"{name}.key", "-out", f"{name}.csr",
+            "-subj", f"/CN=test {name}", cwd=tmp_path)
+    (tmp_path / f"{name}.ext").write_text(extension + "\n")
+    openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+            "-CAcreateserial", "-days", "1", "-extfile", f"{name}.ext",
+            "-out", f"{name}.pem", cwd=tmp_path)
+  return {name: (tmp_path / file).read_text() for name, file in [
+      ("ca", "ca.pem"), ("server_key", "server.key"), ("server_cert", "server.pem"),
+      ("client_key", "client.key"), ("client_cert", "client.pem")]}
+
+
+def toy_predict_over(channel):
+  """The gRPC status code of a `double` request to the toy model over `channel`."""
+  request = predict_request("serving_default", model="toy", x=np.array([1.5], np.float32))
+  try:
+    prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(request, timeout=60)
+  except grpc.RpcError as e:
+    return e.code()
+  finally:
+    channel.close()
+  return grpc.StatusCode.OK
+
+
+@pytest.mark.parametrize("client_verify", [True, False])
+def test_tls_serves_tls_clients_only_and_with_client_verify_only_those_with_a_certificate(
+    tmp_path, export_toy_model, certificates, client_verify):
+  export_toy_model(tmp_path / "toy" / "1")
+  config = tmp_path / "ssl.config"
+  config.write_text(
+      f"server_key: {json.dumps(certificates['server_key'])}\n"
+      f"server_cert: {json.dumps(certificates['server_cert'])}\n"
+      f"custom_ca: {json.dumps(certificates['ca'])}\n"
+      f"client_verify: {str(client_verify).lower()}\n")
+  ca = certificates["ca"].encode()
+  with running_server_with_flags(tmp_path / "server.log", "--model_name=toy",
+                                 f"--model_base_path={tmp_path / 'toy'}",
+                                 f"--ssl_config_file={config}") as addresses:
+    with_certificate = toy_predict_over(grpc.secure_channel(
+        addresses.grpc, grpc.ssl_channel_credentials(
+            ca, certificates["client_key"].encode(), certificates["client_cert"].encode())))
+    without_certificate = toy_predict_over(
+        grpc.secure_channel(addresses.grpc, grpc.ssl_channel_credentials(ca)))
+    plain_text = toy_predict_over(grpc.insecure_channel(addresses.grpc))
+  refused = grpc.StatusCode.UNAVAILABLE
+  assert with_certificate == grpc.StatusCode.OK
+  assert without_certificate == (refused if client_verify else grpc.StatusCode.OK)
+  assert plain_text == refused
+
+
+@pytest.mark.parametrize("text, message", [
+    ('server_cert: "x"', "server_key must hold PEM text"),
+    ('server_key: "x" server_cert: "y" client_verify: true', "client_verify needs custom_ca"),
+    ("server_keys: 1", 'has no field named "server_keys"'),
+])
+def test_a_bad_ssl_config_file_is_refused_naming_the_file_and_the_problem(tmp_path, text,
+                                                                          message):
+  path = tmp_path / "ssl.config"
+  path.write_text(text)
+  with pytest.raises(ValueError) as raised:
+    ssl_config.server_credentials(str(path))
+  assert str(raised.value).startswith(f"{path}: ") and message in str(raised.value)
