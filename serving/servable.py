@@ -21,10 +21,14 @@ from .errors import RequestError
 
 
 class Servable:
-  """One loaded version of a model: its signatures, their SignatureDefs and input specs."""
+  """One loaded version of a model: its signatures, their SignatureDefs and input specs.
 
-  def __init__(self, path, version):
+  `request_log`: the model's `serving.request_log.RequestLog`, None when it logs nothing.
+  """
+
+  def __init__(self, path, version, request_log=None):
     self.version = version
+    self.request_log = request_log
     self._model = tf.saved_model.load(path)
     self.signatures = dict(self._model.signatures)
     # Every SignatureDef (also TensorFlow's own, such as the init op), as TF Serving lists.
@@ -105,12 +109,15 @@ class ModelManager:
     name: the model's name in requests.
     base_path: the directory of its integer version subdirectories.
     policy: a `serving.version_policy` (default: the latest version).
+    request_log: a `serving.request_log.RequestLog` its versions write sampled requests
+      to; None: none.
   """
 
-  def __init__(self, name, base_path, policy=None):
+  def __init__(self, name, base_path, policy=None, request_log=None):
     self.name = name
     self.base_path = base_path
     self.policy = policy or version_policy.latest()
+    self.request_log = request_log
     self._lock = threading.Lock()
     self._served = {}
     self._states = {}
@@ -172,7 +179,8 @@ class ModelManager:
     """The servable of `version`, None (and its state END with the error) if it fails."""
     self._set_state(version, "LOADING")
     try:
-      servable = Servable(os.path.join(self.base_path, str(version)), version)
+      servable = Servable(os.path.join(self.base_path, str(version)), version,
+                          self.request_log)
     except Exception as e:  # any failure to load leaves the served versions in place.
       logging.error("Loading version %d of %s failed: %s", version, self.name, e)
       self._set_state(version, "END", f"Loading failed: {e}")

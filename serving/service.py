@@ -3,8 +3,8 @@
 A front end (the REST API, the gRPC API) turns its request into a model name,
 a version, a signature name and numpy inputs, and its answer from numpy outputs. Everything
 between is here: the served models and their hot reload (`registry.Registry`), the check of
-the inputs against the signature, the batch limit, server-side batching and clean TensorFlow
-error messages. Refusals raise `errors.RequestError` with a canonical code. Front ends
+the inputs against the signature, the batch limit, server-side batching, clean TensorFlow
+error messages and request logging (`serving.request_log`). Refusals raise `errors.RequestError` with a canonical code. Front ends
 count each request in `metrics` (`record`).
 """
 
@@ -47,7 +47,10 @@ class Service:
       if count > self.max_batch_size:
         raise RequestError(f"Input '{spec.name}' asks for {count} examples, above the limit "
                            f"of {self.max_batch_size} (--max_batch_size).")
-    return self._run(servable, signature_name, arrays)
+    outputs = self._run(servable, signature_name, arrays)
+    if servable.request_log is not None:
+      servable.request_log.record(servable.version, signature_name, arrays, outputs)
+    return outputs
 
   def record(self, model_name, api, entrypoint, code, seconds):
     """Counts a finished request in `metrics`.
