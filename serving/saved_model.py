@@ -33,6 +33,10 @@ coupling networks; the results equal the live model's up to float rounding.
 many examples a request produces, so that a server counts it against its batch limit
 (`serving.signatures.EXAMPLE_COUNTS_FILE`).
 
+`assets.extra/tf_serving_warmup_requests` holds TF Serving's warm-up requests, one per
+signature and batch size of `serving.warmup.BATCH_SIZES`, which a server replays when it
+loads the version (`serving.warmup`).
+
 This module defines no flags, so any program or test may import it.
 """
 
@@ -47,6 +51,7 @@ from glow_tfp import ood
 from glow_tfp import sharding
 from . import model_name as model_name_lib
 from . import signatures as signatures_lib
+from . import warmup
 
 SIGNATURES = ("log_prob", "sample", "encode", "decode", "score")
 # The scalar input of each signature that says how many examples it produces.
@@ -172,7 +177,19 @@ def export_saved_model(glow, export_dir, reference=None):
   tf.io.gfile.makedirs(os.path.dirname(counts_file))
   with tf.io.gfile.GFile(counts_file, "w") as f:
     json.dump(_EXAMPLE_COUNTS, f)
+  warmup.write_requests(export_dir, _warmup_requests(functions))
   return export_dir
+
+
+def _warmup_requests(functions):
+  """One request per signature and batch size of `warmup.BATCH_SIZES`."""
+  requests = []
+  for name, function in functions.items():
+    specs = [signatures_lib.InputSpec(spec.name, spec.dtype.as_numpy_dtype, spec.shape,
+                                      counts_examples=_EXAMPLE_COUNTS.get(name) == spec.name)
+             for spec in function.structured_input_signature[0]]
+    requests += [(name, warmup.example_inputs(specs, size)) for size in warmup.BATCH_SIZES]
+  return requests
 
 
 def versions(model_dir):

@@ -10,13 +10,13 @@ import os
 import threading
 
 from absl import logging
-import numpy as np
 import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 
 from . import errors
 from . import signatures
 from . import version_policy
+from . import warmup
 from .errors import RequestError
 
 
@@ -38,20 +38,29 @@ class Servable:
                         for name in self.signatures}
     self.batchable = {name for name in self.signatures
                       if _batch_first(self.signature_defs[name])}
-    self._warm_up()
+    self._warm_up(path)
 
-  def _warm_up(self):
-    """Runs every signature once, so that no request pays for TensorFlow's first-call setup.
+  def _warm_up(self, path):
+    """Replays the version's warm-up file (`serving.warmup`), so that no request pays for
+    TensorFlow's first-call work; a record that fails fails the load.
 
-    The inputs: zeros with a batch of one, and 1 for scalars (one example, say, or a scale
-    of 1). A signature that refuses them is left cold, with a warning.
+    Without the file, runs every signature once on `warmup.example_inputs` of one example;
+    a signature that refuses them is left cold, with a warning.
     """
-    for name, specs in self.input_specs.items():
-      arrays = {spec.name: np.ones([], spec.dtype) if not spec.shape
-                else np.zeros([1 if d is None else d for d in spec.shape], spec.dtype)
-                for spec in specs}
+    requests = warmup.read_requests(path, self.input_specs)
+    for index, (name, arrays) in enumerate(requests):
       try:
         self.predict(name, arrays)
+      except tf.errors.OpError as e:
+        raise ValueError(f"{warmup.WARMUP_FILE} record {index} (signature {name}) failed: "
+                         f"{errors.op_error_message(e)}") from None
+    if requests:
+      logging.info("Warmed up version %d with the %d requests of %s.", self.version,
+                   len(requests), warmup.WARMUP_FILE)
+      return
+    for name, specs in self.input_specs.items():
+      try:
+        self.predict(name, warmup.example_inputs(specs, 1))
       except tf.errors.OpError as e:
         logging.warning("Warm-up of signature %s failed: %s", name, e.message)
 

@@ -11,6 +11,7 @@ count each request in `metrics` (`record`).
 import tensorflow as tf
 
 from . import batching
+from . import errors
 from . import metrics as metrics_lib
 from . import signatures
 from .errors import RequestError
@@ -66,15 +67,4 @@ def _run(servable, name, arrays):
   try:
     return servable.predict(name, arrays)
   except tf.errors.InvalidArgumentError as e:
-    raise RequestError(_op_error_message(e)) from None
-
-
-def _op_error_message(error):
-  """The line of a TensorFlow error that names the problem (not the graph's node names)."""
-  lines = [line.strip() for line in error.message.splitlines() if line.strip()]
-  for line in lines:
-    if "assertion failed:" in line:
-      return line[line.index("assertion failed:"):]
-  useful = [line for line in lines if not line.startswith(
-      ("Graph execution error", "Detected at node", "<stack traces", "[["))]
-  return (useful or lines or [type(error).__name__])[0]
+    raise RequestError(errors.op_error_message(e)) from None
