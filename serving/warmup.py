@@ -25,19 +25,23 @@ BATCH_SIZES = (1, 8, 64)
 MAX_RECORDS = 1000
 
 
-def example_inputs(specs, batch_size):
+def example_inputs(specs, batch_size, example_bytes=b""):
   """Inputs that the signature of `specs` (`signatures.InputSpec`s) accepts.
 
-  Zeros with `batch_size` for a dimension of any size; for scalars, `batch_size` for one
-  that counts examples and 1 for others (one sample, a scale of 1).
+  Zeros with `batch_size` for a dimension of any size, `example_bytes` for each value of a
+  string input; for scalars, `batch_size` for one that counts examples and 1 for others (one
+  sample, a scale of 1).
   """
-  return {spec.name: _example(spec, batch_size) for spec in specs}
+  return {spec.name: _example(spec, batch_size, example_bytes) for spec in specs}
 
 
-def _example(spec, batch_size):
+def _example(spec, batch_size, example_bytes):
+  shape = [batch_size if d is None else d for d in spec.shape]
+  if spec.dtype.kind == "O":
+    return np.full(shape, example_bytes, object)
   if not spec.shape:
     return np.array(batch_size if spec.counts_examples else 1, spec.dtype)
-  return np.zeros([batch_size if d is None else d for d in spec.shape], spec.dtype)
+  return np.zeros(shape, spec.dtype)
 
 
 def write_requests(export_dir, requests):
