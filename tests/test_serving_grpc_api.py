@@ -529,15 +529,21 @@ def test_load_test_over_grpc_finds_no_error(served):
   assert 0 < result["p50_ms"] <= result["p90_ms"] <= result["p99_ms"] <= result["max_ms"]
 
 
-def test_load_test_cli_speaks_grpc(served):
+@pytest.mark.parametrize("protocol, server, image_encoding", [
+    ("grpc", "address", "array"), ("rest", "rest_url", "png")])
+def test_load_test_cli_speaks_grpc_and_rest_with_arrays_or_png(served, protocol, server,
+                                                               image_encoding):
   stubs, _ = served
   result = subprocess.run(
-      [sys.executable, "-m", "serving.load_test", "--protocol=grpc", f"--server={stubs.address}",
-       "--model_name=glow", "--num_classes=3", "--concurrency=2", "--requests=10"],
+      [sys.executable, "-m", "serving.load_test", f"--protocol={protocol}",
+       f"--server={getattr(stubs, server)}", f"--image_encoding={image_encoding}",
+       "--model_name=glow", "--num_classes=3", "--concurrency=2", "--requests=10",
+       "--images_per_request=3"],
       cwd=REPO, env=server_env(), capture_output=True, text=True, timeout=120)
   assert result.returncode == 0, result.stderr[-3000:]
   summary = json.loads(result.stdout.splitlines()[-1])
-  assert (summary["protocol"], summary["requests"], summary["errors"]) == ("grpc", 10, 0)
+  assert (summary["protocol"], summary["image_encoding"], summary["requests"],
+          summary["errors"]) == (protocol, image_encoding, 10, 0)
 
 
 def test_grpc_load_test_refuses_other_hosts():
