@@ -58,6 +58,8 @@ from . import warmup
 
 SIGNATURES = ("log_prob", "sample", "encode", "decode", "score", "log_prob_encoded",
               "score_encoded")
+# Image channels the `_encoded` signatures serve: grey and RGB, which PNG and JPEG both hold.
+ENCODED_CHANNELS = (1, 3)
 # The scalar input of each signature that says how many examples it produces.
 _EXAMPLE_COUNTS = {"sample": "num_samples"}
 
@@ -85,8 +87,7 @@ def serving_functions(glow, reference=None):
   }
   if reference is not None:
     builders["score"] = (lambda g: _score_fn(g, reference), [images] + labels)
-  # PNG and JPEG both hold grey and RGB images.
-  if config.image_shape[-1] in (1, 3):
+  if config.image_shape[-1] in ENCODED_CHANNELS:
     encoded = tf.TensorSpec([None], tf.string, name="image_bytes")
     for name in [name for name in ("log_prob", "score") if name in builders]:
       builders[f"{name}_encoded"] = (_decoding(builders[name][0], config.image_shape),
