@@ -5,8 +5,9 @@ this server and `tensorflow/serving`. The request path is the REST API's (`servi
 the same models, hot reload, checks, limits and batching. Refusals answer TF Serving's
 status codes: NOT_FOUND for an unknown model or version, INVALID_ARGUMENT for a bad request,
 RESOURCE_EXHAUSTED for a message above `max_request_bytes` (refused by gRPC itself) or when
-too many requests already wait for a worker, and UNIMPLEMENTED for the RPCs this server does
-not offer (Classify, Regress, ...).
+too many requests already wait for a worker, and UNIMPLEMENTED, naming what is served
+instead, for the RPCs this server does not offer (Classify, Regress, MultiInference,
+HandleReloadConfigRequest). With server credentials (`serving.ssl_config`) it speaks TLS only.
 
 Slow clients hold no thread: the server is gRPC's asyncio server, whose event loop receives
 every request message; only a whole request goes to the bounded pool of workers (`_Workers`),

@@ -7,9 +7,9 @@
 Each of `--concurrency` clients keeps one connection open (an HTTP/1.1 connection, or a gRPC
 channel of its own) and sends log_prob requests of random images (REST: row format; gRPC:
 `tensor_content`) until `--requests` have been sent in all. With `--image_encoding=png` the
-images travel as PNG files to `log_prob_encoded` (REST: `{"b64": ...}`; gRPC: `string_val`). Any answer but success counts as
-an error. Only loopback servers are accepted: this is a measuring tool for the machine it
-runs on, not a way to load someone else's server.
+images travel as PNG files to `log_prob_encoded` (REST: `{"b64": ...}`; gRPC: `string_val`).
+Any answer but success counts as an error. Only loopback servers are accepted: this is a
+measuring tool for the machine it runs on, not a way to load someone else's server.
 """
 
 import base64

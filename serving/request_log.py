@@ -10,11 +10,12 @@ A model's config (`serving.model_config`) turns it on with TF Serving's `Logging
 
 Each Predict request (REST or gRPC) that succeeds is written with probability
 `sampling_rate` to `<filename_prefix>-<model name>-<start time>-<process id>.tfrecord`, one
-file per model and server run, each record a `tensorflow.serving.PredictionLog` whose `predict_log` holds the
-request and the response (every output) and whose `log_metadata` the model spec, the
-sampling config and the SavedModel's tags; `prediction_log_pb2.PredictionLog.FromString`
-reads it back. `log_collector_config.type` names a log collector plug-in in TF Serving;
-here the file is always a TFRecord file and the type is not read.
+file per model and server run, each record a `tensorflow.serving.PredictionLog` whose
+`predict_log` holds the request and the response (every output) and whose `log_metadata`
+the model spec, the sampling config, the SavedModel's tags and the time;
+`prediction_log_pb2.PredictionLog.FromString` reads it back. `log_collector_config.type`
+names a log collector plug-in in TF Serving; here the file is always a TFRecord file and the
+type is not read.
 """
 
 import os

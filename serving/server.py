@@ -8,14 +8,17 @@ The flags, URLs, JSON and RPCs are TF Serving's, so a client works unchanged aga
 `serving.grpc_api`). Both APIs share one request path (`serving.service`).
 
 It serves the highest version under `--model_base_path`, or the models and versions of a
-TF Serving `--model_config_file` (`serving.model_config`), and polls the directories, so a
-newly exported version replaces the old one without a restart (`serving.servable`). At most
-`--rest_api_num_threads` REST requests and `--grpc_max_threads` RPCs are answered at once;
-slow or idle connections hold no thread (`serving.http_server`; gRPC's asyncio event loop
-for the gRPC API). Requests of both APIs are counted at `/monitoring/prometheus/metrics` on the
-REST port (`serving.metrics`), or where `--monitoring_config_file` says
-(`serving.monitoring_config`). Only the configured model names are
-served and URL parts are never used as file paths, so no request reaches a file outside the
+TF Serving `--model_config_file` (`serving.model_config`, with request logging,
+`serving.request_log`), and polls the directories, so a newly exported version replaces the
+old one without a restart, warmed up with its TF Serving warm-up requests
+(`serving.servable`, `serving.warmup`). At most `--rest_api_num_threads` REST requests and
+`--grpc_max_threads` RPCs are answered at once, and at most `--rest_api_max_queued_requests`
+and `--grpc_max_queued_rpcs` wait; slow or idle connections hold no thread
+(`serving.http_server`; gRPC's asyncio event loop for the gRPC API). `--ssl_config_file`
+puts the gRPC API behind TLS (`serving.ssl_config`). Requests of both APIs are counted at
+`/monitoring/prometheus/metrics` on the REST port (`serving.metrics`), or where
+`--monitoring_config_file` says (`serving.monitoring_config`). Only the configured model names
+are served and URL parts are never used as file paths, so no request reaches a file outside the
 base paths. The server knows nothing of the model but its SavedModel, and TensorFlow alone
 runs it: glow_tfp is not imported.
 """

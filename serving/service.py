@@ -4,8 +4,9 @@ A front end (the REST API, the gRPC API) turns its request into a model name,
 a version, a signature name and numpy inputs, and its answer from numpy outputs. Everything
 between is here: the served models and their hot reload (`registry.Registry`), the check of
 the inputs against the signature, the batch limit, server-side batching, clean TensorFlow
-error messages and request logging (`serving.request_log`). Refusals raise `errors.RequestError` with a canonical code. Front ends
-count each request in `metrics` (`record`).
+error messages and request logging (`serving.request_log`). Refusals raise
+`errors.RequestError` with a canonical code. Front ends count each request in `metrics`
+(`record`).
 """
 
 import tensorflow as tf
