@@ -54,6 +54,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
   protocol_version = "HTTP/1.1"
   server_version = "glow-serving"
+  # True for a request the queue has no room for (`http_server`): it is refused at once.
+  server_busy = False
 
   def do_GET(self):
     metrics_path = self.server.metrics_path
