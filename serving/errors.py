@@ -25,3 +25,14 @@ def not_found(model_name, version):
   wanted = (f"Latest({model_name})" if version is None
             else f"Specific({model_name}, {version})")
   return RequestError(f"Servable not found for request: {wanted}", NOT_FOUND)
+
+
+def op_error_message(error):
+  """The line of a TensorFlow error that names the problem (not the graph's node names)."""
+  lines = [line.strip() for line in error.message.splitlines() if line.strip()]
+  for line in lines:
+    if "assertion failed:" in line:
+      return line[line.index("assertion failed:"):]
+  useful = [line for line in lines if not line.startswith(
+      ("Graph execution error", "Detected at node", "<stack traces", "[["))]
+  return (useful or lines or [type(error).__name__])[0]

@@ -76,7 +76,9 @@ def main(argv):
   reference = ood.reference_statistics(glow, images, labels, draws=draws)
   path = export_version(glow, _EXPORT_BASE.value, _MODEL_NAME.value, _VERSION.value,
                         reference, draws)
-  print(f"Exported {checkpoint} to {path} (signatures: {', '.join(saved_model.SIGNATURES)}; "
+  names = [name for name in saved_model.SIGNATURES if not name.endswith("_encoded")
+           or glow.config.image_shape[-1] in saved_model.ENCODED_CHANNELS]
+  print(f"Exported {checkpoint} to {path} (signatures: {', '.join(names)}; "
         f"{signatures.DEFAULT_SIGNATURE} = log_prob; log-likelihood from "
         f"{_LIKELIHOOD_DRAWS.value} fixed dequantisation draws; score's reference: {len(images)} "
         f"held-out images of {reference_file}; batches in {glow.batch_shards} parts).")

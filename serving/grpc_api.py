@@ -5,8 +5,9 @@ this server and `tensorflow/serving`. The request path is the REST API's (`servi
 the same models, hot reload, checks, limits and batching. Refusals answer TF Serving's
 status codes: NOT_FOUND for an unknown model or version, INVALID_ARGUMENT for a bad request,
 RESOURCE_EXHAUSTED for a message above `max_request_bytes` (refused by gRPC itself) or when
-too many requests already wait for a worker, and UNIMPLEMENTED for the RPCs this server does
-not offer (Classify, Regress, ...).
+too many requests already wait for a worker, and UNIMPLEMENTED, naming what is served
+instead, for the RPCs this server does not offer (Classify, Regress, MultiInference,
+HandleReloadConfigRequest). With server credentials (`serving.ssl_config`) it speaks TLS only.
 
 Slow clients hold no thread: the server is gRPC's asyncio server, whose event loop receives
 every request message; only a whole request goes to the bounded pool of workers (`_Workers`),
@@ -17,6 +18,7 @@ connections (`Limits`).
 import asyncio
 import concurrent.futures
 import dataclasses
+import socket
 import threading
 import time
 
@@ -131,7 +133,28 @@ class _Api:
                            time.perf_counter() - start)
 
 
+_SERVED_INSTEAD = ("this server answers PredictionService.Predict (every signature of the "
+                   "SavedModel, by model_spec.signature_name), GetModelMetadata and "
+                   "ModelService.GetModelStatus")
+
+
+async def _unimplemented(method, context, served_instead=_SERVED_INSTEAD):
+  """Answers UNIMPLEMENTED naming `method`: a refusal, so nothing is logged as an error (the
+  generated servicer's default raises, which gRPC logs with a traceback)."""
+  await context.abort(grpc.StatusCode.UNIMPLEMENTED,
+                      f"{method} is not implemented; {served_instead}.")
+
+
 class _PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer, _Api):
+
+  async def Classify(self, request, context):  # noqa: N802 (the RPC's name)
+    await _unimplemented("PredictionService.Classify", context)
+
+  async def Regress(self, request, context):  # noqa: N802 (the RPC's name)
+    await _unimplemented("PredictionService.Regress", context)
+
+  async def MultiInference(self, request, context):  # noqa: N802 (the RPC's name)
+    await _unimplemented("PredictionService.MultiInference", context)
 
   async def Predict(self, request, context):  # noqa: N802 (the RPC's name)
     return await self._answer("Predict", request.model_spec, context,
@@ -178,6 +201,12 @@ class _PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer, 
 
 class _ModelService(model_service_pb2_grpc.ModelServiceServicer, _Api):
 
+  async def HandleReloadConfigRequest(self, request, context):  # noqa: N802 (the RPC's name)
+    await _unimplemented(
+        "ModelService.HandleReloadConfigRequest", context,
+        "the served models are those of --model_config_file or --model_base_path, whose "
+        "directories are polled for new versions every --file_system_poll_wait_seconds")
+
   async def GetModelStatus(self, request, context):  # noqa: N802 (the RPC's name)
     return await self._answer("GetModelStatus", request.model_spec, context, self._status)
 
@@ -201,27 +230,32 @@ class Server:
     service: the `service.Service` answering the requests (shared with the REST API).
     host, port: the address to listen on; port 0 picks a free one.
     limits: the `Limits` of its clients.
+    credentials: gRPC server credentials for TLS (`serving.ssl_config`); None: plain text.
 
   Attributes:
     port: the port it listens on.
   """
 
-  def __init__(self, service, host, port, limits):
+  def __init__(self, service, host, port, limits, credentials=None):
     self._workers = _Workers(limits.max_workers, limits.max_queued)
     self._loop = asyncio.new_event_loop()
     threading.Thread(target=self._loop.run_forever, name="grpc-loop", daemon=True).start()
     self._server, self.port = asyncio.run_coroutine_threadsafe(
-        self._start(service, f"{_bracketed(host)}:{port}", limits), self._loop).result()
+        self._start(service, f"{_bracketed(host)}:{port}", limits, credentials),
+        self._loop).result()
 
-  async def _start(self, service, address, limits):
+  async def _start(self, service, address, limits, credentials):
     # Created on the loop's thread: an asyncio server belongs to the loop running it.
     server = grpc.aio.server(options=limits.server_options())
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
         _PredictionService(service, self._workers), server)
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(
         _ModelService(service, self._workers), server)
-    # A port in use raises RuntimeError("Failed to bind to address ...").
-    bound = server.add_insecure_port(address)
+    try:
+      bound = (server.add_insecure_port(address) if credentials is None
+               else server.add_secure_port(address, credentials))
+    except RuntimeError:  # gRPC's "Failed to bind to address ..." says no more than that.
+      raise _bind_error(address) from None
     await server.start()
     return server, bound
 
@@ -230,6 +264,17 @@ class Server:
     asyncio.run_coroutine_threadsafe(self._server.stop(None), self._loop).result()
     self._loop.call_soon_threadsafe(self._loop.stop)
     self._workers.shutdown()
+
+
+def _bind_error(address):
+  """The OSError saying why gRPC could not listen on `address`, found by binding it."""
+  host, _, port = address.rpartition(":")
+  try:
+    socket.create_server((host.strip("[]"), int(port)),
+                         family=socket.AF_INET6 if ":" in host else socket.AF_INET).close()
+  except OSError as e:
+    return e
+  return OSError(f"gRPC cannot listen on {address}")
 
 
 def _bracketed(host):

@@ -12,6 +12,11 @@ send a whole request; after that it is closed. Answers are written with the same
 a client that does not read cannot hold a worker longer. At most `max_connections` wait for
 their next request (a connection whose request is queued or running does not count): one
 more closes the connection that has waited longest.
+
+Queue: at most `max_queued` whole requests wait for a worker. One more is answered at once,
+on the reading thread, by the handler with its `server_busy` attribute set, and its
+connection is closed after the answer; so a burst costs quick refusals, never an unbounded
+backlog of requests that would all time out.
 """
 
 import concurrent.futures
@@ -87,10 +92,11 @@ class HttpServer:
     timeout_s: time a connection has to send each request, and to read each answer.
     max_body_bytes: largest body waited for (a larger one is refused by the handler).
     max_connections: most connections waiting for their next request.
+    max_queued: most whole requests waiting for a worker.
   """
 
   def __init__(self, address, handler_class, num_threads, timeout_s, max_body_bytes,
-               max_connections):
+               max_connections, max_queued):
     family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
     self._listener = socket.create_server(address, family=family, backlog=1024)
     self._listener.setblocking(False)
@@ -100,6 +106,7 @@ class HttpServer:
     self._max_body_bytes = max_body_bytes
     self._max_connections = max_connections
     self._pool = concurrent.futures.ThreadPoolExecutor(num_threads, thread_name_prefix="http")
+    self._admitted = threading.BoundedSemaphore(num_threads + max_queued)
     self._selector = selectors.DefaultSelector()
     self._waiting = {}  # connections being read, by socket.
     self._returned = queue.SimpleQueue()  # kept-alive connections back from the workers.
@@ -173,7 +180,20 @@ class HttpServer:
     del connection.buffer[:length]
     self._selector.unregister(connection.sock)
     del self._waiting[connection.sock]
-    self._pool.submit(self._handle, connection, request)
+    if self._admitted.acquire(blocking=False):
+      self._pool.submit(self._handle, connection, request)
+    else:
+      self._refuse(connection, request)
+
+  def _refuse(self, connection, request):
+    """Answers a request the queue has no room for without waiting, then closes."""
+    try:
+      # Non-blocking: an answer the socket cannot take at once is dropped with the connection.
+      connection.sock.settimeout(0)
+      self._handler_class(connection, request, self, server_busy=True)
+    except Exception:  # a failed refusal ends only its connection.
+      logging.info("Refusing %s failed", connection.address, exc_info=True)
+    connection.sock.close()
 
   def _handle(self, connection, request):
     """Runs the handler on one request (a worker); keeps the connection if it may go on."""
@@ -184,6 +204,8 @@ class HttpServer:
       keep = not handler.close_connection
     except Exception:  # a failed answer ends only its connection.
       logging.exception("Answering %s failed", connection.address)
+    finally:
+      self._admitted.release()
     if keep and not self._stop.is_set():
       connection.sock.setblocking(False)
       connection.deadline = time.monotonic() + self._timeout_s
@@ -213,8 +235,9 @@ def _one_request(handler_class):
 
   class OneRequest(handler_class):
 
-    def __init__(self, connection, buffered, server):
+    def __init__(self, connection, buffered, server, server_busy=False):
       self._buffered = buffered
+      self.server_busy = server_busy
       super().__init__(connection.sock, connection.address, server)
 
     def setup(self):

@@ -10,10 +10,16 @@ when the signature has one input); each tensor is given whole, so scalar inputs 
 `sample`'s `num_samples`) need this format. Answer: `{"outputs": {name: tensor, ...}}` (or
 the bare tensor when there is one output).
 
+A string input (such as `log_prob_encoded`'s `image_bytes`) takes TF Serving's convention for
+bytes: each value is an object `{"b64": "<base64>"}`, or a plain JSON string (its UTF-8
+bytes).
+
 Every problem with a request raises `RequestError` with a message naming the input and what
 is wrong, as TF Serving's `{"error": ...}` body does.
 """
 
+import base64
+import binascii
 import json
 
 import numpy as np
@@ -56,7 +62,7 @@ def row_inputs(instances, specs):
   """The row format's `instances` list -> {input name: value batched over examples}."""
   if not isinstance(instances, list) or not instances:
     raise RequestError("'instances' must be a non-empty list, one entry per example.")
-  if len(specs) == 1 and not any(isinstance(i, dict) for i in instances):
+  if len(specs) == 1 and not any(isinstance(i, dict) and not _is_b64(i) for i in instances):
     return {specs[0].name: instances}
   names = {spec.name for spec in specs}
   for index, instance in enumerate(instances):
@@ -69,7 +75,7 @@ def row_inputs(instances, specs):
 
 def columnar_inputs(inputs, specs):
   """The columnar format's `inputs` -> {input name: value}."""
-  if not isinstance(inputs, dict):
+  if not isinstance(inputs, dict) or _is_b64(inputs):
     if len(specs) == 1:
       return {specs[0].name: inputs}
     raise RequestError(f"'inputs' must be an object naming the inputs "
@@ -78,17 +84,45 @@ def columnar_inputs(inputs, specs):
   return dict(inputs)
 
 
+def _is_b64(value):
+  return isinstance(value, dict) and set(value) == {"b64"}
+
+
 def to_array(value, spec, row_format):
   """One input's JSON value -> a numpy array of the spec's dtype, shape and value range."""
+  strings = spec.dtype.kind == "O"
   try:
-    array = np.array(value)
-  except (ValueError, OverflowError, TypeError):
-    raise RequestError(f"Input '{spec.name}' is not a rectangular array of numbers "
-                       f"(expected {spec.describe()}).") from None
+    array = (np.array(_bytes_values(value, spec), object) if strings else np.array(value))
+  except (ValueError, OverflowError, TypeError, RecursionError):
+    raise RequestError(f"Input '{spec.name}' is not a rectangular array of "
+                       f"{'strings' if strings else 'numbers'} (expected "
+                       f"{spec.describe()}).") from None
   hint = (" The row format batches every input; send scalars with the columnar format "
           "('inputs')." if row_format and array.ndim > len(spec.shape) else "")
   spec.check_shape(array.shape, hint)
+  if strings:
+    # Ragged lists become arrays of lists, which `check_shape` may not see.
+    if not all(isinstance(item, bytes) for item in array.ravel()):
+      raise RequestError(f"Input '{spec.name}' is not a rectangular array of strings "
+                         f"(expected {spec.describe()}).")
+    return array
   return _convert(array, spec)
+
+
+def _bytes_values(value, spec):
+  """A string input's JSON value with each {"b64": ...} and string as bytes."""
+  if isinstance(value, list):
+    return [_bytes_values(item, spec) for item in value]
+  if isinstance(value, str):
+    return value.encode()
+  if _is_b64(value) and isinstance(value["b64"], str):
+    try:
+      return base64.b64decode(value["b64"], validate=True)
+    except binascii.Error:
+      raise RequestError(f"Input '{spec.name}' has a \"b64\" value that is not valid "
+                         "base64.") from None
+  raise RequestError(f"Input '{spec.name}' holds strings: each value must be a "
+                     "{\"b64\": \"...\"} object or a string.")
 
 
 def _convert(array, spec):

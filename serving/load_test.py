@@ -6,12 +6,15 @@
 
 Each of `--concurrency` clients keeps one connection open (an HTTP/1.1 connection, or a gRPC
 channel of its own) and sends log_prob requests of random images (REST: row format; gRPC:
-`tensor_content`) until `--requests` have been sent in all. Any answer but success counts as
-an error. Only loopback servers are accepted: this is a measuring tool for the machine it
-runs on, not a way to load someone else's server.
+`tensor_content`) until `--requests` have been sent in all. With `--image_encoding=png` the
+images travel as PNG files to `log_prob_encoded` (REST: `{"b64": ...}`; gRPC: `string_val`).
+Any answer but success counts as an error. Only loopback servers are accepted: this is a
+measuring tool for the machine it runs on, not a way to load someone else's server.
 """
 
+import base64
 import http.client
+import io
 import json
 import threading
 import time
@@ -21,6 +24,7 @@ from absl import app
 from absl import flags
 import grpc
 import numpy as np
+from PIL import Image
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 
 from . import client as client_lib
@@ -39,6 +43,18 @@ def log_prob_inputs(image_shape, batch_size, conditional, num_classes=1, seed=0)
   return inputs
 
 
+def png_inputs(inputs):
+  """`log_prob_inputs` for log_prob_encoded: each image as the bytes of a PNG file."""
+  files = []
+  for image in inputs["images"]:
+    buffer = io.BytesIO()
+    Image.fromarray(image.squeeze(-1) if image.shape[-1] == 1 else image).save(buffer, "PNG")
+    files.append(buffer.getvalue())
+  encoded = dict(inputs, image_bytes=np.array(files, object))
+  del encoded["images"]
+  return encoded
+
+
 def log_prob_body(image_shape, batch_size, conditional, num_classes=1, seed=0):
   """A row-format log_prob request body of random uint8 images (and labels)."""
   return row_body(log_prob_inputs(image_shape, batch_size, conditional, num_classes, seed))
@@ -47,9 +63,16 @@ def log_prob_body(image_shape, batch_size, conditional, num_classes=1, seed=0):
 def row_body(inputs, signature_name="log_prob"):
   """A row-format request body of {input name: batched array}."""
   batch_size = len(next(iter(inputs.values())))
-  instances = [{name: value[i].tolist() for name, value in inputs.items()}
+  instances = [{name: _json_value(value[i]) for name, value in inputs.items()}
                for i in range(batch_size)]
   return json.dumps({"signature_name": signature_name, "instances": instances}).encode()
+
+
+def _json_value(value):
+  """A value of one example in TF Serving's JSON: bytes as {"b64": ...}."""
+  if isinstance(value, bytes):
+    return {"b64": base64.b64encode(value).decode()}
+  return value.tolist()
 
 
 def run(url, body, concurrency, requests, timeout=60.0):
@@ -154,6 +177,10 @@ _REQUESTS = flags.DEFINE_integer("requests", 400, "Requests in all.", lower_boun
                                  upper_bound=10000)
 _IMAGES_PER_REQUEST = flags.DEFINE_integer("images_per_request", 1, "Images per request.",
                                            lower_bound=1)
+_IMAGE_ENCODING = flags.DEFINE_enum(
+    "image_encoding", "array", ["array", "png"], "How images travel: array: uint8 arrays "
+    "to log_prob (REST: JSON integers; gRPC: tensor_content); png: PNG files to "
+    "log_prob_encoded (REST: {\"b64\": ...}; gRPC: string_val).")
 _NUM_CLASSES = flags.DEFINE_integer(
     "num_classes", 1, "Labels are drawn from 0..num_classes-1 for a conditional model.",
     lower_bound=1)
@@ -168,14 +195,18 @@ def main(argv):
   shapes = client.signature_inputs("log_prob")
   inputs = log_prob_inputs(shapes["images"][1:], _IMAGES_PER_REQUEST.value, "labels" in shapes,
                            _NUM_CLASSES.value)
+  signature = "log_prob"
+  if _IMAGE_ENCODING.value == "png":
+    inputs, signature = png_inputs(inputs), "log_prob_encoded"
   if protocol == "grpc":
-    request = grpc_client.predict_request(model_name, inputs, "log_prob")
+    request = grpc_client.predict_request(model_name, inputs, signature)
     result = run_grpc(server, request, _CONCURRENCY.value, _REQUESTS.value)
   else:
     result = run(f"{server.rstrip('/')}/v1/models/{model_name}:predict",
-                 row_body(inputs), _CONCURRENCY.value, _REQUESTS.value)
+                 row_body(inputs, signature), _CONCURRENCY.value, _REQUESTS.value)
   print(json.dumps(dict(result, protocol=protocol, concurrency=_CONCURRENCY.value,
-                        batch_size=_IMAGES_PER_REQUEST.value)))
+                        batch_size=_IMAGES_PER_REQUEST.value,
+                        image_encoding=_IMAGE_ENCODING.value)))
 
 
 if __name__ == "__main__":

@@ -8,6 +8,9 @@
     }
   }
 
+A model's `logging_config` (TF Serving's `LoggingConfig`) logs a sampled share of its requests
+(`serving.request_log`).
+
 The text format of `tensorflow.serving.ModelServerConfig`, parsed with its own proto, so a
 file that works here works with `tensorflow/serving --model_config_file` and back.
 """
@@ -17,6 +20,7 @@ import tensorflow as tf
 from tensorflow_serving.config import model_server_config_pb2
 
 from . import model_name as model_name_lib
+from . import request_log
 from . import servable
 from . import version_policy
 
@@ -58,6 +62,18 @@ def _managers(config):
     if model.model_platform not in ("", "tensorflow"):
       raise ValueError(f"model {model.name!r}: model_platform {model.model_platform!r} is "
                        f"not served; only 'tensorflow'.")
+    if model.HasField("logging_config"):
+      try:
+        request_log.RequestLog.check(model.logging_config)
+      except ValueError as e:
+        raise ValueError(f"model {model.name!r}: logging_config: {e}") from None
   return [servable.ModelManager(model.name, model.base_path,
-                                version_policy.from_proto(model.model_version_policy))
+                                version_policy.from_proto(model.model_version_policy),
+                                _request_log(model))
           for model in models]
+
+
+def _request_log(model):
+  if not model.HasField("logging_config"):
+    return None
+  return request_log.RequestLog(model.name, model.logging_config)

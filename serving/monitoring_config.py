@@ -2,44 +2,21 @@
 
   prometheus_config { enable: true path: "/monitoring/prometheus/metrics" }
 
-The text format of `tensorflow.serving.MonitoringConfig`. The tensorflow-serving-api package
-does not ship that proto, so it is declared here with TF Serving's package, field names and
-numbers, and protobuf's own text format parser reads it: a file that works here works with
+The text format of `tensorflow.serving.MonitoringConfig`, a proto the tensorflow-serving-api
+package does not ship (`serving.config_text` declares it): a file that works here works with
 `tensorflow/serving --monitoring_config_file` and back.
 """
 
-from google.protobuf import descriptor_pb2
-from google.protobuf import descriptor_pool
-from google.protobuf import message_factory
-from google.protobuf import text_format
-import tensorflow as tf
-
+from . import config_text
 from . import metrics
 
-_FIELD = descriptor_pb2.FieldDescriptorProto
-
-
-def _monitoring_config_class():
-  """The MonitoringConfig message of TF Serving's tensorflow_serving/config/
-  monitoring_config.proto, in a descriptor pool of its own."""
-  proto = descriptor_pb2.FileDescriptorProto(
-      name="tensorflow_serving/config/monitoring_config.proto", package="tensorflow.serving",
-      syntax="proto3")
-  prometheus = proto.message_type.add(name="PrometheusConfig")
-  prometheus.field.add(name="enable", number=1, type=_FIELD.TYPE_BOOL,
-                       label=_FIELD.LABEL_OPTIONAL)
-  prometheus.field.add(name="path", number=2, type=_FIELD.TYPE_STRING,
-                       label=_FIELD.LABEL_OPTIONAL)
-  proto.message_type.add(name="MonitoringConfig").field.add(
-      name="prometheus_config", number=1, type=_FIELD.TYPE_MESSAGE,
-      type_name=".tensorflow.serving.PrometheusConfig", label=_FIELD.LABEL_OPTIONAL)
-  pool = descriptor_pool.DescriptorPool()
-  pool.AddSerializedFile(proto.SerializeToString())
-  return message_factory.GetMessageClass(
-      pool.FindMessageTypeByName("tensorflow.serving.MonitoringConfig"))
-
-
-_MonitoringConfig = _monitoring_config_class()
+_MonitoringConfig = config_text.message_class(
+    "tensorflow_serving/config/monitoring_config.proto",
+    {"PrometheusConfig": [("enable", 1, config_text.FIELD.TYPE_BOOL, None),
+                          ("path", 2, config_text.FIELD.TYPE_STRING, None)],
+     "MonitoringConfig": [("prometheus_config", 1, config_text.FIELD.TYPE_MESSAGE,
+                           "PrometheusConfig")]},
+    "MonitoringConfig")
 
 
 def metrics_path(path):
@@ -51,16 +28,7 @@ def metrics_path(path):
   Raises:
     ValueError: naming the file and what is wrong with it.
   """
-  try:
-    with tf.io.gfile.GFile(path) as f:
-      text = f.read()
-  except tf.errors.OpError as e:
-    raise ValueError(f"{path}: cannot read it: {e.message}") from None
-  config = _MonitoringConfig()
-  try:
-    text_format.Parse(text, config)
-  except text_format.ParseError as e:
-    raise ValueError(f"{path}: {e}") from None
+  config = config_text.read(path, _MonitoringConfig)
   prometheus = config.prometheus_config
   if not prometheus.enable:
     return None

@@ -12,6 +12,7 @@ request gets a 4xx answer `{"error": "..."}` and changes nothing. URL parts are 
 as file paths. The request path itself, shared with the gRPC API, is `service.Service`.
 """
 
+import contextlib
 import http
 import http.server
 import json
@@ -34,8 +35,10 @@ _POST_URL = re.compile(_MODEL_URL + r":(?P<verb>[A-Za-z]+)")
 ENTRYPOINT = "REST"
 # The API each POST verb names in the metrics; a fixed set, so that URLs cannot add labels.
 _POST_APIS = {"predict": "Predict", "classify": "Classify", "regress": "Regress"}
-# TF Serving's mapping of the canonical error codes to HTTP.
-_HTTP_STATUS = {errors.INVALID_ARGUMENT: 400, errors.NOT_FOUND: 404}
+# TF Serving's mapping of the canonical error codes to HTTP; RESOURCE_EXHAUSTED is the
+# full queue of whole requests (`http_server`), which a client may retry later.
+_HTTP_STATUS = {errors.INVALID_ARGUMENT: 400, errors.NOT_FOUND: 404,
+                errors.RESOURCE_EXHAUSTED: 503}
 
 
 class _HttpError(Exception):
@@ -51,10 +54,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
   protocol_version = "HTTP/1.1"
   server_version = "glow-serving"
+  # True for a request the queue has no room for (`http_server`): it is refused at once.
+  server_busy = False
 
   def do_GET(self):
     metrics_path = self.server.metrics_path
-    if metrics_path is not None and urllib.parse.urlsplit(self.path).path == metrics_path:
+    if (metrics_path is not None and not self.server_busy
+        and urllib.parse.urlsplit(self.path).path == metrics_path):
       self._close_if_body_unread()
       self._send(200, self.server.service.metrics.text().encode(), metrics.CONTENT_TYPE)
     else:
@@ -82,7 +88,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
     self._model_and_api = None
     code = errors.OK
     try:
-      status, body = 200, route()
+      status, body = 200, self._refuse_busy() if self.server_busy else route()
     except RequestError as e:
       code = e.code
       status, body = _HTTP_STATUS[e.code], {"error": str(e)}
@@ -123,6 +129,19 @@ class Handler(http.server.BaseHTTPRequestHandler):
     self._model_and_api = (match["name"], api(match))
     return match, match["name"], None if match["version"] is None else int(match["version"])
 
+  def _refuse_busy(self):
+    """Refuses a request the queue has no room for, counted under the model and API its URL
+    names (if any), as an answered request would be."""
+    self.close_connection = True
+    pattern, api = ((_POST_URL, _post_api) if self.command == "POST"
+                    else (_GET_URL, _get_api))
+    with contextlib.suppress(RequestError):
+      self._route(pattern, api)
+    raise RequestError(
+        f"The server is busy: its queue of {self.server.max_queued} requests waiting for a "
+        "worker is full (--rest_api_max_queued_requests); retry later.",
+        errors.RESOURCE_EXHAUSTED)
+
   def _close_if_body_unread(self):
     # An unread body would be taken for the next request on a kept-alive connection.
     if self.headers.get("Content-Length", "0") != "0" or "Transfer-Encoding" in self.headers:
@@ -130,8 +149,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
   def _get(self):
     self._close_if_body_unread()
-    match, name, version = self._route(
-        _GET_URL, lambda m: "GetModelMetadata" if m["metadata"] else "GetModelStatus")
+    match, name, version = self._route(_GET_URL, _get_api)
     models = self.server.service.models
     if not match["metadata"]:
       return models.status(name, version)
@@ -139,8 +157,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
   def _post(self):
     body = self._read_body()
-    match, name, version = self._route(_POST_URL,
-                                       lambda m: _POST_APIS.get(m["verb"], "Unknown"))
+    match, name, version = self._route(_POST_URL, _post_api)
     service = self.server.service
     servable = service.models.get(name, version)
     if match["verb"] != "predict":
@@ -174,6 +191,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
     logging.info(format, *args)
 
 
+def _get_api(match):
+  return "GetModelMetadata" if match["metadata"] else "GetModelStatus"
+
+
+def _post_api(match):
+  return _POST_APIS.get(match["verb"], "Unknown")
+
+
 def _metadata(servable, name):
   """TF Serving's metadata answer: the SignatureDefs with the proto's field names."""
   defs = {key: proto_json.MessageToDict(value, preserving_proto_field_name=True,
@@ -193,7 +218,7 @@ def _request_arrays(payload, specs, row_format, max_batch_size):
 
 
 def make_server(service, host, port, num_threads, max_request_bytes, timeout_s,
-                max_connections, metrics_path=metrics.PATH):
+                max_connections, max_queued, metrics_path=metrics.PATH):
   """An `http_server.HttpServer` answering TF Serving's REST API for `service`'s models.
 
   Args:
@@ -203,11 +228,13 @@ def make_server(service, host, port, num_threads, max_request_bytes, timeout_s,
     max_request_bytes: largest request body accepted.
     timeout_s: time a connection has to send each request.
     max_connections: most connections waiting for their next request.
+    max_queued: most whole requests waiting for a worker; one more is answered 503.
     metrics_path: where the metrics are exported; None: not exported.
   """
   server = http_server.HttpServer((host, port), Handler, num_threads, timeout_s,
-                                  max_request_bytes, max_connections)
+                                  max_request_bytes, max_connections, max_queued)
   server.service = service
+  server.max_queued = max_queued
   server.max_request_bytes = max_request_bytes
   server.metrics_path = metrics_path
   return server

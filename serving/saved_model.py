@@ -18,6 +18,9 @@ does that from a training workdir. The signatures all have a dynamic batch dimen
       images uint8 [N, H, W, C] (+ labels) -> float32 [N] each, higher = less like the
       training data (`glow_tfp.ood`): bits_per_dim, png_bits_per_dim,
       complexity_corrected, typicality, ood_score, ood_percentile
+  log_prob_encoded, score_encoded (the latter with score; for grey or RGB images, C = 1 or 3)
+      image_bytes string [N]: PNG or JPEG files of H x W pixels, decoded in the graph
+      (+ labels) -> log_prob's or score's outputs
 
 The served log-likelihood is `glow_tfp.likelihood`'s estimate of log P(image) with K fixed
 uniform dequantisation draws stored in the SavedModel (`likelihood_draws`, K x H x W x C): a
@@ -36,6 +39,10 @@ coupling networks; the results equal the live model's up to float rounding.
 many examples a request produces, so that a server counts it against its batch limit
 (`serving.signatures.EXAMPLE_COUNTS_FILE`).
 
+`assets.extra/tf_serving_warmup_requests` holds TF Serving's warm-up requests, one per
+signature and batch size of `serving.warmup.BATCH_SIZES`, which a server replays when it
+loads the version (`serving.warmup`).
+
 This module defines no flags, so any program or test may import it.
 """
 
@@ -51,8 +58,12 @@ from glow_tfp import ood
 from glow_tfp import sharding
 from . import model_name as model_name_lib
 from . import signatures as signatures_lib
+from . import warmup
 
-SIGNATURES = ("log_prob", "sample", "encode", "decode", "score")
+SIGNATURES = ("log_prob", "sample", "encode", "decode", "score", "log_prob_encoded",
+              "score_encoded")
+# Image channels the `_encoded` signatures serve: grey and RGB, which PNG and JPEG both hold.
+ENCODED_CHANNELS = (1, 3)
 # The scalar input of each signature that says how many examples it produces.
 _EXAMPLE_COUNTS = {"sample": "num_samples"}
 
@@ -82,6 +93,11 @@ def serving_functions(glow, draws, reference=None):
   }
   if reference is not None:
     builders["score"] = (lambda g: _score_fn(g, draws, reference), [images] + labels)
+  if config.image_shape[-1] in ENCODED_CHANNELS:
+    encoded = tf.TensorSpec([None], tf.string, name="image_bytes")
+    for name in [name for name in ("log_prob", "score") if name in builders]:
+      builders[f"{name}_encoded"] = (_decoding(builders[name][0], config.image_shape),
+                                     [encoded] + labels)
   # Served graphs are never differentiated, so they may pick their parts when they run.
   with sharding.forward_only():
     return {name: tf.function(build(glow), input_signature=specs).get_concrete_function()
@@ -94,6 +110,38 @@ def _log_prob_fn(glow, draws):
     return {"log_likelihood": nats,
             "bits_per_dim": likelihood.bits_per_dim(nats, glow.config.num_dims)}
   return log_prob
+
+
+def _decoding(build, image_shape):
+  """`build`'s signature builder, taking PNG or JPEG bytes decoded in the graph for images."""
+  def build_encoded(glow):
+    fn = build(glow)
+
+    def encoded(image_bytes, labels=None):
+      return fn(_decode_images(image_bytes, image_shape), labels)
+    return encoded
+  return build_encoded
+
+
+def _decode_images(image_bytes, image_shape):
+  """PNG or JPEG bytes [N] -> uint8 images [N, H, W, C]; channels are converted (RGB to
+  grey and back), the size must match."""
+  height, width, channels = image_shape
+
+  def decode(data):
+    image = tf.io.decode_image(data, channels=channels, expand_animations=False)
+
+    def wrong_size():
+      refusal = tf.debugging.Assert(False, [
+          f"each encoded image must be {height}x{width} pixels; got (H, W, C) =",
+          tf.shape(image)])
+      with tf.control_dependencies([refusal]):
+        return tf.zeros(image_shape, tf.uint8)
+    # A branch, not a control dependency: grappler may run a shape check before an assert.
+    return tf.cond(tf.reduce_all(tf.shape(image)[:2] == [height, width]),
+                   lambda: tf.reshape(image, image_shape), wrong_size)
+  return tf.map_fn(decode, image_bytes,
+                   fn_output_signature=tf.TensorSpec(image_shape, tf.uint8))
 
 
 def _score_fn(glow, draws, reference):
@@ -180,6 +228,7 @@ def export_saved_model(glow, export_dir, reference=None, draws=None):
   tf.io.gfile.makedirs(os.path.dirname(counts_file))
   with tf.io.gfile.GFile(counts_file, "w") as f:
     json.dump(_EXAMPLE_COUNTS, f)
+  warmup.write_requests(export_dir, _warmup_requests(functions, glow.config.image_shape))
   return export_dir
 
 
@@ -189,6 +238,21 @@ def _checked_draws(draws, config):
     raise ValueError(f"`draws` must have shape [K, {', '.join(map(str, config.image_shape))}] "
                      f"with K >= 1; got shape {draws.shape.as_list()}.")
   return draws
+
+
+def _warmup_requests(functions, image_shape):
+  """One request per signature and batch size of `warmup.BATCH_SIZES`; encoded images are
+  grey PNGs of zeros, which decode to any channel count."""
+  png = tf.io.encode_png(tf.zeros(image_shape[:2] + (1,), tf.uint8)).numpy()
+  requests = []
+  for name, function in functions.items():
+    # An unconditional model's signatures list `labels` as None.
+    specs = [signatures_lib.InputSpec(spec.name, spec.dtype.as_numpy_dtype, spec.shape,
+                                      counts_examples=_EXAMPLE_COUNTS.get(name) == spec.name)
+             for spec in function.structured_input_signature[0] if spec is not None]
+    requests += [(name, warmup.example_inputs(specs, size, png))
+                 for size in warmup.BATCH_SIZES]
+  return requests
 
 
 def versions(model_dir):

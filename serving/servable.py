@@ -10,21 +10,25 @@ import os
 import threading
 
 from absl import logging
-import numpy as np
 import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 
 from . import errors
 from . import signatures
 from . import version_policy
+from . import warmup
 from .errors import RequestError
 
 
 class Servable:
-  """One loaded version of a model: its signatures, their SignatureDefs and input specs."""
+  """One loaded version of a model: its signatures, their SignatureDefs and input specs.
 
-  def __init__(self, path, version):
+  `request_log`: the model's `serving.request_log.RequestLog`, None when it logs nothing.
+  """
+
+  def __init__(self, path, version, request_log=None):
     self.version = version
+    self.request_log = request_log
     self._model = tf.saved_model.load(path)
     self.signatures = dict(self._model.signatures)
     # Every SignatureDef (also TensorFlow's own, such as the init op), as TF Serving lists.
@@ -34,20 +38,29 @@ class Servable:
                         for name in self.signatures}
     self.batchable = {name for name in self.signatures
                       if _batch_first(self.signature_defs[name])}
-    self._warm_up()
+    self._warm_up(path)
 
-  def _warm_up(self):
-    """Runs every signature once, so that no request pays for TensorFlow's first-call setup.
+  def _warm_up(self, path):
+    """Replays the version's warm-up file (`serving.warmup`), so that no request pays for
+    TensorFlow's first-call work; a record that fails fails the load.
 
-    The inputs: zeros with a batch of one, and 1 for scalars (one example, say, or a scale
-    of 1). A signature that refuses them is left cold, with a warning.
+    Without the file, runs every signature once on `warmup.example_inputs` of one example;
+    a signature that refuses them is left cold, with a warning.
     """
-    for name, specs in self.input_specs.items():
-      arrays = {spec.name: np.ones([], spec.dtype) if not spec.shape
-                else np.zeros([1 if d is None else d for d in spec.shape], spec.dtype)
-                for spec in specs}
+    requests = warmup.read_requests(path, self.input_specs)
+    for index, (name, arrays) in enumerate(requests):
       try:
         self.predict(name, arrays)
+      except tf.errors.OpError as e:
+        raise ValueError(f"{warmup.WARMUP_FILE} record {index} (signature {name}) failed: "
+                         f"{errors.op_error_message(e)}") from None
+    if requests:
+      logging.info("Warmed up version %d with the %d requests of %s.", self.version,
+                   len(requests), warmup.WARMUP_FILE)
+      return
+    for name, specs in self.input_specs.items():
+      try:
+        self.predict(name, warmup.example_inputs(specs, 1))
       except tf.errors.OpError as e:
         logging.warning("Warm-up of signature %s failed: %s", name, e.message)
 
@@ -105,12 +118,15 @@ class ModelManager:
     name: the model's name in requests.
     base_path: the directory of its integer version subdirectories.
     policy: a `serving.version_policy` (default: the latest version).
+    request_log: a `serving.request_log.RequestLog` its versions write sampled requests
+      to; None: none.
   """
 
-  def __init__(self, name, base_path, policy=None):
+  def __init__(self, name, base_path, policy=None, request_log=None):
     self.name = name
     self.base_path = base_path
     self.policy = policy or version_policy.latest()
+    self.request_log = request_log
     self._lock = threading.Lock()
     self._served = {}
     self._states = {}
@@ -172,7 +188,8 @@ class ModelManager:
     """The servable of `version`, None (and its state END with the error) if it fails."""
     self._set_state(version, "LOADING")
     try:
-      servable = Servable(os.path.join(self.base_path, str(version)), version)
+      servable = Servable(os.path.join(self.base_path, str(version)), version,
+                          self.request_log)
     except Exception as e:  # any failure to load leaves the served versions in place.
       logging.error("Loading version %d of %s failed: %s", version, self.name, e)
       self._set_state(version, "END", f"Loading failed: {e}")

@@ -8,19 +8,23 @@ The flags, URLs, JSON and RPCs are TF Serving's, so a client works unchanged aga
 `serving.grpc_api`). Both APIs share one request path (`serving.service`).
 
 It serves the highest version under `--model_base_path`, or the models and versions of a
-TF Serving `--model_config_file` (`serving.model_config`), and polls the directories, so a
-newly exported version replaces the old one without a restart (`serving.servable`). At most
-`--rest_api_num_threads` REST requests and `--grpc_max_threads` RPCs are answered at once;
-slow or idle connections hold no thread (`serving.http_server`; gRPC's asyncio event loop
-for the gRPC API). Requests of both APIs are counted at `/monitoring/prometheus/metrics` on the
-REST port (`serving.metrics`), or where `--monitoring_config_file` says
-(`serving.monitoring_config`). Only the configured model names are
-served and URL parts are never used as file paths, so no request reaches a file outside the
+TF Serving `--model_config_file` (`serving.model_config`, with request logging,
+`serving.request_log`), and polls the directories, so a newly exported version replaces the
+old one without a restart, warmed up with its TF Serving warm-up requests
+(`serving.servable`, `serving.warmup`). At most `--rest_api_num_threads` REST requests and
+`--grpc_max_threads` RPCs are answered at once, and at most `--rest_api_max_queued_requests`
+and `--grpc_max_queued_rpcs` wait; slow or idle connections hold no thread
+(`serving.http_server`; gRPC's asyncio event loop for the gRPC API). `--ssl_config_file`
+puts the gRPC API behind TLS (`serving.ssl_config`). Requests of both APIs are counted at
+`/monitoring/prometheus/metrics` on the REST port (`serving.metrics`), or where
+`--monitoring_config_file` says (`serving.monitoring_config`). Only the configured model names
+are served and URL parts are never used as file paths, so no request reaches a file outside the
 base paths. The server knows nothing of the model but its SavedModel, and TensorFlow alone
 runs it: glow_tfp is not imported.
 """
 
 import os
+import sys
 import threading
 
 from absl import app
@@ -37,6 +41,7 @@ from . import registry
 from . import rest
 from . import servable
 from . import service as service_lib
+from . import ssl_config
 
 _MODEL_NAME = flags.DEFINE_string("model_name", "default", "Name of the served model.")
 _MODEL_BASE_PATH = flags.DEFINE_string(
@@ -50,6 +55,10 @@ _MONITORING_CONFIG_FILE = flags.DEFINE_string(
     "MonitoringConfig): prometheus_config { enable: true path: \"...\" } exports the metrics "
     f"on the REST port at that path. Without it they are exported at {metrics.PATH} (TF "
     "Serving exports none).")
+_SSL_CONFIG_FILE = flags.DEFINE_string(
+    "ssl_config_file", None, "TF Serving's SSL config file (text SSLConfig: server_key, "
+    "server_cert, custom_ca as PEM text, client_verify): the gRPC API speaks TLS only "
+    "(serving.ssl_config). The REST API stays plain HTTP, as in TF Serving.")
 _PORT = flags.DEFINE_integer(
     "port", 8500, "Port of the gRPC API; 0 picks a free one (printed on start).",
     lower_bound=0, upper_bound=65535)
@@ -85,6 +94,10 @@ _REST_API_NUM_THREADS = flags.DEFINE_integer(
 _REST_API_TIMEOUT_IN_MS = flags.DEFINE_integer(
     "rest_api_timeout_in_ms", 30000, "Time a REST connection has to send each whole request "
     "(from its opening or its previous answer) and to read each answer.", lower_bound=1)
+_REST_API_MAX_QUEUED_REQUESTS = flags.DEFINE_integer(
+    "rest_api_max_queued_requests", 64, "Whole REST requests that may wait for one of the "
+    "--rest_api_num_threads workers; one more is answered 503 at once (and counted as "
+    "RESOURCE_EXHAUSTED). Not a TF Serving flag.", lower_bound=0)
 _REST_API_MAX_CONNECTIONS = flags.DEFINE_integer(
     "rest_api_max_connections", 4096, "Most REST connections waiting for their next request "
     "(those with a request queued or running do not count); one more closes the one that has "
@@ -132,6 +145,7 @@ def main(argv):
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
   _configure_threads()
   metrics_path = _metrics_path()
+  credentials = _grpc_credentials()
   models = registry.Registry(_managers())
   models.poll()
   for manager in models.managers.values():
@@ -141,11 +155,12 @@ def main(argv):
   service = service_lib.Service(
       models, _MAX_BATCH_SIZE.value,
       _BATCH_TIMEOUT_MICROS.value / 1e6 if _ENABLE_BATCHING.value else None)
-  server = rest.make_server(service, _REST_API_HOST.value, _REST_API_PORT.value,
-                            _REST_API_NUM_THREADS.value, _MAX_REQUEST_BYTES.value,
-                            _REST_API_TIMEOUT_IN_MS.value / 1000.0,
-                            _REST_API_MAX_CONNECTIONS.value, metrics_path)
-  grpc_server = grpc_api.Server(service, _REST_API_HOST.value, _PORT.value, _grpc_limits())
+  server = _listening(_REST_API_PORT, lambda: rest.make_server(
+      service, _REST_API_HOST.value, _REST_API_PORT.value, _REST_API_NUM_THREADS.value,
+      _MAX_REQUEST_BYTES.value, _REST_API_TIMEOUT_IN_MS.value / 1000.0,
+      _REST_API_MAX_CONNECTIONS.value, _REST_API_MAX_QUEUED_REQUESTS.value, metrics_path))
+  grpc_server = _listening(_PORT, lambda: grpc_api.Server(
+      service, _REST_API_HOST.value, _PORT.value, _grpc_limits(), credentials))
   stop = threading.Event()
   if _FILE_SYSTEM_POLL_WAIT_SECONDS.value > 0:
     threading.Thread(target=models.poll_forever, daemon=True,
@@ -162,6 +177,16 @@ def main(argv):
     stop.set()
     grpc_server.stop()
     server.server_close()
+
+
+def _listening(port_flag, start):
+  """`start()`'s server; a port it cannot listen on ends the program with one line."""
+  try:
+    return start()
+  except OSError as e:
+    reason = os.strerror(e.errno) if e.errno else str(e)
+    sys.exit(f"serving.server: error: cannot listen on {_REST_API_HOST.value}:"
+             f"{port_flag.value} (--{port_flag.name}): {reason}")
 
 
 def _grpc_limits():
@@ -206,6 +231,16 @@ def _metrics_path():
     return monitoring_config.metrics_path(_MONITORING_CONFIG_FILE.value)
   except ValueError as e:
     raise app.UsageError(f"--monitoring_config_file: {e}") from None
+
+
+def _grpc_credentials():
+  """The gRPC API's TLS credentials from --ssl_config_file; None: plain text."""
+  if _SSL_CONFIG_FILE.value is None:
+    return None
+  try:
+    return ssl_config.server_credentials(_SSL_CONFIG_FILE.value)
+  except ValueError as e:
+    raise app.UsageError(f"--ssl_config_file: {e}") from None
 
 
 def _managers():

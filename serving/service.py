@@ -3,14 +3,16 @@
 A front end (the REST API, the gRPC API) turns its request into a model name,
 a version, a signature name and numpy inputs, and its answer from numpy outputs. Everything
 between is here: the served models and their hot reload (`registry.Registry`), the check of
-the inputs against the signature, the batch limit, server-side batching and clean TensorFlow
-error messages. Refusals raise `errors.RequestError` with a canonical code. Front ends
-count each request in `metrics` (`record`).
+the inputs against the signature, the batch limit, server-side batching, clean TensorFlow
+error messages and request logging (`serving.request_log`). Refusals raise
+`errors.RequestError` with a canonical code. Front ends count each request in `metrics`
+(`record`).
 """
 
 import tensorflow as tf
 
 from . import batching
+from . import errors
 from . import metrics as metrics_lib
 from . import signatures
 from .errors import RequestError
@@ -47,7 +49,10 @@ class Service:
       if count > self.max_batch_size:
         raise RequestError(f"Input '{spec.name}' asks for {count} examples, above the limit "
                            f"of {self.max_batch_size} (--max_batch_size).")
-    return self._run(servable, signature_name, arrays)
+    outputs = self._run(servable, signature_name, arrays)
+    if servable.request_log is not None:
+      servable.request_log.record(servable.version, signature_name, arrays, outputs)
+    return outputs
 
   def record(self, model_name, api, entrypoint, code, seconds):
     """Counts a finished request in `metrics`.
@@ -63,15 +68,4 @@ def _run(servable, name, arrays):
   try:
     return servable.predict(name, arrays)
   except tf.errors.InvalidArgumentError as e:
-    raise RequestError(_op_error_message(e)) from None
-
-
-def _op_error_message(error):
-  """The line of a TensorFlow error that names the problem (not the graph's node names)."""
-  lines = [line.strip() for line in error.message.splitlines() if line.strip()]
-  for line in lines:
-    if "assertion failed:" in line:
-      return line[line.index("assertion failed:"):]
-  useful = [line for line in lines if not line.startswith(
-      ("Graph execution error", "Detected at node", "<stack traces", "[["))]
-  return (useful or lines or [type(error).__name__])[0]
+    raise RequestError(errors.op_error_message(e)) from None

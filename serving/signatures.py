@@ -35,7 +35,8 @@ class InputSpec:
 
   def describe(self):
     dims = ", ".join("N" if d is None else str(d) for d in self.shape)
-    return f"{self.dtype.name} [{dims}]"
+    # TensorFlow's strings are numpy objects.
+    return f"{'string' if self.dtype.kind == 'O' else self.dtype.name} [{dims}]"
 
   def check(self, array):
     """Raises RequestError unless `array` has this input's dtype and shape."""

@@ -10,12 +10,14 @@ import textwrap
 import numpy as np
 import pytest
 import tensorflow as tf
+from tensorflow_serving.apis import prediction_log_pb2
 
 import glow_tfp
 from glow_tfp import likelihood
 from glow_tfp import ood
 from glow_tfp import workdir as workdir_lib
 from serving import saved_model
+from serving import warmup
 from tests.checks import perturb, random_images, special_images
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -381,3 +383,21 @@ def test_other_channel_mixings_export_equal_to_the_library(tmp_path, permutation
                                         seed=tf.constant(4, tf.int64))["images"]
   expected = glow_tfp.to_images(model.sample(3, 0.7, seed=4), config.n_bits)
   np.testing.assert_array_equal(sampled.numpy(), expected.numpy())
+
+
+def test_the_warm_up_file_holds_a_request_per_signature_and_batch_size(exported):
+  _, path, loaded = exported
+  logs = [prediction_log_pb2.PredictionLog.FromString(record) for record in
+          tf.data.TFRecordDataset(os.path.join(path, warmup.WARMUP_FILE)).as_numpy_iterator()]
+  found = set()
+  for log in logs:
+    request = log.predict_log.request
+    inputs = {name: tf.make_ndarray(proto) for name, proto in request.inputs.items()}
+    size = int(inputs["num_samples"]) if "num_samples" in inputs else len(inputs["labels"])
+    found.add((request.model_spec.signature_name, size))
+    outputs = loaded.signatures[request.model_spec.signature_name](
+        **{name: tf.constant(value) for name, value in inputs.items()})
+    assert all(value.shape[0] == size for value in outputs.values())
+  served = set(loaded.signatures) - {"serving_default"}
+  assert len(logs) == len(found) == len(served) * len(warmup.BATCH_SIZES)
+  assert found == {(name, size) for name in served for size in warmup.BATCH_SIZES}

@@ -4,8 +4,11 @@ Each server runs in a subprocess on 127.0.0.1 with ports the OS picks.
 """
 
 import json
+import shutil
+import statistics
 import subprocess
 import sys
+import time
 import urllib.request
 
 import grpc
@@ -18,9 +21,12 @@ from tensorflow.core.framework import types_pb2
 from tensorflow_serving.apis import classification_pb2
 from tensorflow_serving.apis import get_model_metadata_pb2
 from tensorflow_serving.apis import get_model_status_pb2
+from tensorflow_serving.apis import inference_pb2
+from tensorflow_serving.apis import model_management_pb2
 from tensorflow_serving.apis import model_service_pb2_grpc
 from tensorflow_serving.apis import predict_pb2
 from tensorflow_serving.apis import prediction_service_pb2_grpc
+from tensorflow_serving.apis import regression_pb2
 
 import glow_tfp
 from glow_tfp import ood
@@ -28,6 +34,8 @@ from serving import client as client_lib
 from serving import grpc_client
 from serving import load_test
 from serving import saved_model
+from serving import ssl_config
+from serving import warmup
 from tests import test_serving_server as rest_tests
 from tests.checks import special_images
 from tests.test_serving_server import MAX_BATCH
@@ -199,6 +207,19 @@ def test_metadata_packs_the_signature_def_map(served, export_base):
   assert defs["serving_default"].method_name == "tensorflow/serving/predict"
 
 
+def test_encoded_images_in_string_val_equal_their_pixels(served):
+  stubs, _ = served
+  images, labels = uint8_images(3, seed=6), np.array([2, 0, 1], np.int32)
+  files = [rest_tests.encoded(image) for image in images]
+  got = outputs(stubs.prediction.Predict(predict_request(
+      "log_prob_encoded", image_bytes=typed_proto(files, types_pb2.DT_STRING, "string_val"),
+      labels=labels), timeout=60))
+  want = outputs(stubs.prediction.Predict(log_prob_request(images, labels), timeout=60))
+  for name in ("log_likelihood", "bits_per_dim"):
+    np.testing.assert_allclose(got[name], want[name], rtol=1e-5,
+                               atol=1e-5 * np.abs(want[name]).max())
+
+
 def test_score_equals_the_library(served):
   stubs, model = served
   images, labels = uint8_images(4, seed=8), np.array([0, 1, 2, 0], np.int32)
@@ -285,9 +306,23 @@ def classify_request():
   return request
 
 
+def encoded_request(image_bytes):
+  return predict_request("log_prob_encoded", image_bytes=image_bytes,
+                         labels=np.zeros([1], np.int32))
+
+
 # The REST tests' bad requests, each as the gRPC API receives it; JSON-only mistakes map
 # to the TensorProto mistake of the same kind.
 BAD_REQUESTS = {
+    "invalid_base64": ("Predict", encoded_request(typed_proto([1], types_pb2.DT_INT32, "int_val")),
+                       INVALID, "'image_bytes' holds int32 values, but the signature expects "
+                       "string [N]"),
+    "not_an_image": ("Predict", encoded_request(typed_proto(
+        [b"not an image"], types_pb2.DT_STRING, "string_val")), INVALID,
+        "Unknown image file format"),
+    "image_of_the_wrong_size": ("Predict", encoded_request(typed_proto(
+        [rest_tests.encoded(np.zeros((4, 4, 1), np.uint8))], types_pb2.DT_STRING,
+        "string_val")), INVALID, "each encoded image must be 8x8 pixels"),
     "malformed_json": ("Predict", image_request(images=wrong_size_content()), INVALID,
                        "tensor_content of the wrong size"),
     "deep_nesting": ("Predict", image_request(images=typed_proto(
@@ -506,17 +541,180 @@ def test_load_test_over_grpc_finds_no_error(served):
   assert 0 < result["p50_ms"] <= result["p90_ms"] <= result["p99_ms"] <= result["max_ms"]
 
 
-def test_load_test_cli_speaks_grpc(served):
+@pytest.mark.parametrize("protocol, server, image_encoding", [
+    ("grpc", "address", "array"), ("rest", "rest_url", "png")])
+def test_load_test_cli_speaks_grpc_and_rest_with_arrays_or_png(served, protocol, server,
+                                                               image_encoding):
   stubs, _ = served
   result = subprocess.run(
-      [sys.executable, "-m", "serving.load_test", "--protocol=grpc", f"--server={stubs.address}",
-       "--model_name=glow", "--num_classes=3", "--concurrency=2", "--requests=10"],
+      [sys.executable, "-m", "serving.load_test", f"--protocol={protocol}",
+       f"--server={getattr(stubs, server)}", f"--image_encoding={image_encoding}",
+       "--model_name=glow", "--num_classes=3", "--concurrency=2", "--requests=10",
+       "--images_per_request=3"],
       cwd=REPO, env=server_env(), capture_output=True, text=True, timeout=120)
   assert result.returncode == 0, result.stderr[-3000:]
   summary = json.loads(result.stdout.splitlines()[-1])
-  assert (summary["protocol"], summary["requests"], summary["errors"]) == ("grpc", 10, 0)
+  assert (summary["protocol"], summary["image_encoding"], summary["requests"],
+          summary["errors"]) == (protocol, image_encoding, 10, 0)
 
 
 def test_grpc_load_test_refuses_other_hosts():
   with pytest.raises(ValueError, match="only targets this machine"):
     load_test.run_grpc("example.com:8500", predict_pb2.PredictRequest(), 1, 1)
+
+
+def test_unimplemented_rpcs_name_themselves_and_what_is_served_without_an_error_log(
+    tmp_path, export_toy_model):
+  export_toy_model(tmp_path / "toy" / "1")
+  log = tmp_path / "server.log"
+  calls = {
+      "PredictionService.Classify": lambda s: s.prediction.Classify(classify_request()),
+      "PredictionService.Regress": lambda s: s.prediction.Regress(
+          regression_pb2.RegressionRequest()),
+      "PredictionService.MultiInference": lambda s: s.prediction.MultiInference(
+          inference_pb2.MultiInferenceRequest()),
+      "ModelService.HandleReloadConfigRequest": lambda s: s.model.HandleReloadConfigRequest(
+          model_management_pb2.ReloadConfigRequest()),
+  }
+  with running_server_with_flags(log, "--model_name=toy",
+                                 f"--model_base_path={tmp_path / 'toy'}") as addresses:
+    stubs = Stubs(addresses)
+    refusals = {}
+    for method, call in calls.items():
+      with pytest.raises(grpc.RpcError) as raised:
+        call(stubs)
+      refusals[method] = raised.value
+    assert toy_predict(stubs, "toy") == 1  # the server keeps serving.
+    stubs.channel.close()
+  for method, refusal in refusals.items():
+    assert refusal.code() == grpc.StatusCode.UNIMPLEMENTED, method
+    assert refusal.details().startswith(f"{method} is not implemented; "), refusal.details()
+  assert "answers PredictionService.Predict" in refusals["PredictionService.Classify"].details()
+  assert "--model_config_file" in refusals["ModelService.HandleReloadConfigRequest"].details()
+  text = log.read_text()
+  assert "Traceback" not in text and "NotImplementedError" not in text, text[-3000:]
+
+
+def openssl(*args, cwd):
+  subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True, timeout=60)
+
+
+@pytest.fixture
+def certificates(tmp_path):
+  """{name: PEM text}: a CA ("ca"), and a server ("server_*", for 127.0.0.1) and a client
+  ("client_*") key and certificate it signed."""
+  if shutil.which("openssl") is None:
+    pytest.skip("the openssl command is needed to make test certificates")
+  key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+  openssl("req", "-x509", *key, "-keyout", "ca.key", "-out", "ca.pem", "-days", "1",
+          "-subj", "/CN=test CA", "-addext", "basicConstraints=critical,CA:TRUE",
+          "-addext", "keyUsage=critical,keyCertSign", cwd=tmp_path)
+  for name, extension in [("server", "subjectAltName=IP:127.0.0.1"),
+                          ("client", "extendedKeyUsage=clientAuth")]:
+    openssl("req", *key, "-keyout", f"{name}.key", "-out", f"{name}.csr",
+            "-subj", f"/CN=test {name}", cwd=tmp_path)
+    (tmp_path / f"{name}.ext").write_text(extension + "\n")
+    openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+            "-CAcreateserial", "-days", "1", "-extfile", f"{name}.ext",
+            "-out", f"{name}.pem", cwd=tmp_path)
+  return {name: (tmp_path / file).read_text() for name, file in [
+      ("ca", "ca.pem"), ("server_key", "server.key"), ("server_cert", "server.pem"),
+      ("client_key", "client.key"), ("client_cert", "client.pem")]}
+
+
+def toy_predict_over(channel):
+  """The gRPC status code of a `double` request to the toy model over `channel`."""
+  request = predict_request("serving_default", model="toy", x=np.array([1.5], np.float32))
+  try:
+    prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(request, timeout=60)
+  except grpc.RpcError as e:
+    return e.code()
+  finally:
+    channel.close()
+  return grpc.StatusCode.OK
+
+
+@pytest.mark.parametrize("client_verify", [True, False])
+def test_tls_serves_tls_clients_only_and_with_client_verify_only_those_with_a_certificate(
+    tmp_path, export_toy_model, certificates, client_verify):
+  export_toy_model(tmp_path / "toy" / "1")
+  config = tmp_path / "ssl.config"
+  config.write_text(
+      f"server_key: {json.dumps(certificates['server_key'])}\n"
+      f"server_cert: {json.dumps(certificates['server_cert'])}\n"
+      f"custom_ca: {json.dumps(certificates['ca'])}\n"
+      f"client_verify: {str(client_verify).lower()}\n")
+  ca = certificates["ca"].encode()
+  with running_server_with_flags(tmp_path / "server.log", "--model_name=toy",
+                                 f"--model_base_path={tmp_path / 'toy'}",
+                                 f"--ssl_config_file={config}") as addresses:
+    with_certificate = toy_predict_over(grpc.secure_channel(
+        addresses.grpc, grpc.ssl_channel_credentials(
+            ca, certificates["client_key"].encode(), certificates["client_cert"].encode())))
+    without_certificate = toy_predict_over(
+        grpc.secure_channel(addresses.grpc, grpc.ssl_channel_credentials(ca)))
+    plain_text = toy_predict_over(grpc.insecure_channel(addresses.grpc))
+  refused = grpc.StatusCode.UNAVAILABLE
+  assert with_certificate == grpc.StatusCode.OK
+  assert without_certificate == (refused if client_verify else grpc.StatusCode.OK)
+  assert plain_text == refused
+
+
+@pytest.mark.parametrize("text, message", [
+    ('server_cert: "x"', "server_key must hold PEM text"),
+    ('server_key: "x" server_cert: "y" client_verify: true', "client_verify needs custom_ca"),
+    ("server_keys: 1", 'has no field named "server_keys"'),
+])
+def test_a_bad_ssl_config_file_is_refused_naming_the_file_and_the_problem(tmp_path, text,
+                                                                          message):
+  path = tmp_path / "ssl.config"
+  path.write_text(text)
+  with pytest.raises(ValueError) as raised:
+    ssl_config.server_credentials(str(path))
+  assert str(raised.value).startswith(f"{path}: ") and message in str(raised.value)
+
+
+def first_and_steady_seconds(stub, version, request, steady_requests=7):
+  """Seconds of the first answered request to `version` (polling until it is served), and
+  the median of `steady_requests` more."""
+  request.model_spec.version.value = version
+  while True:
+    start = time.perf_counter()
+    try:
+      stub.Predict(request, timeout=60)
+    except grpc.RpcError as e:
+      assert e.code() == NOT_FOUND, e.details()
+      time.sleep(0.05)
+      continue
+    first = time.perf_counter() - start
+    break
+  steady = []
+  for _ in range(steady_requests):
+    start = time.perf_counter()
+    stub.Predict(request, timeout=60)
+    steady.append(time.perf_counter() - start)
+  return first, statistics.median(steady)
+
+
+def test_a_fresh_versions_first_request_is_within_twice_its_steady_latency(tmp_path):
+  base = tmp_path / "glow"
+  model = tiny_model()
+  request = log_prob_request(uint8_images(8), np.arange(8) % CLASSES)
+  log = tmp_path / "server.log"
+  # A shared machine may stall any one request: each retry measures a new version.
+  with running_server_with_flags(log, "--model_name=glow", f"--model_base_path={base}",
+                                 "--file_system_poll_wait_seconds=1") as addresses:
+    with grpc.insecure_channel(addresses.grpc) as channel:
+      stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+      measured = []
+      for version in (1, 2, 3):
+        saved_model.export_version(model, str(tmp_path), "glow", version)
+        measured.append(first_and_steady_seconds(stub, version, request))
+        if measured[-1][0] <= 2 * measured[-1][1]:
+          break
+  print("first / steady ms:", [(round(f * 1e3, 1), round(s * 1e3, 1)) for f, s in measured])
+  assert measured[-1][0] <= 2 * measured[-1][1], measured
+  replayed = sum(1 for _ in tf.data.TFRecordDataset(
+      str(tmp_path / "glow" / str(version) / warmup.WARMUP_FILE)))
+  assert (f"Warmed up version {version} with the {replayed} requests of {warmup.WARMUP_FILE}"
+          in log.read_text()), log.read_text()[-3000:]

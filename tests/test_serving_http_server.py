@@ -4,6 +4,7 @@ The measurement runs a real server in a subprocess on 127.0.0.1, on a toy model.
 """
 
 import collections
+import concurrent.futures
 import http.server
 import json
 import selectors
@@ -11,6 +12,7 @@ import socket
 import statistics
 import threading
 import time
+import urllib.error
 import urllib.request
 
 import grpc
@@ -148,7 +150,8 @@ class _NoDelayReporter(http.server.BaseHTTPRequestHandler):
 
 def test_connections_send_without_waiting_for_acks():
   server = http_server.HttpServer(("127.0.0.1", 0), _NoDelayReporter, num_threads=1,
-                                  timeout_s=5.0, max_body_bytes=1024, max_connections=8)
+                                  timeout_s=5.0, max_body_bytes=1024, max_connections=8,
+                                  max_queued=8)
   thread = threading.Thread(target=server.serve_forever, daemon=True)
   thread.start()
   try:
@@ -210,3 +213,35 @@ def test_slow_and_idle_clients_do_not_delay_valid_requests(export_toy_model, tmp
       assert grpc_predict_seconds(stub) < max(grpc_alone) + SLACK_S
     for sock, _ in slow:
       sock.close()
+
+
+def test_requests_beyond_the_queue_are_refused_at_once_and_counted(export_toy_model, tmp_path):
+  from tests.test_serving_grpc_api import metric_samples
+  export_toy_model(tmp_path / "toy" / "1")
+  # One worker, one queued request; a lone request holds the worker for 1 s, waiting for
+  # others to batch with.
+  with running_server_with_flags(
+      tmp_path / "server.log", "--model_name=toy", f"--model_base_path={tmp_path / 'toy'}",
+      "--rest_api_num_threads=1", "--rest_api_max_queued_requests=1", "--enable_batching",
+      "--batch_timeout_micros=1000000") as addresses:
+    url = f"{addresses.rest}/v1/models/toy:predict"
+    body = json.dumps({"instances": [1.5]}).encode()
+
+    def post():
+      request = urllib.request.Request(url, data=body)
+      try:
+        with urllib.request.urlopen(request, timeout=60) as answer:
+          return answer.status, json.load(answer)
+      except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+    with concurrent.futures.ThreadPoolExecutor(3) as pool:
+      answers = list(pool.map(lambda _: post(), range(3)))
+    counted = metric_samples(addresses.rest)
+    assert post() == (200, {"predictions": [3.0]})  # the server keeps serving.
+  assert sorted(status for status, _ in answers) == [200, 200, 503]
+  refused = next(body for status, body in answers if status == 503)
+  assert "queue of 1 requests waiting for a worker is full (--rest_api_max_queued_requests)" in (
+      refused["error"])
+  assert counted[':tensorflow:serving:request_count{model_name="toy",API="Predict",'
+                 'entrypoint="REST",status="RESOURCE_EXHAUSTED"}'] == 1

@@ -112,3 +112,35 @@ def test_request_arrays_converts_every_input_in_either_format():
   for converted in (rows, columns):
     assert converted["images"].dtype == np.uint8 and converted["images"].shape == (1, 2, 2, 1)
     assert converted["labels"].dtype == np.int32 and converted["labels"].tolist() == [2]
+
+
+BYTES = InputSpec("image_bytes", object, [None])
+B64 = [{"b64": "AAE="}, {"b64": "/w=="}]  # b"\x00\x01" (trailing NUL kept) and b"\xff".
+
+
+@pytest.mark.parametrize("payload, specs, row_format", [
+    (B64, [BYTES], True),                                                     # bare b64 rows
+    ([{"image_bytes": value, "labels": 0} for value in B64], [BYTES, LABELS], True),
+    (B64, [BYTES], False),                                                    # bare column
+    ({"image_bytes": B64, "labels": [0, 0]}, [BYTES, LABELS], False),
+])
+def test_string_inputs_take_b64_objects_as_tf_serving_does(payload, specs, row_format):
+  array = arrays(payload, specs, row_format)["image_bytes"]
+  assert array.dtype == object and array.tolist() == [b"\x00\x01", b"\xff"]
+
+
+def test_string_inputs_take_plain_strings_as_utf8():
+  assert arrays(["é", "a"], [BYTES], True)["image_bytes"].tolist() == ["é".encode(), b"a"]
+
+
+@pytest.mark.parametrize("payload, message", [
+    ([{"b64": "not base64!"}], "'image_bytes' has a \"b64\" value that is not valid base64"),
+    ([{"b64": 1}], "each value must be a {\"b64\": \"...\"} object or a string"),
+    ([1, 2], "each value must be a {\"b64\": \"...\"} object or a string"),
+    ([["a"], ["b", "c"]], "'image_bytes' is not a rectangular array of strings"),
+    ([["a"], ["b"]], "'image_bytes' has shape [2, 1], but the signature expects string [N]"),
+])
+def test_bad_string_inputs_are_refused_naming_the_input(payload, message):
+  with pytest.raises(RequestError) as raised:
+    arrays(payload, [BYTES], False)
+  assert message in str(raised.value)

@@ -5,10 +5,13 @@ import re
 
 import numpy as np
 import pytest
+import tensorflow as tf
+from tensorflow_serving.apis import prediction_log_pb2
 
 from serving import errors
 from serving import servable as servable_lib
 from serving import signatures
+from serving import warmup
 
 
 @pytest.fixture
@@ -86,3 +89,41 @@ def test_manager_refuses_other_models_and_versions_as_not_found(
   with pytest.raises(errors.RequestError, match=re.escape(wanted)) as raised:
     manager.get(name, version)
   assert raised.value.code == errors.NOT_FOUND
+
+
+def write_warmup(path, *requests):
+  warmup.write_requests(path, requests)
+  return path
+
+
+def test_a_valid_warm_up_file_is_replayed_and_the_version_loads(export_toy_model, tmp_path):
+  path = write_warmup(export_toy_model(tmp_path / "1"),
+                      ("fill", {"count": np.int32(2), "seed": np.int64(1)}),
+                      ("", {"x": np.zeros([8], np.float32)}))
+  assert servable_lib.Servable(path, version=1).version == 1
+
+
+@pytest.mark.parametrize("requests, message", [
+    ([("fill", {"count": np.int32(2), "seed": np.int64(1)}),
+      ("fill", {"count": np.int32(-1), "seed": np.int64(1)})],
+     "record 1 (signature fill) failed: assertion failed: [count must be >= 0"),
+    ([("nope", {"x": np.zeros([1], np.float32)})], 'record 0: Serving signature name: "nope"'),
+    ([("scale", {"x": np.zeros([1, 2], np.float32)})], "record 0: The request is missing"),
+])
+def test_a_warm_up_record_that_fails_fails_the_load_naming_it(
+    export_toy_model, tmp_path, requests, message):
+  path = write_warmup(export_toy_model(tmp_path / "1"), *requests)
+  with pytest.raises(ValueError) as raised:
+    servable_lib.Servable(path, version=1)
+  assert f"{warmup.WARMUP_FILE} {message}" in str(raised.value)
+
+
+def test_warm_up_records_other_than_predict_are_refused(export_toy_model, tmp_path):
+  path = export_toy_model(tmp_path / "1")
+  os.makedirs(os.path.join(path, "assets.extra"), exist_ok=True)
+  log = prediction_log_pb2.PredictionLog()
+  log.classify_log.request.model_spec.name = "toy"
+  with tf.io.TFRecordWriter(os.path.join(path, warmup.WARMUP_FILE)) as writer:
+    writer.write(log.SerializeToString())
+  with pytest.raises(ValueError, match="record 0: a classify_log; only predict_log"):
+    servable_lib.Servable(path, version=1)

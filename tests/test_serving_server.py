@@ -3,10 +3,12 @@
 Each server runs in a subprocess on 127.0.0.1 with a port the OS picks.
 """
 
+import base64
 import collections
 import concurrent.futures
 import contextlib
 import http.client
+import io
 import json
 import os
 import pathlib
@@ -254,7 +256,29 @@ def image_body(value=7, shape=SHAPE, label=0, **changes):
   return {"signature_name": "log_prob", "instances": [instance]}
 
 
+def encoded(array, image_format="PNG"):
+  """The bytes of a uint8 image [H, W, 1 or 3] as a PNG or JPEG file."""
+  buffer = io.BytesIO()
+  Image.fromarray(array.squeeze(-1) if array.shape[-1] == 1 else array).save(buffer, image_format)
+  return buffer.getvalue()
+
+
+def b64(data):
+  return {"b64": base64.b64encode(data).decode()}
+
+
+def encoded_body(image_bytes, label=0):
+  return {"signature_name": "log_prob_encoded",
+          "instances": [{"image_bytes": image_bytes, "labels": label}]}
+
+
 BAD_REQUESTS = {
+    "invalid_base64": ("", encoded_body({"b64": "not base64!"}), 400,
+                       "'image_bytes' has a \"b64\" value that is not valid base64"),
+    "not_an_image": ("", encoded_body(b64(b"not an image")), 400,
+                     "Unknown image file format"),
+    "image_of_the_wrong_size": ("", encoded_body(b64(encoded(np.zeros((4, 4, 1), np.uint8)))),
+                                400, "each encoded image must be 8x8 pixels"),
     "malformed_json": ("", b'{"instances": [', 400, "JSON Parse error"),
     "deep_nesting": ("", b"[" * 20_000 + b"]" * 20_000, 400, "JSON Parse error"),
     "not_an_object": ("", b"[1, 2]", 400, "must be a JSON object"),
@@ -347,6 +371,26 @@ def test_malformed_http_gets_a_json_4xx(served, request_bytes, expected_status, 
   assert message in answer["error"]
   assert connection == "close"  # the unread rest must not be taken for a next request.
   assert http_call(f"{url}/v1/models/glow")[0] == 200
+
+
+@pytest.mark.parametrize("image_format", ["PNG", "JPEG"])
+def test_encoded_images_in_b64_equal_their_pixels(served, image_format):
+  url, _ = served
+  images, labels = uint8_images(4, seed=5), [0, 1, 2, 0]
+  files = [encoded(image, image_format) for image in images]
+  # JPEG is lossy: its pixels are what TensorFlow decodes.
+  pixels = np.stack([tf.io.decode_image(data, channels=1).numpy() for data in files])
+  status, answer = http_call(predict_url(url), {
+      "signature_name": "log_prob_encoded",
+      "instances": [{"image_bytes": b64(data), "labels": label}
+                    for data, label in zip(files, labels)]})
+  assert status == 200, answer
+  status, expected = http_call(predict_url(url), row_log_prob_body(pixels, labels))
+  assert status == 200, expected
+  for name in ("log_likelihood", "bits_per_dim"):
+    got = np.array([row[name] for row in answer["predictions"]])
+    want = np.array([row[name] for row in expected["predictions"]])
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * np.abs(want).max())
 
 
 def test_concurrent_requests_each_get_their_own_answer(served):
@@ -588,3 +632,18 @@ def test_bad_thread_flags_are_refused(tmp_path, flag):
       cwd=REPO, env=server_env(), capture_output=True, text=True, timeout=120)
   assert result.returncode != 0
   assert f"flag {flag.split('=')[0]}=" in result.stderr
+
+
+@pytest.mark.parametrize("flag", ["--rest_api_port", "--port"])
+def test_a_port_in_use_is_a_one_line_error_naming_it_and_its_flag(tmp_path, flag):
+  with socket.create_server(("127.0.0.1", 0)) as taken:
+    port = taken.getsockname()[1]
+    result = subprocess.run(
+        [sys.executable, "-m", "serving.server", f"--model_base_path={tmp_path}",
+         "--rest_api_port=0", "--port=0", f"{flag}={port}"],
+        cwd=REPO, env=server_env(), capture_output=True, text=True, timeout=120)
+  assert result.returncode == 1
+  assert result.stderr.splitlines()[-1] == (
+      f"serving.server: error: cannot listen on 127.0.0.1:{port} ({flag}): Address already in "
+      "use"), result.stderr[-2000:]
+  assert "Traceback" not in result.stderr
