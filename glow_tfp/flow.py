@@ -10,6 +10,7 @@ import tensorflow_probability as tfp
 from glow_tfp import layout as layout_lib
 from glow_tfp import likelihood
 from glow_tfp import metrics
+from glow_tfp import precision
 from glow_tfp import sharding
 from glow_tfp.bijectors import actnorm
 from glow_tfp.bijectors import compose
@@ -48,7 +49,8 @@ class Glow(tf.Module):
       storing them, level by level, so peak training memory stays nearly flat in K.
     compute_dtype: dtype of the coupling networks: None (default) for `dtype`, or
       "bfloat16" / "float16" for mixed precision; variables, log-dets and log_prob stay
-      in `dtype`.
+      in `dtype`. A dtype whose convolutions this machine's TensorFlow cannot run is
+      refused here (`glow_tfp.precision`).
     dtype: "float32" (default) or "float64", one of `DTYPES`: the dtype of every variable,
       of the model-space images and latents, and of log_prob.
     batch_shards: cut every batch of `log_prob`, `sample`, `encode` and `decode` (and so
@@ -68,6 +70,7 @@ class Glow(tf.Module):
     if compute_dtype not in (None,) + compute_dtypes:
       raise ValueError(f"`compute_dtype` must be one of {compute_dtypes}; "
                        f"instead, it is {compute_dtype!r}.")
+    precision.check_compute_dtype(compute_dtype)
     self.config = config
     self.dtype = tf.as_dtype(dtype)
     self.layout = layout_lib.LatentLayout.from_config(config)

@@ -31,6 +31,7 @@ import glow_tfp
 from glow_tfp import sharding
 from glow_tfp.bijectors import nets
 from tests import checks
+from tests.checks import assert_close
 
 _TINY = architectures.Architecture(
     glow_tfp.GlowConfig(image_shape=(8, 8, 1), levels=2, steps_per_level=1,
@@ -317,8 +318,7 @@ def test_conv_layer_forms_equal_conv2d(form, kernel_size, in_channels, out_chann
   x = tf.random.stateless_normal([2, 5, 4, in_channels], [0, 0])
   kernel = tf.random.stateless_normal([kernel_size, kernel_size, in_channels, out_channels],
                                       [0, 1])
-  np.testing.assert_allclose(conv_layers.FORMS[form](x, kernel), conv_layers.conv2d(x, kernel),
-                             rtol=1e-5, atol=1e-5)
+  assert_close(conv_layers.FORMS[form](x, kernel), conv_layers.conv2d(x, kernel), rtol=1e-5)
   assert form in conv_layers.forms_for(kernel_size, in_channels, out_channels)
 
 

@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 
 import glow_tfp
-from tests.checks import perturb, random_images
+from tests.checks import assert_close, perturb, random_images
 
 # log_prob of `_model(coupling)` (the original sigmoid scale) on `random_images((3, 8, 8, 2), seed=4)`, recorded once.
 RECORDED_LOG_PROB = {
@@ -78,7 +78,7 @@ def _model(coupling):
 @pytest.mark.parametrize("coupling", sorted(RECORDED_LOG_PROB))
 def test_log_prob_matches_the_recorded_values(coupling):
   log_prob = _model(coupling).log_prob(random_images((3, 8, 8, 2), seed=4))
-  np.testing.assert_allclose(log_prob.numpy(), RECORDED_LOG_PROB[coupling], rtol=1e-6)
+  assert_close(log_prob.numpy(), RECORDED_LOG_PROB[coupling], rtol=1e-6)
 
 
 def test_checkpoint_keys_match_the_recorded_ones(tmp_path):

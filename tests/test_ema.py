@@ -6,6 +6,7 @@ import tensorflow as tf
 
 import glow_tfp
 from glow_tfp import ema
+from tests.checks import assert_close
 
 _CONFIG = glow_tfp.GlowConfig(image_shape=(4, 4, 1), levels=1, steps_per_level=1,
                               hidden_channels=4)
@@ -28,7 +29,7 @@ def test_shadow_averages_applied_updates_only():
     np.testing.assert_array_equal(ours.numpy(), value)
   average.update(num_updates=1, apply=True)  # decay min(0.5, 2/11)
   for ours, value in zip(shadow.trainable_variables, start):
-    np.testing.assert_allclose(ours.numpy(), value + 9 / 11, rtol=1e-5, atol=1e-6)
+    assert_close(ours.numpy(), value + 9 / 11, rtol=1e-5)
 
 
 def test_decay_outside_the_unit_interval_is_refused():

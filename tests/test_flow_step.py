@@ -7,7 +7,7 @@ from glow_tfp.bijectors import coupling
 from glow_tfp.bijectors import flow_step
 from glow_tfp.bijectors import invertible_conv
 from glow_tfp.bijectors import permute
-from tests.checks import check_bijector, perturb, random_images
+from tests.checks import assert_close, check_bijector, perturb, random_images
 
 CHANNELS = 5  # odd, so the coupling's halves differ in size (3 and 2)
 
@@ -40,8 +40,8 @@ def test_fused_step_equals_the_chain_of_its_three_layers(mixing):
   x = random_images([3, 4, 4, CHANNELS], seed=6)
   for fused, unfused in [(step.inverse_and_log_det(x), chain.inverse_and_log_det(x)),
                          (step.forward_and_log_det(x), chain.forward_and_log_det(x))]:
-    np.testing.assert_allclose(fused[0].numpy(), unfused[0].numpy(), rtol=2e-5, atol=1e-5)
-    np.testing.assert_allclose(fused[1].numpy(), unfused[1].numpy(), rtol=1e-5, atol=1e-4)
+    assert_close(fused[0].numpy(), unfused[0].numpy(), rtol=2e-5)
+    assert_close(fused[1].numpy(), unfused[1].numpy(), rtol=1e-5)
 
 
 @pytest.mark.parametrize("mixing", list(MIXINGS))
@@ -56,8 +56,8 @@ def test_frozen_step_equals_the_live_step_and_ignores_later_affine_changes(mixin
       perturb(layer, scale=0.2, seed=9)
     after_change = step.inverse_and_log_det(x)
   for expected, got in zip(live + live[:1], frozen + [after_change]):
-    np.testing.assert_allclose(got[0].numpy(), expected[0].numpy(), rtol=1e-6, atol=1e-6)
-    np.testing.assert_allclose(got[1].numpy(), expected[1].numpy(), rtol=1e-6, atol=1e-5)
+    assert_close(got[0].numpy(), expected[0].numpy(), rtol=1e-6)
+    assert_close(got[1].numpy(), expected[1].numpy(), rtol=1e-6)
   # Outside the context, the moved parameters count again.
   assert not np.allclose(step.inverse_and_log_det(x)[1].numpy(), live[0][1].numpy())
 
@@ -68,8 +68,9 @@ def test_initialization_standardises_the_actnorm_input_statistics():
   x = 3.0 + 2.0 * random_images([16, 3, 3, CHANNELS], seed=7)
   step.initialize_inverse(x)
   normalised = step.actnorm.inverse(x).numpy()
-  np.testing.assert_allclose(normalised.mean(axis=(0, 1, 2)), 0.0, atol=1e-5)
-  np.testing.assert_allclose(normalised.std(axis=(0, 1, 2)), 1.0, atol=1e-4)
+  # Zero to the scale of the output, whose standard deviation is 1.
+  assert_close(normalised.mean(axis=(0, 1, 2)), 0.0, rtol=1e-5, scale=1.0)
+  assert_close(normalised.std(axis=(0, 1, 2)), 1.0, rtol=1e-4)
   assert step.coupling.net.norm_in.initialized.numpy()
 
 

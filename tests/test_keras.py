@@ -15,6 +15,7 @@ import glow_tfp
 from glow_tfp import keras as glow_keras
 from glow_tfp import likelihood
 from serving import saved_model
+from tests.checks import assert_close
 
 KERAS = [pytest.param(keras3, id="keras3"), pytest.param(tf_keras, id="tf_keras")]
 CONFIG = glow_tfp.GlowConfig(image_shape=(8, 8, 1), levels=2, steps_per_level=1,
@@ -90,10 +91,10 @@ def test_fit_in_parts_trains_as_whole_batches(keras_module, rng):
   assert parts.glow.batch_shards == 2
   histories = [m.fit(images, batch_size=16, epochs=2, shuffle=False, verbose=0).history
                for m in (whole, parts)]
-  np.testing.assert_allclose(histories[1]["loss"], histories[0]["loss"], rtol=1e-5)
+  assert_close(histories[1]["loss"], histories[0]["loss"], rtol=1e-5)
   assert max_difference(flow_values(parts.glow), flow_values(whole.glow)) < 1e-4
-  np.testing.assert_allclose(parts.predict(images, verbose=0)["bits_per_dim"],
-                             whole.predict(images, verbose=0)["bits_per_dim"], rtol=1e-5)
+  assert_close(parts.predict(images, verbose=0)["bits_per_dim"],
+               whole.predict(images, verbose=0)["bits_per_dim"], rtol=1e-5)
 
 
 def test_fit_under_xla_initializes_and_trains(rng):
@@ -116,9 +117,12 @@ def test_fit_initializes_actnorm_once_from_the_first_batch(keras_module, rng):
   from_dark, from_bright = glow_tfp.Glow(CONFIG), glow_tfp.Glow(CONFIG)
   from_dark.initialize(glow_tfp.to_model_space(dark))
   from_bright.initialize(glow_tfp.to_model_space(bright[:16]))
-  # Only the dequantisation noise separates fit's initialisation from the bin-centre one.
-  for got, expected in zip(flow_values(model.glow), flow_values(from_dark)):
-    np.testing.assert_allclose(got, expected, atol=0.02)
+  # Only the dequantisation noise separates fit's initialisation from the bin-centre one:
+  # every value within 1% of the largest initial value.
+  expected_values = flow_values(from_dark)
+  scale = max(np.abs(v).max() for v in expected_values)
+  for got, expected in zip(flow_values(model.glow), expected_values):
+    assert_close(got, expected, rtol=1e-2, scale=scale)
   assert max_difference(flow_values(from_dark), flow_values(from_bright)) > 0.3
 
 
@@ -133,20 +137,19 @@ def test_fit_dequantises_with_noise_and_evaluate_uses_fixed_draws(keras_module, 
   assert first == second
   # The loss is the bound in bits/dim, as in `python -m train` (glow_tfp.training).
   expected = np.mean(reference_bits(model.glow, images))
-  np.testing.assert_allclose(first["loss"], expected, rtol=1e-5)
-  np.testing.assert_allclose(first["bits_per_dim"], expected, rtol=1e-5)
+  assert_close(first["loss"], expected, rtol=1e-5)
+  assert_close(first["bits_per_dim"], expected, rtol=1e-5)
   # The model is frozen (learning rate 0): only fresh noise makes the two epochs differ.
   assert fit_losses[0] != fit_losses[1]
-  np.testing.assert_allclose(fit_losses, first["loss"], rtol=0.02)
+  assert_close(fit_losses, first["loss"], rtol=2e-2)
 
 
 def test_predict_gives_per_image_log_likelihood_and_bits_per_dim(trained):
   _, model, images = trained
   predictions = model.predict(images, batch_size=16, verbose=0)
-  np.testing.assert_allclose(predictions["log_likelihood"],
-                             reference_log_likelihood(model.glow, images), rtol=1e-5)
-  np.testing.assert_allclose(predictions["bits_per_dim"], reference_bits(model.glow, images),
-                             rtol=1e-5)
+  assert_close(predictions["log_likelihood"], reference_log_likelihood(model.glow, images),
+               rtol=1e-5)
+  assert_close(predictions["bits_per_dim"], reference_bits(model.glow, images), rtol=1e-5)
 
 
 def test_save_and_load_weights_round_trip(trained, tmp_path):
@@ -156,8 +159,8 @@ def test_save_and_load_weights_round_trip(trained, tmp_path):
   restored = glow_keras.for_keras(keras_module).GlowModel(CONFIG, seed=1)
   restored.load_weights(path)
   assert restored.glow.initialized
-  np.testing.assert_allclose(restored.predict(images, verbose=0)["log_likelihood"],
-                             model.predict(images, verbose=0)["log_likelihood"], rtol=1e-6)
+  assert_close(restored.predict(images, verbose=0)["log_likelihood"],
+               model.predict(images, verbose=0)["log_likelihood"], rtol=1e-6)
 
 
 def test_savedmodel_export_gives_the_live_log_prob(trained, tmp_path):
@@ -166,7 +169,7 @@ def test_savedmodel_export_gives_the_live_log_prob(trained, tmp_path):
   served = tf.saved_model.load(export_dir).signatures["log_prob"](images=tf.constant(images))
   live = model.predict(images, verbose=0)
   for key in ("log_likelihood", "bits_per_dim"):
-    np.testing.assert_allclose(served[key].numpy(), live[key], rtol=1e-6)
+    assert_close(served[key].numpy(), live[key], rtol=1e-6)
 
 
 @pytest.mark.parametrize("keras_module", KERAS)
@@ -181,11 +184,13 @@ def test_fit_under_mirrored_strategy_initializes_globally_and_trains(keras_modul
   model.fit(dataset, epochs=1, verbose=0)
   reference = glow_tfp.Glow(CONFIG)
   reference.initialize(glow_tfp.to_model_space(first_batch))
-  for variable, expected in zip(model.glow.variables, flow_values(reference)):
+  expected_values = flow_values(reference)
+  scale = max(np.abs(v).max() for v in expected_values)
+  for variable, expected in zip(model.glow.variables, expected_values):
     replicas = strategy.experimental_local_results(variable)
     assert len(replicas) == 2
     np.testing.assert_array_equal(replicas[0].numpy(), replicas[1].numpy())
-    np.testing.assert_allclose(replicas[0].numpy(), expected, atol=0.02)
+    assert_close(replicas[0].numpy(), expected, rtol=1e-2, scale=scale)
 
   model.optimizer.learning_rate.assign(1e-3)
   before = [v.numpy() for v in model.glow.trainable_variables]
@@ -205,8 +210,7 @@ def test_class_conditional_model_trains_on_labelled_batches(rng):
   model.fit(dataset, epochs=2, verbose=0)
   assert np.abs(embedding.numpy()).max() > 0
   predictions = model.predict((images, labels), batch_size=16, verbose=0)
-  np.testing.assert_allclose(
-      predictions["bits_per_dim"], reference_bits(model.glow, images, labels), rtol=1e-5)
+  assert_close(predictions["bits_per_dim"], reference_bits(model.glow, images, labels), rtol=1e-5)
   assert model.sample(3, labels=[0, 1, 2], seed=0).shape == (3, 8, 8, 1)
   with pytest.raises(ValueError, match="labels are required"):
     model.evaluate(images, verbose=0)
@@ -455,8 +459,8 @@ def test_ema_weights_follow_applied_steps_and_serve_evaluation(keras_module, rng
   model.compile(optimizer=keras_module.optimizers.Adam(1e-2))
   model.fit(images, batch_size=16, epochs=1, verbose=0)
   assert 0.0 < max_difference(flow_values(model.ema_glow), flow_values(model.glow)) < 0.1
-  np.testing.assert_allclose(model.evaluate(images, batch_size=16, verbose=0),
-                             [np.mean(reference_bits(model.ema_glow, images))] * 2, rtol=1e-5)
+  assert_close(model.evaluate(images, batch_size=16, verbose=0),
+               [np.mean(reference_bits(model.ema_glow, images))] * 2, rtol=1e-5)
   kernel = next(v for v in model.glow.trainable_variables if "kernel" in v.name)
   kernel.assign(tf.fill(kernel.shape, np.nan))
   before, iterations = flow_values(model.ema_glow), int(model.optimizer.iterations)

@@ -3,6 +3,7 @@ import pytest
 import tensorflow as tf
 
 from glow_tfp import metrics
+from tests.checks import assert_close
 
 
 @pytest.mark.parametrize("n_bits", [8, 5, 1])
@@ -17,8 +18,7 @@ def test_bin_centres_map_back_to_the_same_quantised_images(n_bits):
 
 def test_model_space_follows_the_design_formula_at_5_bits():
   x = metrics.to_model_space(tf.constant([[[[0, 8, 255]]]], tf.uint8), n_bits=5)
-  np.testing.assert_allclose(x.numpy().ravel(),
-                             [0.5 / 32 - 0.5, 1.5 / 32 - 0.5, 31.5 / 32 - 0.5], rtol=1e-6)
+  assert_close(x.numpy().ravel(), [0.5 / 32 - 0.5, 1.5 / 32 - 0.5, 31.5 / 32 - 0.5], rtol=1e-6)
 
 
 def test_dequantisation_noise_is_seeded_and_stays_in_the_bin():

@@ -7,7 +7,7 @@ from glow_tfp.bijectors import actnorm
 from glow_tfp.bijectors import compose
 from glow_tfp.bijectors import coupling
 from glow_tfp.bijectors import invertible_conv
-from tests.checks import perturb, random_images
+from tests.checks import assert_close, perturb, random_images
 
 
 def assert_gradients_close(actual, expected):
@@ -52,7 +52,7 @@ def test_reversible_gradients_equal_ordinary_backprop(coupling_kind, num_classes
   run = tf.function(loss_and_gradients) if graph else loss_and_gradients
   loss, grads = run(plain, x, labels)
   loss_rev, grads_rev = run(reversible, x, labels)
-  np.testing.assert_allclose(loss_rev.numpy(), loss.numpy(), rtol=1e-6)
+  assert_close(loss_rev.numpy(), loss.numpy(), rtol=1e-6)
   assert len(grads) == len(grads_rev)
   for g, g_rev in zip(grads, grads_rev):
     assert_gradients_close(g_rev, g)

@@ -37,7 +37,7 @@ from serving import saved_model
 from serving import ssl_config
 from serving import warmup
 from tests import test_serving_server as rest_tests
-from tests.checks import special_images
+from tests.checks import assert_close, special_images
 from tests.test_serving_server import MAX_BATCH
 from tests.test_serving_server import MAX_BYTES
 from tests.test_serving_server import CLASSES
@@ -123,8 +123,7 @@ def test_served_log_likelihoods_of_unusual_images_are_probabilities(served):
   response = stubs.prediction.Predict(log_prob_request(images, labels), timeout=60)
   got = outputs(response)
   assert np.all(got["log_likelihood"] <= 0.0) and np.all(got["bits_per_dim"] >= 0.0)
-  np.testing.assert_allclose(got["log_likelihood"], live_log_likelihood(model, images, labels),
-                             rtol=1e-5)
+  assert_close(got["log_likelihood"], live_log_likelihood(model, images, labels), rtol=1e-5)
 
 
 def test_predict_with_tensor_content_equals_the_library(served):
@@ -134,11 +133,9 @@ def test_predict_with_tensor_content_equals_the_library(served):
   assert (response.model_spec.name, response.model_spec.version.value,
           response.model_spec.signature_name) == ("glow", 1, "log_prob")
   result = outputs(response)
-  np.testing.assert_allclose(result["log_likelihood"],
-                             live_log_likelihood(model, images, labels), rtol=1e-5, atol=1e-3)
-  np.testing.assert_allclose(
-      result["bits_per_dim"], -result["log_likelihood"] / (np.prod(SHAPE) * np.log(2.0)),
-      rtol=1e-5)
+  assert_close(result["log_likelihood"], live_log_likelihood(model, images, labels), rtol=1e-5)
+  assert_close(result["bits_per_dim"], -result["log_likelihood"] / (np.prod(SHAPE) * np.log(2.0)),
+               rtol=1e-5)
 
 
 def test_typed_value_fields_give_the_same_answer_as_tensor_content(served):
@@ -163,7 +160,7 @@ def test_output_filter_and_the_default_signature(served):
   assert response.model_spec.signature_name == "serving_default"
   assert set(response.outputs) == {"bits_per_dim"}
   expected = -live_log_likelihood(model, images, labels) / (np.prod(SHAPE) * np.log(2.0))
-  np.testing.assert_allclose(outputs(response)["bits_per_dim"], expected, rtol=1e-4)
+  assert_close(outputs(response)["bits_per_dim"], expected, rtol=1e-4)
 
 
 def test_sample_with_typed_scalars_equals_the_library(served):
@@ -230,8 +227,7 @@ def test_score_equals_the_library(served):
   expected = ood.score_images(model, images, labels, tiny_reference(model))
   assert set(result) == set(ood.SCORES)
   for name in ood.SCORES:
-    np.testing.assert_allclose(result[name], expected[name], rtol=1e-4, atol=1e-4,
-                               err_msg=name)
+    assert_close(result[name], expected[name], rtol=1e-4, err_msg=name)
 
 
 def test_metadata_refuses_other_fields(served):
@@ -507,8 +503,8 @@ def test_grpc_client_log_prob_and_sample_equal_the_library(served):
   stubs, model = served
   client = client_lib.make_client("grpc", stubs.address, "glow")
   images, labels = uint8_images(3, seed=6), [1, 2, 0]
-  np.testing.assert_allclose(client.log_prob(images, labels)["log_likelihood"],
-                             live_log_likelihood(model, images, labels), atol=1e-3)
+  assert_close(client.log_prob(images, labels)["log_likelihood"],
+               live_log_likelihood(model, images, labels), rtol=5e-6)
   live = glow_tfp.to_images(model.sample(2, 0.7, labels=tf.constant([2, 1]), seed=5))
   np.testing.assert_array_equal(client.sample(2, 0.7, seed=5, labels=[2, 1]), live)
   assert client.signature_inputs("log_prob") == {"images": [-1, 8, 8, 1], "labels": [-1]}
@@ -527,8 +523,8 @@ def test_client_cli_speaks_grpc(served, tmp_path):
       cwd=REPO, env=server_env(), capture_output=True, text=True, timeout=120)
   assert result.returncode == 0, result.stderr[-3000:]
   rows = [line.split() for line in result.stdout.splitlines()[1:]]
-  np.testing.assert_allclose([float(row[1]) for row in rows],
-                             live_log_likelihood(model, images, [0, 2]), atol=1e-3)
+  assert_close([float(row[1]) for row in rows], live_log_likelihood(model, images, [0, 2]),
+               rtol=5e-6)
 
 
 def test_load_test_over_grpc_finds_no_error(served):

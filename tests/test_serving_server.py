@@ -36,7 +36,7 @@ from glow_tfp import ood
 from serving import client as client_lib
 from serving import load_test
 from serving import saved_model
-from tests.checks import perturb, random_images, special_images
+from tests.checks import assert_close, perturb, random_images, special_images
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 SHAPE = (8, 8, 1)
@@ -198,11 +198,9 @@ def test_row_format_log_prob_equals_the_library(served):
   status, answer = http_call(predict_url(url), row_log_prob_body(images, labels))
   assert status == 200, answer
   served_ll = [p["log_likelihood"] for p in answer["predictions"]]
-  np.testing.assert_allclose(served_ll, live_log_likelihood(model, images, labels),
-                             rtol=1e-5, atol=1e-3)
+  assert_close(served_ll, live_log_likelihood(model, images, labels), rtol=1e-5)
   bpd = [p["bits_per_dim"] for p in answer["predictions"]]
-  np.testing.assert_allclose(bpd, -np.array(served_ll) / (np.prod(SHAPE) * np.log(2.0)),
-                             rtol=1e-5)
+  assert_close(bpd, -np.array(served_ll) / (np.prod(SHAPE) * np.log(2.0)), rtol=1e-5)
 
 
 def test_served_log_likelihoods_of_unusual_images_are_probabilities(served):
@@ -213,7 +211,7 @@ def test_served_log_likelihoods_of_unusual_images_are_probabilities(served):
   assert status == 200, answer
   served_ll = np.array([p["log_likelihood"] for p in answer["predictions"]])
   assert np.all(served_ll <= 0.0)
-  np.testing.assert_allclose(served_ll, live_log_likelihood(model, images, labels), rtol=1e-5)
+  assert_close(served_ll, live_log_likelihood(model, images, labels), rtol=1e-5)
 
 
 def test_columnar_format_on_a_versioned_url(served):
@@ -222,8 +220,8 @@ def test_columnar_format_on_a_versioned_url(served):
   status, answer = http_call(predict_url(url, "/versions/1"), {
       "inputs": {"images": images.tolist(), "labels": labels}})
   assert status == 200, answer
-  np.testing.assert_allclose(answer["outputs"]["log_likelihood"],
-                             live_log_likelihood(model, images, labels), rtol=1e-5, atol=1e-3)
+  assert_close(answer["outputs"]["log_likelihood"], live_log_likelihood(model, images, labels),
+               rtol=1e-5)
 
 
 def test_sample_is_seeded_and_equals_the_library(served):
@@ -405,8 +403,8 @@ def test_concurrent_requests_each_get_their_own_answer(served):
       assert status == 400 and "labels must be < num_classes" in answer["error"]
       continue
     assert status == 200, answer
-    np.testing.assert_allclose([p["log_likelihood"] for p in answer["predictions"]],
-                               live_log_likelihood(model, images, labels), atol=1e-3)
+    assert_close([p["log_likelihood"] for p in answer["predictions"]],
+                 live_log_likelihood(model, images, labels), rtol=2e-6)
 
 
 def test_load_test_finds_no_error_with_8_concurrent_clients(served):
@@ -437,8 +435,8 @@ def test_client_cli_prints_log_likelihoods_of_png_and_npy_files(served, tmp_path
   rows = [line.split() for line in result.stdout.splitlines()[1:]]
   assert [row[0] for row in rows] == [str(tmp_path / "one.png"), f"{tmp_path}/two.npy[0]",
                                       f"{tmp_path}/two.npy[1]"]
-  np.testing.assert_allclose([float(row[1]) for row in rows],
-                             live_log_likelihood(model, images, [2, 0, 1]), atol=1e-3)
+  assert_close([float(row[1]) for row in rows], live_log_likelihood(model, images, [2, 0, 1]),
+               rtol=5e-6)
 
 
 def test_client_raises_the_servers_error(served):
@@ -509,8 +507,8 @@ def test_new_versions_are_picked_up_without_restart(tmp_path):
     images = uint8_images(2, seed=5)
     status, answer = http_call(predict_url(url), row_log_prob_body(images, [0, 1]))
     assert status == 200
-    np.testing.assert_allclose([p["log_likelihood"] for p in answer["predictions"]],
-                               live_log_likelihood(second, images, [0, 1]), atol=1e-3)
+    assert_close([p["log_likelihood"] for p in answer["predictions"]],
+                 live_log_likelihood(second, images, [0, 1]), rtol=5e-6)
     broken = base / "glow" / "3"
     broken.mkdir()
     (broken / "saved_model.pb").write_bytes(b"not a SavedModel")

@@ -25,6 +25,7 @@ from train import images
 from train import loop
 from train import preemption
 from train.errors import InputError
+from tests.checks import assert_close, needs_compute_dtype
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _TINY = ["--levels=2", "--steps_per_level=1", "--hidden_channels=4", "--batch_size=8",
@@ -85,6 +86,7 @@ def test_epochs_are_converted_to_steps():
   assert options.steps == 3 * (50 // 8) and options.workdir == "somewhere"
 
 
+@needs_compute_dtype("bfloat16")
 def test_precision_and_memory_flags_reach_the_training_options():
   with flagsaver.flagsaver():
     flags.FLAGS(["train", "--compute_dtype=bfloat16", "--reversible_gradients"])
@@ -101,6 +103,7 @@ def test_batch_shards_reach_the_training_options(tmp_path):
     loop.Options(workdir=str(tmp_path), batch_shards=0)
 
 
+@needs_compute_dtype("float16")
 def test_engine_flags_reach_the_training_options():
   with flagsaver.flagsaver():
     flags.FLAGS(["train", "--compute_dtype=float16", "--ema_decay=0", "--eval_weights=raw",
@@ -240,8 +243,7 @@ def test_sigterm_saves_the_step_reached_exits_with_its_code_and_resumes_exactly(
   straight_workdir, straight = straight_60
   with open(workdir / "results.json") as f:
     resumed = json.load(f)
-  np.testing.assert_allclose(resumed["train_history"],
-                             straight["train_history"][stopped_at:], rtol=1e-6)
+  assert_close(resumed["train_history"], straight["train_history"][stopped_at:], rtol=1e-6)
   for ours, theirs in zip(workdir_lib.restore_model(str(workdir)).model.variables,
                           workdir_lib.restore_model(str(straight_workdir)).model.variables):
     expected = theirs.numpy()
@@ -306,6 +308,6 @@ def test_run_killed_with_sigkill_resumes_with_the_losses_of_an_uninterrupted_run
                          warmup_steps=10)
   straight = loop.run(config, data_lib.load(dataset, levels=2), options)
   tail = straight["train_history"][-len(resumed["train_history"]):]
-  np.testing.assert_allclose(resumed["train_history"], tail, rtol=1e-6)
+  assert_close(resumed["train_history"], tail, rtol=1e-6)
   assert resumed["heldout_bits_per_dim"] == pytest.approx(straight["heldout_bits_per_dim"],
                                                           rel=1e-6)

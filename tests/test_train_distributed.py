@@ -23,6 +23,7 @@ from glow_tfp import workdir as workdir_lib
 from train import data as data_lib
 from train import loop
 from train import preemption
+from tests.checks import assert_close
 
 _CONFIG = glow_tfp.GlowConfig(image_shape=(28, 28, 1), levels=2, steps_per_level=1,
                               hidden_channels=8)
@@ -39,7 +40,7 @@ def _options(workdir, **changes):
 
 
 def _assert_same_training(results, reference):
-  np.testing.assert_allclose(results["train_history"], reference["train_history"], rtol=1e-5)
+  assert_close(results["train_history"], reference["train_history"], rtol=1e-5)
   assert results["heldout_bits_per_dim"] == pytest.approx(reference["heldout_bits_per_dim"],
                                                           rel=1e-5)
 
@@ -190,8 +191,7 @@ def test_sigterm_to_one_of_two_workers_stops_both_at_one_saved_step_and_they_res
   _wait_for(_start_workers(flags, tmp_path), tmp_path, 0)
   results, straight = (_results(w) for w in (workdir, tmp_path / "straight"))
   assert results["resumed_from"].endswith(f"ckpt-{stopped_at}")
-  np.testing.assert_allclose(results["train_history"],
-                             straight["train_history"][stopped_at:], rtol=1e-6)
+  assert_close(results["train_history"], straight["train_history"][stopped_at:], rtol=1e-6)
   ours, theirs = (workdir_lib.restore_model(str(w)).model
                   for w in (workdir, tmp_path / "straight"))
   for variable, expected in zip(ours.variables, theirs.variables):

@@ -19,6 +19,7 @@ from train import loop
 from train import plot
 from train.errors import CheckpointSaveError
 from train.errors import InputError
+from tests.checks import assert_close, needs_compute_dtype
 
 _CONFIG = glow_tfp.GlowConfig(image_shape=(28, 28, 1), levels=2, steps_per_level=1,
                               hidden_channels=8)
@@ -69,8 +70,8 @@ def test_resumed_run_continues_with_the_losses_of_an_uninterrupted_run(tmp_path,
   first = loop.run(_CONFIG, tiny_mnist, _options(tmp_path, steps=3, **quiet))
   resumed = loop.run(_CONFIG, tiny_mnist, _options(tmp_path, **quiet))
   assert resumed["resumed_from"].endswith("ckpt-3")
-  np.testing.assert_allclose(first["train_history"] + resumed["train_history"],
-                             straight["train_history"], rtol=1e-6)
+  assert_close(first["train_history"] + resumed["train_history"], straight["train_history"],
+               rtol=1e-6)
   assert resumed["heldout_bits_per_dim"] == pytest.approx(straight["heldout_bits_per_dim"],
                                                           rel=1e-6)
 
@@ -277,13 +278,14 @@ def test_class_conditional_model_trains_on_a_tfds_dataset(tmp_path):
   assert os.path.exists(tmp_path / "samples" / "step000002_temperature0.7.png")
 
 
+@needs_compute_dtype("bfloat16")
 def test_bfloat16_compute_and_reversible_gradients_train_like_float32(tmp_path, finished_run,
                                                                        tiny_mnist):
   _, straight = finished_run
   results = loop.run(_CONFIG, tiny_mnist, _options(tmp_path, compute_dtype="bfloat16",
                                                    reversible_gradients=True))
   ours, theirs = (np.array([b for _, b in r["train_history"]]) for r in (results, straight))
-  np.testing.assert_allclose(ours, theirs, rtol=2e-2)
+  assert_close(ours, theirs, rtol=2e-2)
   assert not np.array_equal(ours, theirs)  # bfloat16 arithmetic did run
   assert ours[-1] < ours[0]
 
@@ -321,6 +323,7 @@ def test_ema_weights_are_checkpointed_and_evaluated_by_default(finished_run):
   assert results["heldout_bits_per_dim_raw"] != results["heldout_bits_per_dim_ema"]
 
 
+@needs_compute_dtype("float16")
 def test_float16_overflow_is_skipped_and_the_loss_scale_adapts(tmp_path, tiny_mnist):
   options = _options(tmp_path, steps=3, compute_dtype="float16", max_bad_steps=1,
                      max_restores=0)

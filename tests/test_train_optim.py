@@ -6,6 +6,7 @@ import tensorflow as tf
 import tf_keras
 
 from train import optim
+from tests.checks import assert_close
 
 _GRADIENTS = [[0.3, -1.2, 0.05], [2.0, 0.0, -0.7], [-0.4, 0.9, 1.5]]
 
@@ -19,7 +20,7 @@ def test_updates_equal_the_keras_optimizer(kind, reference):
   for gradient in _GRADIENTS:
     optimizer.apply([tf.constant(gradient)], 0.01)
     keras_optimizer.apply_gradients([(tf.constant(gradient), theirs)])
-  np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-6)
+  assert_close(ours.numpy(), theirs.numpy(), rtol=1e-6)
   assert int(optimizer.iterations.numpy()) == len(_GRADIENTS)
 
 

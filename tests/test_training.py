@@ -6,6 +6,7 @@ import tensorflow as tf
 import glow_tfp
 from glow_tfp import likelihood
 from glow_tfp import training
+from tests.checks import assert_close
 
 _CONFIG = glow_tfp.GlowConfig(image_shape=(4, 4, 1), levels=1, steps_per_level=1,
                               hidden_channels=4)
@@ -32,7 +33,7 @@ def test_step_initialises_actnorm_once_and_gives_the_bits_per_dim_loss():
   x = training.dequantize(_IMAGES, 8, 0, 0)
   assert bool(model.initialized) and bool(first.ok) and not bool(first.overflow)
   expected = likelihood.dequantized_bits_per_dim(model.log_prob(x), model.config)
-  np.testing.assert_allclose(first.loss, tf.reduce_mean(expected), rtol=1e-6)
+  assert_close(first.loss, tf.reduce_mean(expected), rtol=1e-6)
   values = [v.numpy() for v in model.variables]
   step(255 - _IMAGES, 1)  # another batch initialises nothing
   for variable, value in zip(model.variables, values):

@@ -18,6 +18,7 @@ import tensorflow as tf
 from glow_tfp import ema as ema_lib
 from glow_tfp import flow
 from glow_tfp import loss_scale as loss_scale_lib
+from glow_tfp import precision
 from glow_tfp import workdir as workdir_lib
 from . import checkpointing
 from . import guard as guard_lib
@@ -128,6 +129,9 @@ class Options:
                        f"{self.eval_weights!r}.")
     if self.steps_per_loop is not None:
       self._check_steps_per_loop()
+    unsupported = precision.unsupported_reason(self.compute_dtype)
+    if unsupported:
+      raise InputError(f"--compute_dtype={self.compute_dtype}: {unsupported}; use float32.")
     if self.optimizer not in optim.KINDS:
       raise InputError(f"Options.optimizer must be one of {optim.KINDS}; got {self.optimizer!r}.")
     if self.strategy not in strategy_lib.NAMES:
