@@ -1,7 +1,7 @@
 """GlowModel: a Keras model around `glow_tfp.Glow`, for `fit`, `evaluate` and `predict`.
 
   model = glow_tfp.GlowModel(glow_tfp.GlowConfig.preset("mnist"))
-  model.compile(optimizer="adam")     # the loss is the model's own negative log-likelihood
+  model.compile(optimizer="adamax", learning_rate=1e-3)   # the update of `python -m train`
   model.fit(train_ds, validation_data=val_ds, epochs=5,
             callbacks=[glow_tfp.keras.SampleGrid("samples")])
   model.evaluate(test_ds)             # {"loss": bits/dim (a bound), "bits_per_dim": the same}
@@ -14,7 +14,7 @@ Both Keras generations work: `GlowModel` and `SampleGrid` here are built on the 
 Keras 3 tracks only `keras.Variable`s, so a flow made of plain `tf.Variable`s (this one, and
 TFP's own Glow) would train nothing. Here the flow is built under a `tf.variable_creator_scope`
 that creates each of its variables through the model's `add_weight`: Keras owns the weights
-(optimizer, `save_weights`, `get_weights`, callbacks) and the flow reads the very same
+(the update, `save_weights`, `get_weights`, callbacks) and the flow reads the very same
 `tf.Variable`s, in either generation and under a `tf.distribute` strategy.
 """
 
@@ -26,12 +26,12 @@ import types
 import tensorflow as tf
 
 from glow_tfp import config as config_lib
-from glow_tfp import ema as ema_lib
 from glow_tfp import flow
 from glow_tfp import grid
 from glow_tfp import likelihood
 from glow_tfp import metrics
-from glow_tfp import training
+from glow_tfp.training import ema as ema_lib
+from glow_tfp.training import update as update_lib
 
 _SUPPORTED_KERAS = {"keras": (2, 3), "tf_keras": (2,)}
 
@@ -85,14 +85,18 @@ class _GlowModel:
   model (`config.num_classes > 0`) needs the labels; an unconditional one ignores them, so
   `tfds.load(..., as_supervised=True)` datasets work unchanged.
 
-  - `fit` runs the training step of `python -m train` (`glow_tfp.training`): it
-    dequantises with uniform noise (seeded by `seed` and the optimizer's step), in its first
-    step initialises every ActNorm from the first global batch, once (the `initialized`
-    flags are weights, so restored weights are never initialised again), and skips the
-    whole update (optimizer step and slots included) when the loss or the gradient norm is
-    not finite. The loss is the mean bits/dim of the dequantised batch, as in the CLI.
+  - `fit` runs the update of `python -m train`, `update` (a
+    `glow_tfp.training.update.Update`), with the settings given to `compile`: it
+    dequantises with uniform noise (seeded by `seed` and `update.step`), in its first step
+    initialises every ActNorm from the first global batch, once (the `initialized` flags
+    are weights, so restored weights are never initialised again), clips the gradients,
+    applies Adam or Adamax at the warmed-up learning rate, and skips the whole update
+    (optimizer step and moments included) when the loss or the gradient norm is not finite,
+    counting it in `update.skipped_steps`. The loss is the mean bits/dim of the dequantised
+    batch, as in the CLI. The update's variables (step, moments, ...) are non-trainable
+    weights of the model, saved with the others.
   - With `ema_decay` > 0, `ema_glow` keeps an exponential moving average of the weights
-    (`glow_tfp.ema`), updated after each applied step and saved with the weights;
+    (`glow_tfp.training.ema`), updated after each applied step and saved with the weights;
     `evaluate`, `predict` and `sample` then use it (`glow` keeps the raw weights).
   - `evaluate` and `predict` estimate the probability of each image with `likelihood_draws`
     fixed uniform dequantisation draws (`glow_tfp.likelihood`: a lower bound on log P in
@@ -135,21 +139,20 @@ class _GlowModel:
         self.ema_glow = flow.Glow(config, seed=seed, batch_shards=batch_shards,
                                   name="ema_glow")
       self._ema = ema_lib.ExponentialMovingAverage(self.glow, self.ema_glow, ema_decay)
+    # Made here, not in compile: a model loads the weights of a trained one uncompiled.
+    with tf.variable_creator_scope(_KerasOwnedVariables(self, trainable=False)):
+      self.update = update_lib.Update(self.glow, seed=seed, ema=self._ema)
     self.built = True  # every variable exists now; Keras must not build again
     self._loss_tracker = self.keras.metrics.Mean(name="loss")
     self._bits_tracker = self.keras.metrics.Mean(name="bits_per_dim")
-    self._gradient_order = self._flow_index_of_each_weight()
+    self._check_keras_sees_the_flow()
 
-  def _flow_index_of_each_weight(self):
-    """For each Keras trainable weight, the index of its variable (and gradient) in the
-    flow; the optimizer's slots follow Keras's order, which a restored model shares."""
+  def _check_keras_sees_the_flow(self):
     seen = {id(_tf_variable(w)) for w in self.trainable_weights}
     missing = [v.name for v in self.glow.trainable_variables if id(v) not in seen]
     if missing:
       raise RuntimeError(f"Keras {self.keras.__version__} does not see {len(missing)} trainable "
                          f"variables of the flow (e.g. {missing[0]}); fit would not train them.")
-    index = {id(v): i for i, v in enumerate(self.glow.trainable_variables)}
-    return [index[id(_tf_variable(w))] for w in self.trainable_weights]
 
   @property
   def _eval_glow(self):
@@ -171,14 +174,33 @@ class _GlowModel:
   def metrics(self):
     return [self._loss_tracker, self._bits_tracker]
 
-  def compile(self, optimizer="adam", **kwargs):
-    """`keras.Model.compile` without `loss` or `metrics`: the model brings its own."""
+  def compile(self, optimizer=update_lib.Settings.optimizer,
+              learning_rate=update_lib.Settings.learning_rate,
+              warmup_steps=update_lib.Settings.warmup_steps,
+              grad_clip_norm=update_lib.Settings.grad_clip_norm, **kwargs):
+    """Sets the update of `fit`, with the flags and defaults of `python -m train`.
+
+    Args:
+      optimizer: "adam" or "adamax" (the update's own; a Keras optimizer is refused).
+      learning_rate: the peak learning rate (> 0).
+      warmup_steps: steps of linear warm-up to it (>= 0), counted by `update.step`.
+      grad_clip_norm: clip the gradients to this global norm (>= 0; 0: no clipping).
+      **kwargs: options of `keras.Model.compile` (`jit_compile`, `steps_per_execution`,
+        ...) but no `loss` or `metrics`: the model brings its own.
+    """
     given = sorted(k for k in ("loss", "loss_weights", "metrics", "weighted_metrics")
                    if kwargs.get(k) is not None)
     if given:
       raise ValueError(f"GlowModel.compile takes no {', '.join(given)}: the loss is the "
                        "model's negative log-likelihood and it reports bits_per_dim itself.")
-    super().compile(optimizer=optimizer, **kwargs)
+    self.update.configure(update_lib.Settings(optimizer, learning_rate, warmup_steps,
+                                              grad_clip_norm))
+    super().compile(optimizer=None, **kwargs)
+
+  def _get_optimizer(self, optimizer):
+    # Keras 2 turns `compile`'s optimizer into a Keras one; the update brings its own.
+    del optimizer
+    return None
 
   def call(self, inputs, training=False):
     """Per-image `log_likelihood` (estimated log P, nats) and `bits_per_dim`."""
@@ -187,33 +209,10 @@ class _GlowModel:
 
   def train_step(self, data):
     images, labels = self._unpack(data)
-    replicas = tf.distribute.get_replica_context().num_replicas_in_sync
-    global_batch_size = tf.cast(tf.shape(images)[0] * replicas, tf.float32)
-    result = training.replica_step(self.glow, images, labels, self.optimizer.iterations,
-                                   self._seed, global_batch_size, ema=self._ema)
-    tf.distribute.get_replica_context().merge_call(self._apply_if_ok,
-                                                   args=(result.gradients, result.ok))
+    result = self.update(images, labels)
     self._loss_tracker.update_state(result.loss)
     self._bits_tracker.update_state(result.loss)
     return {m.name: m.result() for m in self.metrics}
-
-  def _apply_if_ok(self, strategy, gradients, ok):
-    # As Keras's LossScaleOptimizer: the optimizer's own merge_call cannot sit in a tf.cond
-    # of the replica context, so the cross-replica context decides and re-enters it.
-    def apply():
-      strategy.extended.call_for_each_replica(self._apply_gradients, args=(gradients,))
-      if self._ema is not None:
-        self._ema.update(self.optimizer.iterations, True)
-      return tf.constant(True)
-    ok = strategy.experimental_local_results(ok)[0]
-    tf.cond(ok, apply, lambda: tf.constant(False))
-
-  def _apply_gradients(self, gradients):
-    # The gradients are already the global-batch mean and the optimizer sums over replicas.
-    replicas = tf.distribute.get_replica_context().num_replicas_in_sync
-    gradients = [tf.math.scalar_mul(1.0 / replicas, gradients[i])  # IndexedSlices too
-                 for i in self._gradient_order]
-    self.optimizer.apply_gradients(zip(gradients, self.trainable_weights))
 
   def test_step(self, data):
     images, labels = self._unpack(data)

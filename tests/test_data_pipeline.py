@@ -25,7 +25,7 @@ def test_each_epoch_visits_distinct_images_in_a_seeded_order():
 
 
 def test_batch_holds_the_uint8_images_of_its_labels():
-  # The training step dequantises them (tests/test_training.py).
+  # The training step dequantises them (tests/test_training_step.py).
   x, y = _batch(0)
   assert x.dtype == np.uint8
   np.testing.assert_array_equal(x, _IMAGES[y])

@@ -1,11 +1,11 @@
-"""glow_tfp.ema: the warm-up decay, the average of trainable weights, skipped updates."""
+"""glow_tfp.training.ema: the warm-up decay, the average of trainable weights, skipped updates."""
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
 import glow_tfp
-from glow_tfp import ema
+from glow_tfp.training import ema
 from tests.checks import assert_close
 
 _CONFIG = glow_tfp.GlowConfig(image_shape=(4, 4, 1), levels=1, steps_per_level=1,

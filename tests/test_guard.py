@@ -2,24 +2,32 @@
 giving up; overflowed float16 steps are skipped but are no failures. (With a real model and
 checkpoint: tests/test_train_loop.py.)"""
 
+import types
+
 import pytest
 import tensorflow as tf
 
+from glow_tfp.training import schedule
 from train import guard
-from train import schedule
 
 _GOOD, _BAD, _OVERFLOW = (True, False), (False, False), (False, True)
 
 
 def _guard(restores, max_restores=1):
-  learning_rate = schedule.LearningRate(peak=1e-3, warmup_steps=0)
+  # The update's counters, without a model.
+  update = types.SimpleNamespace(
+      learning_rate=schedule.LearningRate(peak=1e-3, warmup_steps=0),
+      skipped_steps=tf.Variable(0, dtype=tf.int64))
   return guard.NonFiniteGuard(max_bad_steps=2, max_restores=max_restores,
-                              restore_lr_factor=0.5, learning_rate=learning_rate,
+                              restore_lr_factor=0.5, update=update,
                               restore=lambda: restores.append("ckpt") or "ckpt")
 
 
 def _count(bad, kind):
-  return bool(bad.count(tf.constant(kind[0]), tf.constant(kind[1])))
+  """One step of `kind`: the update counts it as skipped unless ok, the guard in a row."""
+  ok, overflow = kind
+  bad.skipped_steps.assign_add(0 if ok else 1)
+  return bool(bad.count(tf.constant(ok), tf.constant(overflow)))
 
 
 def test_restores_after_max_bad_steps_in_a_row_with_a_lower_rate():

@@ -14,7 +14,9 @@ import tf_keras
 import glow_tfp
 from glow_tfp import keras as glow_keras
 from glow_tfp import likelihood
+from glow_tfp.training import update as update_lib
 from serving import saved_model
+from train import loop
 from tests.checks import assert_close
 
 KERAS = [pytest.param(keras3, id="keras3"), pytest.param(tf_keras, id="tf_keras")]
@@ -29,9 +31,15 @@ def blocky_images(rng, n, low=0, high=256):
   return np.clip(pixels, low, high - 1).astype(np.uint8)
 
 
-def model_for(keras_module, config=CONFIG, seed=0, learning_rate=1e-2):
-  model = glow_keras.for_keras(keras_module).GlowModel(config, seed=seed)
-  model.compile(optimizer=keras_module.optimizers.Adam(learning_rate))
+def model_for(keras_module, config=CONFIG, seed=0, learning_rate=1e-2, **kwargs):
+  model = glow_keras.for_keras(keras_module).GlowModel(config, seed=seed, **kwargs)
+  model.compile(learning_rate=learning_rate, warmup_steps=0)
+  return model
+
+
+def freeze(model):
+  """Makes the learning rate of every later step 0 (through the schedule's scale)."""
+  model.update.learning_rate.scale.assign(0.0)
   return model
 
 
@@ -82,12 +90,10 @@ def test_fit_trains_every_flow_variable_and_lowers_the_loss(keras_module, rng):
 
 @pytest.mark.parametrize("keras_module", KERAS)
 def test_fit_in_parts_trains_as_whole_batches(keras_module, rng):
-  # Plain SGD: Adam's normalisation would magnify rounding in near-zero gradients.
+  # A small rate: Adam's normalisation magnifies rounding in near-zero gradients.
   images = blocky_images(rng, 48)
-  whole, parts = (glow_keras.for_keras(keras_module).GlowModel(CONFIG, batch_shards=shards)
+  whole, parts = (model_for(keras_module, batch_shards=shards, learning_rate=1e-5)
                   for shards in (1, 2))
-  for model in (whole, parts):
-    model.compile(optimizer=keras_module.optimizers.SGD(1e-2))
   assert parts.glow.batch_shards == 2
   histories = [m.fit(images, batch_size=16, epochs=2, shuffle=False, verbose=0).history
                for m in (whole, parts)]
@@ -101,7 +107,7 @@ def test_fit_under_xla_initializes_and_trains(rng):
   # Keras 3's default jit_compile="auto" means XLA on a single GPU.
   images = blocky_images(rng, 64)
   model = glow_keras.for_keras(keras3).GlowModel(CONFIG)
-  model.compile(optimizer=keras3.optimizers.Adam(1e-2), jit_compile=True)
+  model.compile(learning_rate=1e-2, warmup_steps=0, jit_compile=True)
   history = model.fit(images, batch_size=16, epochs=3, verbose=0).history
   assert model.glow.initialized
   assert history["loss"][-1] < history["loss"][0]
@@ -110,7 +116,7 @@ def test_fit_under_xla_initializes_and_trains(rng):
 @pytest.mark.parametrize("keras_module", KERAS)
 def test_fit_initializes_actnorm_once_from_the_first_batch(keras_module, rng):
   dark, bright = blocky_images(rng, 16, 0, 64), blocky_images(rng, 32, 192, 256)
-  model = model_for(keras_module, learning_rate=0.0)
+  model = freeze(model_for(keras_module))
   assert not model.glow.initialized
   model.fit(np.concatenate([dark, bright]), batch_size=16, epochs=2, shuffle=False, verbose=0)
   assert model.glow.initialized
@@ -129,13 +135,13 @@ def test_fit_initializes_actnorm_once_from_the_first_batch(keras_module, rng):
 @pytest.mark.parametrize("keras_module", KERAS)
 def test_fit_dequantises_with_noise_and_evaluate_uses_fixed_draws(keras_module, rng):
   images = blocky_images(rng, 32)
-  model = model_for(keras_module, learning_rate=0.0)
+  model = freeze(model_for(keras_module))
   model.initialize(images)
   fit_losses = model.fit(images, batch_size=16, epochs=2, verbose=0).history["loss"]
   first, second = (model.evaluate(images, batch_size=16, verbose=0, return_dict=True)
                    for _ in range(2))
   assert first == second
-  # The loss is the bound in bits/dim, as in `python -m train` (glow_tfp.training).
+  # The loss is the bound in bits/dim, as in `python -m train` (glow_tfp.training.update).
   expected = np.mean(reference_bits(model.glow, images))
   assert_close(first["loss"], expected, rtol=1e-5)
   assert_close(first["bits_per_dim"], expected, rtol=1e-5)
@@ -159,6 +165,12 @@ def test_save_and_load_weights_round_trip(trained, tmp_path):
   restored = glow_keras.for_keras(keras_module).GlowModel(CONFIG, seed=1)
   restored.load_weights(path)
   assert restored.glow.initialized
+  # The update's state is among the weights: step, applied updates, moments.
+  assert int(restored.update.step.numpy()) == int(model.update.step.numpy()) == 4
+  assert int(restored.update.optimizer.iterations.numpy()) == 4
+  for ours, theirs in zip(restored.update.optimizer.second_moments,
+                          model.update.optimizer.second_moments):
+    np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
   assert_close(restored.predict(images, verbose=0)["log_likelihood"],
                model.predict(images, verbose=0)["log_likelihood"], rtol=1e-6)
 
@@ -180,7 +192,7 @@ def test_fit_under_mirrored_strategy_initializes_globally_and_trains(keras_modul
   images = np.concatenate([first_batch, blocky_images(rng, 16)])
   dataset = tf.data.Dataset.from_tensor_slices(images).batch(16)
   with strategy.scope():
-    model = model_for(keras_module, learning_rate=0.0)
+    model = freeze(model_for(keras_module, learning_rate=1e-3))
   model.fit(dataset, epochs=1, verbose=0)
   reference = glow_tfp.Glow(CONFIG)
   reference.initialize(glow_tfp.to_model_space(first_batch))
@@ -192,7 +204,7 @@ def test_fit_under_mirrored_strategy_initializes_globally_and_trains(keras_modul
     np.testing.assert_array_equal(replicas[0].numpy(), replicas[1].numpy())
     assert_close(replicas[0].numpy(), expected, rtol=1e-2, scale=scale)
 
-  model.optimizer.learning_rate.assign(1e-3)
+  model.update.learning_rate.scale.assign(1.0)
   before = [v.numpy() for v in model.glow.trainable_variables]
   history = model.fit(dataset, epochs=3, verbose=0).history
   after = [v.numpy() for v in model.glow.trainable_variables]
@@ -333,8 +345,7 @@ def test_backup_and_restore_resumes_a_killed_fit_to_the_weights_of_an_uninterrup
   images = blocky_images(rng, 48)  # 3 batches of 16 an epoch
 
   def fit(*callbacks):
-    model = glow_keras.for_keras(keras_module).GlowModel(CONFIG, ema_decay=0.9)
-    model.compile(optimizer=keras_module.optimizers.Adam(1e-2))
+    model = model_for(keras_module, ema_decay=0.9)
     recorder = _batch_recorder(keras_module)
     history = model.fit(images, batch_size=16, epochs=3, shuffle=False, verbose=0,
                         callbacks=[*callbacks, recorder])
@@ -348,7 +359,7 @@ def test_backup_and_restore_resumes_a_killed_fit_to_the_weights_of_an_uninterrup
   # Killed at the second batch of epoch 1: the backup of epoch 0's end restarts epoch 1.
   assert history.epoch == [1, 2]
   assert seen == [(epoch, batch) for epoch in (1, 2) for batch in range(3)]
-  assert int(resumed.optimizer.iterations.numpy()) == 9
+  assert int(resumed.update.step.numpy()) == 9
   for glow, reference in ((resumed.glow, straight.glow), (resumed.ema_glow, straight.ema_glow)):
     for ours, theirs in zip(flow_values(glow), flow_values(reference)):
       np.testing.assert_array_equal(ours, theirs)
@@ -400,14 +411,36 @@ def test_glow_model_rejects_a_bad_shard_count(batch_shards):
     glow_keras.for_keras(keras3).GlowModel(CONFIG, batch_shards=batch_shards)
 
 
+@pytest.mark.parametrize("keras_module", KERAS)
+def test_compile_takes_the_settings_and_defaults_of_the_cli(keras_module):
+  model = glow_keras.for_keras(keras_module).GlowModel(CONFIG)
+  model.compile()
+  defaults = loop.Options(workdir="unused")
+  assert model.update.settings == update_lib.Settings(
+      defaults.optimizer, defaults.learning_rate, defaults.warmup_steps,
+      defaults.grad_clip_norm)
+  model.compile(optimizer="adamax", learning_rate=2e-3, warmup_steps=10, grad_clip_norm=0.0)
+  assert model.update.settings == update_lib.Settings("adamax", 2e-3, 10, 0.0)
+  assert model.update.optimizer.kind == "adamax"
+  assert model.update.learning_rate.peak == 2e-3 and model.update.learning_rate.warmup_steps == 10
+
+
 @pytest.mark.parametrize("kwargs, match", [
     pytest.param({"loss": "mse"}, "takes no loss", id="loss"),
     pytest.param({"metrics": ["mae"]}, "takes no metrics", id="metrics"),
+    pytest.param({"optimizer": keras3.optimizers.Adam(1e-3)},
+                 r"`optimizer` must be one of \('adam', 'adamax'\)", id="keras_optimizer"),
+    pytest.param({"optimizer": "sgd"}, r"`optimizer` must be one of \('adam', 'adamax'\)",
+                 id="unknown_optimizer"),
+    pytest.param({"learning_rate": -1.0}, "`learning_rate` must be a number > 0",
+                 id="negative_learning_rate"),
+    pytest.param({"warmup_steps": -1}, "`warmup_steps` must be an integer >= 0",
+                 id="negative_warmup"),
 ])
-def test_compile_rejects_a_loss_or_metrics(kwargs, match):
+def test_compile_rejects_a_loss_metrics_or_bad_settings(kwargs, match):
   model = glow_keras.for_keras(keras3).GlowModel(CONFIG)
   with pytest.raises(ValueError, match=match):
-    model.compile(optimizer="adam", **kwargs)
+    model.compile(**kwargs)
 
 
 @pytest.mark.parametrize("batch, error, match", [
@@ -455,15 +488,15 @@ def test_a_flow_of_variables_keras_does_not_see_is_refused(monkeypatch):
 @pytest.mark.parametrize("keras_module", KERAS)
 def test_ema_weights_follow_applied_steps_and_serve_evaluation(keras_module, rng):
   images = blocky_images(rng, 32)
-  model = glow_keras.for_keras(keras_module).GlowModel(CONFIG, ema_decay=0.9)
-  model.compile(optimizer=keras_module.optimizers.Adam(1e-2))
+  model = model_for(keras_module, ema_decay=0.9)
   model.fit(images, batch_size=16, epochs=1, verbose=0)
   assert 0.0 < max_difference(flow_values(model.ema_glow), flow_values(model.glow)) < 0.1
   assert_close(model.evaluate(images, batch_size=16, verbose=0),
                [np.mean(reference_bits(model.ema_glow, images))] * 2, rtol=1e-5)
   kernel = next(v for v in model.glow.trainable_variables if "kernel" in v.name)
   kernel.assign(tf.fill(kernel.shape, np.nan))
-  before, iterations = flow_values(model.ema_glow), int(model.optimizer.iterations)
+  before, iterations = flow_values(model.ema_glow), int(model.update.optimizer.iterations)
   model.fit(images, batch_size=16, epochs=1, verbose=0)  # every step non-finite: skipped
   assert max_difference(flow_values(model.ema_glow), before) == 0.0
-  assert int(model.optimizer.iterations) == iterations
+  assert int(model.update.optimizer.iterations) == iterations
+  assert int(model.update.skipped_steps) == 2 and int(model.update.step) == 4

@@ -1,8 +1,8 @@
-"""glow_tfp.loss_scale: halve on overflow, double after the growth interval."""
+"""glow_tfp.training.loss_scale: halve on overflow, double after the growth interval."""
 
 import tensorflow as tf
 
-from glow_tfp import loss_scale
+from glow_tfp.training import loss_scale
 
 
 def test_scale_halves_on_overflow_and_doubles_after_the_good_steps():

@@ -1,8 +1,8 @@
-"""train.schedule: linear warmup to the peak, then the peak times the lowered scale."""
+"""glow_tfp.training.schedule: linear warmup to the peak, then the peak times the lowered scale."""
 
 import pytest
 
-from train import schedule
+from glow_tfp.training import schedule
 
 
 def test_rate_rises_linearly_during_warmup_then_stays_at_the_peak():

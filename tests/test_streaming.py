@@ -60,7 +60,7 @@ def test_pipeline_started_at_a_step_equals_the_tail_of_a_full_run():
 
 
 def test_batches_are_the_uint8_images_read_at_their_indices():
-  # Dequantisation happens in the training step (glow_tfp.training), seeded by the step.
+  # Dequantisation happens in the training step (glow_tfp.training.step), seeded by the step.
   x, y = _batches(0, 1)[0]
   assert x.dtype == np.uint8
   np.testing.assert_array_equal(x, np.broadcast_to((y % 256)[:, None, None, None], x.shape))

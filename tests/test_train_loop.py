@@ -181,7 +181,7 @@ def test_non_finite_steps_are_skipped_then_the_checkpoint_is_restored(tmp_path, 
   corrupted = _corrupt(trainer)
   assert trainer.train_segment(0, []) == 0  # back at the restored checkpoint's step
   assert trainer.guard.skipped == 3 and trainer.guard.restores == 1
-  assert float(trainer.learning_rate.scale.numpy()) == 0.5
+  assert float(trainer.update.learning_rate.scale.numpy()) == 0.5
   assert "update skipped (3 in a row, 3 in all)" in caplog.text
   assert "learning rate scale now 0.5" in caplog.text
   for variable, value in zip(trainer.model.trainable_variables, saved):
@@ -189,7 +189,7 @@ def test_non_finite_steps_are_skipped_then_the_checkpoint_is_restored(tmp_path, 
   assert np.all(np.isfinite(corrupted.numpy()))
   history = []
   assert trainer.train_segment(0, history) == 8 and len(history) == 8
-  assert trainer.learning_rate(7) == pytest.approx(0.5 * options.learning_rate)
+  assert trainer.update.learning_rate(7) == pytest.approx(0.5 * options.learning_rate)
 
 
 def test_non_finite_steps_change_nothing_and_the_guard_gives_up(tmp_path, tiny_mnist):
@@ -197,13 +197,13 @@ def test_non_finite_steps_change_nothing_and_the_guard_gives_up(tmp_path, tiny_m
   trainer = loop.Trainer(_CONFIG, tiny_mnist, options, tf.distribute.get_strategy())
   trainer.restore_or_initialize(resume=False)
   corrupted = _corrupt(trainer)
-  state = trainer.model.trainable_variables + tuple(trainer.optimizer.first_moments)
+  state = trainer.model.trainable_variables + tuple(trainer.update.optimizer.first_moments)
   before = _values(state)
   with pytest.raises(RuntimeError, match="Training diverged: 2 non-finite steps in a row"):
     trainer.train_segment(0, [])
   for variable, value in zip(state, before):
     np.testing.assert_array_equal(variable.numpy(), value)
-  assert int(trainer.optimizer.iterations.numpy()) == 0
+  assert int(trainer.update.optimizer.iterations.numpy()) == 0
   assert trainer.guard.skipped == 2
   assert np.isnan(corrupted.numpy()).all()
 
@@ -328,18 +328,18 @@ def test_float16_overflow_is_skipped_and_the_loss_scale_adapts(tmp_path, tiny_mn
   options = _options(tmp_path, steps=3, compute_dtype="float16", max_bad_steps=1,
                      max_restores=0)
   trainer = loop.Trainer(_CONFIG, tiny_mnist, options, tf.distribute.get_strategy())
-  trainer.loss_scale.growth_interval = 2
+  trainer.update.loss_scale.growth_interval = 2
   trainer.restore_or_initialize(resume=False)
   batches = iter(trainer._batches(0, 3))  # pylint: disable=protected-access
-  trainer.loss_scale.scale.assign(2.0 ** 100)  # float16 gradients overflow
+  trainer.update.loss_scale.scale.assign(2.0 ** 100)  # float16 gradients overflow
   records = trainer.train_step(batches, 1)
   assert records.overflow.tolist() == [True] and not trainer.guard.check()
-  assert float(trainer.loss_scale.scale.numpy()) == 2.0 ** 99 and trainer.guard.skipped == 1
-  trainer.loss_scale.scale.assign(2.0 ** 10)
+  assert float(trainer.update.loss_scale.scale.numpy()) == 2.0 ** 99 and trainer.guard.skipped == 1
+  trainer.update.loss_scale.scale.assign(2.0 ** 10)
   records = trainer.train_step(batches, 2)
   assert records.ok.tolist() == [True, True] and np.all(np.isfinite(records.loss))
-  assert float(trainer.loss_scale.scale.numpy()) == 2.0 ** 11
-  assert int(trainer.optimizer.iterations.numpy()) == 2
+  assert float(trainer.update.loss_scale.scale.numpy()) == 2.0 ** 11
+  assert int(trainer.update.optimizer.iterations.numpy()) == 2
 
 
 def test_steps_per_loop_must_divide_the_intervals():

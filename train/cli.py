@@ -13,10 +13,10 @@ from absl import logging
 import tensorflow as tf
 
 from glow_tfp import config as config_lib
+from glow_tfp.training import optimizer as optimizer_lib
 from . import common_flags
 from . import data as data_lib
 from . import loop
-from . import optim
 from . import pipeline
 from . import preemption
 from . import strategy as strategy_lib
@@ -57,7 +57,7 @@ _SEED = common_flags.define_seed_flag("Seed of model, data order, noise, held-ou
                                       "samples.")
 _EPOCHS = flags.DEFINE_integer("epochs", None, "If set, train this many epochs instead of "
                                "--steps.", lower_bound=1)
-_OPTIMIZER = flags.DEFINE_enum("optimizer", _DEFAULTS.optimizer, optim.KINDS, "Optimizer.")
+_OPTIMIZER = flags.DEFINE_enum("optimizer", _DEFAULTS.optimizer, optimizer_lib.KINDS, "Optimizer.")
 _GRAD_CLIP_NORM = flags.DEFINE_float("grad_clip_norm", _DEFAULTS.grad_clip_norm,
                                      "Global gradient-norm clip; 0 disables it.",
                                      lower_bound=0.0)

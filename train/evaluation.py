@@ -7,7 +7,7 @@ from glow_tfp import likelihood
 from glow_tfp import reconstruction as reconstruction_lib
 
 # The dequantisation draws of held-out batch b are seeded by fold_in((seed, EVAL_STREAM), b),
-# apart from the training noise (glow_tfp.training.NOISE_STREAM).
+# apart from the training noise (glow_tfp.training.step.NOISE_STREAM).
 EVAL_STREAM = 2
 
 

@@ -1,9 +1,9 @@
 """The non-finite guard: what a run does after steps whose loss or gradient norm is not
 finite.
 
-Such a step applies no update (glow_tfp/training.py); the guard counts it as skipped, on
-the device, inside the training loop (`count`). After `max_bad_steps` of them in a row the
-loop stops early, and at that boundary (`check`) the guard restores the last checkpoint and
+Such a step applies no update and counts as skipped (glow_tfp/training/update.py, the same
+for `GlowModel.fit`); the guard counts the failures in a row, on the device, inside the
+training loop (`count`). After `max_bad_steps` of them in a row the loop stops early, and at that boundary (`check`) the guard restores the last checkpoint and
 lowers the learning rate by `restore_lr_factor`; once `max_restores` restores are spent it
 gives up. A float16 step whose gradients overflowed under loss scaling is skipped too, but
 it is no failure: it leaves the count in a row alone (the loss scale deals with it).
@@ -20,19 +20,20 @@ class NonFiniteGuard:
     max_bad_steps: non-finite steps in a row that trigger a restore.
     max_restores: restores after which the run gives up.
     restore_lr_factor: learning-rate factor at each restore.
-    learning_rate: the run's `schedule.LearningRate`.
+    update: the run's `glow_tfp.training.update.Update`, whose `learning_rate` the
+      restores lower and whose `skipped_steps` count the skipped steps.
     restore: restores the last checkpoint; returns its path.
 
   Attributes:
-    skipped_steps: a variable, saved in every checkpoint; in_a_row: a variable, the failed
-    steps since the last good one; restores: restores so far.
+    in_a_row: a variable, the failed steps since the last good one; restores: restores so
+    far.
   """
 
-  def __init__(self, max_bad_steps, max_restores, restore_lr_factor, learning_rate, restore):
+  def __init__(self, max_bad_steps, max_restores, restore_lr_factor, update, restore):
     self.max_bad_steps, self.max_restores = max_bad_steps, max_restores
     self.restore_lr_factor = restore_lr_factor
-    self.learning_rate, self._restore = learning_rate, restore
-    self.skipped_steps = tf.Variable(0, dtype=tf.int64, trainable=False, name="skipped")
+    self.learning_rate, self.skipped_steps = update.learning_rate, update.skipped_steps
+    self._restore = restore
     self.in_a_row = tf.Variable(0, dtype=tf.int64, trainable=False, name="in_a_row")
     self.restores = 0
 
@@ -43,7 +44,6 @@ class NonFiniteGuard:
   def count(self, ok, overflow):
     """Counts one step in the graph; returns whether the loop must stop for `check`."""
     failed = ~ok & ~overflow
-    self.skipped_steps.assign_add(tf.cast(~ok, tf.int64))
     self.in_a_row.assign(tf.where(failed, self.in_a_row + 1,
                                   tf.where(ok, tf.zeros_like(self.in_a_row), self.in_a_row)))
     return self.in_a_row >= self.max_bad_steps

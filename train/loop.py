@@ -6,7 +6,8 @@ device loop (train/step.py) `steps_per_loop` steps at a time, lets the guard
 boundaries logs, evaluates (train/heldout_reports.py), writes sample grids
 (train/sample_grids.py) and checkpoints, and after SIGTERM saves and stops
 (train/preemption.py). Periodic checkpoints are only written after a good step.
-Evaluation and samples use the EMA weights (glow_tfp/ema.py) unless `eval_weights` is "raw".
+Evaluation and samples use the EMA weights (glow_tfp/training/ema.py) unless `eval_weights`
+is "raw".
 """
 
 import dataclasses
@@ -15,18 +16,16 @@ import time
 from absl import logging
 import tensorflow as tf
 
-from glow_tfp import ema as ema_lib
 from glow_tfp import flow
-from glow_tfp import loss_scale as loss_scale_lib
 from glow_tfp import precision
 from glow_tfp import workdir as workdir_lib
+from glow_tfp.training import ema as ema_lib
+from glow_tfp.training import update as update_lib
 from . import checkpointing
 from . import guard as guard_lib
 from . import heldout_reports
-from . import optim
 from . import preemption
 from . import sample_grids
-from . import schedule
 from . import step as step_lib
 from . import strategy as strategy_lib
 from . import summaries
@@ -57,7 +56,7 @@ class Options:
       by device (`step.resolve_jit_compile`).
     compute_dtype: "float32", or "bfloat16" / "float16" to run the coupling networks in
       mixed precision (log-dets, loss and variables stay float32; `glow_tfp.Glow`);
-      float16 trains with dynamic loss scaling (glow_tfp/loss_scale.py).
+      float16 trains with dynamic loss scaling (glow_tfp/training/loss_scale.py).
     reversible_gradients: recompute activations during backprop instead of storing them
       (`glow_tfp.Glow`): training memory flat in depth, steps about 1.4-1.5x slower.
     batch_shards: cut each replica's batch into this many parts that run side by side
@@ -80,10 +79,10 @@ class Options:
   workdir: str
   steps: int = 2000
   batch_size: int = 64
-  learning_rate: float = 1e-3
-  warmup_steps: int = 200
-  optimizer: str = "adam"
-  grad_clip_norm: float = 50.0
+  learning_rate: float = update_lib.Settings.learning_rate
+  warmup_steps: int = update_lib.Settings.warmup_steps
+  optimizer: str = update_lib.Settings.optimizer
+  grad_clip_norm: float = update_lib.Settings.grad_clip_norm
   seed: int = 0
   eval_every: int = 500
   sample_every: int = 500
@@ -132,13 +131,20 @@ class Options:
     unsupported = precision.unsupported_reason(self.compute_dtype)
     if unsupported:
       raise InputError(f"--compute_dtype={self.compute_dtype}: {unsupported}; use float32.")
-    if self.optimizer not in optim.KINDS:
-      raise InputError(f"Options.optimizer must be one of {optim.KINDS}; got {self.optimizer!r}.")
+    if self.optimizer not in update_lib.optimizer_lib.KINDS:
+      raise InputError(f"Options.optimizer must be one of {update_lib.optimizer_lib.KINDS}; "
+                       f"got {self.optimizer!r}.")
     if self.strategy not in strategy_lib.NAMES:
       raise InputError(f"Options.strategy must be one of {strategy_lib.NAMES}; got "
                        f"{self.strategy!r}.")
     if not self.temperatures or min(self.temperatures) < 0:
       raise InputError(f"Options.temperatures must be non-negative; got {self.temperatures}.")
+
+  @property
+  def update_settings(self):
+    """The `glow_tfp.training.update.Settings` of these options."""
+    return update_lib.Settings(self.optimizer, self.learning_rate, self.warmup_steps,
+                               self.grad_clip_norm)
 
   @property
   def intervals(self):
@@ -206,11 +212,11 @@ class Trainer:
   """The state of one training run and the loop that steps it.
 
   Attributes:
-    model: the `Glow`; ema: its `glow_tfp.ema.ExponentialMovingAverage` or None; optimizer:
-    the `optim.Optimizer`; step: the step counter; learning_rate: the
-    `schedule.LearningRate`; guard: the `guard.NonFiniteGuard`; loss_scale: the
-    `glow_tfp.loss_scale.DynamicLossScale` of float16 training, or None. All of them are
-    saved in every checkpoint. heldout: the `heldout_reports.HeldOutReports` of the run.
+    model: the `Glow`; ema: its `ExponentialMovingAverage` or None; update: the
+    `glow_tfp.training.update.Update` that trains them (its step counter, optimizer,
+    learning rate, skipped steps and float16 loss scale); guard: the
+    `guard.NonFiniteGuard`. All of them are saved in every checkpoint. heldout: the
+    `heldout_reports.HeldOutReports` of the run.
   """
 
   def __init__(self, config, data, options, strategy):
@@ -222,30 +228,27 @@ class Trainer:
       self.model = self._glow()
       self.ema = (ema_lib.ExponentialMovingAverage(self.model, self._glow(), options.ema_decay)
                   if options.ema_decay else None)
-      self.optimizer = optim.Optimizer(self.model.trainable_variables, options.optimizer)
-      self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
-      self.learning_rate = schedule.LearningRate(options.learning_rate, options.warmup_steps)
-      # A lambda: the checkpointer, which saves the guard's counter, is made below.
+      self.update = update_lib.Update(
+          self.model, options.update_settings, options.seed, self.ema,
+          loss_scaling=options.compute_dtype == "float16",
+          gradients_fn=step_lib.gradients_fn(options.jit_compile))
+      # A lambda: the checkpointer, which saves the update's counters, is made below.
       self.guard = guard_lib.NonFiniteGuard(options.max_bad_steps, options.max_restores,
-                                            options.restore_lr_factor, self.learning_rate,
+                                            options.restore_lr_factor, self.update,
                                             lambda: self.checkpointer.restore_latest())
-      self.loss_scale = (loss_scale_lib.DynamicLossScale()
-                         if options.compute_dtype == "float16" else None)
+    update = self.update
     extra = {}
     if self.ema:
       extra["ema_model"] = self.ema.shadow
-    if self.loss_scale:
-      extra["loss_scale"] = self.loss_scale
-    checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer,
-                                     step=self.step, lr_scale=self.learning_rate.scale,
-                                     skipped_steps=self.guard.skipped_steps, **extra)
+    if update.loss_scale:
+      extra["loss_scale"] = update.loss_scale
+    checkpoint = tf.train.Checkpoint(model=self.model, optimizer=update.optimizer,
+                                     step=update.step, lr_scale=update.learning_rate.scale,
+                                     skipped_steps=update.skipped_steps, **extra)
     self.checkpointer = checkpointing.Checkpointer(checkpoint, options.workdir,
                                                    options.keep_checkpoints, self.chief)
     self.reporter = summaries.Reporter(options.workdir, options.steps, self.chief)
-    self.train_step = step_lib.DistributedStep(
-        self.model, self.optimizer, strategy, (self.step, self.learning_rate, self.guard),
-        options.batch_size, options.seed, options.grad_clip_norm, options.jit_compile,
-        self.ema, self.loss_scale)
+    self.train_step = step_lib.DistributedStep(update, strategy, self.guard)
     weights = {"raw": self.model, **({"ema": self.ema.shadow} if self.ema else {})}
     eval_weights = options.eval_weights if self.ema else "raw"
     self.heldout = heldout_reports.HeldOutReports(weights, eval_weights, data,
@@ -271,7 +274,7 @@ class Trainer:
     if self.chief:
       workdir_lib.save_reference_images(self.options.workdir, *self.data.heldout_arrays())
     history = []
-    step = int(self.step.numpy())
+    step = int(self.update.step.numpy())
     self.reporter.start(step)
     with self.preemption:
       while step < self.options.steps:
@@ -297,7 +300,7 @@ class Trainer:
     """
     if resume:
       path = self.checkpointer.restore_latest()
-      logging.info("Resuming from %s at step %d.", path, int(self.step.numpy()))
+      logging.info("Resuming from %s at step %d.", path, int(self.update.step.numpy()))
       return path
     if self.chief:
       workdir_lib.save_config(self.options.workdir, self.config)
@@ -315,7 +318,7 @@ class Trainer:
       records = self.train_step(batches, min(self.steps_per_loop, self.options.steps - step))
       step = self._record(step, records, history, window)
       if self.guard.check():
-        return int(self.step.numpy())
+        return int(self.update.step.numpy())
       if records.ok[-1]:
         self._periodic(step, window, records)
       if self.preemption.requested():
@@ -350,8 +353,8 @@ class Trainer:
       self.reporter.progress(step, mean, options.batch_size, learning_rate, skipped)
       scalars = {"train/bits_per_dim": mean, "learning_rate": learning_rate,
                  "gradient_norm": norm, "skipped_steps": skipped}
-      if self.loss_scale:
-        scalars["loss_scale"] = float(self.loss_scale.scale.numpy())
+      if self.update.loss_scale:
+        scalars["loss_scale"] = float(self.update.loss_scale.scale.numpy())
       self.reporter.scalars(step, scalars)
       window.clear()
     if step % options.eval_every == 0 and step < options.steps:
@@ -362,7 +365,7 @@ class Trainer:
       self._save(step)
 
   def _save(self, step):
-    self.step.assign(step)
+    self.update.step.assign(step)
     return self.checkpointer.save(step)
 
   def _batches(self, start_step, end_step):

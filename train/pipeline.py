@@ -3,9 +3,10 @@
 The training batch of step s is fixed by the seed alone: epoch e = s // steps_per_epoch
 reads the training images in the order of a stateless permutation seeded by (seed, e),
 dropping the remainder; the training step dequantises the batch with noise seeded by
-(seed, s) (glow_tfp/training.py). So a resumed run starts its pipeline at the restored step and sees exactly the batches an
-uninterrupted run would have seen, and every distribution strategy sees the same global
-batch: each replica gets its own contiguous slice of it.
+(seed, s) (glow_tfp/training/step.py). So a resumed run starts its pipeline at the restored
+step and sees exactly the batches an uninterrupted run would have seen, and every
+distribution strategy sees the same global batch: each replica gets its own contiguous
+slice of it.
 """
 
 import tensorflow as tf

@@ -1,21 +1,20 @@
 """The training loop on the device: `steps_per_loop` steps in one `tf.function`.
 
-Each step is `glow_tfp.training.replica_step` under `strategy.run` (dequantisation, ActNorm
-initialisation once, the loss, its all-reduced and clipped gradients, the guard's verdict),
-then, in cross-replica context, the optimizer applies the update only if the step is good,
-and the EMA weights and the loss scale follow. The learning rate of each step comes from
-the step counter in the graph; the guard counts skipped steps there too and ends the loop
-early after too many failures in a row, for the Python loop to restore a checkpoint.
+Each step is the library's update (`glow_tfp.training.update.Update`, the one
+`GlowModel.fit` runs too) under `strategy.run`: dequantisation, ActNorm initialisation
+once, the loss and its all-reduced, clipped gradients, then the optimizer at the step's
+learning rate only if the step is finite, the EMA weights, the loss scale and the count of
+skipped steps. The guard counts failures in a row in the graph and ends the loop early
+after too many, for the Python loop to restore a checkpoint.
 """
 
-import functools
 import math
 import typing
 
 from absl import logging
 import tensorflow as tf
 
-from glow_tfp import training
+from glow_tfp.training import step
 
 DEVICE_STEPS_PER_LOOP = 50
 
@@ -31,6 +30,14 @@ def resolve_jit_compile(jit_compile):
   if jit_compile is not None:
     return jit_compile
   return _on_accelerator()
+
+
+def gradients_fn(jit_compile):
+  """The loss-and-gradients function of the steps, compiled with XLA as
+  `resolve_jit_compile(jit_compile)` says."""
+  jit_compile = resolve_jit_compile(jit_compile)
+  logging.info("XLA for the loss and gradients: %s", "on" if jit_compile else "off")
+  return tf.function(step.loss_and_gradients, jit_compile=jit_compile)
 
 
 def resolve_steps_per_loop(steps_per_loop, intervals):
@@ -63,52 +70,28 @@ class Records(typing.NamedTuple):
 
 
 class DistributedStep:
-  """The training loop of `model` under `strategy`; create it after the state it updates.
+  """The training loop of `update` under `strategy`; create it after the state it updates.
 
   Args:
-    model: the `Glow`, made under `strategy.scope()`.
-    optimizer: its `optim.Optimizer`.
+    update: the run's `glow_tfp.training.update.Update`, made under `strategy.scope()`.
     strategy: the `tf.distribute.Strategy`.
-    state: the run's `step` counter variable, `schedule.LearningRate` and
-      `guard.NonFiniteGuard`, as (step, learning_rate, guard).
-    global_batch_size: images per step over all replicas.
-    seed: seeds the dequantisation noise.
-    grad_clip_norm: clip the gradients to this global norm; 0 disables clipping.
-    jit_compile: True, False or None (`resolve_jit_compile`) for the loss and gradients.
-    ema: an `glow_tfp.ema.ExponentialMovingAverage`, or None.
-    loss_scale: a `glow_tfp.loss_scale.DynamicLossScale`, or None.
+    guard: the run's `guard.NonFiniteGuard`.
   """
 
-  def __init__(self, model, optimizer, strategy, state, global_batch_size, seed,
-               grad_clip_norm, jit_compile, ema=None, loss_scale=None):
-    self.model, self.optimizer, self.strategy = model, optimizer, strategy
-    self.step, self.learning_rate, self.guard = state
-    self.ema, self.loss_scale, self._seed = ema, loss_scale, seed
-    self._conditional = bool(model.config.num_classes)
-    jit_compile = resolve_jit_compile(jit_compile)
-    logging.info("XLA for the loss and gradients: %s", "on" if jit_compile else "off")
-    self._replica_step = functools.partial(
-        training.replica_step, model, seed=seed, global_batch_size=global_batch_size,
-        grad_clip_norm=grad_clip_norm, loss_scale=loss_scale, ema=ema,
-        gradients_fn=tf.function(training.loss_and_gradients, jit_compile=jit_compile))
+  def __init__(self, update, strategy, guard):
+    self.update, self.strategy, self.guard = update, strategy, guard
+    self._conditional = bool(update.model.config.num_classes)
 
   def _labels(self, labels):
     return labels if self._conditional else None
 
   @tf.function
   def initialize(self, batch):
-    """Initialises ActNorm (and the EMA weights) from the distributed global `batch`.
-
-    The replicas all-reduce the statistics, which reaches every worker of a cluster, where
-    the gather of `training.initialize_once` sees only the local replicas; the steps then
-    find the model initialised.
-    """
-    def initialize(images, labels):
-      x = training.dequantize(images, self.model.config.n_bits, self._seed, self.step)
-      self.model.initialize(x, self._labels(labels))
-    self.strategy.run(initialize, args=batch)
-    if self.ema is not None:
-      self.ema.reset()
+    """Initialises ActNorm (and the EMA weights) from the distributed global `batch`; the
+    steps then find the model initialised."""
+    images, labels = batch
+    self.strategy.run(lambda x, y: self.update.initialize(x, self._labels(y)),
+                      args=(images, labels))
 
   def __call__(self, iterator, num_steps):
     """Runs up to `num_steps` steps on batches of the distributed `iterator`; returns the
@@ -120,29 +103,19 @@ class DistributedStep:
     records = [tf.TensorArray(dtype, size=0, dynamic_size=True)
                for dtype in (tf.float32,) * 2 + (tf.bool,) * 2 + (tf.float32,) + (tf.int64,) * 2]
     for index in tf.range(num_steps):
-      learning_rate = self.learning_rate.at(self.step)
-      loss, norm, ok, overflow = self._one_step(next(iterator), learning_rate)
+      learning_rate = self.update.learning_rate.at(self.update.step)
+      loss, norm, ok, overflow = self._one_step(next(iterator))
       stop = self.guard.count(ok, overflow)
       values = (loss, norm, ok, overflow, learning_rate, self.guard.in_a_row.read_value(),
-                self.guard.skipped_steps.read_value())
+                self.update.skipped_steps.read_value())
       records = [r.write(index, v) for r, v in zip(records, values)]
       if stop:
         break
     return tuple(r.stack() for r in records)
 
-  def _one_step(self, batch, learning_rate):
+  def _one_step(self, batch):
     images, labels = batch
-    result = self.strategy.run(
-        lambda x, y: self._replica_step(x, self._labels(y), self.step), args=(images, labels))
-    loss, norm, ok, overflow = (self._first_replica(v) for v in
-                                (result.loss, result.norm, result.ok, result.overflow))
-    self.optimizer.apply(result.gradients, learning_rate, ok)
-    if self.ema is not None:
-      self.ema.update(self.optimizer.iterations, ok)
-    if self.loss_scale is not None:
-      self.loss_scale.update(~overflow)
-    self.step.assign_add(1)
-    return loss, norm, ok, overflow
-
-  def _first_replica(self, value):
-    return self.strategy.experimental_local_results(value)[0]
+    result = self.strategy.run(lambda x, y: self.update(x, self._labels(y)),
+                               args=(images, labels))
+    return tuple(self.strategy.experimental_local_results(v)[0] for v in
+                 (result.loss, result.norm, result.ok, result.overflow))

@@ -1,5 +1,5 @@
-"""The learning rate of each step: linear warmup to the peak, times a scale that the
-non-finite guard lowers at each checkpoint restore (train/guard.py)."""
+"""The learning rate of each step: linear warmup to the peak, times a scale (which the
+training CLI's non-finite guard lowers at each checkpoint restore)."""
 
 import tensorflow as tf
 

@@ -1,11 +1,12 @@
-"""glow_tfp.training: the one training step of the CLI and of Keras."""
+"""glow_tfp.training.step: the loss and gradients of the one training step of the CLI and
+of Keras."""
 
 import numpy as np
 import tensorflow as tf
 
 import glow_tfp
 from glow_tfp import likelihood
-from glow_tfp import training
+from glow_tfp.training import step as training
 from tests.checks import assert_close
 
 _CONFIG = glow_tfp.GlowConfig(image_shape=(4, 4, 1), levels=1, steps_per_level=1,

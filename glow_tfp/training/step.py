@@ -1,11 +1,11 @@
-"""The training step of a Glow, shared by `python -m train` and `GlowModel.train_step`.
+"""The loss and gradients of one training step of a Glow, in a replica context.
 
 In a replica context of any `tf.distribute` strategy (the default one included),
 `replica_step` dequantises this replica's slice of the global batch with noise seeded by
 (seed, step), initialises every ActNorm from the first global batch exactly once, and
 computes the loss and its gradients, all-reduced over the replicas and clipped by global
-norm, with the verdict of the non-finite guard (`StepResult.ok`). The caller then applies
-the update only when `ok` holds (all or nothing) and updates the EMA weights with it.
+norm, with the verdict of the non-finite guard (`StepResult.ok`). `update.Update` then
+applies the update only when `ok` holds (all or nothing).
 
 The loss is the mean negative log-likelihood of the global batch in bits per dimension
 (`likelihood.dequantized_bits_per_dim`: one uniform draw per image, so its expectation is
@@ -68,30 +68,23 @@ def initialize_once(model, x, labels, ema=None):
   """Initialises every ActNorm of `model` from the global batch of `x`, if not done yet.
 
   Call in a replica context; `ema` (an `ema.ExponentialMovingAverage`), if given, starts
-  from the initialised weights. The global batch is gathered from this worker's replicas: a
-  multi-worker run initialises first with `Glow.initialize` in the replica context, whose
-  all-reduces reach every worker (train/step.py).
+  from the initialised weights. This is the only place that initialises a trained model.
   """
-  # A strategy forbids all-reduces inside a tf.cond, so the replicas meet first (merge_call)
-  # and the cross-replica context initialises from the whole global batch.
+  # A strategy forbids all-reduces inside a tf.cond of the replica context, so the replicas
+  # meet first (merge_call) and the cross-replica context decides, then re-enters the
+  # replicas, whose all-reduces of the statistics reach every worker (as Keras's
+  # LossScaleOptimizer applies its update).
   tf.distribute.get_replica_context().merge_call(_initialize_if_needed,
                                                  args=(model, x, labels, ema))
 
 
 def _initialize_if_needed(strategy, model, x, labels, ema):
   def initialize():
-    model.initialize(*_global_batch(strategy, x, labels))
+    strategy.extended.call_for_each_replica(model.initialize, args=(x, labels))
     if ema is not None:
       ema.reset()
     return tf.constant(True)
   tf.cond(model.initialized, lambda: tf.constant(False), initialize)
-
-
-def _global_batch(strategy, x, labels):
-  """The per-replica parts of (x, labels) concatenated, in the cross-replica context."""
-  def gather(value):
-    return tf.concat(strategy.experimental_local_results(value), axis=0)
-  return gather(x), (None if labels is None else gather(labels))
 
 
 def loss_and_gradients(model, x, labels, global_batch_size, loss_scale=None):
