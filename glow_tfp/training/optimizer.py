@@ -40,10 +40,11 @@ class Optimizer(tf.Module):
     self._variables = tuple(variables)
     with self.name_scope:
       self.iterations = tf.Variable(0, dtype=tf.int64, trainable=False, name="iterations")
-      self.first_moments = [tf.Variable(tf.zeros_like(v), trainable=False, name="m")
-                            for v in self._variables]
-      self.second_moments = [tf.Variable(tf.zeros_like(v), trainable=False, name="v")
-                             for v in self._variables]
+      # Unique names: a Keras 2 model checkpoints the weights it owns by name.
+      self.first_moments = [tf.Variable(tf.zeros_like(v), trainable=False, name=f"m{i}")
+                            for i, v in enumerate(self._variables)]
+      self.second_moments = [tf.Variable(tf.zeros_like(v), trainable=False, name=f"v{i}")
+                             for i, v in enumerate(self._variables)]
 
   def apply(self, gradients, learning_rate, apply=True):
     """Updates every variable from `gradients` (one per variable) if `apply` is True.
