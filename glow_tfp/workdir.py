@@ -8,6 +8,9 @@
                              up to `MAX_REFERENCE_IMAGES` held-out images (uint8 `images`
                              [N, H, W, C], int32 `labels` [N]) that training never saw: the
                              reference of the out-of-distribution scores (`glow_tfp.ood`)
+  <workdir>/sample_quality_classifier.npz
+                             the classifier that judges the samples (`glow_tfp.classifier`),
+                             kept for later evaluations of the same data
 """
 
 import io
@@ -26,6 +29,7 @@ CONFIG_FILE = "config.json"
 CHECKPOINT_DIR = "checkpoints"
 REFERENCE_FILE = "heldout_reference.npz"
 MAX_REFERENCE_IMAGES = 1000
+CLASSIFIER_FILE = "sample_quality_classifier.npz"
 
 # What reading an incomplete or damaged checkpoint raises: TensorFlow's errors for a missing
 # file, an index that is no table or a checksum that does not match, and IndexError for a
@@ -53,6 +57,10 @@ def load_config(workdir):
     raise FileNotFoundError(f"No model config at {path}: is {workdir!r} a training workdir?")
   with tf.io.gfile.GFile(path) as f:
     return config_lib.GlowConfig.from_json(f.read())
+
+
+def classifier_path(workdir):
+  return os.path.join(workdir, CLASSIFIER_FILE)
 
 
 def reference_path(workdir):

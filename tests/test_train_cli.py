@@ -51,6 +51,7 @@ _TINY = ["--levels=2", "--steps_per_level=1", "--hidden_channels=4", "--batch_si
     (["--steps_per_loop=0"], "steps_per_loop"),
     (["--intra_op_threads=-1"], "intra_op_threads"),
     (["--inter_op_threads=-2"], "inter_op_threads"),
+    (["--quality_samples=1"], "quality_samples"),
 ])
 def test_bad_flag_values_are_rejected_when_parsed(argv, flag):
   with flagsaver.flagsaver():

@@ -27,7 +27,7 @@ from .errors import InputError
 # to finish within 10 minutes on a 2-core CPU with AVX2 only (docs/training.md, "Speed on a
 # CPU").
 _DEFAULTS = loop.Options(workdir="workdir", steps=1500, eval_every=500, sample_every=500,
-                         checkpoint_every=500, log_every=100)
+                         checkpoint_every=500, log_every=100, quality_samples=500)
 
 # Model: a preset, then any GlowConfig field overrides it (None keeps the preset's value).
 _PRESET = flags.DEFINE_enum("preset", "mnist", sorted(config_lib.PRESETS),
@@ -86,7 +86,11 @@ _RESTORE_LR_FACTOR = flags.DEFINE_float("restore_lr_factor", _DEFAULTS.restore_l
 _NUM_SAMPLES = flags.DEFINE_integer("num_samples", _DEFAULTS.num_samples,
                                     "Images per sample grid.", lower_bound=1)
 _TEMPERATURES = common_flags.define_temperatures_flag(
-    _DEFAULTS.temperatures, "Sampling temperatures of the sample grids.")
+    _DEFAULTS.temperatures, "Sampling temperatures of the sample grids and sample quality.")
+_QUALITY_SAMPLES = flags.DEFINE_integer(
+    "quality_samples", _DEFAULTS.quality_samples, "Samples per temperature that a classifier "
+    "of the labelled training images judges at each evaluation (legible fraction, class "
+    "coverage, Frechet distance); 0 measures none.", lower_bound=0)
 
 # Distribution.
 _STRATEGY = flags.DEFINE_enum("strategy", _DEFAULTS.strategy, strategy_lib.NAMES,
@@ -96,6 +100,8 @@ _TPU_ADDRESS = flags.DEFINE_string("tpu_address", "", "TPU name or address for -
 
 flags.register_validator("restore_lr_factor", lambda v: 0 < v < 1,
                          "--restore_lr_factor must be in (0, 1).")
+flags.register_validator("quality_samples", lambda v: v != 1,
+                         "--quality_samples must be 0 or at least 2 (a covariance needs 2).")
 # So that --help lists the shared flags too.
 flags.adopt_module_key_flags(common_flags)
 
@@ -136,7 +142,7 @@ def training_options(num_train_images, batch_shards=1):
       compute_dtype=_COMPUTE_DTYPE.value, reversible_gradients=_REVERSIBLE_GRADIENTS.value,
       batch_shards=batch_shards,
       max_bad_steps=_MAX_BAD_STEPS.value, restore_lr_factor=_RESTORE_LR_FACTOR.value,
-      num_samples=_NUM_SAMPLES.value,
+      num_samples=_NUM_SAMPLES.value, quality_samples=_QUALITY_SAMPLES.value,
       temperatures=tuple(float(t) for t in _TEMPERATURES.value), **training)
 
 

@@ -25,6 +25,7 @@ from . import checkpointing
 from . import guard as guard_lib
 from . import heldout_reports
 from . import preemption
+from . import quality_reports
 from . import sample_grids
 from . import step as step_lib
 from . import strategy as strategy_lib
@@ -65,7 +66,10 @@ class Options:
     restore_lr_factor: learning-rate multiplier applied at each such restore.
     max_restores: restores after which the run gives up with an error.
     num_samples: images per sample grid.
-    temperatures: sampling temperatures of the grids.
+    temperatures: sampling temperatures of the grids and of the sample quality.
+    quality_samples: N, the samples per temperature whose quality a classifier of the
+      training images judges at each evaluation (train/quality_reports.py): 0 (default,
+      measures none) or >= 2, as a covariance needs.
     eval_batch_size: batch size of held-out evaluation.
     likelihood_draws: K, the uniform dequantisation draws per held-out image of the reported
       likelihood bound (`glow_tfp.likelihood`; 1 is the Glow paper's bound).
@@ -100,6 +104,7 @@ class Options:
   max_restores: int = 3
   num_samples: int = 64
   temperatures: tuple = (0.0, 0.5, 0.7, 1.0)
+  quality_samples: int = 0
   eval_batch_size: int = 500
   likelihood_draws: int = 1
   ema_decay: float = 0.999
@@ -116,6 +121,8 @@ class Options:
       _check_at_least(name, getattr(self, name), 1)
     for name in ("warmup_steps", "grad_clip_norm", "max_restores"):
       _check_at_least(name, getattr(self, name), 0)
+    if self.quality_samples != 0:
+      _check_at_least("quality_samples", self.quality_samples, 2)
     if not self.learning_rate > 0:
       raise InputError(f"Options.learning_rate must be > 0; got {self.learning_rate!r}.")
     if not 0 < self.restore_lr_factor < 1:
@@ -174,8 +181,9 @@ def run(config, data, options, strategy=None):
   `heldout_images`, `heldout_bits_per_dim_raw` and, with EMA, `heldout_bits_per_dim_ema` (the
   same with either set of weights), `ema_decay`, `steps_per_loop`, `train_history` ([step, bits/dim] per good step of this process),
   `eval_history` ([step, held-out bits/dim]), `heldout_reconstruction` (final
-  `glow_tfp.reconstruction.Reconstruction.scalars()`), `steps`, `skipped_steps`, `restores`,
-  `resumed_from` (checkpoint path or None), `seconds`, `sample_paths`.
+  `glow_tfp.reconstruction.Reconstruction.scalars()`), `sample_quality` (with
+  `quality_samples` and labelled data: `quality_reports.results`), `steps`, `skipped_steps`,
+  `restores`, `resumed_from` (checkpoint path or None), `seconds`, `sample_paths`.
 
   Raises `preemption.Preempted` after SIGTERM, once the checkpoint of the step reached is
   saved, and `errors.CheckpointSaveError` when a checkpoint cannot be saved.
@@ -256,6 +264,9 @@ class Trainer:
                                                   options.likelihood_draws, self.reporter)
     self.samples = sample_grids.SampleGrids(weights[eval_weights], options.num_samples,
                                             options.temperatures, options.seed, self.reporter)
+    self.quality = quality_reports.QualityReports(
+        weights[eval_weights], data, options.workdir, options.quality_samples,
+        options.temperatures, options.seed, options.eval_batch_size, self.reporter)
     self.preemption = preemption.PreemptionWatch(strategy)
 
   def _glow(self):
@@ -281,10 +292,11 @@ class Trainer:
         step = self.train_segment(step, history)
     logging.info("Training done at step %d; final evaluation and samples.", step)
     heldout = self.heldout.final(step)
+    quality = self.quality.final(step)
     paths = self.samples.write(step)
     if step % self.options.checkpoint_every:
       self._save(step)
-    results = {**heldout, "ema_decay": self.options.ema_decay,
+    results = {**heldout, **quality, "ema_decay": self.options.ema_decay,
                "steps_per_loop": self.steps_per_loop, "train_history": history, "steps": step,
                "skipped_steps": self.guard.skipped, "restores": self.guard.restores,
                "resumed_from": resumed_from, "seconds": time.perf_counter() - started,
@@ -359,6 +371,7 @@ class Trainer:
       window.clear()
     if step % options.eval_every == 0 and step < options.steps:
       self.heldout.evaluate(step)
+      self.quality.evaluate(step)
     if step % options.sample_every == 0 and step < options.steps:
       self.samples.write(step)
     if step % options.checkpoint_every == 0:

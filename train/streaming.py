@@ -164,9 +164,10 @@ class Stream:
     """The message naming the first example of the source that does not read, or None."""
     return self.train.unreadable() or self.heldout.unreadable()
 
-  def train_arrays(self):
-    """All training images and labels in memory (for tools that need them at once)."""
-    return _gather(self._examples(self.train, self.train_indices))
+  def train_arrays(self, limit=None):
+    """The training images and labels in memory, the first `limit` of them (None: all), for
+    tools that need them at once."""
+    return _gather(self._examples(self.train, self.train_indices[:limit]))
 
   def heldout_arrays(self):
     """The held-out images and labels that evaluation reads, in memory."""
