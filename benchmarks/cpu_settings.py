@@ -125,7 +125,7 @@ def _fit_images_per_s(config, setting, seconds):
   """(images/s, first step's seconds) of `GlowModel.fit` on uint8 images of unknown batch
   size, as `tf.data` batches them; the first step (trace and run) is a fit of its own."""
   model = glow_tfp.GlowModel(config, batch_shards=setting.shards)
-  model.compile(optimizer=tf.keras.optimizers.Adam(workloads.LEARNING_RATE))
+  model.compile(learning_rate=workloads.LEARNING_RATE)
   images = np.random.default_rng(0).integers(0, 256, (setting.batch * 4,) + config.image_shape,
                                             dtype=np.uint8)
   batches = tf.data.Dataset.from_tensor_slices(images).repeat().batch(setting.batch)
