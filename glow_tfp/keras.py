@@ -27,6 +27,7 @@ import tensorflow as tf
 
 from glow_tfp import config as config_lib
 from glow_tfp import ema as ema_lib
+from glow_tfp import execution
 from glow_tfp import flow
 from glow_tfp import grid
 from glow_tfp import likelihood
@@ -108,14 +109,13 @@ class _GlowModel:
     seed: integer seed of the flow's initial values and of the dequantisation noise.
     ema_decay: decay of the EMA weights in [0, 1); 0 (default) keeps none.
     likelihood_draws: K, the dequantisation draws per image of `evaluate` and `predict`.
-    batch_shards: cut every batch into this many parts that run side by side
-      (`glow_tfp.Glow`'s argument); on a CPU, one per core with one thread per operation
-      trains fastest. Values and weights are the same for any count.
     name: model name.
+
+  How the steps run on this machine is an argument of `compile`, as Keras's own
+  `jit_compile` and `steps_per_execution` are: `batch_parts`.
   """
 
-  def __init__(self, config, seed=0, ema_decay=0.0, likelihood_draws=1, batch_shards=1,
-               name="glow_model"):
+  def __init__(self, config, seed=0, ema_decay=0.0, likelihood_draws=1, name="glow_model"):
     if not isinstance(config, config_lib.GlowConfig):
       raise TypeError(f"`config` must be a glow_tfp.GlowConfig; got {type(config).__name__}.")
     if not isinstance(seed, int) or isinstance(seed, bool):
@@ -128,14 +128,14 @@ class _GlowModel:
     self._likelihood_draws = likelihood.check_num_draws(likelihood_draws)
     self._eval_noise = tf.constant(likelihood.fixed_draws(likelihood_draws, config.image_shape))
     with tf.variable_creator_scope(_KerasOwnedVariables(self)):
-      self.glow = flow.Glow(config, seed=seed, batch_shards=batch_shards)
+      self.glow = flow.Glow(config, seed=seed)
     self.ema_glow, self._ema = None, None
     if ema_decay:
       with tf.variable_creator_scope(_KerasOwnedVariables(self, trainable=False)):
-        self.ema_glow = flow.Glow(config, seed=seed, batch_shards=batch_shards,
-                                  name="ema_glow")
+        self.ema_glow = flow.Glow(config, seed=seed, name="ema_glow")
       self._ema = ema_lib.ExponentialMovingAverage(self.glow, self.ema_glow, ema_decay)
     self.built = True  # every variable exists now; Keras must not build again
+    self._batch_parts = None  # `compile`'s; None: execution.default_batch_parts()
     self._loss_tracker = self.keras.metrics.Mean(name="loss")
     self._bits_tracker = self.keras.metrics.Mean(name="bits_per_dim")
     self._gradient_order = self._flow_index_of_each_weight()
@@ -158,26 +158,33 @@ class _GlowModel:
   def get_config(self):
     return {"glow_config": self.config.to_json(), "seed": self._seed,
             "ema_decay": self._ema_decay, "likelihood_draws": self._likelihood_draws,
-            "batch_shards": self.glow.batch_shards, "name": self.name}
+            "name": self.name}
 
   @classmethod
   def from_config(cls, config):
     return cls(config_lib.GlowConfig.from_json(config["glow_config"]), seed=config["seed"],
                ema_decay=config.get("ema_decay", 0.0),
-               likelihood_draws=config.get("likelihood_draws", 1),
-               batch_shards=config.get("batch_shards", 1), name=config["name"])
+               likelihood_draws=config.get("likelihood_draws", 1), name=config["name"])
 
   @property
   def metrics(self):
     return [self._loss_tracker, self._bits_tracker]
 
-  def compile(self, optimizer="adam", **kwargs):
-    """`keras.Model.compile` without `loss` or `metrics`: the model brings its own."""
+  def compile(self, optimizer="adam", batch_parts=None, **kwargs):
+    """`keras.Model.compile` without `loss` or `metrics`: the model brings its own.
+
+    `batch_parts`: cut each replica's batch of the train, test and predict steps into this
+    many parts that run side by side (`glow_tfp.execution.map_parts`); None (default):
+    `execution.default_batch_parts()`, one per CPU core on a machine without a GPU (call
+    `execution.configure_threads()` first for the threads that suit it). Values and
+    weights are the same for any count.
+    """
     given = sorted(k for k in ("loss", "loss_weights", "metrics", "weighted_metrics")
                    if kwargs.get(k) is not None)
     if given:
       raise ValueError(f"GlowModel.compile takes no {', '.join(given)}: the loss is the "
                        "model's negative log-likelihood and it reports bits_per_dim itself.")
+    self._batch_parts = execution.resolve_batch_parts(batch_parts)
     super().compile(optimizer=optimizer, **kwargs)
 
   def call(self, inputs, training=False):
@@ -189,8 +196,11 @@ class _GlowModel:
     images, labels = self._unpack(data)
     replicas = tf.distribute.get_replica_context().num_replicas_in_sync
     global_batch_size = tf.cast(tf.shape(images)[0] * replicas, tf.float32)
+    gradients_fn = functools.partial(training.loss_and_gradients,
+                                     batch_parts=self._parts())
     result = training.replica_step(self.glow, images, labels, self.optimizer.iterations,
-                                   self._seed, global_batch_size, ema=self._ema)
+                                   self._seed, global_batch_size, gradients_fn=gradients_fn,
+                                   ema=self._ema)
     tf.distribute.get_replica_context().merge_call(self._apply_if_ok,
                                                    args=(result.gradients, result.ok))
     self._loss_tracker.update_state(result.loss)
@@ -255,8 +265,15 @@ class _GlowModel:
   def _bin_centres(self, images):
     return metrics.to_model_space(images, self.config.n_bits)
 
+  def _parts(self):
+    return self._batch_parts or execution.default_batch_parts()
+
   def _scores(self, images, labels):
-    nats = self._eval_glow.log_likelihood(images, labels, noise=self._eval_noise)
+    # The draws are the same for every image, so parts give the whole batch's values.
+    nats = execution.map_parts(
+        lambda images, labels: self._eval_glow.log_likelihood(images, labels,
+                                                              noise=self._eval_noise),
+        (images, labels), self._parts())
     return {"log_likelihood": nats,
             "bits_per_dim": likelihood.bits_per_dim(nats, self.config.num_dims)}
 

@@ -16,6 +16,7 @@ from absl import logging
 import tensorflow as tf
 
 from glow_tfp import ema as ema_lib
+from glow_tfp import execution
 from glow_tfp import flow
 from glow_tfp import loss_scale as loss_scale_lib
 from glow_tfp import precision
@@ -60,8 +61,9 @@ class Options:
       float16 trains with dynamic loss scaling (glow_tfp/loss_scale.py).
     reversible_gradients: recompute activations during backprop instead of storing them
       (`glow_tfp.Glow`): training memory flat in depth, steps about 1.4-1.5x slower.
-    batch_shards: cut each replica's batch into this many parts that run side by side
-      (`glow_tfp.Glow`); the training CLIs take one per core on a machine without a GPU.
+    batch_parts: cut each replica's batch into this many parts that run side by side
+      (`glow_tfp.execution`); None (default): `execution.default_batch_parts()`, one per
+      CPU core on a machine without a GPU, else 1.
     max_bad_steps: non-finite steps in a row that trigger a checkpoint restore.
     restore_lr_factor: learning-rate multiplier applied at each such restore.
     max_restores: restores after which the run gives up with an error.
@@ -95,7 +97,7 @@ class Options:
   jit_compile: bool | None = None
   compute_dtype: str = "float32"
   reversible_gradients: bool = False
-  batch_shards: int = 1
+  batch_parts: int | None = None
   max_bad_steps: int = 5
   restore_lr_factor: float = 0.5
   max_restores: int = 3
@@ -113,10 +115,12 @@ class Options:
       raise InputError("Options.workdir must be a directory path; got an empty string.")
     for name in ("steps", "batch_size", "eval_every", "sample_every", "checkpoint_every",
                  "log_every", "keep_checkpoints", "max_bad_steps", "num_samples",
-                 "eval_batch_size", "likelihood_draws", "batch_shards"):
+                 "eval_batch_size", "likelihood_draws"):
       _check_at_least(name, getattr(self, name), 1)
     for name in ("warmup_steps", "grad_clip_norm", "max_restores"):
       _check_at_least(name, getattr(self, name), 0)
+    if self.batch_parts is not None:
+      _check_at_least("batch_parts", self.batch_parts, 1)
     if not self.learning_rate > 0:
       raise InputError(f"Options.learning_rate must be > 0; got {self.learning_rate!r}.")
     if not 0 < self.restore_lr_factor < 1:
@@ -245,7 +249,7 @@ class Trainer:
     self.train_step = step_lib.DistributedStep(
         self.model, self.optimizer, strategy, (self.step, self.learning_rate, self.guard),
         options.batch_size, options.seed, options.grad_clip_norm, options.jit_compile,
-        self.ema, self.loss_scale)
+        self.ema, self.loss_scale, execution.resolve_batch_parts(options.batch_parts))
     weights = {"raw": self.model, **({"ema": self.ema.shadow} if self.ema else {})}
     eval_weights = options.eval_weights if self.ema else "raw"
     self.heldout = heldout_reports.HeldOutReports(weights, eval_weights, data,
@@ -258,8 +262,7 @@ class Trainer:
   def _glow(self):
     options = self.options
     return flow.Glow(self.config, seed=options.seed, compute_dtype=options.compute_dtype,
-                     reversible_gradients=options.reversible_gradients,
-                     batch_shards=options.batch_shards)
+                     reversible_gradients=options.reversible_gradients)
 
   def close(self):
     self.checkpointer.close()

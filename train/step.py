@@ -77,10 +77,12 @@ class DistributedStep:
     jit_compile: True, False or None (`resolve_jit_compile`) for the loss and gradients.
     ema: an `glow_tfp.ema.ExponentialMovingAverage`, or None.
     loss_scale: a `glow_tfp.loss_scale.DynamicLossScale`, or None.
+    batch_parts: cut each replica's batch into this many parts that run side by side
+      (`glow_tfp.execution.map_parts`).
   """
 
   def __init__(self, model, optimizer, strategy, state, global_batch_size, seed,
-               grad_clip_norm, jit_compile, ema=None, loss_scale=None):
+               grad_clip_norm, jit_compile, ema=None, loss_scale=None, batch_parts=1):
     self.model, self.optimizer, self.strategy = model, optimizer, strategy
     self.step, self.learning_rate, self.guard = state
     self.ema, self.loss_scale, self._seed = ema, loss_scale, seed
@@ -90,7 +92,9 @@ class DistributedStep:
     self._replica_step = functools.partial(
         training.replica_step, model, seed=seed, global_batch_size=global_batch_size,
         grad_clip_norm=grad_clip_norm, loss_scale=loss_scale, ema=ema,
-        gradients_fn=tf.function(training.loss_and_gradients, jit_compile=jit_compile))
+        gradients_fn=tf.function(
+            functools.partial(training.loss_and_gradients, batch_parts=batch_parts),
+            jit_compile=jit_compile))
 
   def _labels(self, labels):
     return labels if self._conditional else None
