@@ -150,7 +150,7 @@ def map_parts(fn, tensors, parts, differentiable=True):
   import tensorflow as tf
   if parts == 1:
     return fn(*tensors)
-  tensors = [None if t is None else tf.convert_to_tensor(t) for t in tensors]
+  tensors = _same_batch_size([None if t is None else tf.convert_to_tensor(t) for t in tensors])
   batch = next(t for t in tensors if t is not None)
   n = batch.shape[0]
   eager = tf.executing_eagerly()
@@ -168,6 +168,20 @@ def map_parts(fn, tensors, parts, differentiable=True):
   padded = [None if t is None else _pad_rows(t, padding) for t in tensors]
   result = _concat_parts(fn, padded, part_sizes(n + padding, parts))
   return tf.nest.map_structure(lambda r: r[:n], result)
+
+
+def _same_batch_size(tensors):
+  """`tensors`, which raise an error when run unless they have the same batch size (split
+  would fail with a message that does not say why)."""
+  import tensorflow as tf
+  given = [t for t in tensors if t is not None]
+  checks = [tf.debugging.assert_equal(
+      tf.shape(t)[0], tf.shape(given[0])[0],
+      message="the tensors cut into parts have different batch sizes") for t in given[1:]]
+  if not checks:
+    return tensors
+  with tf.control_dependencies(checks):
+    return [None if t is None else tf.identity(t) for t in tensors]
 
 
 def _with_batch_size(result, n):
