@@ -27,15 +27,22 @@ time is its convolutions' time, and those run at the rates in the table.
 
 from absl import app
 from absl import flags
-import tensorflow as tf
 
-from benchmarks import architectures
-from benchmarks import cpu_isa
-from benchmarks import peers
-from benchmarks import report
-from benchmarks import roofline
-from benchmarks import timing
-from benchmarks import workloads
+from glow_tfp import execution
+
+# An entry point: TensorFlow reads the oneDNN choice as it loads, so before the imports
+# below load it.
+execution.prefer_onednn()
+
+import tensorflow as tf  # noqa: E402
+
+from benchmarks import architectures  # noqa: E402
+from benchmarks import cpu_isa  # noqa: E402
+from benchmarks import peers  # noqa: E402
+from benchmarks import report  # noqa: E402
+from benchmarks import roofline  # noqa: E402
+from benchmarks import timing  # noqa: E402
+from benchmarks import workloads  # noqa: E402
 
 _ARCHITECTURE = flags.DEFINE_enum("conv_architecture", "28x28x1",
                                   list(architectures.ARCHITECTURES), "Architecture.")

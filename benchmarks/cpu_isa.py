@@ -15,7 +15,13 @@ import re
 import subprocess
 import sys
 
-import tensorflow as tf
+from glow_tfp import execution
+
+# An entry point: TensorFlow reads the oneDNN choice as it loads, so before the imports
+# below load it.
+execution.prefer_onednn()
+
+import tensorflow as tf  # noqa: E402
 
 # --isa value -> ONEDNN_MAX_CPU_ISA (None: leave oneDNN at the CPU's best).
 ISAS = {"native": None, "avx2": "AVX2"}

@@ -7,7 +7,7 @@
 Each setting runs in a fresh process, because TensorFlow reads oneDNN's switch
 (TF_ENABLE_ONEDNN_OPTS) when it loads and sizes its thread pools once: oneDNN's convolutions
 on or off, intra-/inter-op threads (0 = TensorFlow's choice, 1, and one per core), XLA, and,
-with oneDNN on, each batch cut into one part per core (`glow_tfp.sharding`), other batch
+with oneDNN on, each batch cut into one part per core (`glow_tfp.execution`), other batch
 sizes and widths. A measurement builds the `mnist` preset model (28x28x1, L=2, K=8,
 width 64), initialises it on synthetic images, times its first Adam step (trace and run),
 takes one more and then times steps for --cpu_seconds. The settings run in turn within each
@@ -17,8 +17,8 @@ ratio to TensorFlow's defaults on CPUs without AVX-512 (oneDNN off, 0/0 threads)
 
 `--cpu_driver=fit` times `glow_tfp.GlowModel.fit` on uint8 images instead of the bare step
 (dequantisation, ActNorm guard, skipped non-finite steps and Keras' loop included), under
-the settings a notebook can choose: oneDNN, threads, and parts (`GlowModel(batch_shards=)`);
-it writes cpu_settings_fit.json and .md.
+the settings a notebook can choose: oneDNN, threads, and parts
+(`GlowModel.compile(batch_parts=)`); it writes cpu_settings_fit.json and .md.
 """
 
 import dataclasses
@@ -31,12 +31,20 @@ import time
 
 from absl import app
 from absl import flags
-import numpy as np
-import tensorflow as tf
 
-import glow_tfp
-from benchmarks import report
-from benchmarks import workloads
+from glow_tfp import execution
+
+# An entry point: TensorFlow reads the oneDNN choice as it loads, so before the imports
+# below load it.
+execution.prefer_onednn()
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+import glow_tfp  # noqa: E402
+from benchmarks import peers  # noqa: E402
+from benchmarks import report  # noqa: E402
+from benchmarks import workloads  # noqa: E402
 
 _ROUNDS = flags.DEFINE_integer("cpu_rounds", 2, "Rounds over all settings.", lower_bound=1)
 _SECONDS = flags.DEFINE_float("cpu_seconds", 10.0, "Timed seconds per measurement.",
@@ -59,12 +67,12 @@ class Setting:
   batch: int = 64
   hidden_channels: int = 64
   steps_per_level: int = 8
-  shards: int = 1
+  batch_parts: int = 1
   driver: str = "step"
 
   def label(self):
     return (f"{self.driver}: oneDNN {'on' if self.onednn else 'off'}, threads {self.intra}/{self.inter}, XLA "
-            f"{'on' if self.jit else 'off'}, batch {self.batch} in {self.shards} parts, "
+            f"{'on' if self.jit else 'off'}, batch {self.batch} in {self.batch_parts} parts, "
             f"K={self.steps_per_level}, width {self.hidden_channels}")
 
 
@@ -73,11 +81,11 @@ def settings(cores, driver="step"):
   a CPU without AVX-512: oneDNN's convolutions off, thread pools of TensorFlow's choice."""
   if driver == "fit":
     parts = [(1, cores, cores), (0, 0, cores)] if cores > 1 else []
-    return [Setting(onednn, intra, inter, shards=shards, driver="fit")
-            for onednn in (False, True) for intra, inter, shards in [(0, 0, 1)] + parts]
+    return [Setting(onednn, intra, inter, batch_parts=count, driver="fit")
+            for onednn in (False, True) for intra, inter, count in [(0, 0, 1)] + parts]
   threads = sorted({(0, 0), (1, 1), (cores, 1), (1, cores), (cores, cores)})
   grid = [Setting(onednn, intra, inter) for onednn in (False, True) for intra, inter in threads]
-  parts = [Setting(True, intra, inter, shards=cores)
+  parts = [Setting(True, intra, inter, batch_parts=cores)
            for intra, inter in ((0, 0), (1, cores))] if cores > 1 else []
   return grid + parts + [Setting(False, jit=True), Setting(True, jit=True),
                  Setting(True, batch=32), Setting(True, batch=128),
@@ -105,7 +113,7 @@ def _child(setting, seconds):
                                       steps_per_level=setting.steps_per_level)
   if setting.driver == "fit":
     return _fit_images_per_s(config, setting, seconds)
-  model = glow_tfp.Glow(config, seed=0, batch_shards=setting.shards)
+  model = peers.InParts(glow_tfp.Glow(config, seed=0), setting.batch_parts)
   model.initialize(workloads.synthetic_images(setting.batch, config.image_shape))
   step = workloads.train_step(
       model, workloads.synthetic_images(setting.batch, config.image_shape, seed=1),
@@ -124,8 +132,8 @@ def _child(setting, seconds):
 def _fit_images_per_s(config, setting, seconds):
   """(images/s, first step's seconds) of `GlowModel.fit` on uint8 images of unknown batch
   size, as `tf.data` batches them; the first step (trace and run) is a fit of its own."""
-  model = glow_tfp.GlowModel(config, batch_shards=setting.shards)
-  model.compile(learning_rate=workloads.LEARNING_RATE)
+  model = glow_tfp.GlowModel(config)
+  model.compile(learning_rate=workloads.LEARNING_RATE, batch_parts=setting.batch_parts)
   images = np.random.default_rng(0).integers(0, 256, (setting.batch * 4,) + config.image_shape,
                                             dtype=np.uint8)
   batches = tf.data.Dataset.from_tensor_slices(images).repeat().batch(setting.batch)
@@ -185,7 +193,7 @@ def markdown(results):
            "|---|---|---|---|---|---|---|---|"]
   for row in results["rows"]:
     lines.append(f"| {'on' if row['onednn'] else 'off'} | {row['intra']}/{row['inter']} | "
-                 f"{'on' if row['jit'] else 'off'} | {row['batch']} ({row['shards']}) | "
+                 f"{'on' if row['jit'] else 'off'} | {row['batch']} ({row['batch_parts']}) | "
                  f"{row['steps_per_level']}, {row['hidden_channels']} | "
                  f"{row['median']:.0f} | {row['ratio']:.2f}x | {row['first_step_s']:.1f} |")
   return "\n".join(lines) + "\n"

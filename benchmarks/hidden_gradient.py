@@ -16,12 +16,18 @@ import contextlib
 from absl import app
 from absl import flags
 
-from benchmarks import architectures
-from benchmarks import peers
-from benchmarks import report
-from benchmarks import timing
-from benchmarks import workloads
-from glow_tfp.bijectors import nets
+from glow_tfp import execution
+
+# An entry point: TensorFlow reads the oneDNN choice as it loads, so before the imports
+# below load it.
+execution.prefer_onednn()
+
+from benchmarks import architectures  # noqa: E402
+from benchmarks import peers  # noqa: E402
+from benchmarks import report  # noqa: E402
+from benchmarks import timing  # noqa: E402
+from benchmarks import workloads  # noqa: E402
+from glow_tfp.bijectors import nets  # noqa: E402
 
 _ARCHITECTURE = flags.DEFINE_enum("hidden_architecture", "28x28x1",
                                   list(architectures.ARCHITECTURES), "Architecture.")

@@ -28,15 +28,22 @@ import time
 
 from absl import app
 from absl import flags
-import numpy as np
-import PIL.Image
-import tensorflow as tf
 
-import glow_tfp
-from benchmarks import report
-from benchmarks import workloads
-from train import data as data_lib
-from train import record_io
+from glow_tfp import execution
+
+# An entry point: TensorFlow reads the oneDNN choice as it loads, so before the imports
+# below load it.
+execution.prefer_onednn()
+
+import numpy as np  # noqa: E402
+import PIL.Image  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+import glow_tfp  # noqa: E402
+from benchmarks import report  # noqa: E402
+from benchmarks import workloads  # noqa: E402
+from train import data as data_lib  # noqa: E402
+from train import record_io  # noqa: E402
 
 _SIZES = flags.DEFINE_list("sizes", ["5000", "50000"], "PNG folder sizes compared.")
 _DATA_ROOT = flags.DEFINE_string("data_root", "runs/input_pipeline",

@@ -14,8 +14,14 @@ Writes benchmarks/results/<--name>.json and .md and prints the Markdown.
 from absl import app
 from absl import flags
 
-from benchmarks import invertible_conv
-from benchmarks import report
+from glow_tfp import execution
+
+# An entry point: TensorFlow reads the oneDNN choice as it loads, so before the imports
+# below load it.
+execution.prefer_onednn()
+
+from benchmarks import invertible_conv  # noqa: E402
+from benchmarks import report  # noqa: E402
 
 _CHANNELS = flags.DEFINE_list("channels", ["16", "64", "256", "512"], "Channel counts C.")
 _HIDDEN_CHANNELS = flags.DEFINE_integer("hidden_channels", 512, "Coupling network width.",

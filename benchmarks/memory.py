@@ -15,10 +15,16 @@ import dataclasses
 from absl import app
 from absl import flags
 
-from benchmarks import architectures
-from benchmarks import peak_memory
-from benchmarks import peers
-from benchmarks import report
+from glow_tfp import execution
+
+# An entry point: TensorFlow reads the oneDNN choice as it loads, so before the imports
+# below load it.
+execution.prefer_onednn()
+
+from benchmarks import architectures  # noqa: E402
+from benchmarks import peak_memory  # noqa: E402
+from benchmarks import peers  # noqa: E402
+from benchmarks import report  # noqa: E402
 
 _ARCHITECTURE = flags.DEFINE_enum("architecture", "28x28x1", list(architectures.ARCHITECTURES),
                                   "Architecture whose depth K varies.")

@@ -16,13 +16,20 @@ import tempfile
 
 from absl import app
 from absl import flags
-import tensorflow as tf
-from tensorflow.tsl.profiler.protobuf import xplane_pb2
 
-from benchmarks import architectures
-from benchmarks import peers
-from benchmarks import report
-from benchmarks import workloads
+from glow_tfp import execution
+
+# An entry point: TensorFlow reads the oneDNN choice as it loads, so before the imports
+# below load it.
+execution.prefer_onednn()
+
+import tensorflow as tf  # noqa: E402
+from tensorflow.tsl.profiler.protobuf import xplane_pb2  # noqa: E402
+
+from benchmarks import architectures  # noqa: E402
+from benchmarks import peers  # noqa: E402
+from benchmarks import report  # noqa: E402
+from benchmarks import workloads  # noqa: E402
 
 _SYSTEM = flags.DEFINE_enum("system", "glow_tfp", list(peers.SYSTEMS), "System to profile.")
 _WORKLOAD = flags.DEFINE_enum("workload", "train", list(workloads.WORKLOADS),

@@ -1,7 +1,7 @@
 """The systems compared: glow_tfp and TFP's own `tfb.Glow`, at one matched architecture.
 
 A `System` names a model family, whether its functions are XLA-compiled, keyword options
-for the glow_tfp model (`reversible_gradients`, `compute_dtype`, `batch_shards`) and, for a
+for the glow_tfp model (`reversible_gradients`, `compute_dtype`, and, apart, `batch_parts`) and, for a
 system that needs its own TensorFlow thread settings, those settings: such a system runs in
 a child process (`benchmarks.tf_peer`), as thread pools are per process. `build(system, config)`
 returns an object with `log_prob(x)`, `sample(n)`, `initialize(x)` and
@@ -17,6 +17,7 @@ import tensorflow_probability as tfp
 import tf_keras
 
 import glow_tfp
+from glow_tfp import execution
 from benchmarks import workloads
 
 tfb = tfp.bijectors
@@ -34,6 +35,7 @@ class System:
   family: str
   jit_compile: bool = False
   options: tuple = ()  # (keyword, value) pairs passed to glow_tfp.Glow
+  batch_parts: int = 1  # parts of each batch run side by side (glow_tfp.execution)
   threads: tuple = ()  # (intra_op, inter_op) threads of its own process; () for the parent's
 
   def __post_init__(self):
@@ -53,8 +55,7 @@ SYSTEMS = {s.name: s for s in (
     System("glow_tfp_bf16", "glow_tfp", options=(("compute_dtype", "bfloat16"),)),
     # One part of each batch per core, one thread per op, one op per core at once: the
     # narrow convolutions of the coupling networks keep every core busy this way.
-    System("glow_tfp_cores", "glow_tfp", options=(("batch_shards", CORES),),
-           threads=(1, CORES)),
+    System("glow_tfp_cores", "glow_tfp", batch_parts=CORES, threads=(1, CORES)),
 )}
 
 
@@ -118,7 +119,26 @@ def build(system, config, seed=0):
   """The model of `system` at `config`: a `glow_tfp.Glow` or a `TfpGlow`."""
   if system.family == "tfp":
     return TfpGlow(config, seed=seed)
-  return glow_tfp.Glow(config, seed=seed, **dict(system.options))
+  model = glow_tfp.Glow(config, seed=seed, **dict(system.options))
+  return InParts(model, system.batch_parts) if system.batch_parts > 1 else model
+
+
+class InParts:
+  """A `glow_tfp.Glow` whose workloads cut each batch into `parts` parts run side by side,
+  as the training step and the export do (`glow_tfp.execution`); the rest is the model's."""
+
+  def __init__(self, model, parts):
+    self.model, self.parts = model, parts
+
+  def __getattr__(self, name):
+    return getattr(self.model, name)
+
+  def log_prob(self, x):
+    return execution.map_parts(self.model.log_prob, (x, None), self.parts)
+
+  def sample(self, n):
+    z = self.model.sample_base(n)
+    return execution.map_parts(self.model.generate, (z, None), self.parts)
 
 
 def build_initialized(system, arch):

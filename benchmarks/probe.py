@@ -8,9 +8,15 @@ import json
 from absl import app
 from absl import flags
 
-from benchmarks import peak_memory
-from benchmarks import peers
-import glow_tfp
+from glow_tfp import execution
+
+# An entry point: TensorFlow reads the oneDNN choice as it loads, so before the imports
+# below load it.
+execution.prefer_onednn()
+
+from benchmarks import peak_memory  # noqa: E402
+from benchmarks import peers  # noqa: E402
+import glow_tfp  # noqa: E402
 
 _SYSTEM = flags.DEFINE_enum("system", None, list(peers.SYSTEMS),
                             "Name of a system in benchmarks.peers.SYSTEMS.")

@@ -21,12 +21,18 @@ import sys
 from absl import app
 from absl import flags
 
-from benchmarks import architectures
-from benchmarks import cpu_isa
-from benchmarks import peers
-from benchmarks import report
-from benchmarks import speed
-from benchmarks import torch_client
+from glow_tfp import execution
+
+# An entry point: TensorFlow reads the oneDNN choice as it loads, so before the imports
+# below load it.
+execution.prefer_onednn()
+
+from benchmarks import architectures  # noqa: E402
+from benchmarks import cpu_isa  # noqa: E402
+from benchmarks import peers  # noqa: E402
+from benchmarks import report  # noqa: E402
+from benchmarks import speed  # noqa: E402
+from benchmarks import torch_client  # noqa: E402
 
 _ARCHITECTURES = flags.DEFINE_multi_enum(
     "architecture", list(architectures.ARCHITECTURES), list(architectures.ARCHITECTURES),

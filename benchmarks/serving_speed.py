@@ -32,17 +32,23 @@ from absl import app
 from absl import flags
 from absl import logging
 
-import glow_tfp
-from benchmarks import export_speed
-from serving import load_test
-from serving import saved_model
+from glow_tfp import execution
+
+# An entry point: TensorFlow reads the oneDNN choice as it loads, so before the imports
+# below load it.
+execution.prefer_onednn()
+
+import glow_tfp  # noqa: E402
+from benchmarks import export_speed  # noqa: E402
+from serving import load_test  # noqa: E402
+from serving import saved_model  # noqa: E402
 
 _PRESET = flags.DEFINE_enum("serving_speed_preset", "mnist", sorted(glow_tfp.PRESETS),
                             "GlowConfig preset of the served model.")
 _THREADS = flags.DEFINE_list(
     "serving_speed_threads", ["0/0", "1/1", "2/1", "1/2", "2/2"],
     "Thread settings compared, each intra_op/inter_op (0: TensorFlow's choice), or "
-    "intra_op/inter_op/parts to serve a model exported with batch_shards=parts.")
+    "intra_op/inter_op/parts to serve a model exported with batch_parts=parts.")
 _ONEDNN = flags.DEFINE_list("serving_speed_onednn", ["1", "0"],
                             "TF_ENABLE_ONEDNN_OPTS values compared.")
 _CONCURRENCY = flags.DEFINE_list("serving_speed_concurrency", ["1", "4", "16"],
@@ -166,9 +172,9 @@ def export(config, export_base, batch_parts):
   model = export_speed.build_model(config)
   paths = {}
   for parts in sorted(set(batch_parts)):
-    model.batch_shards = parts
     paths[parts] = os.path.join(export_base, f"parts{parts}", "glow")
-    saved_model.export_version(model, os.path.dirname(paths[parts]), "glow")
+    saved_model.export_version(model, os.path.dirname(paths[parts]), "glow",
+                               batch_parts=parts)
   return paths
 
 

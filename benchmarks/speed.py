@@ -52,7 +52,8 @@ def measure(arch, systems, repeats, memory, seconds_per_measurement, torch_setti
         parameters = peers.parameter_count(model)
         makers[s.name] = functools.partial(_tf_workload, arch, model, s.jit_compile)
       results[s.name] = _empty_result(s.family, parameters, jit_compile=s.jit_compile,
-                                      options=dict(s.options), threads=list(s.threads))
+                                      options=dict(s.options), threads=list(s.threads),
+                                      batch_parts=s.batch_parts)
     if torch_settings:
       peer = children[torch_client.NAME] = torch_client.TorchPeer(torch_settings, arch)
       results[torch_client.NAME] = _empty_result(
@@ -175,10 +176,10 @@ def _own_process_lines(systems):
   for name, r in systems.items():
     if r["family"] == torch_client.FAMILY or not r["threads"]:
       continue
-    parts = r["options"].get("batch_shards")
+    parts = r.get("batch_parts", 1)
     lines.append(f"{name}: its own process, intra_op {r['threads'][0]} / inter_op "
                  f"{r['threads'][1]} threads"
-                 + (f", batches cut into {parts} parts (glow_tfp.sharding)." if parts else "."))
+                 + (f", batches cut into {parts} parts (glow_tfp.execution)." if parts > 1 else "."))
   return [""] + lines if lines else []
 
 

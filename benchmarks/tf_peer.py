@@ -16,13 +16,20 @@ import json
 
 from absl import app
 from absl import flags
-import tensorflow as tf
 
-from benchmarks import architectures
-from benchmarks import peer_protocol
-from benchmarks import peers
-from benchmarks import workloads
-import glow_tfp
+from glow_tfp import execution
+
+# An entry point: TensorFlow reads the oneDNN choice as it loads, so before the imports
+# below load it.
+execution.prefer_onednn()
+
+import tensorflow as tf  # noqa: E402
+
+from benchmarks import architectures  # noqa: E402
+from benchmarks import peer_protocol  # noqa: E402
+from benchmarks import peers  # noqa: E402
+from benchmarks import workloads  # noqa: E402
+import glow_tfp  # noqa: E402
 
 _SYSTEM = flags.DEFINE_enum("peer_system", None, list(peers.SYSTEMS), "System to run.")
 _CONFIG = flags.DEFINE_string("peer_config", None, "The GlowConfig, as JSON.")

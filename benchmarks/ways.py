@@ -1,7 +1,7 @@
 """One glow_tfp model's three workloads traced several ways, timed alternating in one process.
 
 A "way" is a context manager under which a workload is traced (a swapped kernel, another
-sharding choice); the function keeps what it traced, so the ways can then run in turn
+choice of parts); the function keeps what it traced, so the ways can then run in turn
 within each repeat and be compared like with like on a shared machine (`benchmarks.timing`).
 """
 

@@ -11,7 +11,6 @@ from glow_tfp import layout as layout_lib
 from glow_tfp import likelihood
 from glow_tfp import metrics
 from glow_tfp import precision
-from glow_tfp import sharding
 from glow_tfp.bijectors import actnorm
 from glow_tfp.bijectors import compose
 from glow_tfp.bijectors import coupling
@@ -41,6 +40,8 @@ class Glow(tf.Module):
   the generic TFP way (pass `bijector_kwargs={"labels": y}` to a class-conditional model).
   Model space is [-0.5, 0.5]; see `glow_tfp.metrics` for the way in and out. `layout`, a
   `LatentLayout` computed from the config, holds the shapes of the levels and their latents.
+  How a batch runs on this machine is the application's choice, not the model's: the
+  training step, `GlowModel` and the export cut batches into parts with `glow_tfp.execution`.
 
   Args:
     config: `GlowConfig`.
@@ -53,17 +54,12 @@ class Glow(tf.Module):
       refused here (`glow_tfp.precision`).
     dtype: "float32" (default) or "float64", one of `DTYPES`: the dtype of every variable,
       of the model-space images and latents, and of log_prob.
-    batch_shards: cut every batch of `log_prob`, `sample`, `encode` and `decode` (and so
-      of a training step) into this many parts that run side by side; on a CPU, one per
-      core with one thread per operation is fastest (`glow_tfp.sharding`). Values and
-      variables are the same for any count.
     name: module name.
   """
 
   def __init__(self, config, seed=0, reversible_gradients=False, compute_dtype=None,
-               dtype="float32", batch_shards=1, name=None):
+               dtype="float32", name=None):
     super().__init__(name=name or "glow")
-    self.batch_shards = sharding.check_shards(batch_shards)
     if dtype not in DTYPES:
       raise ValueError(f"`dtype` must be one of {DTYPES}; instead, it is {dtype!r}.")
     compute_dtypes = coupling.COMPUTE_DTYPES + ("float64",)
@@ -118,9 +114,6 @@ class Glow(tf.Module):
     """Exact log-density [N] at model-space points `x` [N, H, W, C] (not a probability of
     a discrete image: `log_likelihood` gives that)."""
     x, labels = self._check_inputs(x, labels)
-    return sharding.map_shards(self._log_prob, (x, labels), self.batch_shards)
-
-  def _log_prob(self, x, labels):
     z, log_det = self.bijector.inverse_and_log_det(x, labels=labels)
     return _standard_normal_log_prob(z) + log_det
 
@@ -137,29 +130,32 @@ class Glow(tf.Module):
 
     `seed`: None (global RNG) or a stateless seed (int or shape-[2] int tensor).
     """
-    labels = self._check_labels(labels, n)
+    return self.generate(self.sample_base(n, temperature, seed), labels)
+
+  def sample_base(self, n, temperature=1.0, seed=None):
+    """The base's `n` draws [n, H, W, C] scaled by `temperature`, which `sample` generates
+    from; `seed` as in `sample`."""
     shape = tf.concat([[n], self.config.image_shape], axis=0)
     if seed is None:
       z = tf.random.normal(shape, dtype=self.dtype)
     else:
       z = tf.random.stateless_normal(shape, metrics.as_seed(seed), dtype=self.dtype)
-    return self._generate(temperature * z, labels)
+    return temperature * z
 
   def encode(self, x, labels=None):
     """Model-space images -> the standardised latents, one tensor per level."""
     x, labels = self._check_inputs(x, labels)
-    z = sharding.map_shards(lambda x, labels: self.bijector.inverse_and_log_det(
-        x, labels=labels)[0], (x, labels), self.batch_shards)
-    return self.layout.unpack(z)
+    return self.layout.unpack(self.bijector.inverse_and_log_det(x, labels=labels)[0])
 
   def decode(self, latents, labels=None):
     """The latents of `encode` (or any of their shapes) -> model-space images."""
-    z = self.layout.pack(self._check_latents(latents))
-    return self._generate(z, self._check_labels(labels, tf.shape(z)[0]))
+    return self.generate(self.layout.pack(self._check_latents(latents)), labels)
 
-  def _generate(self, z, labels):
-    return sharding.map_shards(lambda z, labels: self.bijector.forward_and_log_det(
-        z, labels=labels)[0], (z, labels), self.batch_shards)
+  def generate(self, z, labels=None):
+    """Points `z` [N, H, W, C] of the base's space (`sample_base`, or `decode`'s latents
+    packed) -> model-space images."""
+    labels = self._check_labels(labels, tf.shape(z)[0])
+    return self.bijector.forward_and_log_det(z, labels=labels)[0]
 
   def _check_inputs(self, x, labels):
     x = tf.convert_to_tensor(x)

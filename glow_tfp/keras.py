@@ -26,11 +26,13 @@ import types
 import tensorflow as tf
 
 from glow_tfp import config as config_lib
+from glow_tfp import execution
 from glow_tfp import flow
 from glow_tfp import grid
 from glow_tfp import likelihood
 from glow_tfp import metrics
 from glow_tfp.training import ema as ema_lib
+from glow_tfp.training import step as step_lib
 from glow_tfp.training import update as update_lib
 
 _SUPPORTED_KERAS = {"keras": (2, 3), "tf_keras": (2,)}
@@ -112,14 +114,13 @@ class _GlowModel:
     seed: integer seed of the flow's initial values and of the dequantisation noise.
     ema_decay: decay of the EMA weights in [0, 1); 0 (default) keeps none.
     likelihood_draws: K, the dequantisation draws per image of `evaluate` and `predict`.
-    batch_shards: cut every batch into this many parts that run side by side
-      (`glow_tfp.Glow`'s argument); on a CPU, one per core with one thread per operation
-      trains fastest. Values and weights are the same for any count.
     name: model name.
+
+  How the steps run on this machine is an argument of `compile`, as Keras's own
+  `jit_compile` and `steps_per_execution` are: `batch_parts`.
   """
 
-  def __init__(self, config, seed=0, ema_decay=0.0, likelihood_draws=1, batch_shards=1,
-               name="glow_model"):
+  def __init__(self, config, seed=0, ema_decay=0.0, likelihood_draws=1, name="glow_model"):
     if not isinstance(config, config_lib.GlowConfig):
       raise TypeError(f"`config` must be a glow_tfp.GlowConfig; got {type(config).__name__}.")
     if not isinstance(seed, int) or isinstance(seed, bool):
@@ -132,17 +133,17 @@ class _GlowModel:
     self._likelihood_draws = likelihood.check_num_draws(likelihood_draws)
     self._eval_noise = tf.constant(likelihood.fixed_draws(likelihood_draws, config.image_shape))
     with tf.variable_creator_scope(_KerasOwnedVariables(self)):
-      self.glow = flow.Glow(config, seed=seed, batch_shards=batch_shards)
+      self.glow = flow.Glow(config, seed=seed)
     self.ema_glow, self._ema = None, None
     if ema_decay:
       with tf.variable_creator_scope(_KerasOwnedVariables(self, trainable=False)):
-        self.ema_glow = flow.Glow(config, seed=seed, batch_shards=batch_shards,
-                                  name="ema_glow")
+        self.ema_glow = flow.Glow(config, seed=seed, name="ema_glow")
       self._ema = ema_lib.ExponentialMovingAverage(self.glow, self.ema_glow, ema_decay)
     # Made here, not in compile: a model loads the weights of a trained one uncompiled.
     with tf.variable_creator_scope(_KerasOwnedVariables(self, trainable=False)):
       self.update = update_lib.Update(self.glow, seed=seed, ema=self._ema)
     self.built = True  # every variable exists now; Keras must not build again
+    self._batch_parts = None  # `compile`'s; None: execution.default_batch_parts()
     self._loss_tracker = self.keras.metrics.Mean(name="loss")
     self._bits_tracker = self.keras.metrics.Mean(name="bits_per_dim")
     self._check_keras_sees_the_flow()
@@ -161,14 +162,13 @@ class _GlowModel:
   def get_config(self):
     return {"glow_config": self.config.to_json(), "seed": self._seed,
             "ema_decay": self._ema_decay, "likelihood_draws": self._likelihood_draws,
-            "batch_shards": self.glow.batch_shards, "name": self.name}
+            "name": self.name}
 
   @classmethod
   def from_config(cls, config):
     return cls(config_lib.GlowConfig.from_json(config["glow_config"]), seed=config["seed"],
                ema_decay=config.get("ema_decay", 0.0),
-               likelihood_draws=config.get("likelihood_draws", 1),
-               batch_shards=config.get("batch_shards", 1), name=config["name"])
+               likelihood_draws=config.get("likelihood_draws", 1), name=config["name"])
 
   @property
   def metrics(self):
@@ -177,7 +177,7 @@ class _GlowModel:
   def compile(self, optimizer=update_lib.Settings.optimizer,
               learning_rate=update_lib.Settings.learning_rate,
               warmup_steps=update_lib.Settings.warmup_steps,
-              grad_clip_norm=update_lib.Settings.grad_clip_norm, **kwargs):
+              grad_clip_norm=update_lib.Settings.grad_clip_norm, batch_parts=None, **kwargs):
     """Sets the update of `fit`, with the flags and defaults of `python -m train`.
 
     Args:
@@ -185,6 +185,11 @@ class _GlowModel:
       learning_rate: the peak learning rate (> 0).
       warmup_steps: steps of linear warm-up to it (>= 0), counted by `update.step`.
       grad_clip_norm: clip the gradients to this global norm (>= 0; 0: no clipping).
+      batch_parts: cut each replica's batch of the train, test and predict steps into this
+        many parts that run side by side (`glow_tfp.execution.map_parts`); None (default):
+        `execution.default_batch_parts()`, one per CPU core on a machine without a GPU
+        (call `execution.configure_threads()` first for the threads that suit it). Values
+        and weights are the same for any count.
       **kwargs: options of `keras.Model.compile` (`jit_compile`, `steps_per_execution`,
         ...) but no `loss` or `metrics`: the model brings its own.
     """
@@ -193,8 +198,11 @@ class _GlowModel:
     if given:
       raise ValueError(f"GlowModel.compile takes no {', '.join(given)}: the loss is the "
                        "model's negative log-likelihood and it reports bits_per_dim itself.")
-    self.update.configure(update_lib.Settings(optimizer, learning_rate, warmup_steps,
-                                              grad_clip_norm))
+    settings = update_lib.Settings(optimizer, learning_rate, warmup_steps, grad_clip_norm)
+    self._batch_parts = execution.resolve_batch_parts(batch_parts)
+    self.update.gradients_fn = functools.partial(step_lib.loss_and_gradients,
+                                                 batch_parts=self._batch_parts)
+    self.update.configure(settings)
     super().compile(optimizer=None, **kwargs)
 
   def _get_optimizer(self, optimizer):
@@ -254,8 +262,15 @@ class _GlowModel:
   def _bin_centres(self, images):
     return metrics.to_model_space(images, self.config.n_bits)
 
+  def _parts(self):
+    return self._batch_parts or execution.default_batch_parts()
+
   def _scores(self, images, labels):
-    nats = self._eval_glow.log_likelihood(images, labels, noise=self._eval_noise)
+    # The draws are the same for every image, so parts give the whole batch's values.
+    nats = execution.map_parts(
+        lambda images, labels: self._eval_glow.log_likelihood(images, labels,
+                                                              noise=self._eval_noise),
+        (images, labels), self._parts())
     return {"log_likelihood": nats,
             "bits_per_dim": likelihood.bits_per_dim(nats, self.config.num_dims)}
 

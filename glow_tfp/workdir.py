@@ -107,10 +107,9 @@ class Restored(typing.NamedTuple):
   checkpoint_path: str
 
 
-def restore_model(workdir, use_ema=True, batch_shards=1):
+def restore_model(workdir, use_ema=True):
   """The Glow of the newest good checkpoint in `workdir` (`newest_good_checkpoint`; its EMA
-  weights when it kept them), cutting its batches into `batch_shards` parts (`Glow`'s
-  argument).
+  weights when it kept them).
 
   Returns:
     `Restored(model, checkpoint_path)`, a named pair:
@@ -118,7 +117,7 @@ def restore_model(workdir, use_ema=True, batch_shards=1):
   """
   config = load_config(workdir)
   path = newest_good_checkpoint(checkpoint_dir(workdir))
-  model = flow.Glow(config, batch_shards=batch_shards)
+  model = flow.Glow(config)
   key = "ema_model" if use_ema and _has_ema(path) else "model"
   tf.train.Checkpoint(**{key: model}).restore(path).expect_partial().assert_existing_objects_matched()
   return Restored(model, path)

@@ -10,8 +10,9 @@ the `score` signature come from the held-out images training wrote to
 `<workdir>/heldout_reference.npz`, or from `--reference_images`. The served log-likelihood
 is estimated with `--likelihood_draws` fixed uniform dequantisation draws, seeded by
 `--likelihood_seed` and stored in the export (`glow_tfp.likelihood`). Each request's batch is cut
-into `--batch_shards` parts that run side by side, by default one per CPU core, which serves
-fastest with the server's default threads (one per op, one op per core).
+into `--batch_parts` parts that run side by side, by default one per CPU core
+(`glow_tfp.execution`), which serves fastest with the server's default threads (one per op,
+one op per core).
 """
 
 import sys
@@ -19,17 +20,22 @@ import sys
 from absl import app
 from absl import flags
 
-from glow_tfp import likelihood
-from glow_tfp import ood
-from glow_tfp import sharding
-from glow_tfp import workdir as workdir_lib
-from . import common_flags
-from . import saved_model
-from . import signatures
+from glow_tfp import execution
+
+# An entry point: TensorFlow reads the oneDNN choice as it loads, so before the imports
+# below load it.
+execution.prefer_onednn()
+
+from glow_tfp import likelihood  # noqa: E402
+from glow_tfp import ood  # noqa: E402
+from glow_tfp import workdir as workdir_lib  # noqa: E402
+from . import common_flags  # noqa: E402
+from . import saved_model  # noqa: E402
+from . import signatures  # noqa: E402
 # The library entry points, importable from here too; serving.saved_model has them without
 # this module's flags.
-from .saved_model import export_saved_model  # noqa: F401
-from .saved_model import export_version
+from .saved_model import export_saved_model  # noqa: E402,F401
+from .saved_model import export_version  # noqa: E402
 
 _WORKDIR = flags.DEFINE_string(
     "workdir", None, "Training workdir: config.json and checkpoints/.")
@@ -52,9 +58,9 @@ _LIKELIHOOD_DRAWS = flags.DEFINE_integer(
 _LIKELIHOOD_SEED = flags.DEFINE_integer(
     "likelihood_seed", 0, "Seed of the fixed dequantisation draws.", lower_bound=0)
 
-_BATCH_SHARDS = flags.DEFINE_integer(
-    "batch_shards", None, "Parts each request's batch is cut into, run side by side "
-    "(glow_tfp.sharding); unset: one per CPU core of this machine without a GPU, else 1. "
+_BATCH_PARTS = flags.DEFINE_integer(
+    "batch_parts", None, "Parts each request's batch is cut into, run side by side "
+    "(glow_tfp.execution); unset: one per CPU core of this machine without a GPU, else 1. "
     "Give the serving machine's cores when it is another.", lower_bound=1)
 
 flags.mark_flags_as_required(["workdir", "export_base"])
@@ -65,23 +71,22 @@ def main(argv):
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
   reference_file = _REFERENCE_IMAGES.value or workdir_lib.reference_path(_WORKDIR.value)
   try:
-    glow, checkpoint = workdir_lib.restore_model(
-        _WORKDIR.value, use_ema=_USE_EMA.value,
-        batch_shards=_BATCH_SHARDS.value or sharding.default_shards())
+    glow, checkpoint = workdir_lib.restore_model(_WORKDIR.value, use_ema=_USE_EMA.value)
     images, labels = workdir_lib.load_reference_images(reference_file)
   except FileNotFoundError as error:
     sys.exit(f"serving.export: error: {error}")
   draws = likelihood.fixed_draws(_LIKELIHOOD_DRAWS.value, glow.config.image_shape,
                                  _LIKELIHOOD_SEED.value)
   reference = ood.reference_statistics(glow, images, labels, draws=draws)
+  batch_parts = execution.resolve_batch_parts(_BATCH_PARTS.value)
   path = export_version(glow, _EXPORT_BASE.value, _MODEL_NAME.value, _VERSION.value,
-                        reference, draws)
+                        reference, draws, batch_parts)
   names = [name for name in saved_model.SIGNATURES if not name.endswith("_encoded")
            or glow.config.image_shape[-1] in saved_model.ENCODED_CHANNELS]
   print(f"Exported {checkpoint} to {path} (signatures: {', '.join(names)}; "
         f"{signatures.DEFAULT_SIGNATURE} = log_prob; log-likelihood from "
         f"{_LIKELIHOOD_DRAWS.value} fixed dequantisation draws; score's reference: {len(images)} "
-        f"held-out images of {reference_file}; batches in {glow.batch_shards} parts).")
+        f"held-out images of {reference_file}; batches in {batch_parts} parts).")
 
 
 def run():

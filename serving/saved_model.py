@@ -46,6 +46,7 @@ loads the version (`serving.warmup`).
 This module defines no flags, so any program or test may import it.
 """
 
+import functools
 import json
 import os
 import uuid
@@ -55,7 +56,7 @@ import tensorflow as tf
 from glow_tfp import likelihood
 from glow_tfp import metrics
 from glow_tfp import ood
-from glow_tfp import sharding
+from glow_tfp import execution
 from . import model_name as model_name_lib
 from . import signatures as signatures_lib
 from . import warmup
@@ -68,13 +69,14 @@ ENCODED_CHANNELS = (1, 3)
 _EXAMPLE_COUNTS = {"sample": "num_samples"}
 
 
-def serving_functions(glow, draws, reference=None):
+def serving_functions(glow, draws, reference=None, batch_parts=1):
   """The serving signatures of `glow`, as concrete functions keyed by name.
 
   `draws`: the fixed dequantisation draws [K, H, W, C] of the likelihood estimate
   (`glow_tfp.likelihood.fixed_draws`, an array or a variable). `reference`: a
   `glow_tfp.ood.Reference` (of arrays or variables) measured with the same draws; `score` is
-  among the signatures only when it is given.
+  among the signatures only when it is given. `batch_parts`: each request's batch runs in
+  this many parts side by side (`glow_tfp.execution.map_parts`).
   """
   config = glow.config
   conditional = config.num_classes > 0
@@ -85,28 +87,31 @@ def serving_functions(glow, draws, reference=None):
   scalars = [tf.TensorSpec([], tf.int32, name="num_samples"),
              tf.TensorSpec([], tf.float32, name="temperature"),
              tf.TensorSpec([], tf.int64, name="seed")]
+  # Served graphs are never differentiated, so they may pick their parts when they run.
+  in_parts = functools.partial(execution.map_parts, parts=batch_parts, differentiable=False)
   builders = {
-      "log_prob": (lambda g: _log_prob_fn(g, draws), [images] + labels),
-      "sample": (_sample_fn, scalars + labels),
-      "encode": (_encode_fn, [images] + labels),
-      "decode": (_decode_fn, latents + labels),
+      "log_prob": (lambda g: _log_prob_fn(g, draws, in_parts), [images] + labels),
+      "sample": (lambda g: _sample_fn(g, in_parts), scalars + labels),
+      "encode": (lambda g: _encode_fn(g, in_parts), [images] + labels),
+      "decode": (lambda g: _decode_fn(g, in_parts), latents + labels),
   }
   if reference is not None:
-    builders["score"] = (lambda g: _score_fn(g, draws, reference), [images] + labels)
+    builders["score"] = (lambda g: _score_fn(g, draws, reference, in_parts),
+                         [images] + labels)
   if config.image_shape[-1] in ENCODED_CHANNELS:
     encoded = tf.TensorSpec([None], tf.string, name="image_bytes")
     for name in [name for name in ("log_prob", "score") if name in builders]:
       builders[f"{name}_encoded"] = (_decoding(builders[name][0], config.image_shape),
                                      [encoded] + labels)
-  # Served graphs are never differentiated, so they may pick their parts when they run.
-  with sharding.forward_only():
-    return {name: tf.function(build(glow), input_signature=specs).get_concrete_function()
-            for name, (build, specs) in builders.items()}
+  return {name: tf.function(build(glow), input_signature=specs).get_concrete_function()
+          for name, (build, specs) in builders.items()}
 
 
-def _log_prob_fn(glow, draws):
+def _log_prob_fn(glow, draws, in_parts):
+  # Every image gets the same fixed draws, so parts give the whole batch's values.
   def log_prob(images, labels=None):
-    nats = glow.log_likelihood(images, labels, noise=draws)
+    nats = in_parts(lambda images, labels: glow.log_likelihood(images, labels, noise=draws),
+                    (images, labels))
     return {"log_likelihood": nats,
             "bits_per_dim": likelihood.bits_per_dim(nats, glow.config.num_dims)}
   return log_prob
@@ -144,15 +149,16 @@ def _decode_images(image_bytes, image_shape):
                    fn_output_signature=tf.TensorSpec(image_shape, tf.uint8))
 
 
-def _score_fn(glow, draws, reference):
+def _score_fn(glow, draws, reference, in_parts):
   def score(images, labels=None):
-    bits = likelihood.bits_per_dim(glow.log_likelihood(images, labels, noise=draws),
-                                   glow.config.num_dims)
+    nats = in_parts(lambda images, labels: glow.log_likelihood(images, labels, noise=draws),
+                    (images, labels))
+    bits = likelihood.bits_per_dim(nats, glow.config.num_dims)
     return ood.scores(bits, ood.png_bits_per_dim(images), reference)
   return score
 
 
-def _sample_fn(glow):
+def _sample_fn(glow, in_parts):
   def sample(num_samples, temperature, seed, labels=None):
     checks = [
         tf.debugging.assert_non_negative(num_samples, message="num_samples must be >= 0"),
@@ -160,30 +166,34 @@ def _sample_fn(glow):
                             ["temperature must be a finite number >= 0; got", temperature]),
     ]
     with tf.control_dependencies(checks):
-      x = glow.sample(num_samples, temperature, labels=labels, seed=seed)
+      # The draws of the whole request first, so that its images do not depend on the parts.
+      z = glow.sample_base(num_samples, temperature, seed=seed)
+      x = in_parts(glow.generate, (z, labels))
     return {"images": metrics.to_images(x, glow.config.n_bits)}
   return sample
 
 
-def _encode_fn(glow):
+def _encode_fn(glow, in_parts):
   def encode(images, labels=None):
-    latents = glow.encode(metrics.to_model_space(images, glow.config.n_bits), labels)
+    latents = in_parts(glow.encode, (metrics.to_model_space(images, glow.config.n_bits),
+                                     labels))
     return {f"latent_{level}": z for level, z in enumerate(latents)}
   return encode
 
 
-def _decode_fn(glow):
+def _decode_fn(glow, in_parts):
   levels = glow.config.levels
 
   def decode(*inputs):
     latents = [tf.debugging.assert_all_finite(z, f"latent_{level} has NaN or Inf values")
                for level, z in enumerate(inputs[:levels])]
     labels = inputs[levels] if len(inputs) > levels else None
-    return {"images": metrics.to_images(glow.decode(latents, labels), glow.config.n_bits)}
+    x = in_parts(lambda labels, *latents: glow.decode(latents, labels), (labels, *latents))
+    return {"images": metrics.to_images(x, glow.config.n_bits)}
   return decode
 
 
-def export_saved_model(glow, export_dir, reference=None, draws=None):
+def export_saved_model(glow, export_dir, reference=None, draws=None, batch_parts=None):
   """Writes `glow` as a SavedModel with the signatures of this module's docstring.
 
   Args:
@@ -194,6 +204,9 @@ def export_saved_model(glow, export_dir, reference=None, draws=None):
       it the SavedModel has no `score` signature.
     draws: the fixed dequantisation draws [K, H, W, C] in [0, 1) of the served likelihood
       (`glow_tfp.likelihood.fixed_draws`); default `likelihood.default_draws(glow.config)`.
+    batch_parts: each request's batch runs in this many parts side by side
+      (`glow_tfp.execution`); None (default): `execution.default_batch_parts()` of this
+      machine. Give the serving machine's cores when it is another.
 
   Returns:
     `export_dir`.
@@ -216,7 +229,8 @@ def export_saved_model(glow, export_dir, reference=None, draws=None):
   # Served weights never change: the signatures read each step's fused weights (W = P L U
   # among them) from variables computed here, instead of recomputing them every call.
   with glow.frozen_weights() as frozen:
-    functions = serving_functions(glow, module.likelihood_draws, reference)
+    functions = serving_functions(glow, module.likelihood_draws, reference,
+                                  execution.resolve_batch_parts(batch_parts))
   module.frozen_weights = frozen
   signatures = dict(functions)
   signatures[signatures_lib.DEFAULT_SIGNATURE] = functions["log_prob"]
@@ -263,7 +277,8 @@ def versions(model_dir):
   return sorted(int(name) for name in names if name.isdigit())
 
 
-def export_version(glow, export_base, model_name, version=None, reference=None, draws=None):
+def export_version(glow, export_base, model_name, version=None, reference=None, draws=None,
+                   batch_parts=None):
   """Exports `glow` to `<export_base>/<model_name>/<version>/` and returns that path.
 
   The SavedModel is written to a hidden temporary directory and renamed into place, so a
@@ -277,6 +292,7 @@ def export_version(glow, export_base, model_name, version=None, reference=None, 
     reference: the `glow_tfp.ood.Reference` for the `score` signature (see
       `export_saved_model`).
     draws: the fixed dequantisation draws of the served likelihood (`export_saved_model`).
+    batch_parts: the parts of each request's batch (`export_saved_model`).
   """
   if not model_name_lib.is_valid(model_name):
     raise ValueError(f"Invalid model name {model_name!r}: use {model_name_lib.RULE}.")
@@ -290,6 +306,6 @@ def export_version(glow, export_base, model_name, version=None, reference=None, 
     raise FileExistsError(f"Version {version} of model {model_name!r} already exists at "
                           f"{final_dir}.")
   staging_dir = os.path.join(model_dir, f".tmp-{version}-{uuid.uuid4().hex}")
-  export_saved_model(glow, staging_dir, reference, draws)
+  export_saved_model(glow, staging_dir, reference, draws, batch_parts)
   tf.io.gfile.rename(staging_dir, final_dir)
   return final_dir

@@ -20,7 +20,7 @@ puts the gRPC API behind TLS (`serving.ssl_config`). Requests of both APIs are c
 `--monitoring_config_file` says (`serving.monitoring_config`). Only the configured model names
 are served and URL parts are never used as file paths, so no request reaches a file outside the
 base paths. The server knows nothing of the model but its SavedModel, and TensorFlow alone
-runs it: glow_tfp is not imported.
+runs it: of glow_tfp, only `glow_tfp.execution` is imported, for the thread defaults.
 """
 
 import os
@@ -30,18 +30,25 @@ import threading
 from absl import app
 from absl import flags
 from absl import logging
-import tensorflow as tf
 
-from . import grpc_api
-from . import metrics
-from . import model_config
-from . import model_name as model_name_lib
-from . import monitoring_config
-from . import registry
-from . import rest
-from . import servable
-from . import service as service_lib
-from . import ssl_config
+from glow_tfp import execution
+
+# An entry point: TensorFlow reads the oneDNN choice as it loads, so before the imports
+# below load it.
+execution.prefer_onednn()
+
+import tensorflow as tf  # noqa: E402
+
+from . import grpc_api  # noqa: E402
+from . import metrics  # noqa: E402
+from . import model_config  # noqa: E402
+from . import model_name as model_name_lib  # noqa: E402
+from . import monitoring_config  # noqa: E402
+from . import registry  # noqa: E402
+from . import rest  # noqa: E402
+from . import servable  # noqa: E402
+from . import service as service_lib  # noqa: E402
+from . import ssl_config  # noqa: E402
 
 _MODEL_NAME = flags.DEFINE_string("model_name", "default", "Name of the served model.")
 _MODEL_BASE_PATH = flags.DEFINE_string(
@@ -199,28 +206,19 @@ def _grpc_limits():
 
 
 def _configure_threads():
-  """Applies the thread flags; TensorFlow accepts them only before its runtime starts."""
-  intra, inter = _default_threads()
-  tf.config.threading.set_intra_op_parallelism_threads(
-      intra if _INTRA_OP_THREADS.value is None else _INTRA_OP_THREADS.value)
-  tf.config.threading.set_inter_op_parallelism_threads(
-      inter if _INTER_OP_THREADS.value is None else _INTER_OP_THREADS.value)
+  """Applies the thread flags; TensorFlow accepts them only before its runtime starts.
+
+  Unset, they are the training CLI's and the export's defaults (`glow_tfp.execution`): on a
+  CPU, one thread per op and one op per core, which served a model exported in one part per
+  core fastest, and single images faster than TensorFlow's choice whatever the parts
+  (docs/serving.md, "Speed"); with a GPU, TensorFlow's choice.
+  """
+  execution.configure_threads(_INTRA_OP_THREADS.value, _INTER_OP_THREADS.value)
   # A line of its own, so that a benchmark's log shows what each measurement ran with.
   print(f"TensorFlow threads: intra_op={tf.config.threading.get_intra_op_parallelism_threads()}"
         f" inter_op={tf.config.threading.get_inter_op_parallelism_threads()} "
         f"(0: TensorFlow's choice); TF_ENABLE_ONEDNN_OPTS="
         f"{os.environ.get('TF_ENABLE_ONEDNN_OPTS', '')}", flush=True)
-
-
-def _default_threads():
-  """(intra_op, inter_op) for unset flags: on a CPU, one thread per op and one op per core,
-  which served a model exported in one part per core fastest, and single images faster than
-  TensorFlow's choice whatever the parts (docs/serving.md, "Speed"); with a GPU, TensorFlow's
-  choice."""
-  if tf.config.list_physical_devices("GPU"):
-    return 0, 0
-  cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-  return 1, cores or 1
 
 
 def _metrics_path():

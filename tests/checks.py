@@ -129,5 +129,5 @@ def assert_graph_and_xla_agree(bijector, x, labels, z, ildj):
 
 
 def part_size_of_each_row(part, unused=None):
-  """[n]: every row of a part of `glow_tfp.sharding.map_shards` holds its part's size."""
+  """[n]: every row of a part of `glow_tfp.execution.map_parts` holds its part's size."""
   return tf.fill(tf.shape(part)[:1], tf.shape(part)[0])

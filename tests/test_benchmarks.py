@@ -22,13 +22,13 @@ from benchmarks import peak_memory
 from benchmarks import peers
 from benchmarks import report
 from benchmarks import roofline
-from benchmarks import sharding_speed
+from benchmarks import parts_speed
 from benchmarks import speed
 from benchmarks import timing
 from benchmarks import torch_client
 from benchmarks import workloads
 import glow_tfp
-from glow_tfp import sharding
+from glow_tfp import execution
 from glow_tfp.bijectors import nets
 from tests import checks
 from tests.checks import assert_close
@@ -280,7 +280,7 @@ def test_cpu_settings_compare_against_tensorflows_defaults_first():
   assert compared[0] == cpu_settings.Setting()
   assert {(s.intra, s.inter) for s in compared if not s.onednn and not s.jit} == {
       (0, 0), (1, 1), (4, 1), (1, 4), (4, 4)}
-  assert {(s.intra, s.inter) for s in compared if s.shards == 4} == {(0, 0), (1, 4)}
+  assert {(s.intra, s.inter) for s in compared if s.batch_parts == 4} == {(0, 0), (1, 4)}
   assert len(set(compared)) == len(compared)
 
 
@@ -288,21 +288,21 @@ def test_cpu_settings_of_keras_fit_compare_parts_with_and_without_onednn():
   compared = cpu_settings.settings(cores=4, driver="fit")
   assert compared[0] == cpu_settings.Setting(driver="fit")
   assert {s.driver for s in compared} == {"fit"}
-  assert {(s.onednn, s.intra, s.inter, s.shards) for s in compared} == {
+  assert {(s.onednn, s.intra, s.inter, s.batch_parts) for s in compared} == {
       (onednn, *rest) for onednn in (False, True)
       for rest in ((0, 0, 1), (1, 4, 4), (0, 0, 4))}
 
 
 def test_cpu_settings_time_keras_fit_in_a_fresh_process():
   tiny = cpu_settings.Setting(onednn=True, intra=1, inter=2, batch=4, hidden_channels=4,
-                              steps_per_level=1, shards=2, driver="fit")
+                              steps_per_level=1, batch_parts=2, driver="fit")
   images_per_s, first_step_s = cpu_settings.measure(tiny, seconds=0.2)
   assert images_per_s > 0 and first_step_s > 0
 
 
 def test_cpu_settings_measure_a_setting_in_a_fresh_process_and_tabulate_it():
   tiny = cpu_settings.Setting(onednn=False, intra=1, inter=1, batch=4, hidden_channels=4,
-                              steps_per_level=1, shards=2)
+                              steps_per_level=1, batch_parts=2)
   images_per_s, first_step_s = cpu_settings.measure(tiny, seconds=0.2)
   assert images_per_s > 0 and first_step_s > 0
   row = {**dataclasses.asdict(tiny), "median": images_per_s, "ratio": 1.0,
@@ -368,26 +368,26 @@ def test_hidden_gradient_times_both_ways_of_the_training_step():
 
 @pytest.mark.parametrize("way, sizes, inline", [
     ("inlined", [50, 50], True), ("calls", [50, 50], False), ("parts of 32", [25] * 4, False)])
-def test_sharding_speed_ways_trace_their_parts_and_restore_the_defaults(way, sizes, inline):
-  defaults = sharding.PART_SIZE, dict(sharding._CALL_ATTRIBUTES)
-  with sharding_speed._sharding_choices(way):
-    rows = tf.function(lambda x: sharding.map_shards(
+def test_parts_speed_ways_trace_their_parts_and_restore_the_defaults(way, sizes, inline):
+  defaults = execution.PART_SIZE, dict(execution._CALL_ATTRIBUTES)
+  with parts_speed._parts_choices(way):
+    rows = tf.function(lambda x: execution.map_parts(
         checks.part_size_of_each_row, (x, None), 2))(tf.zeros([100, 1]))
     np.testing.assert_array_equal(rows, np.repeat(sizes, sizes))
-    assert (sharding._CALL_ATTRIBUTES.get("_noinline") is None) == inline
-  assert (sharding.PART_SIZE, sharding._CALL_ATTRIBUTES) == defaults
+    assert (execution._CALL_ATTRIBUTES.get("_noinline") is None) == inline
+  assert (execution.PART_SIZE, execution._CALL_ATTRIBUTES) == defaults
 
 
-def test_sharding_speed_times_every_way_of_every_workload_beside_a_busy_neighbour():
-  result = {"architectures": {"tiny": sharding_speed.measure(_TINY, repeats=1, seconds=0.0,
+def test_parts_speed_times_every_way_of_every_workload_beside_a_busy_neighbour():
+  result = {"architectures": {"tiny": parts_speed.measure(_TINY, repeats=1, seconds=0.0,
                                                              busy_cores=1)},
             "busy_cores": 1, "onednn": "1", "environment": report.environment()}
   by_workload = result["architectures"]["tiny"]
   assert set(by_workload) == set(workloads.WORKLOADS)
   for r in by_workload.values():
-    assert set(r["images_per_s"]) == set(sharding_speed.WAYS)
+    assert set(r["images_per_s"]) == set(parts_speed.WAYS)
     assert min(min(rates) for rates in r["images_per_s"].values()) > 0
     assert r["ratios"]["inlined"] == 1.0
-  lines = sharding_speed.markdown(result)
+  lines = parts_speed.markdown(result)
   assert "Processes spinning while timing: 1." in "\n".join(lines)
-  assert sum(line.startswith("| train |") for line in lines) == len(sharding_speed.WAYS)
+  assert sum(line.startswith("| train |") for line in lines) == len(parts_speed.WAYS)

@@ -10,12 +10,12 @@ TINY = glow_tfp.GlowConfig(image_shape=(8, 8, 2), levels=2, steps_per_level=1,
                            hidden_channels=8)
 
 
-@pytest.mark.parametrize("batch_shards", [1, 2])
-def test_export_speed_times_the_library_and_the_saved_model(tmp_path, batch_shards):
-  model = export_speed.build_model(TINY, batch_shards=batch_shards)
-  assert model.batch_shards == batch_shards
+@pytest.mark.parametrize("batch_parts", [1, 2])
+def test_export_speed_times_the_library_and_the_saved_model(tmp_path, batch_parts):
+  model = export_speed.build_model(TINY)
   rows = export_speed.measure(model, str(tmp_path / "export"),
-                              batches=[1, 3], repeats=2, seconds=0.0)
+                              batches=[1, 3], repeats=2, seconds=0.0,
+                              batch_parts=batch_parts)
   assert [row["batch"] for row in rows] == [1, 3]
   assert all(row["library"] > 0 and row["saved_model"] > 0 and row["ratio"] > 0
              for row in rows)

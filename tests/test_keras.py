@@ -31,9 +31,10 @@ def blocky_images(rng, n, low=0, high=256):
   return np.clip(pixels, low, high - 1).astype(np.uint8)
 
 
-def model_for(keras_module, config=CONFIG, seed=0, learning_rate=1e-2, **kwargs):
+def model_for(keras_module, config=CONFIG, seed=0, learning_rate=1e-2, batch_parts=None,
+              **kwargs):
   model = glow_keras.for_keras(keras_module).GlowModel(config, seed=seed, **kwargs)
-  model.compile(learning_rate=learning_rate, warmup_steps=0)
+  model.compile(learning_rate=learning_rate, warmup_steps=0, batch_parts=batch_parts)
   return model
 
 
@@ -92,9 +93,8 @@ def test_fit_trains_every_flow_variable_and_lowers_the_loss(keras_module, rng):
 def test_fit_in_parts_trains_as_whole_batches(keras_module, rng):
   # A small rate: Adam's normalisation magnifies rounding in near-zero gradients.
   images = blocky_images(rng, 48)
-  whole, parts = (model_for(keras_module, batch_shards=shards, learning_rate=1e-5)
-                  for shards in (1, 2))
-  assert parts.glow.batch_shards == 2
+  whole, parts = (model_for(keras_module, batch_parts=batch_parts, learning_rate=1e-5)
+                  for batch_parts in (1, 2))
   histories = [m.fit(images, batch_size=16, epochs=2, shuffle=False, verbose=0).history
                for m in (whole, parts)]
   assert_close(histories[1]["loss"], histories[0]["loss"], rtol=1e-5)
@@ -367,10 +367,9 @@ def test_backup_and_restore_resumes_a_killed_fit_to_the_weights_of_an_uninterrup
 
 @pytest.mark.parametrize("keras_module", KERAS)
 def test_get_config_rebuilds_the_model(keras_module):
-  model = glow_keras.for_keras(keras_module).GlowModel(CONFIG, seed=5, batch_shards=2,
-                                                       name="digits")
+  model = glow_keras.for_keras(keras_module).GlowModel(CONFIG, seed=5, name="digits")
   rebuilt = type(model).from_config(model.get_config())
-  assert (rebuilt.config, rebuilt.name, rebuilt.glow.batch_shards) == (CONFIG, "digits", 2)
+  assert (rebuilt.config, rebuilt.name) == (CONFIG, "digits")
   for got, expected in zip(flow_values(rebuilt.glow), flow_values(model.glow)):
     np.testing.assert_array_equal(got, expected)
 
@@ -405,10 +404,10 @@ def test_glow_model_rejects_bad_arguments(args, match):
     glow_keras.for_keras(keras3).GlowModel(*args)
 
 
-@pytest.mark.parametrize("batch_shards", [0, 1.5])
-def test_glow_model_rejects_a_bad_shard_count(batch_shards):
-  with pytest.raises(ValueError, match="`batch_shards` must be an integer >= 1"):
-    glow_keras.for_keras(keras3).GlowModel(CONFIG, batch_shards=batch_shards)
+@pytest.mark.parametrize("batch_parts", [0, 1.5])
+def test_compile_rejects_a_bad_part_count(batch_parts):
+  with pytest.raises(ValueError, match="`batch_parts` must be an integer >= 1"):
+    glow_keras.for_keras(keras3).GlowModel(CONFIG).compile(batch_parts=batch_parts)
 
 
 @pytest.mark.parametrize("keras_module", KERAS)

@@ -25,11 +25,11 @@ SHAPE = (8, 8, 2)
 CLASSES = 3
 
 
-def tiny_model(num_classes=CLASSES, seed=0, batch_shards=1):
+def tiny_model(num_classes=CLASSES, seed=0):
   """A class-conditional model initialised on data, then moved off its initial values."""
   config = glow_tfp.GlowConfig(image_shape=SHAPE, levels=2, steps_per_level=1,
                                hidden_channels=8, num_classes=num_classes)
-  model = glow_tfp.Glow(config, seed=seed, batch_shards=batch_shards)
+  model = glow_tfp.Glow(config, seed=seed)
   labels = tf.range(8) % num_classes if num_classes else None
   model.initialize(random_images((8,) + SHAPE, seed=seed), labels)
   perturb(model, scale=0.05, seed=seed)
@@ -272,7 +272,7 @@ def test_export_cli_writes_the_ema_weights_as_the_next_version(tmp_path):
   (tmp_path / "exports" / "glow" / "3").mkdir(parents=True)
   result = run_python(["-m", "serving.export", f"--workdir={tmp_path / 'work'}",
                        f"--export_base={tmp_path / 'exports'}", "--model_name=glow",
-                       "--batch_shards=2"])
+                       "--batch_parts=2"])
   assert result.returncode == 0, result.stderr[-3000:]
   assert "glow/4" in result.stdout
   loaded = tf.saved_model.load(str(tmp_path / "exports" / "glow" / "4"))
@@ -285,7 +285,7 @@ def test_export_cli_writes_the_ema_weights_as_the_next_version(tmp_path):
 def test_model_cut_into_parts_exports_the_whole_batch_results(exported, tmp_path):
   model, _, _ = exported
   loaded = tf.saved_model.load(saved_model.export_saved_model(
-      tiny_model(batch_shards=3), str(tmp_path / "parts")))
+      tiny_model(), str(tmp_path / "parts"), batch_parts=3))
   for batch in (1, 2, 7):
     images = uint8_images(batch, seed=batch)
     labels = np.arange(batch, dtype=np.int32) % CLASSES

@@ -591,7 +591,7 @@ def test_serving_turns_onednn_on_unless_the_user_turned_it_off(user_value, expec
   if user_value is not None:
     env["TF_ENABLE_ONEDNN_OPTS"] = user_value
   result = subprocess.run(
-      [sys.executable, "-c", "import os, serving; print(os.environ['TF_ENABLE_ONEDNN_OPTS'])"],
+      [sys.executable, "-c", "import os, serving.server; print(os.environ['TF_ENABLE_ONEDNN_OPTS'])"],
       cwd=REPO, env=env, capture_output=True, text=True, timeout=60, check=True)
   assert result.stdout.strip() == expected
 

@@ -95,13 +95,13 @@ def test_precision_and_memory_flags_reach_the_training_options():
   assert options.compute_dtype == "bfloat16" and options.reversible_gradients
 
 
-def test_batch_shards_reach_the_training_options(tmp_path):
+def test_batch_parts_reach_the_training_options(tmp_path):
   with flagsaver.flagsaver():
     flags.FLAGS(["train"])
-    options = cli.training_options(num_train_images=50, batch_shards=3)
-  assert options.batch_shards == 3
-  with pytest.raises(InputError, match="batch_shards"):
-    loop.Options(workdir=str(tmp_path), batch_shards=0)
+    options = cli.training_options(num_train_images=50, batch_parts=3)
+  assert options.batch_parts == 3
+  with pytest.raises(InputError, match="batch_parts"):
+    loop.Options(workdir=str(tmp_path), batch_parts=0)
 
 
 @needs_compute_dtype("float16")
@@ -161,12 +161,12 @@ def test_thread_flags_and_the_onednn_choice_are_applied_and_logged(tmp_path):
 
 
 @pytest.mark.parametrize("given, expected", [(None, "1"), ("0", "0"), ("1", "1")])
-def test_the_training_package_turns_onednn_on_unless_told_otherwise(given, expected):
+def test_the_training_entry_point_turns_onednn_on_unless_told_otherwise(given, expected):
   env = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
   if given is not None:
     env["TF_ENABLE_ONEDNN_OPTS"] = given
   result = subprocess.run(
-      [sys.executable, "-c", "import os, train; print(os.environ['TF_ENABLE_ONEDNN_OPTS'])"],
+      [sys.executable, "-c", "import os, train.__main__; print(os.environ['TF_ENABLE_ONEDNN_OPTS'])"],
       cwd=_ROOT, env=env, capture_output=True, text=True, timeout=120, check=True)
   assert result.stdout.strip() == expected
 
@@ -227,7 +227,7 @@ def test_sigterm_saves_the_step_reached_exits_with_its_code_and_resumes_exactly(
                                                                                straight_60):
   workdir = tmp_path / "wd"
   command = [*_TINY, "--steps=60", "--checkpoint_every=50", "--log_every=1",
-             f"--workdir={workdir}", "--batch_shards=1"]
+             f"--workdir={workdir}", "--batch_parts=1"]
   process = _terminate_after_logged_step(command, 5, tmp_path / "log.txt")
   log = (tmp_path / "log.txt").read_text()
   assert process.returncode == preemption.EXIT_CODE, log[-3000:]
@@ -256,7 +256,7 @@ def test_run_killed_three_times_then_given_a_truncated_checkpoint_ends_as_an_uni
     tmp_path, straight_60):
   workdir = tmp_path / "wd"
   command = [*_TINY, "--steps=60", "--checkpoint_every=5", f"--workdir={workdir}",
-             "--batch_shards=1"]
+             "--batch_parts=1"]
   for step in (10, 20, 30):
     assert _kill_after_checkpoint(command, workdir, step), "the run ended before it was killed"
   newest = _latest_step(workdir)
@@ -293,7 +293,7 @@ def test_run_killed_with_sigkill_resumes_with_the_losses_of_an_uninterrupted_run
   # Whole batches and TensorFlow's threads, as the uninterrupted run in this process has:
   # other thread counts round differently.
   command = [*_TINY, "--steps=100", "--checkpoint_every=5", f"--workdir={workdir}",
-             f"--dataset={dataset}", "--batch_shards=1"]
+             f"--dataset={dataset}", "--batch_parts=1"]
   assert _kill_after_checkpoint(command, workdir, 10), "the run ended before it was killed"
   killed_at = _latest_step(workdir)
   result = _train(*command)

@@ -8,7 +8,13 @@ Running the same command again resumes from the last checkpoint.
 from absl import app
 from absl import flags
 
-from . import cli
+from glow_tfp import execution
+
+# An entry point: TensorFlow reads the oneDNN choice as it loads, so before the imports
+# below load it.
+execution.prefer_onednn()
+
+from . import cli  # noqa: E402
 
 # So that --help lists the training flags, which live in train/cli.py.
 flags.adopt_module_key_flags(cli)

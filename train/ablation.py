@@ -35,7 +35,14 @@ import typing
 from absl import app
 from absl import flags
 from absl import logging
-import matplotlib
+
+from glow_tfp import execution
+
+# An entry point: TensorFlow reads the oneDNN choice as it loads, so before the imports
+# below load it.
+execution.prefer_onednn()
+
+import matplotlib  # noqa: E402
 
 matplotlib.use("Agg")  # Files only; no display on a training machine.
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
@@ -378,12 +385,12 @@ def _zoom_to_last_half(axis, groups):
   axis.set_ylim(min(values) - margin, max(values) + margin)
 
 
-def settings_from_flags(batch_shards=1):
-  """The Settings of the flags, batches cut into `batch_shards` parts; --quick changes the
+def settings_from_flags(batch_parts=None):
+  """The Settings of the flags, batches cut into `batch_parts` parts; --quick changes the
   defaults of flags not given."""
   base = _QUICK if _QUICK_FLAG.value else _DEFAULTS
   training = _given(_TRAINING)
-  training.update(workdir=_WORKDIR.value, batch_shards=batch_shards)
+  training.update(workdir=_WORKDIR.value, batch_parts=batch_parts)
   variants = {name: tuple(values) for name, values in _given(_VARIANTS).items()}
   return dataclasses.replace(base, training=dataclasses.replace(base.training, **training),
                              **_given({**_DATA, **_MODEL, "seeds": _SEEDS}), **variants)

@@ -126,9 +126,9 @@ def levels():
   return _MODEL["levels"].value or config_lib.PRESETS[_PRESET.value].levels
 
 
-def training_options(num_train_images, batch_shards=1):
+def training_options(num_train_images, batch_parts=None):
   """The `loop.Options` of the flags (--epochs converted to steps), batches cut into
-  `batch_shards` parts (`common_flags.apply_thread_flags` picks it)."""
+  `batch_parts` parts (`common_flags.apply_thread_flags` picks it)."""
   training = {name: h.value for name, h in _TRAINING.items()}
   if _EPOCHS.value:
     training["steps"] = _EPOCHS.value * pipeline.steps_per_epoch(num_train_images,
@@ -140,7 +140,7 @@ def training_options(num_train_images, batch_shards=1):
       log_every=_LOG_EVERY.value, keep_checkpoints=_KEEP_CHECKPOINTS.value,
       strategy=_STRATEGY.value, tpu_address=_TPU_ADDRESS.value,
       compute_dtype=_COMPUTE_DTYPE.value, reversible_gradients=_REVERSIBLE_GRADIENTS.value,
-      batch_shards=batch_shards,
+      batch_parts=batch_parts,
       max_bad_steps=_MAX_BAD_STEPS.value, restore_lr_factor=_RESTORE_LR_FACTOR.value,
       num_samples=_NUM_SAMPLES.value, quality_samples=_QUALITY_SAMPLES.value,
       temperatures=tuple(float(t) for t in _TEMPERATURES.value), **training)
@@ -161,13 +161,13 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
   logging.set_verbosity(logging.INFO)
-  batch_shards = common_flags.apply_thread_flags(_THREADS)
+  batch_parts = common_flags.apply_thread_flags(_THREADS)
   try:
     data = data_lib.load(_DATA["dataset"].value, levels(), _SEED.value,
                          _DATA["heldout_fraction"].value, _DATA["data_dir"].value,
                          _HELDOUT["heldout_dataset"].value, _HELDOUT["eval_examples"].value)
     config = model_config(data.image_shape, data.num_classes)
-    options = training_options(data.num_train, batch_shards)
+    options = training_options(data.num_train, batch_parts)
     logging.info("Training %s on %s: %d training images, %d held-out images evaluated; %d "
                  "steps of batch %d.", config, data.name, data.num_train, data.num_heldout,
                  options.steps, options.batch_size)

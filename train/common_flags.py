@@ -12,7 +12,7 @@ import os
 from absl import flags
 from absl import logging
 
-from glow_tfp import sharding
+from glow_tfp import execution
 
 from . import data as data_lib
 from .errors import InputError
@@ -171,7 +171,7 @@ def _accepted_by(check):
 
 
 def define_thread_flags():
-  """--intra_op_threads, --inter_op_threads and --batch_shards: how a CPU runs the model.
+  """--intra_op_threads, --inter_op_threads and --batch_parts: how a CPU runs the model.
 
   Unset, they take what trained fastest on a 2-core CPU (docs/training.md, "Speed on a
   CPU"): with no GPU, each batch cut into one part per core, one thread per operation and
@@ -188,21 +188,21 @@ def define_thread_flags():
           lower_bound=0),
       "inter_op_threads": flags.DEFINE_integer(
           "inter_op_threads", None, "Operations run at once; 0: TensorFlow's choice; unset: "
-          "--batch_shards when batches are cut into parts, else 0.", lower_bound=0),
-      "batch_shards": flags.DEFINE_integer(
-          "batch_shards", None, "Parts each batch is cut into, run side by side "
-          "(glow_tfp.sharding); unset: one per CPU core on a machine without a GPU, else 1.",
+          "--batch_parts when batches are cut into parts, else 0.", lower_bound=0),
+      "batch_parts": flags.DEFINE_integer(
+          "batch_parts", None, "Parts each batch is cut into, run side by side "
+          "(glow_tfp.execution); unset: one per CPU core on a machine without a GPU, else 1.",
           lower_bound=1),
   }
 
 
 def apply_thread_flags(holders):
   """Sizes TensorFlow's thread pools from `define_thread_flags`' holders and returns the
-  batch_shards to build the model with; call before the first operation runs (TensorFlow
+  batch_parts to run the model in; call before the first operation runs (TensorFlow
   fixes the pools then)."""
-  intra, inter, shards = sharding.configure_threads(*(holders[name].value for name in (
-      "intra_op_threads", "inter_op_threads", "batch_shards")))
+  intra, inter, parts = execution.configure_threads(*(holders[name].value for name in (
+      "intra_op_threads", "inter_op_threads", "batch_parts")))
   logging.info("CPU threads: intra-op %s, inter-op %s (0: TensorFlow's choice); batches in "
-               "%s parts; TF_ENABLE_ONEDNN_OPTS=%s.", intra, inter, shards,
+               "%s parts; TF_ENABLE_ONEDNN_OPTS=%s.", intra, inter, parts,
                os.environ.get("TF_ENABLE_ONEDNN_OPTS", "unset"))
-  return shards
+  return parts

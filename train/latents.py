@@ -27,16 +27,23 @@ import sys
 
 from absl import app
 from absl import flags
-import numpy as np
-import tensorflow as tf
 
-import glow_tfp
-from glow_tfp import grid
-from glow_tfp import reconstruction as reconstruction_lib
-from glow_tfp import workdir as workdir_lib
-from . import common_flags
-from . import data as data_lib
-from .errors import InputError
+from glow_tfp import execution
+
+# An entry point: TensorFlow reads the oneDNN choice as it loads, so before the imports
+# below load it.
+execution.prefer_onednn()
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+import glow_tfp  # noqa: E402
+from glow_tfp import grid  # noqa: E402
+from glow_tfp import reconstruction as reconstruction_lib  # noqa: E402
+from glow_tfp import workdir as workdir_lib  # noqa: E402
+from . import common_flags  # noqa: E402
+from . import data as data_lib  # noqa: E402
+from .errors import InputError  # noqa: E402
 
 _WORKDIR = common_flags.define_workdir_flag("workdir", "Training workdir (config.json and "
                                             "checkpoints/).")

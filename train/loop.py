@@ -16,6 +16,7 @@ import time
 from absl import logging
 import tensorflow as tf
 
+from glow_tfp import execution
 from glow_tfp import flow
 from glow_tfp import precision
 from glow_tfp import workdir as workdir_lib
@@ -60,8 +61,9 @@ class Options:
       float16 trains with dynamic loss scaling (glow_tfp/training/loss_scale.py).
     reversible_gradients: recompute activations during backprop instead of storing them
       (`glow_tfp.Glow`): training memory flat in depth, steps about 1.4-1.5x slower.
-    batch_shards: cut each replica's batch into this many parts that run side by side
-      (`glow_tfp.Glow`); the training CLIs take one per core on a machine without a GPU.
+    batch_parts: cut each replica's batch into this many parts that run side by side
+      (`glow_tfp.execution`); None (default): `execution.default_batch_parts()`, one per
+      CPU core on a machine without a GPU, else 1.
     max_bad_steps: non-finite steps in a row that trigger a checkpoint restore.
     restore_lr_factor: learning-rate multiplier applied at each such restore.
     max_restores: restores after which the run gives up with an error.
@@ -98,7 +100,7 @@ class Options:
   jit_compile: bool | None = None
   compute_dtype: str = "float32"
   reversible_gradients: bool = False
-  batch_shards: int = 1
+  batch_parts: int | None = None
   max_bad_steps: int = 5
   restore_lr_factor: float = 0.5
   max_restores: int = 3
@@ -117,12 +119,14 @@ class Options:
       raise InputError("Options.workdir must be a directory path; got an empty string.")
     for name in ("steps", "batch_size", "eval_every", "sample_every", "checkpoint_every",
                  "log_every", "keep_checkpoints", "max_bad_steps", "num_samples",
-                 "eval_batch_size", "likelihood_draws", "batch_shards"):
+                 "eval_batch_size", "likelihood_draws"):
       _check_at_least(name, getattr(self, name), 1)
     for name in ("warmup_steps", "grad_clip_norm", "max_restores"):
       _check_at_least(name, getattr(self, name), 0)
     if self.quality_samples != 0:
       _check_at_least("quality_samples", self.quality_samples, 2)
+    if self.batch_parts is not None:
+      _check_at_least("batch_parts", self.batch_parts, 1)
     if not self.learning_rate > 0:
       raise InputError(f"Options.learning_rate must be > 0; got {self.learning_rate!r}.")
     if not 0 < self.restore_lr_factor < 1:
@@ -239,7 +243,8 @@ class Trainer:
       self.update = update_lib.Update(
           self.model, options.update_settings, options.seed, self.ema,
           loss_scaling=options.compute_dtype == "float16",
-          gradients_fn=step_lib.gradients_fn(options.jit_compile))
+          gradients_fn=step_lib.gradients_fn(
+              options.jit_compile, execution.resolve_batch_parts(options.batch_parts)))
       # A lambda: the checkpointer, which saves the update's counters, is made below.
       self.guard = guard_lib.NonFiniteGuard(options.max_bad_steps, options.max_restores,
                                             options.restore_lr_factor, self.update,
@@ -272,8 +277,7 @@ class Trainer:
   def _glow(self):
     options = self.options
     return flow.Glow(self.config, seed=options.seed, compute_dtype=options.compute_dtype,
-                     reversible_gradients=options.reversible_gradients,
-                     batch_shards=options.batch_shards)
+                     reversible_gradients=options.reversible_gradients)
 
   def close(self):
     self.checkpointer.close()

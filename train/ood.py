@@ -24,7 +24,14 @@ import sys
 
 from absl import app
 from absl import flags
-import matplotlib
+
+from glow_tfp import execution
+
+# An entry point: TensorFlow reads the oneDNN choice as it loads, so before the imports
+# below load it.
+execution.prefer_onednn()
+
+import matplotlib  # noqa: E402
 
 matplotlib.use("Agg")  # Files only; no display on a training machine.
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)

@@ -13,10 +13,16 @@ import sys
 from absl import app
 from absl import flags
 
-from . import common_flags
-from . import data as data_lib
-from . import record_io
-from .errors import InputError
+from glow_tfp import execution
+
+# An entry point: TensorFlow reads the oneDNN choice as it loads, so before the imports
+# below load it.
+execution.prefer_onednn()
+
+from . import common_flags  # noqa: E402
+from . import data as data_lib  # noqa: E402
+from . import record_io  # noqa: E402
+from .errors import InputError  # noqa: E402
 
 _DATA = common_flags.define_data_flags()
 _OUTPUT = flags.DEFINE_string("output", None, "Directory for the shards.", required=True)

@@ -8,6 +8,7 @@ skipped steps. The guard counts failures in a row in the graph and ends the loop
 after too many, for the Python loop to restore a checkpoint.
 """
 
+import functools
 import math
 import typing
 
@@ -32,12 +33,13 @@ def resolve_jit_compile(jit_compile):
   return _on_accelerator()
 
 
-def gradients_fn(jit_compile):
-  """The loss-and-gradients function of the steps, compiled with XLA as
-  `resolve_jit_compile(jit_compile)` says."""
+def gradients_fn(jit_compile, batch_parts):
+  """The loss-and-gradients function of the steps, each replica's batch cut into
+  `batch_parts` parts, compiled with XLA as `resolve_jit_compile(jit_compile)` says."""
   jit_compile = resolve_jit_compile(jit_compile)
   logging.info("XLA for the loss and gradients: %s", "on" if jit_compile else "off")
-  return tf.function(step.loss_and_gradients, jit_compile=jit_compile)
+  return tf.function(functools.partial(step.loss_and_gradients, batch_parts=batch_parts),
+                     jit_compile=jit_compile)
 
 
 def resolve_steps_per_loop(steps_per_loop, intervals):

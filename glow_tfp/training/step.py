@@ -16,6 +16,7 @@ import typing
 
 import tensorflow as tf
 
+from glow_tfp import execution
 from glow_tfp import likelihood
 from glow_tfp import metrics
 
@@ -87,16 +88,18 @@ def _initialize_if_needed(strategy, model, x, labels, ema):
   tf.cond(model.initialized, lambda: tf.constant(False), initialize)
 
 
-def loss_and_gradients(model, x, labels, global_batch_size, loss_scale=None):
+def loss_and_gradients(model, x, labels, global_batch_size, loss_scale=None, batch_parts=1):
   """This replica's share of the global-batch mean bits/dim, and its gradients (zeros for
-  variables the loss does not reach).
+  variables the loss does not reach), the log-densities computed in `batch_parts` parts
+  side by side (`glow_tfp.execution.map_parts`).
 
   With a `loss_scale` (a scalar), the gradients are those of `loss * loss_scale`, divided by
   `loss_scale` again: a large scale keeps small float16 gradients from flushing to zero.
   """
   variables = model.trainable_variables
   with tf.GradientTape() as tape:
-    bits = likelihood.dequantized_bits_per_dim(model.log_prob(x, labels), model.config)
+    log_prob = execution.map_parts(model.log_prob, (x, labels), batch_parts)
+    bits = likelihood.dequantized_bits_per_dim(log_prob, model.config)
     loss = tf.reduce_sum(bits) / global_batch_size
     scaled = loss if loss_scale is None else loss * loss_scale
   gradients = tape.gradient(scaled, variables)

@@ -1,9 +1,9 @@
-"""What the two choices of `glow_tfp.sharding` buy on a CPU: parts as calls, parts of 32.
+"""What the two choices of `glow_tfp.execution` buy on a CPU: parts as calls, parts of 32.
 
-  python -m benchmarks.sharding_speed                        # both architectures, ~8 minutes
-  python -m benchmarks.sharding_speed --sharding_architecture=28x28x1 --sharding_repeats=3
-  python -m benchmarks.sharding_speed --sharding_busy_cores=1   # a neighbour busy on one core
-  TF_ENABLE_ONEDNN_OPTS=0 python -m benchmarks.sharding_speed   # TensorFlow's own kernels
+  python -m benchmarks.parts_speed                        # both architectures, ~8 minutes
+  python -m benchmarks.parts_speed --parts_architecture=28x28x1 --parts_repeats=3
+  python -m benchmarks.parts_speed --parts_busy_cores=1   # a neighbour busy on one core
+  TF_ENABLE_ONEDNN_OPTS=0 python -m benchmarks.parts_speed   # TensorFlow's own kernels
 
 A glow_tfp model with one part of the batch per core (intra-op 1, inter-op one per core, as
 the CLI, the server and `benchmarks.run`'s glow_tfp_cores run it) times the benchmark's
@@ -13,14 +13,14 @@ ways, traced in this one process and alternating within each repeat:
 - inlined: one part per core, the parts' calls inlined into the caller's graph, so the ops of
   all parts interleave in one executor (glow_tfp before these choices);
 - calls: one part per core, each part a call of the one traced function
-  (`sharding._CALL_ATTRIBUTES`);
-- parts of 32: calls, and a batch larger than cores x `sharding.PART_SIZE` cut into more
+  (`execution._CALL_ATTRIBUTES`);
+- parts of 32: calls, and a batch larger than cores x `execution.PART_SIZE` cut into more
   parts of at most that many images (glow_tfp's default).
 
-`--sharding_busy_cores=N` keeps N other processes spinning while the workloads are timed,
+`--parts_busy_cores=N` keeps N other processes spinning while the workloads are timed,
 as on a shared host where another job holds a core. Prints images/s (median over repeats),
 first-call seconds and the ratios to "inlined" (medians of per-repeat ratios); writes
---sharding_out_dir/sharding_speed.{json,md}, with _busy<N> and _onednn_off in the name for
+--parts_out_dir/parts_speed.{json,md}, with _busy<N> and _onednn_off in the name for
 those settings.
 """
 
@@ -29,24 +29,30 @@ import os
 
 from absl import app
 from absl import flags
-import tensorflow as tf
 
-from benchmarks import architectures
-from benchmarks import peers
-from benchmarks import report
-from benchmarks import ways
-from glow_tfp import sharding
+from glow_tfp import execution
+
+# An entry point: TensorFlow reads the oneDNN choice as it loads, so before the imports
+# below load it.
+execution.prefer_onednn()
+
+import tensorflow as tf  # noqa: E402
+
+from benchmarks import architectures  # noqa: E402
+from benchmarks import peers  # noqa: E402
+from benchmarks import report  # noqa: E402
+from benchmarks import ways  # noqa: E402
 
 _ARCHITECTURES = flags.DEFINE_multi_enum(
-    "sharding_architecture", list(architectures.ARCHITECTURES),
+    "parts_architecture", list(architectures.ARCHITECTURES),
     list(architectures.ARCHITECTURES), "Architectures.")
-_REPEATS = flags.DEFINE_integer("sharding_repeats", 5, "Repeats (the ways alternate).",
+_REPEATS = flags.DEFINE_integer("parts_repeats", 5, "Repeats (the ways alternate).",
                                 lower_bound=1)
-_SECONDS = flags.DEFINE_float("sharding_seconds", 2.0, "Seconds per way per repeat.",
+_SECONDS = flags.DEFINE_float("parts_seconds", 2.0, "Seconds per way per repeat.",
                               lower_bound=0.0)
-_BUSY = flags.DEFINE_integer("sharding_busy_cores", 0, "Processes spinning while timing.",
+_BUSY = flags.DEFINE_integer("parts_busy_cores", 0, "Processes spinning while timing.",
                              lower_bound=0)
-_OUT_DIR = flags.DEFINE_string("sharding_out_dir", "benchmarks/results", "Where results go.")
+_OUT_DIR = flags.DEFINE_string("parts_out_dir", "benchmarks/results", "Where results go.")
 
 WAYS = ("inlined", "calls", "parts of 32")
 # A part size no batch reaches: one part per core.
@@ -54,23 +60,23 @@ _NO_LIMIT = 1 << 30
 
 
 @contextlib.contextmanager
-def _sharding_choices(way):
-  """Within it, `glow_tfp.sharding` traces parts the way `way` names."""
-  saved = sharding.PART_SIZE, sharding._CALL_ATTRIBUTES
+def _parts_choices(way):
+  """Within it, `glow_tfp.execution` traces parts the way `way` names."""
+  saved = execution.PART_SIZE, execution._CALL_ATTRIBUTES
   if way != "parts of 32":
-    sharding.PART_SIZE = _NO_LIMIT
+    execution.PART_SIZE = _NO_LIMIT
   if way == "inlined":
-    sharding._CALL_ATTRIBUTES = {}
+    execution._CALL_ATTRIBUTES = {}
   try:
     yield
   finally:
-    sharding.PART_SIZE, sharding._CALL_ATTRIBUTES = saved
+    execution.PART_SIZE, execution._CALL_ATTRIBUTES = saved
 
 
 def measure(arch, repeats, seconds, busy_cores=0):
-  """`ways.measure` of the glow_tfp_cores model at `arch`, the sharding choices as ways."""
+  """`ways.measure` of the glow_tfp_cores model at `arch`, the choices of parts as ways."""
   model = peers.build_initialized(peers.SYSTEMS["glow_tfp_cores"], arch)
-  return ways.measure(arch, model, {way: lambda way=way: _sharding_choices(way) for way in WAYS},
+  return ways.measure(arch, model, {way: lambda way=way: _parts_choices(way) for way in WAYS},
                       repeats, seconds, busy_cores)
 
 
@@ -78,7 +84,7 @@ def markdown(result):
   lines = (["# Parts of a batch on a CPU: inlined, calls, parts of 32", ""]
            + report.environment_lines(result["environment"])
            + ["", f"Threads: intra-op 1, inter-op {peers.CORES}; one part per core "
-              f"({peers.CORES}), parts of at most {sharding.PART_SIZE} images in "
+              f"({peers.CORES}), parts of at most {execution.PART_SIZE} images in "
               "\"parts of 32\". Ratios: medians of per-repeat ratios to \"inlined\". "
               f"Processes spinning while timing: {result['busy_cores']}. "
               f"TF_ENABLE_ONEDNN_OPTS={result['onednn']}."])
@@ -100,7 +106,7 @@ def main(argv):
       "environment": report.environment()}
   lines = markdown(result)
   print("\n".join(lines))
-  name = ("sharding_speed" + (f"_busy{_BUSY.value}" if _BUSY.value else "")
+  name = ("parts_speed" + (f"_busy{_BUSY.value}" if _BUSY.value else "")
           + ("_onednn_off" if result["onednn"] == "0" else ""))
   for path in report.write(result, lines, _OUT_DIR.value, name):
     print(f"wrote {path}")
