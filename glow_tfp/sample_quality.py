@@ -1,9 +1,12 @@
 """How much a model's samples look like its data, in the eyes of a classifier of that data.
 
-A `glow_tfp.classifier.Classifier` trained on the training images judges a set of N images
-(samples at one temperature, or real images for the reference):
-  legible_fraction   the fraction whose most probable class has probability >= 0.9
-                     (`LEGIBLE_PROBABILITY`): images the classifier is sure of;
+A `glow_tfp.classifier.Classifier` trained on the training images, and on junk in a reject
+class, judges a set of N images (samples at one temperature, or real images for the
+reference) by its probabilities of the real classes (the reject class left out, so that a
+row sums to 1 - P(junk)); an image's predicted class is its most probable real class:
+  legible_fraction   the fraction whose most probable real class has probability >= 0.9
+                     (`LEGIBLE_PROBABILITY`): images the classifier is sure are of that
+                     class, and so neither junk nor between classes;
   coverage_bits      the entropy -sum_c q_c log2 q_c of the predicted classes' histogram q
                      (log2(classes) when every class is predicted equally often, 0 when all
                      images get one class); `class_counts` is the histogram itself;
@@ -63,9 +66,9 @@ class Scores:
 
 
 def score(probabilities, features, reference_features, asked=None):
-  """`Scores` of images with class `probabilities` [N, classes] and `features` [N, D]
-  against the `reference_features` [M, D] of the held-out images; `asked` [N]: the class
-  each image was asked for, or None."""
+  """`Scores` of images with real-class `probabilities` [N, classes] (rows summing to at
+  most 1) and `features` [N, D] against the `reference_features` [M, D] of the held-out
+  images; `asked` [N]: the class each image was asked for, or None."""
   predicted = probabilities.argmax(axis=1)
   counts = np.bincount(predicted, minlength=probabilities.shape[1])
   q = counts[counts > 0] / len(predicted)

@@ -1,6 +1,7 @@
-"""Sample quality: real held-out digits score as the reference row does, uniform noise and
-an untrained model score low; the figures' definitions on small hand-made inputs; seeded
-samples, the same at a temperature whatever the others asked for."""
+"""Sample quality: real held-out digits score as the reference row does, junk (noise,
+constant images, scrambled digits) is illegible, an untrained model scores low; the
+figures' definitions on small hand-made inputs; seeded samples, the same at a temperature
+whatever the others asked for."""
 
 import numpy as np
 import pytest
@@ -49,6 +50,24 @@ def test_uniform_noise_scores_low(reference, rng):
   assert scores.legible_fraction < 0.5 * reference.scores.legible_fraction
   assert scores.frechet_distance > 20 * reference.scores.frechet_distance
   assert scores.agreement is None
+
+
+def _junk(digits, rng, count=250):
+  """Images that are no digit: noise, constant images and pixel-permuted held-out digits."""
+  shape = (count, *digits.image_shape)
+  permuted = rng.permuted(digits.heldout_images[:count].reshape(count, -1), axis=1)
+  return {
+      "uniform noise": rng.integers(0, 256, shape).astype(np.uint8),
+      "Gaussian noise": np.clip(rng.normal(128, 64, shape), 0, 255).astype(np.uint8),
+      "constant": np.broadcast_to(rng.integers(0, 256, (count, 1, 1, 1)), shape).astype(np.uint8),
+      "pixel-permuted digits": permuted.reshape(shape),
+  }
+
+
+def test_junk_is_illegible_and_digits_legible(reference, digits, rng):
+  assert reference.score(digits.heldout_images[250:]).legible_fraction >= 0.85
+  for name, images in _junk(digits, rng).items():
+    assert reference.score(images).legible_fraction <= 0.05, name
 
 
 def test_an_untrained_model_scores_low(reference, digits):
