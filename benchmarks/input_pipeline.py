@@ -42,8 +42,8 @@ import tensorflow as tf  # noqa: E402
 import glow_tfp  # noqa: E402
 from benchmarks import report  # noqa: E402
 from benchmarks import workloads  # noqa: E402
-from train import data as data_lib  # noqa: E402
-from train import record_io  # noqa: E402
+from train.data import datasets as data_lib  # noqa: E402
+from train.data import tfrecord  # noqa: E402
 
 _SIZES = flags.DEFINE_list("sizes", ["5000", "50000"], "PNG folder sizes compared.")
 _DATA_ROOT = flags.DEFINE_string("data_root", "runs/input_pipeline",
@@ -88,14 +88,14 @@ def write_records(directory, output, num_shards):
   returns the `tfrecord:` spec."""
   catalog = data_lib.catalog(f"folder:{directory}")
   if _written_examples(output) != len(catalog):
-    record_io.write(catalog, output, num_shards)
+    tfrecord.write(catalog, output, num_shards)
   return f"tfrecord:{os.path.join(output, '*.tfrecord')}"
 
 
 def _written_examples(output):
-  """The number of examples `record_io.write` wrote to `output`; 0 if none."""
+  """The number of examples `tfrecord.write` wrote to `output`; 0 if none."""
   try:
-    with open(os.path.join(output, record_io.INFO_FILE)) as f:
+    with open(os.path.join(output, tfrecord.INFO_FILE)) as f:
       return json.load(f)["examples"]
   except FileNotFoundError:
     return 0

@@ -114,11 +114,18 @@ def _check_image_shape(image_shape, levels):
   if len(image_shape) != 3 or not all(_is_int(d) and d > 0 for d in image_shape):
     raise ValueError("GlowConfig.image_shape must be three positive integers (H, W, C); "
                      f"got {image_shape!r}.")
-  height, width, _ = image_shape
-  block = 2 ** levels
-  if height % block or width % block:
+  if padded_image_shape(image_shape, levels) != tuple(image_shape):
     raise ValueError(f"GlowConfig.image_shape {image_shape}: H and W must be divisible by "
-                     f"2**levels = {block} (levels={levels}).")
+                     f"2**levels = {2 ** levels} (levels={levels}).")
+
+
+def padded_image_shape(image_shape, levels):
+  """The smallest (H', W', C) at least `image_shape` whose H' and W' 2**levels divides: each
+  level's squeeze halves H and W. The one rule of what image sizes a model of `levels`
+  takes; the data pipeline pads to it, or refuses images it does not equal."""
+  block = 2 ** levels
+  height, width, channels = image_shape
+  return (height + -height % block, width + -width % block, channels)
 
 
 PRESETS = {

@@ -49,7 +49,7 @@ def rng():
 @pytest.fixture(scope="session")
 def tiny_mnist():
   """48 training and 16 held-out bundled MNIST digits (28x28x1), for training tests."""
-  from train import data as data_lib
+  from train.data import datasets as data_lib
   full = data_lib.load("mnist", levels=2, seed=0)
   return data_lib.Data("mnist[:64]", full.train_images[:48], full.train_labels[:48],
                        full.heldout_images[:16], full.heldout_labels[:16], full.num_classes)

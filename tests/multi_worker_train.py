@@ -3,7 +3,7 @@ which training examples this worker's input pipeline reads in the first epoch: t
 each image's pixels, one per line, to --shard_file. Run by tests/test_train_distributed.py.
 
 The epoch is read through the strategy that the training then uses, right after
-`train.strategy.make` creates it: TensorFlow's runtime must not start before the CLI has
+`train.engine.strategy.make` creates it: TensorFlow's runtime must not start before the CLI has
 applied its thread flags, and a process sets up its collective ops once. The training is
 unchanged by the extra epoch: every batch is a function of the seed and the step.
 """
@@ -14,8 +14,8 @@ from absl import app
 from absl import flags
 
 from train import cli
-from train import data as data_lib
-from train import strategy as strategy_lib
+from train.data import datasets as data_lib
+from train.engine import strategy as strategy_lib
 
 _SHARD_FILE = flags.DEFINE_string("shard_file", None, "Where this worker's hashes go.",
                                   required=True)

@@ -1,4 +1,4 @@
-"""train.guard: skips counted, a restore with a lower rate after too many in a row, then
+"""train.engine.guard: skips counted, a restore with a lower rate after too many in a row, then
 giving up; overflowed float16 steps are skipped but are no failures. (With a real model and
 checkpoint: tests/test_train_loop.py.)"""
 
@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 from glow_tfp.training import schedule
-from train import guard
+from train.engine import guard
 
 _GOOD, _BAD, _OVERFLOW = (True, False), (False, False), (False, True)
 

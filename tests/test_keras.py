@@ -16,7 +16,7 @@ from glow_tfp import keras as glow_keras
 from glow_tfp import likelihood
 from glow_tfp.training import update as update_lib
 from serving import saved_model
-from train import loop
+from train.engine import loop
 from tests.checks import assert_close
 
 KERAS = [pytest.param(keras3, id="keras3"), pytest.param(tf_keras, id="tf_keras")]

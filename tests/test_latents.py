@@ -1,7 +1,7 @@
 """`python -m train.latents` on tiny trained models: every PNG, its layout, and the checks.
 
 The command runs as a subprocess (its absl flags share names with the training CLI's, which
-other tests import into this process); the tiny models are trained here with `train.loop`.
+other tests import into this process); the tiny models are trained here with `train.engine.loop`.
 """
 
 import os
@@ -14,8 +14,8 @@ import PIL.Image
 import pytest
 
 from glow_tfp import config as config_lib
-from train import data as data_lib
-from train import loop
+from train.data import datasets as data_lib
+from train.engine import loop
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _SIDE, _COLUMNS = 8, 4

@@ -10,9 +10,9 @@ import tensorflow as tf
 
 import glow_tfp
 from glow_tfp import workdir as workdir_lib
-from train import data as data_lib
-from train import loop
-from train import quality_reports
+from train.data import datasets as data_lib
+from train.engine import loop
+from train.engine import quality_reports
 from train.errors import InputError
 
 _CONFIG = glow_tfp.GlowConfig(image_shape=(28, 28, 1), levels=2, steps_per_level=1,

@@ -15,7 +15,7 @@ from tests.checks import assert_close
 
 @pytest.fixture(scope="module")
 def digits():
-  from train import data as data_lib
+  from train.data import datasets as data_lib
   return data_lib.load("mnist", levels=2, seed=0)
 
 

@@ -1,10 +1,10 @@
-"""train.step: where the loss and gradients are compiled with XLA. (The step itself trains in
+"""train.engine.step: where the loss and gradients are compiled with XLA. (The step itself trains in
 tests/test_train_loop.py and tests/test_train_distributed.py.)"""
 
 import pytest
 import tensorflow as tf
 
-from train import step
+from train.engine import step
 
 
 @pytest.mark.parametrize("explicit", [True, False])

@@ -1,10 +1,10 @@
-"""train.streaming: the order of a streaming source, its workers' shards, resume, the split."""
+"""train.data.streaming: the order of a streaming source, its workers' shards, resume, the split."""
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from train import streaming
+from train.data import streaming
 from train.errors import InputError
 
 _N = 22  # examples; batch 4 gives 5 steps an epoch, 2 examples dropped

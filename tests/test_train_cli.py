@@ -20,10 +20,10 @@ import tensorflow as tf
 import glow_tfp
 from glow_tfp import workdir as workdir_lib
 from train import cli
-from train import data as data_lib
-from train import images
-from train import loop
-from train import preemption
+from train.data import datasets as data_lib
+from train.data import images
+from train.engine import loop
+from train.engine import preemption
 from train.errors import InputError
 from tests.checks import assert_close, needs_compute_dtype
 

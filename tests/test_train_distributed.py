@@ -1,6 +1,6 @@
 """Distributed training equals single-device training: MirroredStrategy on the two logical
 CPU devices of tests/conftest.py, and MultiWorkerMirroredStrategy with two local worker
-processes on 127.0.0.1 (TF_CONFIG), both through the same `train.loop.run`; the two workers
+processes on 127.0.0.1 (TF_CONFIG), both through the same `train.engine.loop.run`; the two workers
 read disjoint examples that together cover an epoch once."""
 
 import hashlib
@@ -20,9 +20,9 @@ import tensorflow as tf
 
 import glow_tfp
 from glow_tfp import workdir as workdir_lib
-from train import data as data_lib
-from train import loop
-from train import preemption
+from train.data import datasets as data_lib
+from train.engine import loop
+from train.engine import preemption
 from tests.checks import assert_close
 
 _CONFIG = glow_tfp.GlowConfig(image_shape=(28, 28, 1), levels=2, steps_per_level=1,

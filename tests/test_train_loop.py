@@ -1,4 +1,4 @@
-"""train.loop.run: outputs in the workdir, exact resume, the non-finite guard, bad input."""
+"""train.engine.loop.run: outputs in the workdir, exact resume, the non-finite guard, bad input."""
 
 import errno
 import json
@@ -13,9 +13,9 @@ import tensorflow_datasets as tfds
 
 import glow_tfp
 from glow_tfp import workdir as workdir_lib
-from train import checkpointing
-from train import data as data_lib
-from train import loop
+from train.engine import checkpointing
+from train.data import datasets as data_lib
+from train.engine import loop
 from train import plot
 from train.errors import CheckpointSaveError
 from train.errors import InputError
@@ -55,7 +55,7 @@ def test_run_leaves_checkpoints_logs_samples_and_results(finished_run, tiny_mnis
   model, path = workdir_lib.restore_model(str(workdir))
   assert path.endswith("ckpt-6")
   assert results["likelihood_draws"] == 1 and results["heldout_images"] == 16
-  # The reported figure is the bound of train.evaluation's seeded draws: other draws of the
+  # The reported figure is the bound of train.engine.evaluation's seeded draws: other draws of the
   # same estimator agree within a few standard errors.
   again = glow_tfp.bits_per_dim(model.log_likelihood(tiny_mnist.heldout_images, seed=99),
                                 model.config.num_dims).numpy()

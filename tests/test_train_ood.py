@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 from glow_tfp import config as config_lib
-from train import loop
+from train.engine import loop
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

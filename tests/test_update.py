@@ -1,6 +1,6 @@
 """glow_tfp.training.update: the one update of `python -m train` and `GlowModel.fit`.
 
-The CLI's device loop (train.step.DistributedStep) and `GlowModel.fit` under both Keras
+The CLI's device loop (train.engine.step.DistributedStep) and `GlowModel.fit` under both Keras
 generations train the same weights from the same batches, and skip the same non-finite
 step, counting it.
 """
@@ -17,8 +17,8 @@ from glow_tfp.training import ema as ema_lib
 from glow_tfp.training import step as step_lib
 from glow_tfp.training import update as update_lib
 from tests.checks import assert_close
-from train import guard as guard_lib
-from train import step as train_step
+from train.engine import guard as guard_lib
+from train.engine import step as train_step
 
 KERAS = [pytest.param(keras3, id="keras3"), pytest.param(tf_keras, id="tf_keras")]
 _CONFIG = glow_tfp.GlowConfig(image_shape=(8, 8, 1), levels=2, steps_per_level=1,

@@ -1,1 +1,8 @@
-"""The training job: `python -m train` (absl flags), and the reusable `train.loop.run`."""
+"""The training job, `python -m train` (absl flags), laid out by concern:
+
+- the tools people run: `cli` (`python -m train`), `ablation`, `latents`, `ood`, `plot`,
+  `records` and `sample_quality`, with the flags several of them share in `common_flags`;
+- `engine/`: the training loop and what it leaves (`train.engine.loop.run` trains from
+  Python);
+- `data/`: the sources and the input pipeline.
+"""

@@ -50,8 +50,8 @@ import numpy as np  # noqa: E402
 
 from glow_tfp import config as config_lib  # noqa: E402
 from . import common_flags  # noqa: E402
-from . import data as data_lib  # noqa: E402
-from . import loop  # noqa: E402
+from .data import datasets as data_lib  # noqa: E402
+from .engine import loop  # noqa: E402
 from .errors import InputError  # noqa: E402
 
 PERMUTATIONS = ("reverse", "shuffle", "lu")

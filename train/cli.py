@@ -15,11 +15,11 @@ import tensorflow as tf
 from glow_tfp import config as config_lib
 from glow_tfp.training import optimizer as optimizer_lib
 from . import common_flags
-from . import data as data_lib
-from . import loop
-from . import pipeline
-from . import preemption
-from . import strategy as strategy_lib
+from .data import datasets as data_lib
+from .engine import loop
+from .data import pipeline
+from .engine import preemption
+from .engine import strategy as strategy_lib
 from .errors import CheckpointSaveError
 from .errors import InputError
 

@@ -14,7 +14,7 @@ from absl import logging
 
 from glow_tfp import execution
 
-from . import data as data_lib
+from .data import datasets as data_lib
 from .errors import InputError
 
 _SPEC_MESSAGE = ("{} must be 'mnist', 'tfds:NAME[:SPLIT]', 'folder:PATH' or "

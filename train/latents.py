@@ -42,7 +42,7 @@ from glow_tfp import grid  # noqa: E402
 from glow_tfp import reconstruction as reconstruction_lib  # noqa: E402
 from glow_tfp import workdir as workdir_lib  # noqa: E402
 from . import common_flags  # noqa: E402
-from . import data as data_lib  # noqa: E402
+from .data import datasets as data_lib  # noqa: E402
 from .errors import InputError  # noqa: E402
 
 _WORKDIR = common_flags.define_workdir_flag("workdir", "Training workdir (config.json and "

@@ -43,7 +43,7 @@ from glow_tfp import ood  # noqa: E402
 from glow_tfp import reconstruction  # noqa: E402
 from glow_tfp import workdir as workdir_lib  # noqa: E402
 from . import common_flags  # noqa: E402
-from . import data as data_lib  # noqa: E402
+from .data import datasets as data_lib  # noqa: E402
 from .errors import InputError  # noqa: E402
 
 GENERATED = ("noise:uniform", "noise:gaussian", "constant", "black", "shrunk", "flipped",

@@ -18,7 +18,7 @@ matplotlib.use("Agg")  # Files only; no display on a training machine.
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
 import numpy as np  # noqa: E402
 
-from . import summaries  # noqa: E402
+from .engine import summaries  # noqa: E402
 
 CURVE_FILE = "bits_per_dim.png"
 
@@ -39,7 +39,7 @@ def load_results(path):
 
 
 def plot(results, output, smoothing):
-  """Writes the curve of `results` (the dict of `train.loop.run`) to the PNG `output`."""
+  """Writes the curve of `results` (the dict of `train.engine.loop.run`) to the PNG `output`."""
   steps, bits = np.array(results["train_history"], dtype=float).T
   window = min(smoothing, len(bits))
   smoothed = np.convolve(bits, np.ones(window) / window, mode="valid")

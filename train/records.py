@@ -20,8 +20,8 @@ from glow_tfp import execution
 execution.prefer_onednn()
 
 from . import common_flags  # noqa: E402
-from . import data as data_lib  # noqa: E402
-from . import record_io  # noqa: E402
+from .data import datasets as data_lib  # noqa: E402
+from .data import tfrecord  # noqa: E402
 from .errors import InputError  # noqa: E402
 
 _DATA = common_flags.define_data_flags()
@@ -48,7 +48,7 @@ def main(argv):
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
   try:
     catalog = data_lib.catalog(_DATA["dataset"].value, _DATA["data_dir"].value)
-    paths = record_io.write(catalog, _OUTPUT.value, _NUM_SHARDS.value, progress)
+    paths = tfrecord.write(catalog, _OUTPUT.value, _NUM_SHARDS.value, progress)
   except InputError as error:
     sys.exit(f"records: error: {error}")
   print(f"Wrote {len(catalog)} images of {catalog.name} to {len(paths)} shards in "

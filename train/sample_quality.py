@@ -20,8 +20,8 @@ from absl import logging
 
 from glow_tfp import workdir as workdir_lib
 from . import common_flags
-from . import data as data_lib
-from . import quality_reports
+from .data import datasets as data_lib
+from .engine import quality_reports
 from .errors import InputError
 
 _WORKDIR = common_flags.define_workdir_flag("workdir", "Training workdir (config.json and "

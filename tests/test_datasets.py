@@ -1,4 +1,4 @@
-"""train.data: the bundled MNIST digits, streamed folders and TensorFlow Datasets, bad input."""
+"""train.data.datasets: the bundled MNIST digits, streamed folders and TensorFlow Datasets, bad input."""
 
 import re
 
@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from train import data as data_lib
-from train import images
-from train import streaming
+from train.data import datasets as data_lib
+from train.data import images
+from train.data import streaming
 from train.errors import InputError
 
 

@@ -22,7 +22,7 @@ import tensorflow as tf
 
 from . import images
 from . import pipeline
-from .errors import InputError
+from ..errors import InputError
 
 # Parallel decoding keeps up to this many batches of each replica ready; memory is
 # O(batch x this), whatever the number of examples.

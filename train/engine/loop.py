@@ -31,7 +31,7 @@ from . import sample_grids
 from . import step as step_lib
 from . import strategy as strategy_lib
 from . import summaries
-from .errors import InputError
+from ..errors import InputError
 
 
 EVAL_WEIGHTS = ("ema", "raw")

@@ -1,4 +1,4 @@
-"""train.record_io and `python -m train.records`: shards written from a source read back by
+"""train.data.tfrecord and `python -m train.records`: shards written from a source read back by
 index as `tfrecord:GLOB`, and bad records stopped with one line."""
 
 import os
@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from train import data as data_lib
-from train import images
-from train import record_io
+from train.data import datasets as data_lib
+from train.data import images
+from train.data import tfrecord
 from train.errors import InputError
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -26,7 +26,7 @@ def _read_all(catalog):
 def test_shards_written_from_a_folder_read_back_the_same_images_and_labels(class_folder,
                                                                            tmp_path):
   folder = data_lib.catalog(class_folder)
-  paths = record_io.write(folder, str(tmp_path / "records"), num_shards=3)
+  paths = tfrecord.write(folder, str(tmp_path / "records"), num_shards=3)
   records = data_lib.catalog(f"tfrecord:{tmp_path / 'records'}/*.tfrecord")
   assert len(paths) == 3 and all(os.path.exists(p) for p in paths)
   assert (len(records), records.image_shape, records.num_classes) == (20, (8, 8, 1), 2)
@@ -87,7 +87,7 @@ def test_a_glob_that_matches_nothing_is_rejected(tmp_path):
 
 
 def test_a_truncated_record_file_is_rejected(tmp_path, class_folder):
-  record_io.write(data_lib.catalog(class_folder), str(tmp_path), num_shards=1)
+  tfrecord.write(data_lib.catalog(class_folder), str(tmp_path), num_shards=1)
   path = tmp_path / "images-00000-of-00001.tfrecord"
   path.write_bytes(path.read_bytes()[:-10])
   with pytest.raises(InputError, match="truncated"):

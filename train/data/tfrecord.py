@@ -18,7 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from . import images
-from .errors import InputError
+from ..errors import InputError
 from .streaming import Catalog
 
 # Next to the shards: what is only known after reading every record (the number of classes).

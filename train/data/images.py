@@ -4,7 +4,7 @@ import numpy as np
 import PIL.Image
 import tensorflow as tf
 
-from .errors import InputError
+from ..errors import InputError
 
 EXTENSIONS = (".png", ".jpg", ".jpeg")
 CHECK_SAMPLE = 64

@@ -1,9 +1,9 @@
-"""train.pipeline: batches fixed by (seed, step), resumable, split evenly over replicas."""
+"""train.data.pipeline: batches fixed by (seed, step), resumable, split evenly over replicas."""
 
 import numpy as np
 import tensorflow as tf
 
-from train import pipeline
+from train.data import pipeline
 
 _IMAGES = np.arange(10 * 4 * 4 * 1, dtype=np.uint8).reshape(10, 4, 4, 1)
 _LABELS = np.arange(10, dtype=np.int32)
