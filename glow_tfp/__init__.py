@@ -17,8 +17,8 @@ _EXPORTS = {
     "PRESETS": "config",
     "bits_per_dim": "likelihood",
     "log_likelihood": "likelihood",
-    "to_images": "metrics",
-    "to_model_space": "metrics",
+    "to_images": "model_space",
+    "to_model_space": "model_space",
 }
 
 __all__ = sorted([*_EXPORTS, "bijectors", "grid", "workdir"])

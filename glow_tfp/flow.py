@@ -9,7 +9,7 @@ import tensorflow_probability as tfp
 
 from glow_tfp import layout as layout_lib
 from glow_tfp import likelihood
-from glow_tfp import metrics
+from glow_tfp import model_space
 from glow_tfp import precision
 from glow_tfp.bijectors import actnorm
 from glow_tfp.bijectors import compose
@@ -38,7 +38,7 @@ class Glow(tf.Module):
   `log_prob`, `sample`, `encode` and `decode` walk the chain through its fused methods, so
   each coupling network runs once per call; `distribution.log_prob` gives the same values
   the generic TFP way (pass `bijector_kwargs={"labels": y}` to a class-conditional model).
-  Model space is [-0.5, 0.5]; see `glow_tfp.metrics` for the way in and out. `layout`, a
+  Model space is [-0.5, 0.5]; see `glow_tfp.model_space` for the way in and out. `layout`, a
   `LatentLayout` computed from the config, holds the shapes of the levels and their latents.
   How a batch runs on this machine is the application's choice, not the model's: the
   training step, `GlowModel` and the export cut batches into parts with `glow_tfp.execution`.
@@ -139,7 +139,7 @@ class Glow(tf.Module):
     if seed is None:
       z = tf.random.normal(shape, dtype=self.dtype)
     else:
-      z = tf.random.stateless_normal(shape, metrics.as_seed(seed), dtype=self.dtype)
+      z = tf.random.stateless_normal(shape, model_space.as_seed(seed), dtype=self.dtype)
     return temperature * z
 
   def encode(self, x, labels=None):

@@ -30,7 +30,7 @@ from glow_tfp import execution
 from glow_tfp import flow
 from glow_tfp import grid
 from glow_tfp import likelihood
-from glow_tfp import metrics
+from glow_tfp import model_space
 from glow_tfp.training import ema as ema_lib
 from glow_tfp.training import step as step_lib
 from glow_tfp.training import update as update_lib
@@ -239,7 +239,7 @@ class _GlowModel:
   def sample(self, n, temperature=1.0, labels=None, seed=None):
     """`n` uint8 images [n, H, W, C]; `seed` None (global RNG) or an int (stateless)."""
     x = self._eval_glow.sample(n, temperature=temperature, labels=labels, seed=seed)
-    return metrics.to_images(x, self.config.n_bits)
+    return model_space.to_images(x, self.config.n_bits)
 
   def _unpack(self, data):
     """(images, labels) of a batch; labels None for an unconditional model."""
@@ -260,7 +260,7 @@ class _GlowModel:
     return images, (labels if self.config.num_classes else None)
 
   def _bin_centres(self, images):
-    return metrics.to_model_space(images, self.config.n_bits)
+    return model_space.to_model_space(images, self.config.n_bits)
 
   def _parts(self):
     return self._batch_parts or execution.default_batch_parts()

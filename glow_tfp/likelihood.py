@@ -26,7 +26,7 @@ import math
 import numpy as np
 import tensorflow as tf
 
-from glow_tfp import metrics
+from glow_tfp import model_space
 
 
 def log_likelihood(model, images, labels=None, num_draws=1, seed=0, noise=None):
@@ -47,12 +47,12 @@ def log_likelihood(model, images, labels=None, num_draws=1, seed=0, noise=None):
   batch = tf.shape(images)[0]
   if noise is None:
     noise = tf.random.stateless_uniform(tf.concat([[num_draws], tf.shape(images)], 0),
-                                        metrics.as_seed(seed))
+                                        model_space.as_seed(seed))
   else:
     noise = tf.broadcast_to(tf.convert_to_tensor(noise, tf.float32)[:, tf.newaxis],
                             tf.concat([[num_draws], tf.shape(images)], 0))
   repeated = _repeat(images, num_draws)
-  x = metrics.to_model_space(repeated, model.config.n_bits, noise=_merge_draws(noise))
+  x = model_space.to_model_space(repeated, model.config.n_bits, noise=_merge_draws(noise))
   log_density = model.log_prob(tf.cast(x, model.dtype),
                                None if labels is None else _repeat(labels, num_draws))
   log_density = tf.reshape(log_density, [num_draws, batch])

@@ -10,7 +10,7 @@ import dataclasses
 import numpy as np
 import tensorflow as tf
 
-from glow_tfp import metrics
+from glow_tfp import model_space
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,14 +69,14 @@ def reconstruct(model, images, labels=None, batch_size=256):
   errors, rebuilt = [], []
   for start in range(0, len(images), batch_size):
     chunk = images[start:start + batch_size]
-    x = tf.cast(metrics.to_model_space(chunk, n_bits), model.dtype)
+    x = tf.cast(model_space.to_model_space(chunk, n_bits), model.dtype)
     chunk_labels = None
     if model.config.num_classes:
       chunk_labels = tf.constant(labels[start:start + batch_size], tf.int32)
     back = model.decode(model.encode(x, chunk_labels), chunk_labels)
     # numpy's max, unlike TensorFlow's on some devices, propagates NaN.
     errors.append(np.abs((back - x).numpy()).max(axis=(1, 2, 3)))
-    rebuilt.append(metrics.to_images(tf.cast(back, tf.float32), n_bits).numpy())
+    rebuilt.append(model_space.to_images(tf.cast(back, tf.float32), n_bits).numpy())
   errors, rebuilt = np.concatenate(errors), np.concatenate(rebuilt)
   finite = np.isfinite(errors)
   exact = finite & np.all(rebuilt == images, axis=(1, 2, 3))

@@ -25,7 +25,7 @@ import numpy as np
 import tensorflow as tf
 
 from glow_tfp import frechet
-from glow_tfp import metrics
+from glow_tfp import model_space
 
 LEGIBLE_PROBABILITY = 0.9
 # Draws of sample batch b are seeded by fold_in((seed, _STREAM), b), apart from the training
@@ -159,5 +159,5 @@ class SampleQuality:
   def _sample(self, count, temperature, labels, index):
     seed = tf.random.experimental.stateless_fold_in(self._seed, index)
     x = self.model.sample(count, temperature, labels=labels, seed=seed)
-    return metrics.to_images(x, self.model.config.n_bits)
+    return model_space.to_images(x, self.model.config.n_bits)
 

@@ -54,7 +54,7 @@ import uuid
 import tensorflow as tf
 
 from glow_tfp import likelihood
-from glow_tfp import metrics
+from glow_tfp import model_space
 from glow_tfp import ood
 from glow_tfp import execution
 from . import model_name as model_name_lib
@@ -169,13 +169,13 @@ def _sample_fn(glow, in_parts):
       # The draws of the whole request first, so that its images do not depend on the parts.
       z = glow.sample_base(num_samples, temperature, seed=seed)
       x = in_parts(glow.generate, (z, labels))
-    return {"images": metrics.to_images(x, glow.config.n_bits)}
+    return {"images": model_space.to_images(x, glow.config.n_bits)}
   return sample
 
 
 def _encode_fn(glow, in_parts):
   def encode(images, labels=None):
-    latents = in_parts(glow.encode, (metrics.to_model_space(images, glow.config.n_bits),
+    latents = in_parts(glow.encode, (model_space.to_model_space(images, glow.config.n_bits),
                                      labels))
     return {f"latent_{level}": z for level, z in enumerate(latents)}
   return encode
@@ -189,7 +189,7 @@ def _decode_fn(glow, in_parts):
                for level, z in enumerate(inputs[:levels])]
     labels = inputs[levels] if len(inputs) > levels else None
     x = in_parts(lambda labels, *latents: glow.decode(latents, labels), (labels, *latents))
-    return {"images": metrics.to_images(x, glow.config.n_bits)}
+    return {"images": model_space.to_images(x, glow.config.n_bits)}
   return decode
 
 

@@ -8,7 +8,7 @@ import pytest
 
 import glow_tfp
 from glow_tfp import classifier as classifier_lib
-from glow_tfp import metrics
+from glow_tfp import model_space
 from glow_tfp import sample_quality
 from tests.checks import assert_close
 
@@ -74,7 +74,7 @@ def test_an_untrained_model_scores_low(reference, digits):
   config = glow_tfp.GlowConfig.preset("mnist", levels=2, steps_per_level=1,
                                       hidden_channels=4, image_shape=digits.image_shape)
   model = glow_tfp.Glow(config, seed=0)
-  model.initialize(metrics.to_model_space(digits.train_images[:64]))
+  model.initialize(model_space.to_model_space(digits.train_images[:64]))
   scores = sample_quality.SampleQuality(model, reference, 250, seed=0).scores([1.0])[1.0]
   assert scores.count == 250
   assert scores.legible_fraction < reference.scores.legible_fraction - 0.3
@@ -86,7 +86,7 @@ def test_samples_are_seeded_and_a_temperature_ignores_the_others(reference, digi
                                       hidden_channels=4, image_shape=digits.image_shape,
                                       num_classes=10)
   model = glow_tfp.Glow(config, seed=0)
-  model.initialize(metrics.to_model_space(digits.train_images[:64]),
+  model.initialize(model_space.to_model_space(digits.train_images[:64]),
                    digits.train_labels[:64])
   quality = sample_quality.SampleQuality(model, reference, 12, seed=3, batch_size=5)
   alone = quality.scores([0.7])[0.7]
@@ -119,5 +119,5 @@ def test_the_figures_follow_their_definitions():
 def test_real_images_are_quantised_as_the_model_samples_them(n_bits, expected):
   images = np.array([0, 7, 200, 255], np.uint8)
   np.testing.assert_array_equal(sample_quality.quantise(images, n_bits), expected)
-  x = metrics.to_model_space(images, n_bits)
-  np.testing.assert_array_equal(metrics.to_images(x, n_bits).numpy(), expected)
+  x = model_space.to_model_space(images, n_bits)
+  np.testing.assert_array_equal(model_space.to_images(x, n_bits).numpy(), expected)

@@ -18,7 +18,7 @@ import tensorflow as tf
 
 from glow_tfp import execution
 from glow_tfp import likelihood
-from glow_tfp import metrics
+from glow_tfp import model_space
 
 # The dequantisation noise of training step s is seeded by fold_in((seed, NOISE_STREAM), s).
 NOISE_STREAM = 1
@@ -61,7 +61,7 @@ def dequantize(images, n_bits, seed, step):
   shape = tf.shape(images)
   noise = tf.random.stateless_uniform(tf.concat([[shape[0] * replicas], shape[1:]], 0),
                                       noise_seed(seed, step))
-  return metrics.to_model_space(images, n_bits,
+  return model_space.to_model_space(images, n_bits,
                                 noise=noise[replica * shape[0]:(replica + 1) * shape[0]])
 
 

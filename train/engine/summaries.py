@@ -13,7 +13,7 @@ from absl import logging
 import tensorflow as tf
 
 from glow_tfp import grid
-from glow_tfp import metrics
+from glow_tfp import model_space
 
 SAMPLES_DIR = "samples"
 LOGS_DIR = "logs"
@@ -57,7 +57,7 @@ class Reporter:
     """Writes one PNG grid per temperature and the same grids to TensorBoard."""
     paths = []
     for temperature, x in images_by_temperature.items():
-      image = grid.image_grid(metrics.to_images(x, n_bits))
+      image = grid.image_grid(model_space.to_images(x, n_bits))
       path = os.path.join(self.workdir, SAMPLES_DIR,
                           f"step{step:06d}_temperature{temperature:.1f}.png")
       if self.chief:
