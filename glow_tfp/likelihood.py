@@ -26,10 +26,11 @@ import math
 import numpy as np
 import tensorflow as tf
 
+from glow_tfp import execution
 from glow_tfp import model_space
 
 
-def log_likelihood(model, images, labels=None, num_draws=1, seed=0, noise=None):
+def log_likelihood(model, images, labels=None, num_draws=1, seed=0, noise=None, batch_parts=1):
   """Estimated log-probability log P_K [N] of uint8 `images` [N, H, W, C], in nats.
 
   Args:
@@ -41,6 +42,9 @@ def log_likelihood(model, images, labels=None, num_draws=1, seed=0, noise=None):
       of each image's position in the batch. Ignored with `noise`.
     noise: instead of seeded draws, fixed draws [K, H, W, C] in [0, 1) shared by every image,
       so an image gets the same estimate in any batch (what an export serves).
+    batch_parts: evaluate the K * N densities in this many parts side by side
+      (`glow_tfp.execution.map_parts`); the draws are made for the whole batch first, so the
+      estimate does not depend on it.
   """
   num_draws = check_num_draws(num_draws if noise is None else noise.shape[0])
   images = tf.convert_to_tensor(images)
@@ -53,8 +57,10 @@ def log_likelihood(model, images, labels=None, num_draws=1, seed=0, noise=None):
                             tf.concat([[num_draws], tf.shape(images)], 0))
   repeated = _repeat(images, num_draws)
   x = model_space.to_model_space(repeated, model.config.n_bits, noise=_merge_draws(noise))
-  log_density = model.log_prob(tf.cast(x, model.dtype),
-                               None if labels is None else _repeat(labels, num_draws))
+  log_density = execution.map_parts(
+      model.log_prob, (tf.cast(x, model.dtype),
+                       None if labels is None else _repeat(labels, num_draws)),
+      batch_parts, differentiable=False)
   log_density = tf.reshape(log_density, [num_draws, batch])
   estimate = (tf.reduce_logsumexp(log_density, axis=0) - math.log(num_draws)
               + log_bin_volume(model.config))

@@ -127,6 +127,17 @@ def test_the_estimate_is_repeatable_and_fixed_draws_ignore_the_batch(trained_tin
   assert_close(part, whole[10:13], rtol=1e-12)
 
 
+@pytest.mark.parametrize("in_graph", [False, True])
+def test_the_estimate_does_not_depend_on_the_parts_a_batch_runs_in(trained_tiny, in_graph):
+  images = every_image()[:40]
+  estimate = lambda i, parts: likelihood.log_likelihood(trained_tiny, i, num_draws=3, seed=7,
+                                                        batch_parts=parts)
+  if in_graph:
+    estimate = tf.function(estimate, reduce_retracing=True)
+  whole = estimate(images, 1).numpy()
+  assert_close(estimate(images, 3).numpy(), whole, rtol=1e-9)
+
+
 def test_the_estimate_agrees_in_a_function_and_under_xla(trained_tiny):
   images = every_image()[::9]
   draws = likelihood.fixed_draws(2, TINY.image_shape, seed=0)

@@ -15,11 +15,13 @@ class HeldOut:
   """Evaluates `model` on the held-out part of `data` (`train.data.load`) in batches.
 
   `num_draws` is K of the likelihood estimate (`glow_tfp.likelihood`); each image gets its
-  own draws, seeded by `seed` and its batch, so an evaluation is repeatable.
+  own draws, seeded by `seed` and its batch, so an evaluation is repeatable; `batch_parts`
+  cuts each batch's densities into parts that run side by side (`glow_tfp.execution`).
   """
 
-  def __init__(self, model, data, batch_size, num_draws=1, seed=0):
+  def __init__(self, model, data, batch_size, num_draws=1, seed=0, batch_parts=1):
     self.model, self.data, self.batch_size = model, data, batch_size
+    self.batch_parts = batch_parts
     self.num_draws = likelihood.check_num_draws(num_draws)
     self._seed = tf.constant([seed, EVAL_STREAM], tf.int64)
     self._conditional = bool(model.config.num_classes)
@@ -39,5 +41,6 @@ class HeldOut:
   @tf.function
   def _log_likelihood(self, images, labels, index):
     seed = tf.random.experimental.stateless_fold_in(self._seed, index)
-    return self.model.log_likelihood(images, labels if self._conditional else None,
-                                     self.num_draws, seed)
+    return likelihood.log_likelihood(self.model, images,
+                                     labels if self._conditional else None, self.num_draws,
+                                     seed, batch_parts=self.batch_parts)

@@ -15,10 +15,12 @@ class HeldOutReports:
       the K-draw dequantisation bound of `glow_tfp.likelihood`.
   """
 
-  def __init__(self, weights, eval_weights, data, batch_size, seed, num_draws, reporter):
+  def __init__(self, weights, eval_weights, data, batch_size, seed, num_draws, reporter,
+               batch_parts=1):
     """`weights`: {name: Glow}; `seed` and `num_draws` (K) fix the likelihood estimate's
-    dequantisation draws (`train.evaluation.HeldOut`)."""
-    self._heldout = {name: evaluation.HeldOut(model, data, batch_size, num_draws, seed)
+    dequantisation draws, `batch_parts` how its batches run (`evaluation.HeldOut`)."""
+    self._heldout = {name: evaluation.HeldOut(model, data, batch_size, num_draws, seed,
+                                              batch_parts)
                      for name, model in weights.items()}
     self.eval_weights = eval_weights
     self._reporter = reporter

@@ -234,6 +234,7 @@ class Trainer:
   def __init__(self, config, data, options, strategy):
     self.config, self.data, self.options, self.strategy = config, data, options, strategy
     self.chief = strategy_lib.is_chief(strategy)
+    batch_parts = execution.resolve_batch_parts(options.batch_parts)
     self.steps_per_loop = step_lib.resolve_steps_per_loop(options.steps_per_loop,
                                                           options.intervals)
     with strategy.scope():
@@ -244,7 +245,7 @@ class Trainer:
           self.model, options.update_settings, options.seed, self.ema,
           loss_scaling=options.compute_dtype == "float16",
           gradients_fn=step_lib.gradients_fn(
-              options.jit_compile, execution.resolve_batch_parts(options.batch_parts)))
+              options.jit_compile, batch_parts))
       # A lambda: the checkpointer, which saves the update's counters, is made below.
       self.guard = guard_lib.NonFiniteGuard(options.max_bad_steps, options.max_restores,
                                             options.restore_lr_factor, self.update,
@@ -266,7 +267,8 @@ class Trainer:
     eval_weights = options.eval_weights if self.ema else "raw"
     self.heldout = heldout_reports.HeldOutReports(weights, eval_weights, data,
                                                   options.eval_batch_size, options.seed,
-                                                  options.likelihood_draws, self.reporter)
+                                                  options.likelihood_draws, self.reporter,
+                                                  batch_parts)
     self.samples = sample_grids.SampleGrids(weights[eval_weights], options.num_samples,
                                             options.temperatures, options.seed, self.reporter)
     self.quality = quality_reports.QualityReports(
