@@ -9,9 +9,9 @@ and of NEGATIVE_FRACTION as many negatives (`glow_tfp.negatives`: noise, constan
 blobs, scrambled training images) labelled with the reject class. A classifier that has seen
 only real images spreads no probability outside their classes and is sure of a third of
 uniform-noise images; the reject class gives junk somewhere to go, so that a confident real
-class means a legible image. Small enough to train in seconds on a 2-core CPU (the 4,500
-bundled training digits and 1,800 negatives in about 4 s), and accurate enough on digits
-(about 95% of the held-out ones) for its confidence and its features to mean something.
+class means a legible image. Small enough to train in seconds on a CPU, and accurate enough
+on digits for its confidence and its features to mean something (docs/training.md, "Sample
+quality", holds both figures).
 `load_or_fit` keeps one in a file and trains it again only when the training data or the
 settings differ.
 """

@@ -135,7 +135,7 @@ PRESETS = {
     # The paper's CelebA-HQ 256x256 model: L=6, K=32, additive, 5 bits.
     "celeba_hq_256": GlowConfig(image_shape=(256, 256, 3), levels=6, steps_per_level=32,
                                 hidden_channels=512, coupling="additive", n_bits=5),
-    # A small model for the 28x28 digits that trains in minutes on a 2-core CPU.
+    # A small model for the 28x28 digits that trains in minutes on a CPU (docs/training.md).
     "mnist": GlowConfig(image_shape=(28, 28, 1), levels=2, steps_per_level=8,
                         hidden_channels=64, coupling="affine", n_bits=8),
 }

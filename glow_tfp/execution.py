@@ -30,22 +30,24 @@ Inside a graph, the parts call one `tf.function` of `fn` traced for any batch si
 model is traced (and differentiated) once however many parts there are, which keeps the
 first step of a training run as quick to build as with whole batches. The calls are not
 inlined into the caller's graph: the function body is optimised once instead of once per
-part, which shortens the first call (`benchmarks.parts_speed`). A batch whose size the graph
-does not know gets exactly `parts` parts and no control flow, which a training step
+part, which shortens the first call (docs/performance.md, "One part of the batch per
+core"). A batch whose size the graph does not know gets exactly `parts` parts and no control flow, which a training step
 differentiates cheaply; graphs that are never differentiated (`differentiable=False`, a
 SavedModel's signatures) choose their parts when they run instead.
 """
 
 import os
 
-# The most images one part holds when a graph cuts a batch (`part_count`); measured on a
-# 2-core AVX2 CPU with `benchmarks.parts_speed` (docs/performance.md).
+# The most images one part holds when a graph cuts a batch (`part_count`); the figures that
+# chose it are in docs/performance.md, "One part of the batch per core".
 PART_SIZE = 32
 # The part counts, in multiples of `parts`, that a batch of unknown size can get in graphs
 # that are never differentiated.
 _UNKNOWN_BATCH_MULTIPLES = (1, 2, 4, 8)
-# The parts' calls stay calls (see the module docstring); a benchmark compares them inlined.
-_CALL_ATTRIBUTES = {"_noinline": True}
+# The attributes of the one function the parts call: `_noinline` keeps each part a call
+# rather than a copy inlined into the caller's graph (see the module docstring). Read when a
+# graph is traced; `{}` inlines the parts, as `benchmarks.cpu.parts_speed` times for comparison.
+PART_CALL_ATTRIBUTES = {"_noinline": True}
 # TensorFlow reads it as it loads (`prefer_onednn`).
 ONEDNN_VARIABLE = "TF_ENABLE_ONEDNN_OPTS"
 
@@ -80,9 +82,9 @@ def default_batch_parts():
 
 def cpu_plan(intra_op, inter_op, batch_parts, cores):
   """(intra-op threads, inter-op threads, parts) for a model on `cores` CPU cores (1 where a
-  GPU runs it), from the values given, None where unset: what trained fastest on a 2-core
-  CPU (docs/training.md): a part per core, one thread per operation, one operation per part;
-  whole batches keep TensorFlow's own thread choice (0)."""
+  GPU runs it), from the values given, None where unset: what trained fastest in
+  docs/training.md, "Speed on a CPU": a part per core, one thread per operation, one
+  operation per part; whole batches keep TensorFlow's own thread choice (0)."""
   batch_parts = batch_parts or cores
   if intra_op is None:
     intra_op = 1 if batch_parts > 1 else 0
@@ -252,7 +254,7 @@ def _traced_once(fn, tensors):
                          if t.shape.rank is not None else None, t.dtype)
            for t in tensors if t is not None]
 
-  @tf.function(input_signature=specs, experimental_attributes=_CALL_ATTRIBUTES)
+  @tf.function(input_signature=specs, experimental_attributes=PART_CALL_ATTRIBUTES)
   def traced(*args):
     args = iter(args)
     return fn(*(next(args) if g else None for g in given))

@@ -11,27 +11,23 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from benchmarks import architectures
-from benchmarks import conv_layers
-from benchmarks import cpu_isa
-from benchmarks import cpu_settings
-from benchmarks import hidden_gradient
-from benchmarks import input_pipeline
-from benchmarks import invertible_conv
-from benchmarks import peak_memory
-from benchmarks import peers
-from benchmarks import report
-from benchmarks import roofline
-from benchmarks import parts_speed
-from benchmarks import speed
-from benchmarks import timing
-from benchmarks import torch_client
-from benchmarks import workloads
+from benchmarks.common import architectures
+from benchmarks.common import peers
+from benchmarks.common import report
+from benchmarks.common import timing
+from benchmarks.common import workloads
+from benchmarks.cpu import isa
+from benchmarks.cpu import parts_speed
+from benchmarks.cpu import settings as cpu_settings
+from benchmarks.data import input_pipeline
+from benchmarks.layers import invertible_conv
+from benchmarks.memory import peak_memory
+from benchmarks.speed import roofline
+from benchmarks.speed import speed
+from benchmarks.speed import torch_client
 import glow_tfp
 from glow_tfp import execution
-from glow_tfp.bijectors import nets
 from tests import checks
-from tests.checks import assert_close
 
 _TINY = architectures.Architecture(
     glow_tfp.GlowConfig(image_shape=(8, 8, 1), levels=2, steps_per_level=1,
@@ -39,7 +35,7 @@ _TINY = architectures.Architecture(
     train_batch=2, log_prob_batch=2, sample_batch=2)
 
 
-# Speaks the PyTorch peer's protocol (benchmarks.torch_peer) without torch: a ready line,
+# Speaks the PyTorch peer's protocol (benchmarks.speed.torch_peer) without torch: a ready line,
 # then one answer per request, after writing down its arguments and requests.
 _FAKE_PEER = textwrap.dedent("""
     import json, os, sys, time
@@ -171,20 +167,20 @@ def test_convolution_flops_are_counted_from_the_architecture():
 def test_onednn_report_is_parsed():
   text = ("onednn_verbose,v1,info,cpu,isa:Intel AVX2\n"
           "onednn_verbose,v1,primitive,exec,cpu,convolution,brg_conv_fwd:avx2,forward,...\n")
-  assert cpu_isa.parse(text) == {"onednn_isa": "Intel AVX2",
+  assert isa.parse(text) == {"onednn_isa": "Intel AVX2",
                                  "convolution": "brg_conv_fwd:avx2"}
-  assert cpu_isa.parse("") == {"onednn_isa": cpu_isa.UNKNOWN, "convolution": cpu_isa.NOT_ONEDNN}
+  assert isa.parse("") == {"onednn_isa": isa.UNKNOWN, "convolution": isa.NOT_ONEDNN}
 
 
 def test_isa_probe_sees_the_cap_of_this_process(monkeypatch):
   # SSE4.1 is below every x86-64 CPU TensorFlow runs on, so the cap always shows.
   monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "SSE41")
   monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "1")
-  found = cpu_isa.probe()
+  found = isa.probe()
   assert "SSE4.1" in found["onednn_isa"] and found["ONEDNN_MAX_CPU_ISA"] == "SSE41"
-  assert found["convolution"] != cpu_isa.NOT_ONEDNN
-  assert cpu_isa.capped_environment("avx2")["ONEDNN_MAX_CPU_ISA"] == "AVX2"
-  assert not cpu_isa.is_capped("avx2") and cpu_isa.is_capped("native")
+  assert found["convolution"] != isa.NOT_ONEDNN
+  assert isa.capped_environment("avx2")["ONEDNN_MAX_CPU_ISA"] == "AVX2"
+  assert not isa.is_capped("avx2") and isa.is_capped("native")
 
 
 def test_matched_peer_has_nearly_the_same_parameter_count():
@@ -212,12 +208,12 @@ def test_peak_memory_probe_reports_the_step_memory():
 
 
 def test_recorded_command_names_no_directory_outside_the_repository():
-  root = os.path.dirname(os.path.dirname(os.path.abspath(report.__file__)))
-  argv = [os.path.join(root, "benchmarks", "run.py"), "--quick",
+  root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(report.__file__))))
+  argv = [os.path.join(root, "benchmarks", "speed", "run.py"), "--quick",
           "--torch_python=/opt/torchenv/bin/python", f"--out_dir={root}/benchmarks/results",
           "--name=x"]
   python = os.path.basename(sys.executable)
-  assert report.command(argv) == (f"{python} -m benchmarks.run --quick "
+  assert report.command(argv) == (f"{python} -m benchmarks.speed.run --quick "
                                   "--torch_python=$TORCH_PYTHON "
                                   "--out_dir=benchmarks/results --name=x")
 
@@ -312,16 +308,6 @@ def test_cpu_settings_measure_a_setting_in_a_fresh_process_and_tabulate_it():
           f"{first_step_s:.1f} |") in text
 
 
-@pytest.mark.parametrize("form,kernel_size,in_channels,out_channels", [
-    ("matmul", 1, 3, 5), ("im2col", 3, 2, 6), ("shifted", 3, 6, 2)])
-def test_conv_layer_forms_equal_conv2d(form, kernel_size, in_channels, out_channels):
-  x = tf.random.stateless_normal([2, 5, 4, in_channels], [0, 0])
-  kernel = tf.random.stateless_normal([kernel_size, kernel_size, in_channels, out_channels],
-                                      [0, 1])
-  assert_close(conv_layers.FORMS[form](x, kernel), conv_layers.conv2d(x, kernel), rtol=1e-5)
-  assert form in conv_layers.forms_for(kernel_size, in_channels, out_channels)
-
-
 def test_convolutions_of_one_level_are_listed_with_their_shapes():
   # The one-level model of the FLOP-count test above: 4x4x4 after the squeeze, width 3.
   config = glow_tfp.GlowConfig(image_shape=(8, 8, 1), levels=1, steps_per_level=1,
@@ -333,49 +319,16 @@ def test_convolutions_of_one_level_are_listed_with_their_shapes():
       "level 0 split prior") == 1
 
 
-def test_conv_layers_time_every_form_and_the_model(tmp_path):
-  result = conv_layers.measure(_TINY, "train", repeats=1, seconds=0.0, peak_batch=2)
-  assert len(result["layers"]) == len(roofline.convolutions(_TINY.config))
-  for layer in result["layers"]:
-    assert set(layer["ms"]) == set(conv_layers.forms_for(layer["kernel_size"], layer["in"],
-                                                          layer["out"]))
-    assert all(ms > 0 for ms in layer["ms"].values())
-  assert result["model_ms"] > 0 and result["peak"] > 0
-  result["environment"] = report.environment()
-  result["onednn"] = {"onednn_isa": "Intel AVX2", "convolution": "brg_conv_fwd:avx2",
-                      "TF_ENABLE_ONEDNN_OPTS": "1", "ONEDNN_MAX_CPU_ISA": "unset"}
-  lines = conv_layers.markdown(result, "tiny", "train")
-  assert sum(line.startswith("| level") for line in lines) == len(result["layers"])
-  assert "forward, input and kernel gradients" in lines[0]
-  assert lines[-1].startswith("Every convolution of one call at its fastest form")
-
-
-def test_hidden_gradient_swaps_the_gradients_only_inside_its_context():
-  custom = nets._relu_1x1
-  with hidden_gradient.autodiff_gradients():
-    assert nets._relu_1x1 is nets._fused_relu_1x1
-  assert nets._relu_1x1 is custom
-
-
-def test_hidden_gradient_times_both_ways_of_the_training_step():
-  result = hidden_gradient.measure(_TINY, repeats=2, seconds=0.0)
-  assert set(result["images_per_s"]) == set(hidden_gradient.WAYS)
-  assert all(len(rates) == 2 and min(rates) > 0 for rates in result["images_per_s"].values())
-  assert result["speedup"] > 0
-  result["environment"] = report.environment()
-  assert "Matrix products / autodiff" in hidden_gradient.markdown(result, "tiny")[-1]
-
-
 @pytest.mark.parametrize("way, sizes, inline", [
     ("inlined", [50, 50], True), ("calls", [50, 50], False), ("parts of 32", [25] * 4, False)])
 def test_parts_speed_ways_trace_their_parts_and_restore_the_defaults(way, sizes, inline):
-  defaults = execution.PART_SIZE, dict(execution._CALL_ATTRIBUTES)
+  defaults = execution.PART_SIZE, dict(execution.PART_CALL_ATTRIBUTES)
   with parts_speed._parts_choices(way):
     rows = tf.function(lambda x: execution.map_parts(
         checks.part_size_of_each_row, (x, None), 2))(tf.zeros([100, 1]))
     np.testing.assert_array_equal(rows, np.repeat(sizes, sizes))
-    assert (execution._CALL_ATTRIBUTES.get("_noinline") is None) == inline
-  assert (execution.PART_SIZE, execution._CALL_ATTRIBUTES) == defaults
+    assert (execution.PART_CALL_ATTRIBUTES.get("_noinline") is None) == inline
+  assert (execution.PART_SIZE, execution.PART_CALL_ATTRIBUTES) == defaults
 
 
 def test_parts_speed_times_every_way_of_every_workload_beside_a_busy_neighbour():

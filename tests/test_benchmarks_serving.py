@@ -3,8 +3,8 @@
 import pytest
 
 import glow_tfp
-from benchmarks import export_speed
-from benchmarks import serving_speed
+from benchmarks.serving import export_speed
+from benchmarks.serving import serving_speed
 
 TINY = glow_tfp.GlowConfig(image_shape=(8, 8, 2), levels=2, steps_per_level=1,
                            hidden_channels=8)

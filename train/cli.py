@@ -23,9 +23,8 @@ from .engine import strategy as strategy_lib
 from .errors import CheckpointSaveError
 from .errors import InputError
 
-# The default run: the "mnist" preset for 1,500 steps of 64 images, chosen from measurements
-# to finish within 10 minutes on a 2-core CPU with AVX2 only (docs/training.md, "Speed on a
-# CPU").
+# The default run: the "mnist" preset for 1,500 steps of 64 images, sized to finish within
+# 10 minutes on a small CPU (docs/training.md, "Speed on a CPU").
 _DEFAULTS = loop.Options(workdir="workdir", steps=1500, eval_every=500, sample_every=500,
                          checkpoint_every=500, log_every=100, quality_samples=500)
 

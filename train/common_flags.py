@@ -173,9 +173,9 @@ def _accepted_by(check):
 def define_thread_flags():
   """--intra_op_threads, --inter_op_threads and --batch_parts: how a CPU runs the model.
 
-  Unset, they take what trained fastest on a 2-core CPU (docs/training.md, "Speed on a
-  CPU"): with no GPU, each batch cut into one part per core, one thread per operation and
-  one operation per core at once; with a GPU or one core, whole batches and TensorFlow's
+  Unset, they take what trained fastest in docs/training.md, "Speed on a CPU": with no GPU,
+  each batch cut into one part per core, one thread per operation and one operation per
+  core at once; with a GPU or one core, whole batches and TensorFlow's
   thread choice (0).
 
   Returns:
