@@ -114,13 +114,17 @@ class _GlowModel:
     seed: integer seed of the flow's initial values and of the dequantisation noise.
     ema_decay: decay of the EMA weights in [0, 1); 0 (default) keeps none.
     likelihood_draws: K, the dequantisation draws per image of `evaluate` and `predict`.
+    compute_dtype: None (float32), "bfloat16" or "float16": the coupling networks' dtype,
+      as `Glow`'s (mixed precision); "float16" trains with the update's dynamic loss scale,
+      as `python -m train --compute_dtype=float16` does.
     name: model name.
 
   How the steps run on this machine is an argument of `compile`, as Keras's own
   `jit_compile` and `steps_per_execution` are: `batch_parts`.
   """
 
-  def __init__(self, config, seed=0, ema_decay=0.0, likelihood_draws=1, name="glow_model"):
+  def __init__(self, config, seed=0, ema_decay=0.0, likelihood_draws=1, compute_dtype=None,
+               name="glow_model"):
     if not isinstance(config, config_lib.GlowConfig):
       raise TypeError(f"`config` must be a glow_tfp.GlowConfig; got {type(config).__name__}.")
     if not isinstance(seed, int) or isinstance(seed, bool):
@@ -129,19 +133,21 @@ class _GlowModel:
     if not 0 <= ema_decay < 1:
       raise ValueError(f"`ema_decay` must be in [0, 1); got {ema_decay!r}.")
     self.config = config
-    self._seed, self._ema_decay = seed, ema_decay
+    self._seed, self._ema_decay, self._coupling_dtype = seed, ema_decay, compute_dtype
     self._likelihood_draws = likelihood.check_num_draws(likelihood_draws)
     self._eval_noise = tf.constant(likelihood.fixed_draws(likelihood_draws, config.image_shape))
     with tf.variable_creator_scope(_KerasOwnedVariables(self)):
-      self.glow = flow.Glow(config, seed=seed)
+      self.glow = flow.Glow(config, seed=seed, compute_dtype=compute_dtype)
     self.ema_glow, self._ema = None, None
     if ema_decay:
       with tf.variable_creator_scope(_KerasOwnedVariables(self, trainable=False)):
-        self.ema_glow = flow.Glow(config, seed=seed, name="ema_glow")
+        self.ema_glow = flow.Glow(config, seed=seed, compute_dtype=compute_dtype,
+                                  name="ema_glow")
       self._ema = ema_lib.ExponentialMovingAverage(self.glow, self.ema_glow, ema_decay)
     # Made here, not in compile: a model loads the weights of a trained one uncompiled.
     with tf.variable_creator_scope(_KerasOwnedVariables(self, trainable=False)):
-      self.update = update_lib.Update(self.glow, seed=seed, ema=self._ema)
+      self.update = update_lib.Update(self.glow, seed=seed, ema=self._ema,
+                                      loss_scaling=compute_dtype == "float16")
     self.built = True  # every variable exists now; Keras must not build again
     self._batch_parts = None  # `compile`'s; None: execution.default_batch_parts()
     self._loss_tracker = self.keras.metrics.Mean(name="loss")
@@ -162,13 +168,14 @@ class _GlowModel:
   def get_config(self):
     return {"glow_config": self.config.to_json(), "seed": self._seed,
             "ema_decay": self._ema_decay, "likelihood_draws": self._likelihood_draws,
-            "name": self.name}
+            "compute_dtype": self._coupling_dtype, "name": self.name}
 
   @classmethod
   def from_config(cls, config):
     return cls(config_lib.GlowConfig.from_json(config["glow_config"]), seed=config["seed"],
                ema_decay=config.get("ema_decay", 0.0),
-               likelihood_draws=config.get("likelihood_draws", 1), name=config["name"])
+               likelihood_draws=config.get("likelihood_draws", 1),
+               compute_dtype=config.get("compute_dtype"), name=config["name"])
 
   @property
   def metrics(self):

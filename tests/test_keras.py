@@ -17,7 +17,7 @@ from glow_tfp import likelihood
 from glow_tfp.training import update as update_lib
 from serving import saved_model
 from train.engine import loop
-from tests.checks import assert_close
+from tests.checks import assert_close, needs_compute_dtype
 
 KERAS = [pytest.param(keras3, id="keras3"), pytest.param(tf_keras, id="tf_keras")]
 CONFIG = glow_tfp.GlowConfig(image_shape=(8, 8, 1), levels=2, steps_per_level=1,
@@ -372,6 +372,21 @@ def test_get_config_rebuilds_the_model(keras_module):
   assert (rebuilt.config, rebuilt.name) == (CONFIG, "digits")
   for got, expected in zip(flow_values(rebuilt.glow), flow_values(model.glow)):
     np.testing.assert_array_equal(got, expected)
+
+
+@needs_compute_dtype("float16")
+@pytest.mark.parametrize("keras_module", KERAS)
+def test_float16_fit_trains_under_the_updates_loss_scale(keras_module, rng):
+  model = model_for(keras_module, compute_dtype="float16", learning_rate=1e-3)
+  scale = model.update.loss_scale.scale
+  # Saved with the weights, as the CLI saves it in its checkpoints.
+  assert any(glow_keras._tf_variable(w) is scale for w in model.non_trainable_weights)
+  history = model.fit(blocky_images(rng, 32), batch_size=16, epochs=1, verbose=0).history
+  assert np.isfinite(history["loss"][0])
+  assert int(model.update.step.numpy()) == 2
+  rebuilt = type(model).from_config(model.get_config())
+  assert rebuilt.update.loss_scale is not None
+  assert model_for(keras_module).update.loss_scale is None
 
 
 def test_default_glow_model_is_built_on_tf_keras_resolution():
