@@ -196,7 +196,8 @@ def straight_60(tmp_path_factory):
   config = glow_tfp.GlowConfig.preset("mnist", levels=2, steps_per_level=1, hidden_channels=4)
   options = loop.Options(workdir=str(workdir), steps=60, batch_size=8, jit_compile=False,
                          num_samples=4, temperatures=(1.0,), eval_every=1000,
-                         sample_every=1000, checkpoint_every=1000, warmup_steps=10)
+                         sample_every=1000, checkpoint_every=1000, warmup_steps=10,
+                         batch_parts=1)
   return workdir, loop.run(config, data_lib.load("mnist", levels=2), options)
 
 
@@ -306,7 +307,7 @@ def test_run_killed_with_sigkill_resumes_with_the_losses_of_an_uninterrupted_run
   options = loop.Options(workdir=str(tmp_path / "straight"), steps=100, batch_size=8,
                          jit_compile=False, num_samples=4, temperatures=(1.0,),
                          eval_every=1000, sample_every=1000, checkpoint_every=1000,
-                         warmup_steps=10)
+                         warmup_steps=10, batch_parts=1)
   straight = loop.run(config, data_lib.load(dataset, levels=2), options)
   tail = straight["train_history"][-len(resumed["train_history"]):]
   assert_close(resumed["train_history"], tail, rtol=1e-6)
