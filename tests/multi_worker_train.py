@@ -23,7 +23,8 @@ FLAGS = flags.FLAGS
 
 
 def write_first_epoch(strategy, path):
-  data = data_lib.load(FLAGS.dataset, cli.levels(), FLAGS.seed, FLAGS.heldout_fraction)
+  data = data_lib.load(FLAGS.dataset, cli.model_config().levels, FLAGS.seed,
+                       FLAGS.heldout_fraction)
   steps = data.num_train // FLAGS.batch_size
   dataset = strategy.distribute_datasets_from_function(
       data.training_dataset_fn(FLAGS.batch_size, FLAGS.seed, 0, steps))

@@ -63,9 +63,17 @@ def test_model_flags_override_the_preset_and_the_data_fix_shape_and_classes():
   with flagsaver.flagsaver():
     flags.FLAGS(["train", "--preset=cifar10", "--levels=2", "--coupling=additive",
                  "--conditional"])
-    config = cli.model_config((16, 16, 3), num_classes=5)
+    config = cli.for_data(cli.model_config(), (16, 16, 3), num_classes=5)
   assert config == glow_tfp.GlowConfig.preset("cifar10").replace(
       image_shape=(16, 16, 3), levels=2, coupling="additive", num_classes=5)
+
+
+def test_the_model_config_comes_first_with_the_presets_images_padded_to_its_levels():
+  with flagsaver.flagsaver():
+    flags.FLAGS(["train", "--levels=3"])
+    config = cli.model_config()
+  assert config == glow_tfp.GlowConfig.preset("mnist").replace(image_shape=(32, 32, 1),
+                                                                levels=3)
 
 
 @pytest.mark.parametrize("argv, image_shape, num_classes, message", [
@@ -77,7 +85,7 @@ def test_flags_that_do_not_fit_the_data_are_input_errors(argv, image_shape, num_
   with flagsaver.flagsaver():
     flags.FLAGS(["train", *argv])
     with pytest.raises(InputError, match=message):
-      cli.model_config(image_shape, num_classes)
+      cli.for_data(cli.model_config(), image_shape, num_classes)
 
 
 def test_epochs_are_converted_to_steps():

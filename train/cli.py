@@ -105,24 +105,33 @@ flags.register_validator("quality_samples", lambda v: v != 1,
 flags.adopt_module_key_flags(common_flags)
 
 
-def model_config(image_shape, num_classes):
-  """The GlowConfig of the flags for images of `image_shape` with `num_classes` classes."""
+def model_config():
+  """The GlowConfig of the flags, made before any data is read: the preset with the model
+  flags, its image shape padded to their levels (`config.padded_image_shape`) until the
+  data's own replaces it (`for_data`). A bad combination of model flags stops here."""
   holders = {**_MODEL, "coupling": _COUPLING, "coupling_scale": _COUPLING_SCALE,
              "permutation": _PERMUTATION, "learn_top_prior": _LEARN_TOP_PRIOR}
   changes = {name: h.value for name, h in holders.items() if h.value is not None}
-  if _CONDITIONAL.value and not num_classes:
-    raise InputError(f"--conditional needs labelled data; {_DATA['dataset'].value} has no "
-                     "classes.")
-  changes.update(image_shape=tuple(image_shape),
-                 num_classes=num_classes if _CONDITIONAL.value else 0)
+  preset = config_lib.PRESETS[_PRESET.value]
   try:
+    changes["image_shape"] = config_lib.padded_image_shape(
+        preset.image_shape, changes.get("levels", preset.levels))
     return config_lib.GlowConfig.preset(_PRESET.value, **changes)
   except ValueError as error:
     raise InputError(str(error)) from error
 
 
-def levels():
-  return _MODEL["levels"].value or config_lib.PRESETS[_PRESET.value].levels
+def for_data(config, image_shape, num_classes):
+  """`config` for the data: its images of `image_shape`, its `num_classes` classes when
+  --conditional."""
+  if _CONDITIONAL.value and not num_classes:
+    raise InputError(f"--conditional needs labelled data; {_DATA['dataset'].value} has no "
+                     "classes.")
+  try:
+    return config.replace(image_shape=tuple(image_shape),
+                          num_classes=num_classes if _CONDITIONAL.value else 0)
+  except ValueError as error:
+    raise InputError(str(error)) from error
 
 
 def training_options(num_train_images, batch_parts=None):
@@ -162,10 +171,11 @@ def main(argv):
   logging.set_verbosity(logging.INFO)
   batch_parts = common_flags.apply_thread_flags(_THREADS)
   try:
-    data = data_lib.load(_DATA["dataset"].value, levels(), _SEED.value,
+    config = model_config()
+    data = data_lib.load(_DATA["dataset"].value, config.levels, _SEED.value,
                          _DATA["heldout_fraction"].value, _DATA["data_dir"].value,
                          _HELDOUT["heldout_dataset"].value, _HELDOUT["eval_examples"].value)
-    config = model_config(data.image_shape, data.num_classes)
+    config = for_data(config, data.image_shape, data.num_classes)
     options = training_options(data.num_train, batch_parts)
     logging.info("Training %s on %s: %d training images, %d held-out images evaluated; %d "
                  "steps of batch %d.", config, data.name, data.num_train, data.num_heldout,
