@@ -90,6 +90,20 @@ def test_encode_decode_is_exact_and_latents_have_one_tensor_per_level():
   assert_close(model.decode(latents).numpy(), x.numpy(), rtol=5e-4)
 
 
+@pytest.mark.parametrize("levels, num_classes", [(1, 0), (2, 0), (3, 0), (2, 3)])
+def test_level_log_probs_sum_to_log_prob_and_score_each_levels_latent(levels, num_classes):
+  model = trained_looking_model(tiny_config(levels=levels, num_classes=num_classes))
+  x = random_images((3,) + SHAPE, seed=4)
+  labels = tf.constant([0, 2, 1]) if num_classes else None
+  terms = model.level_log_probs(x, labels).numpy()
+  assert terms.shape == (3, levels, 2)
+  assert_close(terms.sum(axis=(1, 2)), model.log_prob(x, labels).numpy(), rtol=1e-5)
+  normal = tfp.distributions.Normal(0.0, 1.0)
+  for level, z in enumerate(model.encode(x, labels)):
+    expected = tf.reduce_sum(normal.log_prob(z), axis=[1, 2, 3]).numpy()
+    assert_close(terms[:, level, 0], expected, rtol=1e-5)
+
+
 def test_sampling_at_temperature_zero_decodes_the_prior_means():
   model = trained_looking_model(tiny_config())
   zeros = [tf.zeros((2,) + shape) for shape in model.latent_shapes]

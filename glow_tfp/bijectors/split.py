@@ -46,10 +46,15 @@ class Split(base.FusedBijector):
     mean, log_std = self._prior(h)
     return (z2 - mean) * tf.exp(-log_std), -base.sum_over_event(log_std)
 
-  def _inverse_and_log_det(self, y, labels=None):
+  def factor_out(self, y):
+    """(h, z2', log_det): the kept half h, before `inner`, and the standardised half z2'
+    with the log-det of the standardisation alone."""
     h, z2 = y[..., :self._keep], y[..., self._keep:]
+    return (h,) + self._standardise(h, z2)
+
+  def _inverse_and_log_det(self, y, labels=None):
+    h, z2, log_det = self.factor_out(y)
     z_h, inner_log_det = self.inner.inverse_and_log_det(h, labels=labels)
-    z2, log_det = self._standardise(h, z2)
     return tf.concat([z_h, z2], axis=-1), inner_log_det + log_det
 
   def initialize_inverse(self, y, labels=None):
