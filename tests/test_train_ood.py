@@ -19,17 +19,19 @@ def test_ood_cli_writes_the_auroc_table_histograms_and_reconstruction(tiny_mnist
   loop.run(config, tiny_mnist, loop.Options(workdir=str(tmp_path), steps=2, batch_size=8,
                                             eval_every=2, sample_every=2, num_samples=4))
   result = subprocess.run(
-      [sys.executable, "-m", "train.ood", f"--workdir={tmp_path}", "--ood=black,shrunk,sklearn_digits",
-       "--heldout_fraction=0.02"], cwd=_ROOT, capture_output=True, text=True, timeout=300)
+      [sys.executable, "-m", "train.ood", f"--workdir={tmp_path}",
+       "--ood=black,shrunk,sklearn_digits,pair", "--heldout_fraction=0.02"], cwd=_ROOT, capture_output=True, text=True, timeout=300)
   assert result.returncode == 0, result.stderr[-3000:]
   out = tmp_path / "ood"
-  assert sorted(os.listdir(out)) == ["histogram_black.png", "histogram_shrunk.png",
-                                     "histogram_sklearn_digits.png", "ood.md", "results.json"]
+  assert sorted(os.listdir(out)) == ["histogram_black.png", "histogram_pair.png",
+                                     "histogram_shrunk.png", "histogram_sklearn_digits.png",
+                                     "ood.md", "results.json"]
   sources = json.loads((out / "results.json").read_text())["sources"]
-  assert set(sources) == {"black", "shrunk", "sklearn_digits", "in-distribution"}
+  assert set(sources) == {"black", "shrunk", "sklearn_digits", "pair", "in-distribution"}
+  assert sources["black"]["group"] == "standard" and sources["pair"]["group"] == "near-OOD"
   assert 0.0 <= sources["black"]["auroc"]["ood_score"] <= 1.0
   assert sources["in-distribution"]["reconstruction"]["reconstruction_non_finite"] == 0
-  assert "| black |" in result.stdout and "| in-distribution |" in result.stdout
+  assert "| black | standard |" in result.stdout and "| in-distribution |" in result.stdout
 
 
 def test_sklearn_digits_are_the_bundled_digits_upscaled_to_the_model_size():

@@ -3,15 +3,11 @@
 
 The held-out images of --dataset (split by --seed and --heldout_fraction: pass the training
 run's values) are halved: the first half gives the reference statistics, the second half is
-the in-distribution side of every comparison, so no image is both. Sources:
-  noise:uniform     pixels uniform in 0..255
-  noise:gaussian    pixels N(127.5, 64^2), clipped
-  constant          every pixel one random value in 0..255
-  black             near-black: pixels uniform in 0..7
-  shrunk            held-out images at half size (bilinear) centred on a black canvas
-  flipped           held-out images upside down
-  inverted          255 - held-out images
-  any --dataset spec ('tfds:NAME[:SPLIT]', 'folder:PATH') of images of the model's shape.
+the in-distribution side of every comparison, so no image is both. Sources: the generated
+ones of `train.ood_sources` (noise and simple images, near-out-of-distribution handwriting,
+and digits under small geometric changes, which are reported but are not
+out-of-distribution), or any --dataset spec ('tfds:NAME[:SPLIT]', 'folder:PATH') of images
+of the model's shape.
 Writes under --output_dir (default <workdir>/ood): ood.md (AUROC of each score per source,
 and decode(encode(x)) of each source: max error, exact as uint8, non-finite),
 results.json, and per source a histogram PNG of bits/dim, the complexity-corrected score and
@@ -36,8 +32,6 @@ import matplotlib  # noqa: E402
 matplotlib.use("Agg")  # Files only; no display on a training machine.
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
 import numpy as np  # noqa: E402
-import PIL.Image  # noqa: E402
-import sklearn.datasets  # noqa: E402
 
 from glow_tfp import ood  # noqa: E402
 from glow_tfp import reconstruction  # noqa: E402
@@ -45,9 +39,8 @@ from glow_tfp import workdir as workdir_lib  # noqa: E402
 from . import common_flags  # noqa: E402
 from .data import datasets as data_lib  # noqa: E402
 from .errors import InputError  # noqa: E402
+from .ood_sources import GENERATED, generate, group  # noqa: E402,F401  (generate: for callers)
 
-GENERATED = ("noise:uniform", "noise:gaussian", "constant", "black", "shrunk", "flipped",
-             "inverted", "sklearn_digits")
 AUROC_SCORES = ("bits_per_dim", "png_bits_per_dim", "complexity_corrected", "typicality",
                 "ood_score")
 HISTOGRAM_SCORES = ("bits_per_dim", "complexity_corrected", "ood_score")
@@ -64,60 +57,17 @@ _BATCH_SIZE = flags.DEFINE_integer("batch_size", 250, "Images per model call.",
                                    lower_bound=1)
 
 
-def generate(name, heldout, rng):
-  """The images of a generated source, as many as `heldout` and of its shape."""
-  shape = heldout.shape
-  if name == "noise:uniform":
-    return rng.integers(0, 256, shape).astype(np.uint8)
-  if name == "noise:gaussian":
-    return np.clip(rng.normal(127.5, 64.0, shape).round(), 0, 255).astype(np.uint8)
-  if name == "constant":
-    return np.broadcast_to(rng.integers(0, 256, (shape[0], 1, 1, 1)), shape).astype(np.uint8)
-  if name == "black":
-    return rng.integers(0, 8, shape).astype(np.uint8)
-  if name == "shrunk":
-    return np.stack([_shrink(image) for image in heldout])
-  if name == "flipped":
-    return heldout[:, ::-1].copy()
-  if name == "inverted":
-    return 255 - heldout
-  if name == "sklearn_digits":
-    return _sklearn_digits(shape, rng)
-  raise ValueError(f"Unknown generated source {name!r}.")
-
-
-def _shrink(image):
-  height, width, channels = image.shape
-  small = [np.asarray(PIL.Image.fromarray(image[..., c]).resize(
-      (width // 2, height // 2), PIL.Image.BILINEAR)) for c in range(channels)]
-  canvas = np.zeros_like(image)
-  top, left = height // 4, width // 4
-  canvas[top:top + height // 2, left:left + width // 2] = np.stack(small, axis=-1)
-  return canvas
-
-
-def _sklearn_digits(shape, rng):
-  """scikit-learn's bundled 8x8 digits (1,797 images, 17 grey levels; another scanner and
-  writers than MNIST's), drawn without replacement while they last and upscaled bilinearly
-  to the model's size."""
-  digits = sklearn.datasets.load_digits().images  # floats 0..16
-  count, height, width, channels = shape
-  picked = rng.choice(len(digits), count, replace=count > len(digits))
-  images = [np.asarray(PIL.Image.fromarray((digits[i] * (255 / 16)).round().astype(np.uint8))
-                       .resize((width, height), PIL.Image.BILINEAR)) for i in picked]
-  return np.repeat(np.stack(images)[..., None], channels, axis=-1)
-
-
 def _load(spec, levels):
   """Dataset `spec` split as the training run split it (--seed, --heldout_fraction)."""
   return data_lib.load(spec, levels, _SEED.value, _DATA["heldout_fraction"].value,
                        _DATA["data_dir"].value)
 
 
-def source_images(name, heldout, levels, rng):
-  """The images of source `name`: generated, or the first of a dataset spec."""
+def source_images(name, heldout, levels, rng, labels=None):
+  """The images of source `name`: generated (`labels`: those of `heldout`), or the first of a
+  dataset spec."""
   if name in GENERATED:
-    return generate(name, heldout, rng)
+    return generate(name, heldout, rng, labels)
   data = _load(name, levels)
   images = np.concatenate([data.heldout_images, data.train_images])[:len(heldout)]
   if images.shape[1:] != heldout.shape[1:]:
@@ -137,10 +87,11 @@ def evaluate(model, data, sources, batch_size, seed):
   rng = np.random.default_rng(seed)
   results, raw = {}, {"in-distribution": inlier_scores}
   for name in sources:
-    images = source_images(name, inliers, model.config.levels, rng)
+    images = source_images(name, inliers, model.config.levels, rng, labels)
     raw[name] = ood.score_images(model, images, labels, reference, batch_size)
     check = reconstruction.reconstruct(model, images, labels, batch_size)
     results[name] = {
+        "group": group(name),
         "auroc": {s: ood.auroc(inlier_scores[s], raw[name][s]) for s in AUROC_SCORES},
         "reconstruction": check.scalars()}
   check = reconstruction.reconstruct(model, inliers, labels, batch_size)
@@ -151,12 +102,14 @@ def evaluate(model, data, sources, batch_size, seed):
 def table_markdown(results, sources, count):
   lines = [f"AUROC against {count} held-out images (1.0: every source image scores above "
            "every held-out one; 0.5: chance; below 0.5: the score ranks the source as more "
-           "typical).", "",
-           "| source | " + " | ".join(AUROC_SCORES) + " |",
-           "|---" * (len(AUROC_SCORES) + 1) + "|"]
+           "typical). Perturbed sources are digits under small geometric changes: not "
+           "out-of-distribution, an AUROC near 0.5 is the wanted answer.", "",
+           "| source | group | " + " | ".join(AUROC_SCORES) + " |",
+           "|---" * (len(AUROC_SCORES) + 2) + "|"]
   for name in sources:
     values = results[name]["auroc"]
-    lines.append(f"| {name} | " + " | ".join(f"{values[s]:.3f}" for s in AUROC_SCORES) + " |")
+    lines.append(f"| {name} | {group(name)} | " +
+                 " | ".join(f"{values[s]:.3f}" for s in AUROC_SCORES) + " |")
   lines += ["", "decode(encode(x)) per source: largest model-space error over the finite "
             "reconstructions, images exact as uint8, images with NaN or Inf.", "",
             "| source | max error | exact as uint8 | non-finite |", "|---|---|---|---|"]
