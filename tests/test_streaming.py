@@ -22,9 +22,9 @@ def _stream(size=_N):
   return streaming.Stream("fake", catalog, np.arange(size), catalog, np.arange(0))
 
 
-def _batches(start, end, pipelines=1, pipeline_id=0, replicas=1, seed=0):
+def _batches(start, end, pipelines=1, pipeline_id=0, replicas=1, seed=0, **kwargs):
   context = tf.distribute.InputContext(pipelines, pipeline_id, replicas)
-  fn = _stream().training_dataset_fn(4, seed, start, end)
+  fn = _stream().training_dataset_fn(4, seed, start, end, **kwargs)
   return [(x.numpy(), y.numpy()) for x, y in fn(context)]
 
 
@@ -64,6 +64,37 @@ def test_batches_are_the_uint8_images_read_at_their_indices():
   x, y = _batches(0, 1)[0]
   assert x.dtype == np.uint8
   np.testing.assert_array_equal(x, np.broadcast_to((y % 256)[:, None, None, None], x.shape))
+
+
+def test_perturb_fraction_0_leaves_batches_bit_identical():
+  for (x, y), (zx, zy) in zip(_batches(0, 6), _batches(0, 6, perturb_fraction=0.0),
+                              strict=True):
+    np.testing.assert_array_equal(zx, x)
+    np.testing.assert_array_equal(zy, y)
+
+
+def test_perturbed_batches_are_seeded_resumable_and_the_same_for_any_workers():
+  # Background models (train.data.pipeline.perturb): each value replaced with probability
+  # 0.5 by uniform noise, seeded by (seed, step, position in the global batch).
+  full = _batches(0, 8, perturb_fraction=0.5)
+  clean = _batches(0, 8)
+  for (x, y), (cx, cy) in zip(full, clean, strict=True):
+    np.testing.assert_array_equal(y, cy)
+    assert x.dtype == np.uint8
+  changed = np.mean(np.concatenate([x for x, _ in full]) != np.concatenate(
+      [x for x, _ in clean]))
+  assert 0.35 < changed < 0.65
+  for (x, _), (rx, _) in zip(full[6:], _batches(6, 8, perturb_fraction=0.5), strict=True):
+    np.testing.assert_array_equal(x, rx)
+  workers = [_batches(0, 3, pipelines=2, pipeline_id=i, replicas=2, perturb_fraction=0.5)
+             for i in (0, 1)]
+  for step, (x, _) in enumerate(full[:3]):
+    np.testing.assert_array_equal(np.concatenate([w[step][0] for w in workers]), x)
+  other_seed = _batches(0, 8, seed=1, perturb_fraction=0.5)
+  assert not np.array_equal(np.concatenate([x for x, _ in other_seed]),
+                            np.concatenate([x for x, _ in _batches(0, 8, seed=1)]))
+  with pytest.raises(InputError, match=r"perturb_fraction must be in \[0, 1\)"):
+    _batches(0, 1, perturb_fraction=1.0)
 
 
 def test_split_holds_out_a_seeded_rule_per_key_and_evaluation_reads_a_bounded_part():

@@ -52,11 +52,24 @@ _TINY = ["--levels=2", "--steps_per_level=1", "--hidden_channels=4", "--batch_si
     (["--intra_op_threads=-1"], "intra_op_threads"),
     (["--inter_op_threads=-2"], "inter_op_threads"),
     (["--quality_samples=1"], "quality_samples"),
+    (["--perturb_fraction=-0.1"], "perturb_fraction"),
+    (["--perturb_fraction=1.0"], "perturb_fraction"),
 ])
 def test_bad_flag_values_are_rejected_when_parsed(argv, flag):
   with flagsaver.flagsaver():
     with pytest.raises(flags.IllegalFlagValueError, match=flag):
       flags.FLAGS(["train", *argv])
+
+
+@pytest.mark.parametrize("value", ["-0.1", "1.0"])
+def test_perturb_fraction_outside_0_to_1_is_refused_with_its_range(value):
+  with flagsaver.flagsaver():
+    with pytest.raises(flags.IllegalFlagValueError,
+                       match=rf"--perturb_fraction={re.escape(value)}: perturb_fraction must "
+                             r"be in \[0, 1\)"):
+      flags.FLAGS(["train", f"--perturb_fraction={value}"])
+  with pytest.raises(InputError, match=r"perturb_fraction must be in \[0, 1\)"):
+    loop.Options(workdir="somewhere", perturb_fraction=float(value))
 
 
 def test_model_flags_override_the_preset_and_the_data_fix_shape_and_classes():
@@ -122,6 +135,14 @@ def test_engine_flags_reach_the_training_options():
   assert options.eval_weights == "raw" and options.steps_per_loop == 50
 
 
+def test_perturb_fraction_reaches_the_training_options():
+  with flagsaver.flagsaver():
+    flags.FLAGS(["train"])
+    assert cli.training_options(num_train_images=50).perturb_fraction == 0.0
+    flags.FLAGS(["train", "--perturb_fraction=0.2"])
+    assert cli.training_options(num_train_images=50).perturb_fraction == 0.2
+
+
 def _train(*argv, timeout=300, **environ):
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", **environ)
   return subprocess.run([sys.executable, "-m", "train", *argv], cwd=_ROOT, env=env,
@@ -177,6 +198,21 @@ def test_the_training_entry_point_turns_onednn_on_unless_told_otherwise(given, e
       [sys.executable, "-c", "import os, train.__main__; print(os.environ['TF_ENABLE_ONEDNN_OPTS'])"],
       cwd=_ROOT, env=env, capture_output=True, text=True, timeout=120, check=True)
   assert result.stdout.strip() == expected
+
+
+def test_a_background_model_run_says_so_and_keeps_its_references_clean(tmp_path):
+  workdir = tmp_path / "wd"
+  result = _train(*_TINY, "--steps=2", "--quality_samples=0", "--batch_parts=1",
+                  "--perturb_fraction=0.2", f"--workdir={workdir}")
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert ("background model: training pixel values replaced by uniform noise with "
+          "probability 0.2 (--perturb_fraction)") in result.stderr
+  with open(workdir / "results.json") as f:
+    assert json.load(f)["perturb_fraction"] == 0.2
+  # Evaluation's held-out images, and the reference images kept for scoring, are clean.
+  references, _ = workdir_lib.load_reference_images(workdir_lib.reference_path(str(workdir)))
+  heldout, _ = data_lib.load("mnist", levels=2).heldout_arrays()
+  np.testing.assert_array_equal(references, heldout[:len(references)])
 
 
 def _latest_step(workdir):

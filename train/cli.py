@@ -86,6 +86,11 @@ _NUM_SAMPLES = flags.DEFINE_integer("num_samples", _DEFAULTS.num_samples,
                                     "Images per sample grid.", lower_bound=1)
 _TEMPERATURES = common_flags.define_temperatures_flag(
     _DEFAULTS.temperatures, "Sampling temperatures of the sample grids and sample quality.")
+_PERTURB_FRACTION = flags.DEFINE_float(
+    "perturb_fraction", _DEFAULTS.perturb_fraction, "Train a background model for the "
+    "likelihood-ratio OOD score (docs/ood.md): each value of every training image is, "
+    "with this probability, replaced by a uniform draw from 0..255, seeded by --seed; "
+    "evaluation and samples stay on clean images. 0 trains on the images as they are.")
 _QUALITY_SAMPLES = flags.DEFINE_integer(
     "quality_samples", _DEFAULTS.quality_samples, "Samples per temperature that a classifier "
     "of the labelled training images judges at each evaluation (legible fraction, class "
@@ -99,6 +104,8 @@ _TPU_ADDRESS = flags.DEFINE_string("tpu_address", "", "TPU name or address for -
 
 flags.register_validator("restore_lr_factor", lambda v: 0 < v < 1,
                          "--restore_lr_factor must be in (0, 1).")
+flags.register_validator("perturb_fraction",
+                         common_flags.accepted_by(pipeline.check_perturb_fraction))
 flags.register_validator("quality_samples", lambda v: v != 1,
                          "--quality_samples must be 0 or at least 2 (a covariance needs 2).")
 # So that --help lists the shared flags too.
@@ -151,7 +158,16 @@ def training_options(num_train_images, batch_parts=None):
       batch_parts=batch_parts,
       max_bad_steps=_MAX_BAD_STEPS.value, restore_lr_factor=_RESTORE_LR_FACTOR.value,
       num_samples=_NUM_SAMPLES.value, quality_samples=_QUALITY_SAMPLES.value,
+      perturb_fraction=_PERTURB_FRACTION.value,
       temperatures=tuple(float(t) for t in _TEMPERATURES.value), **training)
+
+
+def _perturbation(fraction):
+  """The start line's words for a background model of `fraction`; "" for a plain run."""
+  if not fraction:
+    return ""
+  return (f"; background model: training pixel values replaced by uniform noise with "
+          f"probability {fraction:g} (--perturb_fraction)")
 
 
 def _train(config, data, options):
@@ -178,8 +194,8 @@ def main(argv):
     config = for_data(config, data.image_shape, data.num_classes)
     options = training_options(data.num_train, batch_parts)
     logging.info("Training %s on %s: %d training images, %d held-out images evaluated; %d "
-                 "steps of batch %d.", config, data.name, data.num_train, data.num_heldout,
-                 options.steps, options.batch_size)
+                 "steps of batch %d%s.", config, data.name, data.num_train, data.num_heldout,
+                 options.steps, options.batch_size, _perturbation(options.perturb_fraction))
     results = _train(config, data, options)
   except (InputError, CheckpointSaveError) as error:
     sys.exit(f"train: error: {error}")

@@ -38,7 +38,7 @@ def define_data_flags():
           "same as in training for the held-out images to be unseen."),
   }
   flags.register_validator("dataset", data_lib.is_spec, _SPEC_MESSAGE.format("--dataset"))
-  flags.register_validator("heldout_fraction", _accepted_by(data_lib.check_heldout_fraction))
+  flags.register_validator("heldout_fraction", accepted_by(data_lib.check_heldout_fraction))
   return holders
 
 
@@ -157,7 +157,7 @@ def are_numbers(values, minimum=None):
     return False
 
 
-def _accepted_by(check):
+def accepted_by(check):
   """An absl validator of `check`, a function that raises `InputError` for a bad value."""
 
   def validate(value):

@@ -60,10 +60,13 @@ class Data:
   def num_heldout(self):
     return len(self.heldout_images)
 
-  def training_dataset_fn(self, global_batch_size, seed, start_step, end_step):
-    """`pipeline.training_dataset_fn` of the training images (uint8 batches)."""
+  def training_dataset_fn(self, global_batch_size, seed, start_step, end_step,
+                          perturb_fraction=0.0):
+    """`pipeline.training_dataset_fn` of the training images (uint8 batches, perturbed
+    with `perturb_fraction`)."""
     return pipeline.training_dataset_fn(self.train_images, self.train_labels,
-                                        global_batch_size, seed, start_step, end_step)
+                                        global_batch_size, seed, start_step, end_step,
+                                        perturb_fraction)
 
   def heldout_dataset(self, batch_size):
     """`pipeline.heldout_dataset` of the held-out images."""

@@ -128,12 +128,15 @@ class Stream:
   def num_heldout(self):
     return len(self.heldout_indices)
 
-  def training_dataset_fn(self, global_batch_size, seed, start_step, end_step):
+  def training_dataset_fn(self, global_batch_size, seed, start_step, end_step,
+                          perturb_fraction=0.0):
     """A `dataset_fn` for `strategy.distribute_datasets_from_function`.
 
     Input pipeline p yields, for each step in [start_step, end_step), the per-replica
-    batches of the replicas it feeds, in replica order, as `pipeline.training_dataset_fn`.
+    batches of the replicas it feeds, in replica order, as `pipeline.training_dataset_fn`,
+    each image `pipeline.perturb`ed with `perturb_fraction`.
     """
+    pipeline.check_perturb_fraction(perturb_fraction)
     indices = tf.constant(self.train_indices, tf.int64)
     read = self.train.make_read()
 
@@ -144,7 +147,8 @@ class Stream:
       def example(step, position):
         index = tf.gather(indices, permuted(step, position, len(self.train_indices),
                                             global_batch_size, seed))
-        return read(index)
+        image, label = read(index)
+        return pipeline.perturb(image, perturb_fraction, seed, step, position), label
 
       steps = tf.data.Dataset.range(start_step, end_step)
       pairs = steps.flat_map(lambda step: tf.data.Dataset.from_tensor_slices(

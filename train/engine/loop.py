@@ -31,6 +31,7 @@ from . import sample_grids
 from . import step as step_lib
 from . import strategy as strategy_lib
 from . import summaries
+from ..data import pipeline
 from ..errors import InputError
 
 
@@ -80,6 +81,10 @@ class Options:
       falls back to the raw weights when `ema_decay` is 0).
     steps_per_loop: training steps per `tf.function` call; logging, evaluation, sample and
       checkpoint intervals must be multiples of it. None: `step.resolve_steps_per_loop`.
+    perturb_fraction: mu in [0, 1): train a background model on training images whose
+      values are each replaced, with probability mu, by uniform noise
+      (`train.data.pipeline.perturb`); 0 (default) trains on the images as they are.
+      Evaluation, samples and the reference images always use clean images.
   """
 
   workdir: str
@@ -112,6 +117,7 @@ class Options:
   ema_decay: float = 0.999
   eval_weights: str = "ema"
   steps_per_loop: int | None = None
+  perturb_fraction: float = 0.0
 
   def __post_init__(self):
     object.__setattr__(self, "temperatures", tuple(float(t) for t in self.temperatures))
@@ -139,6 +145,11 @@ class Options:
                        f"{self.eval_weights!r}.")
     if self.steps_per_loop is not None:
       self._check_steps_per_loop()
+    if isinstance(self.perturb_fraction, bool) or not isinstance(self.perturb_fraction,
+                                                                 (int, float)):
+      raise InputError(f"Options.perturb_fraction must be a number; got "
+                       f"{self.perturb_fraction!r}.")
+    pipeline.check_perturb_fraction(self.perturb_fraction)
     unsupported = precision.unsupported_reason(self.compute_dtype)
     if unsupported:
       raise InputError(f"--compute_dtype={self.compute_dtype}: {unsupported}; use float32.")
@@ -187,7 +198,8 @@ def run(config, data, options, strategy=None):
   `eval_history` ([step, held-out bits/dim]), `heldout_reconstruction` (final
   `glow_tfp.reconstruction.Reconstruction.scalars()`), `sample_quality` (with
   `quality_samples` and labelled data: `quality_reports.results`), `steps`, `skipped_steps`,
-  `restores`, `resumed_from` (checkpoint path or None), `seconds`, `sample_paths`.
+  `restores`, `resumed_from` (checkpoint path or None), `seconds`, `sample_paths`,
+  `perturb_fraction` (0 unless the run trains a background model).
 
   Raises `preemption.Preempted` after SIGTERM, once the checkpoint of the step reached is
   saved, and `errors.CheckpointSaveError` when a checkpoint cannot be saved.
@@ -306,7 +318,7 @@ class Trainer:
                "steps_per_loop": self.steps_per_loop, "train_history": history, "steps": step,
                "skipped_steps": self.guard.skipped, "restores": self.guard.restores,
                "resumed_from": resumed_from, "seconds": time.perf_counter() - started,
-               "sample_paths": paths}
+               "sample_paths": paths, "perturb_fraction": self.options.perturb_fraction}
     self.reporter.results(results)
     self.reporter.flush()
     return results
@@ -390,5 +402,6 @@ class Trainer:
   def _batches(self, start_step, end_step):
     options = self.options
     dataset_fn = self.data.training_dataset_fn(options.batch_size, options.seed, start_step,
-                                               end_step)
+                                               end_step,
+                                               perturb_fraction=options.perturb_fraction)
     return self.strategy.distribute_datasets_from_function(dataset_fn)
