@@ -225,9 +225,14 @@ def test_score_equals_the_library(served):
   assert response.model_spec.signature_name == "score"
   result = outputs(response)
   expected = ood.score_images(model, images, labels, tiny_reference(model))
-  assert set(result) == set(ood.SCORES)
+  assert set(result) == set(ood.OUTPUTS)
   for name in ood.SCORES:
     assert_close(result[name], expected[name], rtol=1e-4, err_msg=name)
+  assert response.outputs["is_ood"].dtype == types_pb2.DT_BOOL
+  assert result["is_ood"].dtype == bool
+  np.testing.assert_array_equal(result["is_ood"], expected["is_ood"])
+  np.testing.assert_array_equal(result["ood_false_positive_rate"],
+                                expected["ood_false_positive_rate"])
 
 
 def test_metadata_refuses_other_fields(served):

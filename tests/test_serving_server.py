@@ -540,13 +540,20 @@ def test_score_rejects_bad_inputs_as_log_prob_does(served, case):
 
 
 def test_score_over_http_equals_the_signature(served):
-  url, _ = served
+  url, model = served
   images, labels = uint8_images(3), [0, 1, 2]
+  images[0] = 0
   status, answer = http_call(predict_url(url), {"signature_name": "score", "instances": [
       {"images": image.tolist(), "labels": label} for image, label in zip(images, labels)]})
   assert status == 200
-  assert set(answer["predictions"][0]) == set(ood.SCORES)
+  assert set(answer["predictions"][0]) == set(ood.OUTPUTS)
   assert all(0.0 <= row["ood_percentile"] <= 100.0 for row in answer["predictions"])
+  # TF Serving's JSON mapping: a DT_BOOL output as true/false. The rate is in every row.
+  expected = ood.score_images(model, images, labels, tiny_reference(model))
+  assert [row["is_ood"] for row in answer["predictions"]] == expected["is_ood"].tolist()
+  assert all(type(row["is_ood"]) is bool for row in answer["predictions"])
+  assert [row["ood_false_positive_rate"] for row in answer["predictions"]] == pytest.approx(
+      expected["ood_false_positive_rate"].tolist())
 
 
 def http_status(url):
