@@ -172,6 +172,7 @@ def is_valid_false_positive_rate(rate):
 
 
 def check_false_positive_rate(rate):
+  """Raises ValueError unless `is_valid_false_positive_rate(rate)`."""
   if not is_valid_false_positive_rate(rate):
     raise ValueError(f"The OOD false-positive rate must be {FALSE_POSITIVE_RATE_RULE}; got "
                      f"{rate!r}.")
@@ -237,10 +238,10 @@ def fit(fit_matrix, check_matrix, false_positive_rate=DEFAULT_FALSE_POSITIVE_RAT
                 + _COVARIANCE_RIDGE * np.eye(num_features))
   mean = fit_matrix.mean(axis=0)
   inverse = np.linalg.inv(covariance)
-  cut = threshold(mahalanobis(fit_matrix, mean.astype(np.float32),
-                              inverse.astype(np.float32)).numpy(), false_positive_rate)
-  check = np.sort(mahalanobis(check_matrix, mean.astype(np.float32),
-                              inverse.astype(np.float32)).numpy())
+  # The distances as `scores` serves them: from the float32 statistics.
+  stored = (mean.astype(np.float32), inverse.astype(np.float32))
+  cut = threshold(mahalanobis(fit_matrix, *stored).numpy(), false_positive_rate)
+  check = np.sort(mahalanobis(check_matrix, *stored).numpy())
   reference = Reference(
       bits_per_dim_mean=bits.mean(), bits_per_dim_std=bits.std(ddof=1),
       bits_per_dim_quantiles=np.quantile(bits, QUANTILES), png_mean=png.mean(),

@@ -13,10 +13,10 @@ is estimated with `--likelihood_draws` fixed uniform dequantisation draws, seede
 flags an image whose ood_score is above a threshold that about `--ood_false_positive_rate`
 of in-distribution images exceed: the reference images are split in alternate halves, the
 first fits the statistics and the threshold, the second measures the threshold's
-false-positive rate, stored and served as `ood_false_positive_rate` (`glow_tfp.ood`). Each request's batch is cut
-into `--batch_parts` parts that run side by side, by default one per CPU core
-(`glow_tfp.execution`), which serves fastest with the server's default threads (one per op,
-one op per core).
+false-positive rate, stored and served as `ood_false_positive_rate` (`glow_tfp.ood`).
+Each request's batch is cut into `--batch_parts` parts that run side by side, by default
+one per CPU core (`glow_tfp.execution`), which serves fastest with the server's default
+threads (one per op, one op per core).
 """
 
 import sys

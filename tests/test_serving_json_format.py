@@ -117,8 +117,8 @@ def test_bool_outputs_are_json_booleans_as_in_tf_serving():
       "ood_score": float("inf"), "is_ood": True, "ood_false_positive_rate": pytest.approx(0.01)}
   columns = json.dumps(json_format.format_response(SCORE_OUTPUTS, row_format=False))
   assert '"is_ood": [false, true]' in columns
-  assert json.dumps(json_format.format_response({"is_ood": SCORE_OUTPUTS["is_ood"]},
-                                                row_format=True)) == '{"predictions": [false, true]}'
+  bare = json_format.format_response({"is_ood": SCORE_OUTPUTS["is_ood"]}, row_format=True)
+  assert json.dumps(bare) == '{"predictions": [false, true]}'
 
 
 class _JsonClient(client_base.GlowSignatures):
