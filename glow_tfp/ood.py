@@ -11,10 +11,20 @@ scores here, all in bits per dimension, higher = less like the training data:
                         dimension (how many bits the model saves over a generic compressor,
                         negated);
   typicality            |bits_per_dim - mean held-out bits_per_dim|;
-  ood_score             the Mahalanobis distance of (bits_per_dim, png_bits_per_dim) to the
-                        held-out images' mean and covariance: inputs too simple and too
-                        complex both land far from the held-out cloud;
-  ood_percentile        percentage of held-out images whose ood_score is <= this one's.
+  ood_score             the Mahalanobis distance of the feature vector (`FEATURES`:
+                        bits_per_dim, png_bits_per_dim) to the held-out images' mean and
+                        covariance: inputs too simple and too complex both land far from
+                        the held-out cloud;
+  ood_percentile        percentage of held-out (check) images whose ood_score is <= this
+                        one's;
+and the decision at a chosen false-positive rate F:
+  is_ood                  ood_score > the threshold (a non-finite ood_score is OOD);
+  ood_false_positive_rate the fraction of held-out (check) images above the threshold.
+
+The held-out images are split in alternate halves (`split`): the fit half gives the mean,
+covariance and the threshold, the k-th smallest of its n scores with
+k = ceil((1 - F)(n + 1)) capped at n (`threshold_rank`); the check half, used for neither,
+gives the percentiles and measures the threshold's false-positive rate.
 
 `Reference` holds what the scores need from held-out images (`reference_statistics`); the
 scoring itself (`scores`) is TensorFlow ops on tensors, so a SavedModel can serve it.
@@ -30,6 +40,14 @@ from glow_tfp import likelihood
 QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
 SCORES = ("bits_per_dim", "png_bits_per_dim", "complexity_corrected", "typicality",
           "ood_score", "ood_percentile")
+# The decision at the export's false-positive rate: is_ood bool [N], and the rate measured
+# on held-out images, float32 [N] (one value, repeated per image).
+DECISIONS = ("is_ood", "ood_false_positive_rate")
+OUTPUTS = SCORES + DECISIONS
+# The columns of the feature matrix whose Mahalanobis distance is ood_score (`features`).
+FEATURES = ("bits_per_dim", "png_bits_per_dim")
+DEFAULT_FALSE_POSITIVE_RATE = 0.01
+FALSE_POSITIVE_RATE_RULE = "a fraction in (0, 0.5]"
 PNG_COMPRESSION = 9
 # Added to the covariance's diagonal, so images that all share one PNG length still give an
 # invertible covariance.
@@ -40,13 +58,19 @@ _COVARIANCE_RIDGE = 1e-6
 class Reference:
   """Statistics of held-out images that the scores are measured against.
 
+  The held-out images are split in two (`split`): the fit half gives every statistic and
+  the threshold, the check half the percentiles and the measured false-positive rate.
+
   Attributes (float32 arrays):
-    bits_per_dim_mean, bits_per_dim_std, bits_per_dim_quantiles: of held-out bits/dim,
-      the quantiles at `QUANTILES`;
-    png_mean, png_std, png_quantiles: the same of held-out PNG bits/dim;
-    mean [2], inverse_covariance [2, 2]: of (bits/dim, PNG bits/dim), for ood_score;
-    heldout_ood_scores [M]: the held-out images' own ood_score, ascending, for the
-      percentile.
+    bits_per_dim_mean, bits_per_dim_std, bits_per_dim_quantiles: of the fit half's
+      bits/dim, the quantiles at `QUANTILES`;
+    png_mean, png_std, png_quantiles: the same of its PNG bits/dim;
+    mean [F], inverse_covariance [F, F]: of the fit half's feature matrix (`FEATURES`),
+      for ood_score;
+    heldout_ood_scores [M]: the check half's ood_score, ascending, for the percentile;
+    ood_threshold []: is_ood is ood_score > ood_threshold (`threshold`);
+    target_false_positive_rate []: the F the threshold was chosen for;
+    heldout_false_positive_rate []: the fraction of the check half above the threshold.
   """
 
   bits_per_dim_mean: np.ndarray
@@ -58,6 +82,9 @@ class Reference:
   mean: np.ndarray
   inverse_covariance: np.ndarray
   heldout_ood_scores: np.ndarray
+  ood_threshold: np.ndarray
+  target_false_positive_rate: np.ndarray
+  heldout_false_positive_rate: np.ndarray
 
   def as_dict(self):
     return dataclasses.asdict(self)
@@ -73,20 +100,39 @@ def png_bits_per_dim(images):
   return 8.0 * tf.cast(lengths, tf.float32) / num_dims
 
 
-def scores(bits_per_dim, png, reference):
-  """Every score of `SCORES` (float32 [N] tensors, by name) from bits/dim and PNG bits/dim.
+def features(images, bits_per_dim):
+  """The feature matrix float32 [N, F] of ood_score, one column per name of `FEATURES`.
 
-  `reference`: a `Reference`, or any object with its attributes as tensors or variables.
-  A non-finite bits/dim gives an infinite ood_score (percentile 100).
+  `images`: uint8 [N, H, W, C]; `bits_per_dim` [N]: their bits/dim under the model (the
+  one feature that needs the model). Everything downstream (`fit`, `scores`) takes any F.
   """
-  bits_per_dim = tf.cast(bits_per_dim, tf.float32)
-  png = tf.cast(png, tf.float32)
-  offset = tf.stack([bits_per_dim, png], axis=1) - reference.mean
-  squared = tf.einsum("ni,ij,nj->n", offset, reference.inverse_covariance, offset)
+  columns = {"bits_per_dim": tf.cast(bits_per_dim, tf.float32),
+             "png_bits_per_dim": png_bits_per_dim(images)}
+  return tf.stack([columns[name] for name in FEATURES], axis=1)
+
+
+def mahalanobis(matrix, mean, inverse_covariance):
+  """The Mahalanobis distance [N] of each row of `matrix` [N, F]; +inf where not finite."""
+  offset = tf.cast(matrix, tf.float32) - mean
+  squared = tf.einsum("ni,ij,nj->n", offset, inverse_covariance, offset)
   distance = tf.sqrt(tf.maximum(squared, 0.0))
-  distance = tf.where(tf.math.is_finite(distance), distance, np.inf)
+  return tf.where(tf.math.is_finite(distance), distance, np.inf)
+
+
+def scores(matrix, reference):
+  """Every output of `OUTPUTS` ([N] tensors, by name) from the feature matrix [N, F].
+
+  `matrix`: `features` of the images; `reference`: a `Reference`, or any object with its
+  attributes as tensors or variables. A non-finite feature gives an infinite ood_score
+  (percentile 100), and a non-finite ood_score is OOD.
+  """
+  matrix = tf.convert_to_tensor(matrix, tf.float32)
+  columns = dict(zip(FEATURES, tf.unstack(matrix, num=len(FEATURES), axis=1)))
+  bits_per_dim, png = columns["bits_per_dim"], columns["png_bits_per_dim"]
+  distance = mahalanobis(matrix, reference.mean, reference.inverse_covariance)
   heldout = tf.convert_to_tensor(reference.heldout_ood_scores)
   below = tf.searchsorted(heldout[tf.newaxis], distance[tf.newaxis], side="right")[0]
+  is_ood = (distance > reference.ood_threshold) | ~tf.math.is_finite(distance)
   return {
       "bits_per_dim": bits_per_dim,
       "png_bits_per_dim": png,
@@ -95,52 +141,134 @@ def scores(bits_per_dim, png, reference):
       "ood_score": distance,
       "ood_percentile": 100.0 * tf.cast(below, tf.float32) / tf.cast(tf.size(heldout),
                                                                     tf.float32),
+      "is_ood": is_ood,
+      "ood_false_positive_rate": tf.fill(
+          tf.shape(distance), tf.cast(reference.heldout_false_positive_rate, tf.float32)),
   }
 
 
 def measure(model, images, labels=None, batch_size=256, draws=None):
-  """(bits/dim, PNG bits/dim) as float64 arrays [N] of uint8 `images` under `model`.
+  """The feature matrix (`features`) of uint8 `images` under `model`: float64 [N, F].
 
   `draws`: the fixed dequantisation draws [K, H, W, C] of the likelihood estimate; default
   `likelihood.default_draws`, those of an export that is given none.
   """
   if draws is None:
     draws = likelihood.default_draws(model.config)
-  bits, png = [], []
+  chunks = []
   for start in range(0, len(images), batch_size):
     chunk = images[start:start + batch_size]
     chunk_labels = None
     if model.config.num_classes:
       chunk_labels = tf.constant(labels[start:start + batch_size], tf.int32)
     nats = model.log_likelihood(chunk, chunk_labels, noise=draws)
-    bits.append(likelihood.bits_per_dim(nats, model.config.num_dims).numpy())
-    png.append(png_bits_per_dim(chunk).numpy())
-  return np.concatenate(bits).astype(np.float64), np.concatenate(png).astype(np.float64)
+    chunks.append(features(chunk, likelihood.bits_per_dim(nats, model.config.num_dims)))
+  return np.concatenate([c.numpy() for c in chunks]).astype(np.float64)
 
 
-def reference_statistics(model, images, labels=None, batch_size=256, draws=None):
-  """The `Reference` of held-out uint8 `images` (at least 2) under `model` (`measure`)."""
-  if len(images) < 2:
-    raise ValueError(f"Reference statistics need at least 2 held-out images; got "
-                     f"{len(images)}.")
-  bits, png = measure(model, images, labels, batch_size, draws)
-  pairs = np.stack([bits, png], axis=1)
-  covariance = np.cov(pairs, rowvar=False) + _COVARIANCE_RIDGE * np.eye(2)
-  partial = Reference(
+def is_valid_false_positive_rate(rate):
+  """Whether `rate` is a false-positive rate a threshold may be chosen for: 0 < rate <= 0.5."""
+  return isinstance(rate, (int, float, np.floating)) and 0.0 < rate <= 0.5
+
+
+def check_false_positive_rate(rate):
+  """Raises ValueError unless `is_valid_false_positive_rate(rate)`."""
+  if not is_valid_false_positive_rate(rate):
+    raise ValueError(f"The OOD false-positive rate must be {FALSE_POSITIVE_RATE_RULE}; got "
+                     f"{rate!r}.")
+
+
+def split(count):
+  """(fit, check) index arrays of `count` held-out images: even and odd positions.
+
+  Alternating is deterministic and keeps both halves alike when the images come in some
+  order (by class, by source); the fit half has the extra image of an odd count.
+  """
+  indices = np.arange(count)
+  return indices[0::2], indices[1::2]
+
+
+def threshold_rank(count, rate):
+  """k = ceil((1 - rate)(count + 1)), capped at `count`: the rank (1-based, ascending) of
+  the fit score that is the threshold.
+
+  For a new image whose score is exchangeable with the `count` fit scores, P(score > the
+  k-th smallest) = (count + 1 - k) / (count + 1) <= rate when `count` is at least
+  `min_fit_count(rate)`; with fewer the cap makes the threshold the largest fit score, whose
+  rate is 1 / (count + 1).
+  """
+  check_false_positive_rate(rate)
+  return min(count, _ceil((1.0 - rate) * (count + 1)))
+
+
+def min_fit_count(rate):
+  """The fewest fit scores whose `threshold_rank` needs no cap: ceil((1 - rate) / rate)."""
+  check_false_positive_rate(rate)
+  return _ceil((1.0 - rate) / rate)
+
+
+def _ceil(value):
+  # Rounding first keeps float error (1 - 0.01) * 100 = 98.99999999999999 from moving ceil.
+  return int(np.ceil(np.round(value, 9)))
+
+
+def threshold(fit_scores, rate):
+  """The `threshold_rank`-th smallest of `fit_scores`: about `rate` of new in-distribution
+  images score above it."""
+  fit_scores = np.sort(np.asarray(fit_scores, np.float64))
+  return fit_scores[threshold_rank(len(fit_scores), rate) - 1]
+
+
+def fit(fit_matrix, check_matrix, false_positive_rate=DEFAULT_FALSE_POSITIVE_RATE):
+  """The `Reference` of a fit and a check feature matrix ([N, F] and [M, F]; `features`).
+
+  The mean, covariance, bits/dim and PNG statistics and the threshold come from the fit
+  rows alone; the percentiles and the measured false-positive rate from the check rows.
+  """
+  fit_matrix = np.asarray(fit_matrix, np.float64)
+  check_matrix = np.asarray(check_matrix, np.float64)
+  check_false_positive_rate(false_positive_rate)
+  if len(fit_matrix) < 2 or len(check_matrix) < 1:
+    raise ValueError(f"Reference statistics need at least 2 images to fit and 1 to check; "
+                     f"got {len(fit_matrix)} and {len(check_matrix)}.")
+  columns = dict(zip(FEATURES, fit_matrix.T))
+  bits, png = columns["bits_per_dim"], columns["png_bits_per_dim"]
+  num_features = fit_matrix.shape[1]
+  covariance = (np.cov(fit_matrix, rowvar=False).reshape(num_features, num_features)
+                + _COVARIANCE_RIDGE * np.eye(num_features))
+  mean = fit_matrix.mean(axis=0)
+  inverse = np.linalg.inv(covariance)
+  # The distances as `scores` serves them: from the float32 statistics.
+  stored = (mean.astype(np.float32), inverse.astype(np.float32))
+  cut = threshold(mahalanobis(fit_matrix, *stored).numpy(), false_positive_rate)
+  check = np.sort(mahalanobis(check_matrix, *stored).numpy())
+  reference = Reference(
       bits_per_dim_mean=bits.mean(), bits_per_dim_std=bits.std(ddof=1),
       bits_per_dim_quantiles=np.quantile(bits, QUANTILES), png_mean=png.mean(),
-      png_std=png.std(ddof=1), png_quantiles=np.quantile(png, QUANTILES),
-      mean=pairs.mean(axis=0), inverse_covariance=np.linalg.inv(covariance),
-      heldout_ood_scores=np.zeros([1]))
-  partial = Reference(**{k: np.asarray(v, np.float32) for k, v in partial.as_dict().items()})
-  own = np.sort(scores(bits, png, partial)["ood_score"].numpy())
-  return dataclasses.replace(partial, heldout_ood_scores=own)
+      png_std=png.std(ddof=1), png_quantiles=np.quantile(png, QUANTILES), mean=mean,
+      inverse_covariance=inverse, heldout_ood_scores=check, ood_threshold=cut,
+      target_false_positive_rate=false_positive_rate,
+      heldout_false_positive_rate=np.mean((check > cut) | ~np.isfinite(check)))
+  return Reference(**{k: np.asarray(v, np.float32) for k, v in reference.as_dict().items()})
+
+
+def reference_statistics(model, images, labels=None, batch_size=256, draws=None,
+                         false_positive_rate=DEFAULT_FALSE_POSITIVE_RATE):
+  """The `Reference` of held-out uint8 `images` (at least 3) under `model` (`measure`),
+  split into a fit and a check half by `split`, its threshold at `false_positive_rate`."""
+  check_false_positive_rate(false_positive_rate)
+  if len(images) < 3:
+    raise ValueError(f"Reference statistics need at least 3 held-out images (2 to fit, 1 "
+                     f"to check); got {len(images)}.")
+  matrix = measure(model, images, labels, batch_size, draws)
+  fit_rows, check_rows = split(len(images))
+  return fit(matrix[fit_rows], matrix[check_rows], false_positive_rate)
 
 
 def score_images(model, images, labels, reference, batch_size=256, draws=None):
-  """Every score of `SCORES` as numpy arrays [N] of uint8 `images`, by name (`measure`)."""
-  bits, png = measure(model, images, labels, batch_size, draws)
-  return {name: value.numpy() for name, value in scores(bits, png, reference).items()}
+  """Every output of `OUTPUTS` as numpy arrays [N] of uint8 `images`, by name (`measure`)."""
+  matrix = measure(model, images, labels, batch_size, draws)
+  return {name: value.numpy() for name, value in scores(matrix, reference).items()}
 
 
 def auroc(inlier, outlier):

@@ -9,10 +9,14 @@ signatures are described in `serving/saved_model.py`. The reference statistics o
 the `score` signature come from the held-out images training wrote to
 `<workdir>/heldout_reference.npz`, or from `--reference_images`. The served log-likelihood
 is estimated with `--likelihood_draws` fixed uniform dequantisation draws, seeded by
-`--likelihood_seed` and stored in the export (`glow_tfp.likelihood`). Each request's batch is cut
-into `--batch_parts` parts that run side by side, by default one per CPU core
-(`glow_tfp.execution`), which serves fastest with the server's default threads (one per op,
-one op per core).
+`--likelihood_seed` and stored in the export (`glow_tfp.likelihood`). `score`'s `is_ood`
+flags an image whose ood_score is above a threshold that about `--ood_false_positive_rate`
+of in-distribution images exceed: the reference images are split in alternate halves, the
+first fits the statistics and the threshold, the second measures the threshold's
+false-positive rate, stored and served as `ood_false_positive_rate` (`glow_tfp.ood`).
+Each request's batch is cut into `--batch_parts` parts that run side by side, by default
+one per CPU core (`glow_tfp.execution`), which serves fastest with the server's default
+threads (one per op, one op per core).
 """
 
 import sys
@@ -57,6 +61,14 @@ _LIKELIHOOD_DRAWS = flags.DEFINE_integer(
     "grows; each request costs K forward passes).", lower_bound=1)
 _LIKELIHOOD_SEED = flags.DEFINE_integer(
     "likelihood_seed", 0, "Seed of the fixed dequantisation draws.", lower_bound=0)
+_OOD_FALSE_POSITIVE_RATE = flags.DEFINE_float(
+    "ood_false_positive_rate", ood.DEFAULT_FALSE_POSITIVE_RATE, "F: the `score` signature's "
+    "is_ood flags images whose ood_score is above the threshold that about a fraction F of "
+    "in-distribution images exceed; in (0, 0.5].")
+flags.register_validator(
+    "ood_false_positive_rate", ood.is_valid_false_positive_rate,
+    message=f"--ood_false_positive_rate must be {ood.FALSE_POSITIVE_RATE_RULE}, the "
+    "fraction of in-distribution images is_ood may flag.")
 
 _BATCH_PARTS = flags.DEFINE_integer(
     "batch_parts", None, "Parts each request's batch is cut into, run side by side "
@@ -77,7 +89,11 @@ def main(argv):
     sys.exit(f"serving.export: error: {error}")
   draws = likelihood.fixed_draws(_LIKELIHOOD_DRAWS.value, glow.config.image_shape,
                                  _LIKELIHOOD_SEED.value)
-  reference = ood.reference_statistics(glow, images, labels, draws=draws)
+  try:
+    reference = ood.reference_statistics(glow, images, labels, draws=draws,
+                                         false_positive_rate=_OOD_FALSE_POSITIVE_RATE.value)
+  except ValueError as error:
+    sys.exit(f"serving.export: error: {error}")
   batch_parts = execution.resolve_batch_parts(_BATCH_PARTS.value)
   path = export_version(glow, _EXPORT_BASE.value, _MODEL_NAME.value, _VERSION.value,
                         reference, draws, batch_parts)
@@ -87,6 +103,23 @@ def main(argv):
         f"{signatures.DEFAULT_SIGNATURE} = log_prob; log-likelihood from "
         f"{_LIKELIHOOD_DRAWS.value} fixed dequantisation draws; score's reference: {len(images)} "
         f"held-out images of {reference_file}; batches in {batch_parts} parts).")
+  print(describe_decision(reference, len(images), _OOD_FALSE_POSITIVE_RATE.value))
+
+
+def describe_decision(reference, count, rate):
+  """One line on the OOD threshold at false-positive `rate` of a `reference` of `count`
+  images: the rate measured on the check half, and a warning where too few images fit it
+  for that rate (`glow_tfp.ood.threshold_rank`)."""
+  fit_count, check_count = (len(rows) for rows in ood.split(count))
+  line = (f"is_ood: ood_score > {float(reference.ood_threshold):.4g}, the threshold at "
+          f"false-positive rate {rate:g} from {fit_count} fit images; measured on the "
+          f"{check_count} other held-out images: "
+          f"{float(reference.heldout_false_positive_rate):.4f}.")
+  if fit_count < ood.min_fit_count(rate):
+    line += (f" Warning: under {ood.min_fit_count(rate)} fit images the threshold is their "
+             f"largest score, whose expected false-positive rate is 1/{fit_count + 1} > "
+             f"{rate:g}; give more reference images.")
+  return line
 
 
 def run():

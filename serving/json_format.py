@@ -14,6 +14,10 @@ A string input (such as `log_prob_encoded`'s `image_bytes`) takes TF Serving's c
 bytes: each value is an object `{"b64": "<base64>"}`, or a plain JSON string (its UTF-8
 bytes).
 
+Outputs are answered as TF Serving's JSON mapping has them: a DT_BOOL output (such as
+`score`'s `is_ood`) as JSON `true`/`false`, numbers as numbers (NaN and infinities as the
+tokens `NaN`, `Infinity` and `-Infinity`, which Python's `json` module reads).
+
 Every problem with a request raises `RequestError` with a message naming the input and what
 is wrong, as TF Serving's `{"error": ...}` body does.
 """

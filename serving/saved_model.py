@@ -17,7 +17,10 @@ does that from a training workdir. The signatures all have a dynamic batch dimen
   score (when exported with reference statistics of held-out images)
       images uint8 [N, H, W, C] (+ labels) -> float32 [N] each, higher = less like the
       training data (`glow_tfp.ood`): bits_per_dim, png_bits_per_dim,
-      complexity_corrected, typicality, ood_score, ood_percentile
+      complexity_corrected, typicality, ood_score, ood_percentile; and the decision at the
+      export's false-positive rate: is_ood bool [N] (ood_score above the stored threshold),
+      ood_false_positive_rate float32 [N] (the threshold's rate measured on held-out
+      images, the same for every image)
   log_prob_encoded, score_encoded (the latter with score; for grey or RGB images, C = 1 or 3)
       image_bytes string [N]: PNG or JPEG files of H x W pixels, decoded in the graph
       (+ labels) -> log_prob's or score's outputs
@@ -154,7 +157,7 @@ def _score_fn(glow, draws, reference, in_parts):
     nats = in_parts(lambda images, labels: glow.log_likelihood(images, labels, noise=draws),
                     (images, labels))
     bits = likelihood.bits_per_dim(nats, glow.config.num_dims)
-    return ood.scores(bits, ood.png_bits_per_dim(images), reference)
+    return ood.scores(ood.features(images, bits), reference)
   return score
 
 

@@ -36,5 +36,6 @@ def to_array(proto, spec):
 
 
 def to_proto(array):
-  """A numpy output -> TensorProto, its values in `tensor_content` as TF Serving answers."""
+  """A numpy output -> TensorProto, as `tf.make_tensor_proto` writes it: numbers in
+  `tensor_content`, booleans (DT_BOOL) in `bool_val`, strings in `string_val`."""
   return tf.make_tensor_proto(array)

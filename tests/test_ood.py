@@ -9,8 +9,10 @@ import glow_tfp
 from glow_tfp import likelihood
 from glow_tfp import ood
 from tests.checks import assert_close, perturb, random_images
+from train.data import datasets as data_lib
 
 SHAPE = (8, 8, 1)
+TRAINING_STEPS = 60
 
 
 @pytest.fixture(scope="module")
@@ -40,37 +42,132 @@ def test_png_bits_per_dim_is_the_length_of_a_lossless_png_of_the_image():
   assert bits[0] < bits[1]
 
 
-def test_scores_match_a_hand_computation():
-  reference = ood.Reference(
+def hand_reference(**changes):
+  """A `Reference` of hand-picked statistics (see test_scores_match_a_hand_computation)."""
+  fields = dict(
       bits_per_dim_mean=np.float32(2.0), bits_per_dim_std=np.float32(1.0),
       bits_per_dim_quantiles=np.zeros(7, np.float32), png_mean=np.float32(3.0),
       png_std=np.float32(1.0), png_quantiles=np.zeros(7, np.float32),
       mean=np.array([2.0, 3.0], np.float32),
       inverse_covariance=np.array([[4.0, 0.0], [0.0, 1.0]], np.float32),
-      heldout_ood_scores=np.array([0.5, 1.0, 2.0, 4.0], np.float32))
-  got = ood.scores([2.5, 2.0, np.inf], [3.0, 5.0, 3.0], reference)
+      heldout_ood_scores=np.array([0.5, 1.0, 2.0, 4.0], np.float32),
+      ood_threshold=np.float32(1.5), target_false_positive_rate=np.float32(0.25),
+      heldout_false_positive_rate=np.float32(0.5))
+  return ood.Reference(**dict(fields, **changes))
+
+
+def test_scores_match_a_hand_computation():
+  matrix = np.stack([[2.5, 2.0, np.inf], [3.0, 5.0, 3.0]], axis=1)
+  got = ood.scores(matrix, hand_reference())
+  assert set(got) == set(ood.OUTPUTS)
   assert_close(got["complexity_corrected"].numpy(), [-0.5, -3.0, np.inf], rtol=1e-7)
   assert_close(got["typicality"].numpy(), [0.5, 0.0, np.inf], rtol=1e-7)
   # sqrt(4 * 0.5**2) = 1; sqrt(1 * 2**2) = 2.
   assert_close(got["ood_score"].numpy(), [1.0, 2.0, np.inf], rtol=1e-7)
   assert_close(got["ood_percentile"].numpy(), [50.0, 75.0, 100.0], rtol=1e-7)
+  assert got["is_ood"].dtype == tf.bool
+  np.testing.assert_array_equal(got["is_ood"], [False, True, True])
+  assert got["ood_false_positive_rate"].dtype == tf.float32
+  np.testing.assert_array_equal(got["ood_false_positive_rate"], [0.5, 0.5, 0.5])
 
 
-def test_reference_statistics_describe_the_held_out_images(model):
-  images = uint8_images(20)
-  reference = ood.reference_statistics(model, images)
-  bits, png = ood.measure(model, images)
+def test_a_non_finite_score_is_ood_even_above_an_infinite_threshold():
+  matrix = np.array([[np.nan, 3.0], [2.0, 3.0]])
+  got = ood.scores(matrix, hand_reference(ood_threshold=np.float32(np.inf)))
+  np.testing.assert_array_equal(got["is_ood"], [True, False])
+
+
+def test_the_mahalanobis_distance_takes_any_number_of_features():
+  rng = np.random.default_rng(0)
+  for num_features in (1, 2, 5):
+    points = rng.normal(size=(40, num_features))
+    reference_points = rng.normal(size=(30, num_features))
+    mean = reference_points.mean(axis=0)
+    inverse = np.linalg.inv(np.cov(reference_points, rowvar=False).reshape(
+        num_features, num_features))
+    expected = np.sqrt(np.einsum("ni,ij,nj->n", points - mean, inverse, points - mean))
+    got = ood.mahalanobis(points, mean.astype(np.float32), inverse.astype(np.float32))
+    assert_close(got.numpy(), expected, rtol=1e-4)
+
+
+@pytest.mark.parametrize("count, rate, rank", [
+    (199, 0.01, 198),  # ceil(0.99 * 200) = 198
+    (250, 0.01, 249),  # ceil(248.49)
+    (99, 0.01, 99),    # ceil(99.0): the smallest count that needs no cap
+    (5, 0.01, 5),      # ceil(5.94) = 6, capped at 5
+    (19, 0.1, 18),     # ceil(18.0)
+    (4, 0.5, 3),       # ceil(2.5)
+])
+def test_threshold_is_the_order_statistic_of_hand_made_scores(count, rate, rank):
+  scores = np.random.default_rng(count).permutation(np.arange(1.0, count + 1.0))
+  assert ood.threshold_rank(count, rate) == rank
+  assert ood.threshold(scores, rate) == rank
+  # The exceedance rate of a new exchangeable score, (count + 1 - rank) / (count + 1), is at
+  # most `rate` where the rank is uncapped, and rank is the smallest such.
+  if count >= ood.min_fit_count(rate):
+    assert (count + 1 - rank) / (count + 1) <= rate < (count + 2 - rank) / (count + 1)
+
+
+def test_the_threshold_rank_is_the_smallest_with_exceedance_at_most_the_rate():
+  for rate in (0.001, 0.01, 0.02, 0.05, 0.1, 0.3, 0.5):
+    for count in range(1, 400):
+      smallest = next(k for k in range(1, count + 2) if (count + 1 - k) / (count + 1) <= rate
+                      + 1e-12)
+      assert ood.threshold_rank(count, rate) == min(count, smallest), (rate, count)
+      assert (count >= ood.min_fit_count(rate)) == (smallest <= count), (rate, count)
+
+
+@pytest.mark.parametrize("rate", [0.0, -0.1, 0.51, 1.0, float("nan"), True])
+def test_bad_false_positive_rates_are_refused(rate):
+  assert not ood.is_valid_false_positive_rate(rate)
+  with pytest.raises(ValueError, match=r"in \(0, 0.5\]"):
+    ood.threshold_rank(10, rate)
+
+
+def test_the_held_out_rate_is_measured_on_the_check_rows_alone():
+  rng = np.random.default_rng(0)
+  fit_rows = rng.normal(size=(199, 2))
+  centre, far = fit_rows.mean(axis=0), fit_rows.mean(axis=0) + 100.0
+  check_rows = np.stack([centre] * 6 + [far] * 2)  # 2 of 8 far: a rate of 0.25.
+  reference = ood.fit(fit_rows, check_rows, false_positive_rate=0.01)
+  own = np.sort(ood.mahalanobis(fit_rows, reference.mean, reference.inverse_covariance))
+  assert reference.ood_threshold == own[197]  # k = ceil(0.99 * 200) = 198.
+  assert reference.heldout_false_positive_rate == 0.25
+  assert reference.target_false_positive_rate == np.float32(0.01)
+  assert len(reference.heldout_ood_scores) == 8
+  # The check rows change the measured rate and the percentiles, nothing fitted.
+  other = ood.fit(fit_rows, np.stack([centre] * 8), false_positive_rate=0.01)
+  assert other.heldout_false_positive_rate == 0.0
+  for name in ("mean", "inverse_covariance", "ood_threshold", "bits_per_dim_mean",
+               "png_quantiles"):
+    np.testing.assert_array_equal(getattr(other, name), getattr(reference, name), name)
+  got = ood.scores(np.stack([centre, far]), reference)
+  np.testing.assert_array_equal(got["is_ood"], [False, True])
+  assert_close(got["ood_percentile"].numpy(), [75.0, 100.0], rtol=1e-7)
+  np.testing.assert_array_equal(got["ood_false_positive_rate"], [0.25, 0.25])
+
+
+def test_reference_statistics_fit_the_even_images_and_check_the_odd_ones(model):
+  images = uint8_images(21)
+  reference = ood.reference_statistics(model, images, false_positive_rate=0.2)
+  matrix = ood.measure(model, images)
+  assert matrix.shape == (21, len(ood.FEATURES))
   nats = model.log_likelihood(images, noise=likelihood.default_draws(model.config))
-  assert_close(bits, glow_tfp.bits_per_dim(nats, model.config.num_dims), rtol=1e-6)
-  assert_close(reference.bits_per_dim_mean, bits.mean(), rtol=1e-6)
-  assert_close(reference.png_quantiles, np.quantile(png, ood.QUANTILES), rtol=1e-6)
-  assert_close(np.linalg.inv(reference.inverse_covariance), np.cov(np.stack([bits, png]), ddof=1),
+  assert_close(matrix[:, 0], glow_tfp.bits_per_dim(nats, model.config.num_dims), rtol=1e-6)
+  assert_close(matrix[:, 1], ood.png_bits_per_dim(images), rtol=1e-6)
+  expected = ood.fit(matrix[0::2], matrix[1::2], false_positive_rate=0.2)
+  for name, value in expected.as_dict().items():
+    assert_close(getattr(reference, name), value, rtol=1e-6, err_msg=name)
+  fit_bits = matrix[0::2, 0]
+  assert_close(reference.bits_per_dim_mean, fit_bits.mean(), rtol=1e-6)
+  assert_close(np.linalg.inv(reference.inverse_covariance), np.cov(matrix[0::2].T, ddof=1),
                rtol=1e-3)
-  assert len(reference.heldout_ood_scores) == 20
+  assert len(reference.heldout_ood_scores) == 10
   assert np.all(np.diff(reference.heldout_ood_scores) >= 0)
-  own = ood.score_images(model, images, None, reference, batch_size=7)
+  own = ood.score_images(model, images[1::2], None, reference, batch_size=3)
   assert own["ood_percentile"].max() == 100.0
   assert_close(np.sort(own["ood_score"]), reference.heldout_ood_scores, rtol=1e-5)
+  assert reference.heldout_false_positive_rate == pytest.approx(own["is_ood"].mean())
 
 
 def test_an_image_far_from_the_held_out_cloud_scores_above_them_all(model):
@@ -79,11 +176,48 @@ def test_an_image_far_from_the_held_out_cloud_scores_above_them_all(model):
   got = ood.score_images(model, black, None, reference)
   assert got["ood_score"][0] > reference.heldout_ood_scores.max()
   assert got["ood_percentile"][0] == 100.0
+  assert got["is_ood"][0]
 
 
-def test_reference_needs_two_images(model):
-  with pytest.raises(ValueError, match="at least 2 held-out images"):
-    ood.reference_statistics(model, uint8_images(1))
+def test_reference_needs_three_images(model):
+  with pytest.raises(ValueError, match="at least 3 held-out images"):
+    ood.reference_statistics(model, uint8_images(2))
+
+
+@pytest.fixture(scope="module")
+def digits():
+  """Held-out bundled MNIST digits (28x28x1) and a small model trained on the others."""
+  data = data_lib.load("mnist", levels=2, seed=0, heldout_fraction=0.2)
+  config = glow_tfp.GlowConfig(image_shape=data.image_shape, levels=2, steps_per_level=1,
+                               hidden_channels=8)
+  glow = glow_tfp.Glow(config, seed=0)
+  train = data.train_images[:512]
+  glow.initialize(glow_tfp.to_model_space(train[:64], noise_seed=0))
+  optimizer = tf.keras.optimizers.Adam(1e-3)
+
+  @tf.function
+  def step(batch, seed):
+    x = glow_tfp.to_model_space(batch, noise_seed=seed)
+    with tf.GradientTape() as tape:
+      loss = -tf.reduce_mean(glow.log_prob(x))
+    optimizer.apply_gradients(zip(tape.gradient(loss, glow.trainable_variables),
+                                  glow.trainable_variables))
+
+  for i in range(TRAINING_STEPS):
+    step(tf.constant(train[(32 * i) % 512:][:32]), tf.constant([i, 0]))
+  return glow, data.heldout_images
+
+
+def test_is_ood_at_one_percent_keeps_unseen_digits_and_flags_noise(digits):
+  model, heldout = digits
+  reference_images, unseen = heldout[:600], heldout[600:]
+  reference = ood.reference_statistics(model, reference_images, false_positive_rate=0.01)
+  assert reference.heldout_false_positive_rate <= 0.02
+  got = ood.score_images(model, unseen, None, reference)
+  # Neither fit nor check: about 1% flagged, at most 2% here.
+  assert len(unseen) >= 300 and got["is_ood"].mean() <= 0.02
+  noise = np.random.default_rng(0).integers(0, 256, (100,) + heldout.shape[1:], np.uint8)
+  assert ood.score_images(model, noise.astype(np.uint8), None, reference)["is_ood"].all()
 
 
 def test_auroc_is_the_pairwise_rank_statistic():

@@ -3,6 +3,7 @@
 import json
 import os
 import pathlib
+import re
 import subprocess
 import sys
 import textwrap
@@ -220,9 +221,12 @@ def test_saved_model_cli_lists_the_signatures(exported):
   result = subprocess.run([str(cli), "show", "--dir", path, "--all"], capture_output=True,
                           text=True, timeout=240)
   assert result.returncode == 0, result.stderr[-3000:]
-  for name in ("serving_default", "log_prob", "sample", "encode", "decode"):
+  for name in ("serving_default", "log_prob", "sample", "encode", "decode", "score"):
     assert f"signature_def['{name}']" in result.stdout
   assert "shape: (-1, 8, 8, 2)" in result.stdout
+  score = result.stdout[result.stdout.index("signature_def['score']"):]
+  assert re.search(r"outputs\['is_ood'\] tensor_info:\s+dtype: DT_BOOL\s+shape: \(-1\)",
+                   score)
 
 
 def test_versions_count_up_and_staging_directories_disappear(tmp_path):
@@ -272,7 +276,7 @@ def test_export_cli_writes_the_ema_weights_as_the_next_version(tmp_path):
   (tmp_path / "exports" / "glow" / "3").mkdir(parents=True)
   result = run_python(["-m", "serving.export", f"--workdir={tmp_path / 'work'}",
                        f"--export_base={tmp_path / 'exports'}", "--model_name=glow",
-                       "--batch_parts=2"])
+                       "--batch_parts=2", "--ood_false_positive_rate=0.2"])
   assert result.returncode == 0, result.stderr[-3000:]
   assert "glow/4" in result.stdout
   loaded = tf.saved_model.load(str(tmp_path / "exports" / "glow" / "4"))
@@ -280,6 +284,27 @@ def test_export_cli_writes_the_ema_weights_as_the_next_version(tmp_path):
   served = loaded.signatures["log_prob"](images=tf.constant(images))["log_likelihood"]
   assert_close(served, live_log_likelihood(ema, images, None), rtol=1e-5)
   assert not np.allclose(served, live_log_likelihood(model, images, None), atol=1e-2)
+  # The 6 reference images: 3 fit the threshold at F = 0.2 (too few: its largest score), the
+  # other 3 measure it.
+  reference = ood.reference_statistics(ema, uint8_images(6), false_positive_rate=0.2)
+  stored = {name: variable.numpy() for name, variable in loaded.reference_statistics.items()}
+  assert stored["target_false_positive_rate"] == np.float32(0.2)
+  for name, value in reference.as_dict().items():
+    assert_close(stored[name], value, rtol=1e-5, err_msg=name)
+  out = loaded.signatures["score"](images=tf.constant(images))
+  np.testing.assert_array_equal(out["ood_false_positive_rate"],
+                                np.full(4, reference.heldout_false_positive_rate))
+  assert "false-positive rate 0.2 from 3 fit images; measured on the 3 other" in result.stdout
+  assert "Warning: under 4 fit images" in result.stdout
+
+
+@pytest.mark.parametrize("rate", ["0", "0.6", "nan"])
+def test_export_cli_refuses_a_false_positive_rate_outside_zero_to_one_half(tmp_path, rate):
+  result = run_python(["-m", "serving.export", f"--workdir={tmp_path}",
+                       f"--export_base={tmp_path}", f"--ood_false_positive_rate={rate}"])
+  assert result.returncode != 0
+  assert "--ood_false_positive_rate must be a fraction in (0, 0.5]" in result.stderr
+  assert not list(tmp_path.iterdir())
 
 
 def test_model_cut_into_parts_exports_the_whole_batch_results(exported, tmp_path):
@@ -314,9 +339,23 @@ def test_score_signature_equals_the_library(exported):
   out = loaded.signatures["score"](images=tf.constant(images), labels=tf.constant(labels))
   reference = ood.reference_statistics(model, uint8_images(12, seed=3), np.arange(12) % CLASSES)
   expected = ood.score_images(model, images, labels, reference)
-  assert set(out) == set(ood.SCORES)
+  assert set(out) == set(ood.OUTPUTS)
   for name in ood.SCORES:
     assert_close(out[name].numpy(), expected[name], rtol=1e-4, err_msg=name)
+  assert out["is_ood"].dtype == tf.bool and out["ood_false_positive_rate"].dtype == tf.float32
+  np.testing.assert_array_equal(out["is_ood"], expected["is_ood"])
+  assert out["is_ood"][0]  # the all-black image.
+  np.testing.assert_array_equal(out["ood_false_positive_rate"],
+                                np.full(5, reference.heldout_false_positive_rate))
+
+
+def test_score_outputs_are_listed_with_their_dtypes(exported):
+  _, _, loaded = exported
+  outputs = loaded.signatures["score"].structured_outputs
+  assert set(outputs) == set(ood.OUTPUTS)
+  for name, spec in outputs.items():
+    assert spec.dtype == (tf.bool if name == "is_ood" else tf.float32), name
+    assert spec.shape.as_list() == [None], name
 
 
 def test_export_without_reference_images_has_no_score_signature(tmp_path):

@@ -225,9 +225,14 @@ def test_score_equals_the_library(served):
   assert response.model_spec.signature_name == "score"
   result = outputs(response)
   expected = ood.score_images(model, images, labels, tiny_reference(model))
-  assert set(result) == set(ood.SCORES)
+  assert set(result) == set(ood.OUTPUTS)
   for name in ood.SCORES:
     assert_close(result[name], expected[name], rtol=1e-4, err_msg=name)
+  assert response.outputs["is_ood"].dtype == types_pb2.DT_BOOL
+  assert result["is_ood"].dtype == bool
+  np.testing.assert_array_equal(result["is_ood"], expected["is_ood"])
+  np.testing.assert_array_equal(result["ood_false_positive_rate"],
+                                expected["ood_false_positive_rate"])
 
 
 def test_metadata_refuses_other_fields(served):
@@ -508,6 +513,10 @@ def test_grpc_client_log_prob_and_sample_equal_the_library(served):
   live = glow_tfp.to_images(model.sample(2, 0.7, labels=tf.constant([2, 1]), seed=5))
   np.testing.assert_array_equal(client.sample(2, 0.7, seed=5, labels=[2, 1]), live)
   assert client.signature_inputs("log_prob") == {"images": [-1, 8, 8, 1], "labels": [-1]}
+  scored = client.score(images, labels)
+  assert scored["is_ood"].dtype == bool and scored["ood_score"].dtype == np.float32
+  np.testing.assert_array_equal(
+      scored["is_ood"], ood.score_images(model, images, labels, tiny_reference(model))["is_ood"])
   with pytest.raises(client_lib.ServingError, match="INVALID_ARGUMENT: .*labels must be <"):
     client.log_prob(images[:1], labels=[5])
   client.close()

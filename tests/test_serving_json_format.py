@@ -6,6 +6,7 @@ import re
 import numpy as np
 import pytest
 
+from serving import client_base
 from serving import json_format
 from serving.errors import RequestError
 from serving.signatures import InputSpec
@@ -102,6 +103,38 @@ def test_answers_follow_tf_serving_layouts():
   assert json_format.format_response(one, row_format=False) == {"outputs": [1.5, 2.5]}
   assert json_format.format_response(two, row_format=False) == {
       "outputs": {"y": [1.5, 2.5], "z": [[1], [2]]}}
+
+
+SCORE_OUTPUTS = {"ood_score": np.array([1.5, np.inf], np.float32),
+                 "is_ood": np.array([False, True]),
+                 "ood_false_positive_rate": np.array([0.01, 0.01], np.float32)}
+
+
+def test_bool_outputs_are_json_booleans_as_in_tf_serving():
+  rows = json.dumps(json_format.format_response(SCORE_OUTPUTS, row_format=True))
+  assert '"is_ood": false' in rows and '"is_ood": true' in rows
+  assert json.loads(rows)["predictions"][1] == {
+      "ood_score": float("inf"), "is_ood": True, "ood_false_positive_rate": pytest.approx(0.01)}
+  columns = json.dumps(json_format.format_response(SCORE_OUTPUTS, row_format=False))
+  assert '"is_ood": [false, true]' in columns
+  bare = json_format.format_response({"is_ood": SCORE_OUTPUTS["is_ood"]}, row_format=True)
+  assert json.dumps(bare) == '{"predictions": [false, true]}'
+
+
+class _JsonClient(client_base.GlowSignatures):
+  """Answers `predict` as the REST client does: columns of a JSON answer as arrays."""
+
+  def predict(self, inputs, signature_name="serving_default"):
+    assert signature_name == "score" and set(inputs) == {"images"}
+    answer = json.loads(json.dumps(json_format.format_response(SCORE_OUTPUTS, False)))
+    return {name: np.asarray(value) for name, value in answer["outputs"].items()}
+
+
+def test_the_clients_score_gives_is_ood_as_bool_and_the_rest_as_float32():
+  got = _JsonClient().score(np.zeros((2, 2, 2, 1), np.uint8))
+  assert got["is_ood"].dtype == bool and got["is_ood"].tolist() == [False, True]
+  assert got["ood_false_positive_rate"].dtype == np.float32
+  np.testing.assert_array_equal(got["ood_score"], SCORE_OUTPUTS["ood_score"])
 
 
 def test_request_arrays_converts_every_input_in_either_format():

@@ -190,6 +190,9 @@ def test_metadata_describes_the_signatures_as_tf_serving_does(served, export_bas
   assert [d["size"] for d in default["inputs"]["images"]["tensor_shape"]["dim"]] == [
       "-1", "8", "8", "1"]
   assert set(default["outputs"]) == {"log_likelihood", "bits_per_dim"}
+  score = signatures["score"]["outputs"]
+  assert {name: output["dtype"] for name, output in score.items()} == {
+      name: "DT_BOOL" if name == "is_ood" else "DT_FLOAT" for name in ood.OUTPUTS}
 
 
 def test_row_format_log_prob_equals_the_library(served):
@@ -222,6 +225,17 @@ def test_columnar_format_on_a_versioned_url(served):
   assert status == 200, answer
   assert_close(answer["outputs"]["log_likelihood"], live_log_likelihood(model, images, labels),
                rtol=1e-5)
+
+
+def test_rest_client_score_gives_is_ood_as_bool(served):
+  url, model = served
+  images, labels = uint8_images(3, seed=4), [2, 0, 1]
+  images[1] = 0
+  got = client_lib.Client(url, "glow").score(images, labels)
+  expected = ood.score_images(model, images, labels, tiny_reference(model))
+  assert set(got) == set(ood.OUTPUTS) and got["is_ood"].dtype == bool
+  np.testing.assert_array_equal(got["is_ood"], expected["is_ood"])
+  assert_close(got["ood_score"], expected["ood_score"], rtol=1e-4)
 
 
 def test_sample_is_seeded_and_equals_the_library(served):
@@ -540,13 +554,20 @@ def test_score_rejects_bad_inputs_as_log_prob_does(served, case):
 
 
 def test_score_over_http_equals_the_signature(served):
-  url, _ = served
+  url, model = served
   images, labels = uint8_images(3), [0, 1, 2]
+  images[0] = 0
   status, answer = http_call(predict_url(url), {"signature_name": "score", "instances": [
       {"images": image.tolist(), "labels": label} for image, label in zip(images, labels)]})
   assert status == 200
-  assert set(answer["predictions"][0]) == set(ood.SCORES)
+  assert set(answer["predictions"][0]) == set(ood.OUTPUTS)
   assert all(0.0 <= row["ood_percentile"] <= 100.0 for row in answer["predictions"])
+  # TF Serving's JSON mapping: a DT_BOOL output as true/false. The rate is in every row.
+  expected = ood.score_images(model, images, labels, tiny_reference(model))
+  assert [row["is_ood"] for row in answer["predictions"]] == expected["is_ood"].tolist()
+  assert all(type(row["is_ood"]) is bool for row in answer["predictions"])
+  assert [row["ood_false_positive_rate"] for row in answer["predictions"]] == pytest.approx(
+      expected["ood_false_positive_rate"].tolist())
 
 
 def http_status(url):

@@ -20,16 +20,28 @@ def test_ood_cli_writes_the_auroc_table_histograms_and_reconstruction(tiny_mnist
                                             eval_every=2, sample_every=2, num_samples=4))
   result = subprocess.run(
       [sys.executable, "-m", "train.ood", f"--workdir={tmp_path}",
-       "--ood=black,shrunk,sklearn_digits,pair", "--heldout_fraction=0.02"], cwd=_ROOT, capture_output=True, text=True, timeout=300)
+       "--ood=black,shrunk,sklearn_digits,pair", "--heldout_fraction=0.02",
+       "--ood_false_positive_rate=0.05"], cwd=_ROOT, capture_output=True, text=True,
+      timeout=300)
   assert result.returncode == 0, result.stderr[-3000:]
   out = tmp_path / "ood"
   assert sorted(os.listdir(out)) == ["histogram_black.png", "histogram_pair.png",
                                      "histogram_shrunk.png", "histogram_sklearn_digits.png",
                                      "ood.md", "results.json"]
-  sources = json.loads((out / "results.json").read_text())["sources"]
+  results = json.loads((out / "results.json").read_text())
+  sources = results["sources"]
   assert set(sources) == {"black", "shrunk", "sklearn_digits", "pair", "in-distribution"}
   assert sources["black"]["group"] == "standard" and sources["pair"]["group"] == "near-OOD"
   assert 0.0 <= sources["black"]["auroc"]["ood_score"] <= 1.0
+  # is_ood at F = 0.05: the detection rate of each source, the false-positive rate of the
+  # in-distribution side; the threshold from 25 fit images, measured on 25 others.
+  assert results["threshold"]["false_positive_rate"] == 0.05
+  assert results["threshold"]["reference_false_positive_rate"] in [i / 25 for i in range(26)]
+  for name in sources:
+    assert 0.0 <= sources[name]["flagged"] <= 1.0
+  assert sources["black"]["flagged"] == 1.0
+  assert "| source | flagged |" in result.stdout and "threshold at false-positive rate 0.05" in (
+      result.stdout)
   assert sources["in-distribution"]["reconstruction"]["reconstruction_non_finite"] == 0
   assert "| black | standard |" in result.stdout and "| in-distribution |" in result.stdout
 

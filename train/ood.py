@@ -2,14 +2,17 @@
 `python -m train.ood --workdir=DIR --ood=SOURCE[,SOURCE...]`.
 
 The held-out images of --dataset (split by --seed and --heldout_fraction: pass the training
-run's values) are halved: the first half gives the reference statistics, the second half is
-the in-distribution side of every comparison, so no image is both. Sources: the generated
+run's values) are halved: the first half gives the reference statistics and the is_ood
+threshold at --ood_false_positive_rate (`glow_tfp.ood.reference_statistics`), the second
+half is the in-distribution side of every comparison, so no image is both. Sources: the generated
 ones of `train.ood_sources` (noise and simple images, near-out-of-distribution handwriting,
 and digits under small geometric changes, which are reported but are not
 out-of-distribution), or any --dataset spec ('tfds:NAME[:SPLIT]', 'folder:PATH') of images
 of the model's shape.
-Writes under --output_dir (default <workdir>/ood): ood.md (AUROC of each score per source,
-and decode(encode(x)) of each source: max error, exact as uint8, non-finite),
+Writes under --output_dir (default <workdir>/ood): ood.md (AUROC of each score per source;
+the fraction of each source that is_ood flags, its detection rate, and of the
+in-distribution side, its false-positive rate; decode(encode(x)) of each source: max error,
+exact as uint8, non-finite),
 results.json, and per source a histogram PNG of bits/dim, the complexity-corrected score and
 ood_score, in-distribution against the source.
 """
@@ -55,6 +58,12 @@ _SEED = common_flags.define_seed_flag("The training run's --seed (held-out split
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Default <workdir>/ood.")
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", 250, "Images per model call.",
                                    lower_bound=1)
+_OOD_FALSE_POSITIVE_RATE = flags.DEFINE_float(
+    "ood_false_positive_rate", ood.DEFAULT_FALSE_POSITIVE_RATE, "F of the is_ood threshold, "
+    "as serving.export's flag: about a fraction F of in-distribution images score above it.")
+flags.register_validator(
+    "ood_false_positive_rate", ood.is_valid_false_positive_rate,
+    message=f"--ood_false_positive_rate must be {ood.FALSE_POSITIVE_RATE_RULE}.")
 
 
 def _load(spec, levels):
@@ -76,11 +85,16 @@ def source_images(name, heldout, levels, rng, labels=None):
   return images
 
 
-def evaluate(model, data, sources, batch_size, seed):
-  """{source: {"auroc": {score: value}, "reconstruction": scalars}}, and the raw scores."""
+def evaluate(model, data, sources, batch_size, seed,
+             false_positive_rate=ood.DEFAULT_FALSE_POSITIVE_RATE):
+  """({source: {"group": name, "auroc": {score: value}, "flagged": fraction is_ood,
+  "reconstruction": scalars}} (the in-distribution side: "flagged" and "reconstruction"), the
+  raw scores, and the threshold: its false-positive rate, value and rate on the reference's
+  check half)."""
   half = len(data.heldout_images) // 2
   reference = ood.reference_statistics(model, data.heldout_images[:half],
-                                       data.heldout_labels[:half], batch_size)
+                                       data.heldout_labels[:half], batch_size,
+                                       false_positive_rate=false_positive_rate)
   inliers = data.heldout_images[half:]
   labels = data.heldout_labels[half:]
   inlier_scores = ood.score_images(model, inliers, labels, reference, batch_size)
@@ -93,13 +107,18 @@ def evaluate(model, data, sources, batch_size, seed):
     results[name] = {
         "group": group(name),
         "auroc": {s: ood.auroc(inlier_scores[s], raw[name][s]) for s in AUROC_SCORES},
+        "flagged": float(np.mean(raw[name]["is_ood"])),
         "reconstruction": check.scalars()}
   check = reconstruction.reconstruct(model, inliers, labels, batch_size)
-  results["in-distribution"] = {"reconstruction": check.scalars()}
-  return results, raw
+  results["in-distribution"] = {"flagged": float(np.mean(inlier_scores["is_ood"])),
+                                "reconstruction": check.scalars()}
+  threshold = {"false_positive_rate": false_positive_rate,
+               "ood_threshold": float(reference.ood_threshold),
+               "reference_false_positive_rate": float(reference.heldout_false_positive_rate)}
+  return results, raw, threshold
 
 
-def table_markdown(results, sources, count):
+def table_markdown(results, sources, count, threshold):
   lines = [f"AUROC against {count} held-out images (1.0: every source image scores above "
            "every held-out one; 0.5: chance; below 0.5: the score ranks the source as more "
            "typical). Perturbed sources are digits under small geometric changes: not "
@@ -110,6 +129,14 @@ def table_markdown(results, sources, count):
     values = results[name]["auroc"]
     lines.append(f"| {name} | {group(name)} | " +
                  " | ".join(f"{values[s]:.3f}" for s in AUROC_SCORES) + " |")
+  lines += ["", f"Flagged by is_ood (ood_score > {threshold['ood_threshold']:.4g}, the "
+            f"threshold at false-positive rate {threshold['false_positive_rate']:g}; its "
+            f"rate on the reference's check half: "
+            f"{100 * threshold['reference_false_positive_rate']:.1f}%): the detection rate of "
+            "each source, the false-positive rate of the in-distribution side.", "",
+            "| source | flagged |", "|---|---|"]
+  for name in ["in-distribution"] + list(sources):
+    lines.append(f"| {name} | {100 * results[name]['flagged']:.1f}% |")
   lines += ["", "decode(encode(x)) per source: largest model-space error over the finite "
             "reconstructions, images exact as uint8, images with NaN or Inf.", "",
             "| source | max error | exact as uint8 | non-finite |", "|---|---|---|---|"]
@@ -153,17 +180,20 @@ def main(argv):
     if data.image_shape != tuple(model.config.image_shape):
       raise InputError(f"The model takes images {model.config.image_shape}; {dataset}"
                        f" has {data.image_shape}: pass the --dataset it was trained on.")
-    results, raw = evaluate(model, data, _OOD.value, _BATCH_SIZE.value, _SEED.value)
+    results, raw, threshold = evaluate(model, data, _OOD.value, _BATCH_SIZE.value,
+                                       _SEED.value, _OOD_FALSE_POSITIVE_RATE.value)
   except (InputError, FileNotFoundError) as problem:
     sys.exit(f"train.ood: error: {problem}")
   os.makedirs(output_dir, exist_ok=True)
   for name in _OOD.value:
     histogram(raw, name, os.path.join(output_dir, f"histogram_{_file_name(name)}.png"))
-  table = table_markdown(results, _OOD.value, len(raw["in-distribution"]["ood_score"]))
+  table = table_markdown(results, _OOD.value, len(raw["in-distribution"]["ood_score"]),
+                         threshold)
   with open(os.path.join(output_dir, "ood.md"), "w") as f:
     f.write(table)
   with open(os.path.join(output_dir, "results.json"), "w") as f:
-    json.dump({"checkpoint": checkpoint, "sources": results}, f, indent=1)
+    json.dump({"checkpoint": checkpoint, "threshold": threshold, "sources": results}, f,
+              indent=1)
   print(f"model from {checkpoint}\n{table}wrote {output_dir}")
 
 
