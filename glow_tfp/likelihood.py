@@ -46,6 +46,23 @@ def log_likelihood(model, images, labels=None, num_draws=1, seed=0, noise=None, 
       (`glow_tfp.execution.map_parts`); the draws are made for the whole batch first, so the
       estimate does not depend on it.
   """
+  log_density = _at_draws(model, model.log_prob, images, labels, num_draws, seed, noise,
+                          batch_parts)
+  return _estimate(log_density, model.config)
+
+
+def level_log_likelihood(model, images, labels=None, num_draws=1, seed=0, noise=None,
+                         batch_parts=1):
+  """(log P_K [N], level terms [N, L, 2]) of uint8 `images`: `log_likelihood`'s estimate
+  from the same draws, and `Glow.level_log_probs` averaged over the draws (nats)."""
+  terms = _at_draws(model, model.level_log_probs, images, labels, num_draws, seed, noise,
+                    batch_parts)
+  return (_estimate(tf.reduce_sum(terms, axis=[-2, -1]), model.config),
+          tf.reduce_mean(terms, axis=0))
+
+
+def _at_draws(model, fn, images, labels, num_draws, seed, noise, batch_parts):
+  """`fn` at the K dequantised copies of `images`: [K, N, ...] (see `log_likelihood`)."""
   num_draws = check_num_draws(num_draws if noise is None else noise.shape[0])
   images = tf.convert_to_tensor(images)
   batch = tf.shape(images)[0]
@@ -57,13 +74,17 @@ def log_likelihood(model, images, labels=None, num_draws=1, seed=0, noise=None, 
                             tf.concat([[num_draws], tf.shape(images)], 0))
   repeated = _repeat(images, num_draws)
   x = model_space.to_model_space(repeated, model.config.n_bits, noise=_merge_draws(noise))
-  log_density = execution.map_parts(
-      model.log_prob, (tf.cast(x, model.dtype),
-                       None if labels is None else _repeat(labels, num_draws)),
+  values = execution.map_parts(
+      fn, (tf.cast(x, model.dtype), None if labels is None else _repeat(labels, num_draws)),
       batch_parts, differentiable=False)
-  log_density = tf.reshape(log_density, [num_draws, batch])
-  estimate = (tf.reduce_logsumexp(log_density, axis=0) - math.log(num_draws)
-              + log_bin_volume(model.config))
+  return tf.reshape(values, tf.concat([[num_draws, batch], tf.shape(values)[1:]], 0))
+
+
+def _estimate(log_density, config):
+  """log P_K [N] from the densities [K, N] at the K draws."""
+  num_draws = tf.cast(tf.shape(log_density)[0], log_density.dtype)
+  estimate = (tf.reduce_logsumexp(log_density, axis=0) - tf.math.log(num_draws)
+              + log_bin_volume(config))
   return tf.minimum(estimate, 0.0)
 
 

@@ -11,10 +11,18 @@ scores here, all in bits per dimension, higher = less like the training data:
                         dimension (how many bits the model saves over a generic compressor,
                         negated);
   typicality            |bits_per_dim - mean held-out bits_per_dim|;
-  ood_score             the Mahalanobis distance of the feature vector (`FEATURES`:
-                        bits_per_dim, png_bits_per_dim) to the held-out images' mean and
-                        covariance: inputs too simple and too complex both land far from
-                        the held-out cloud;
+  level_distance        the Mahalanobis distance of the per-level features (each level's
+                        latent and log-det terms of `Glow.level_log_probs` in bits/dim, and
+                        png_bits_per_dim) to the held-out images' mean and covariance: the
+                        first level scores local statistics, the last the global shape
+                        (Schirrmeister et al., 2020; Kirichenko et al., 2020), so an image
+                        of digit-like strokes that is not one digit is far on the last;
+  likelihood_ratio      with a background model (`background`): bits_per_dim - its
+                        bits_per_dim (Ren et al., 2019: a model of perturbed training images
+                        scores local statistics alone, and the ratio cancels them);
+  ood_score             max over the tests (level_distance, and likelihood_ratio with a
+                        background model) of (test - its held-out mean) / its held-out
+                        standard deviation: an image is as unusual as its most unusual test;
   ood_percentile        percentage of held-out (check) images whose ood_score is <= this
                         one's;
 and the decision at a chosen false-positive rate F:
@@ -39,19 +47,22 @@ from glow_tfp import likelihood
 
 QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
 SCORES = ("bits_per_dim", "png_bits_per_dim", "complexity_corrected", "typicality",
-          "ood_score", "ood_percentile")
+          "level_distance", "ood_score", "ood_percentile")
+# The score that only an export with a background model has.
+BACKGROUND_SCORES = ("likelihood_ratio",)
 # The decision at the export's false-positive rate: is_ood bool [N], and the rate measured
 # on held-out images, float32 [N] (one value, repeated per image).
 DECISIONS = ("is_ood", "ood_false_positive_rate")
 OUTPUTS = SCORES + DECISIONS
-# The columns of the feature matrix whose Mahalanobis distance is ood_score (`features`).
-FEATURES = ("bits_per_dim", "png_bits_per_dim")
 DEFAULT_FALSE_POSITIVE_RATE = 0.01
 FALSE_POSITIVE_RATE_RULE = "a fraction in (0, 0.5]"
 PNG_COMPRESSION = 9
 # Added to the covariance's diagonal, so images that all share one PNG length still give an
 # invertible covariance.
 _COVARIANCE_RIDGE = 1e-6
+# The least standard deviation a test is divided by: a test constant on the held-out images
+# (a background model equal to the model) then standardises to 0 rather than NaN.
+_STD_FLOOR = 1e-6
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,8 +76,10 @@ class Reference:
     bits_per_dim_mean, bits_per_dim_std, bits_per_dim_quantiles: of the fit half's
       bits/dim, the quantiles at `QUANTILES`;
     png_mean, png_std, png_quantiles: the same of its PNG bits/dim;
-    mean [F], inverse_covariance [F, F]: of the fit half's feature matrix (`FEATURES`),
-      for ood_score;
+    mean [F], inverse_covariance [F, F]: of the fit half's per-level features and PNG
+      bits/dim (`distance_features`), for level_distance;
+    test_mean [T], test_std [T]: of the fit half's tests (`tests`), which ood_score
+      standardises; T = 2 with a background model, else 1;
     heldout_ood_scores [M]: the check half's ood_score, ascending, for the percentile;
     ood_threshold []: is_ood is ood_score > ood_threshold (`threshold`);
     target_false_positive_rate []: the F the threshold was chosen for;
@@ -81,6 +94,8 @@ class Reference:
   png_quantiles: np.ndarray
   mean: np.ndarray
   inverse_covariance: np.ndarray
+  test_mean: np.ndarray
+  test_std: np.ndarray
   heldout_ood_scores: np.ndarray
   ood_threshold: np.ndarray
   target_false_positive_rate: np.ndarray
@@ -100,15 +115,44 @@ def png_bits_per_dim(images):
   return 8.0 * tf.cast(lengths, tf.float32) / num_dims
 
 
-def features(images, bits_per_dim):
-  """The feature matrix float32 [N, F] of ood_score, one column per name of `FEATURES`.
+def feature_names(levels, background=False):
+  """The columns of the feature matrix (`features`) of an L-level model."""
+  names = ["bits_per_dim", "png_bits_per_dim"] + (["likelihood_ratio"] if background else [])
+  return names + [f"level{level}_{term}_bits_per_dim" for level in range(levels)
+                  for term in ("latent", "log_det")]
 
-  `images`: uint8 [N, H, W, C]; `bits_per_dim` [N]: their bits/dim under the model (the
-  one feature that needs the model). Everything downstream (`fit`, `scores`) takes any F.
+
+def features(images, bits_per_dim, level_terms, background_bits_per_dim=None):
+  """The feature matrix float32 [N, F] of uint8 `images`, columns as `feature_names` says.
+
+  `bits_per_dim` [N]: their bits/dim under the model; `level_terms` [N, L, 2]: its
+  `Glow.level_log_probs` in nats, which become bits/dim (sign flipped, so that higher is
+  less likely, like bits_per_dim); `background_bits_per_dim` [N]: their bits/dim under a
+  background model, or None.
   """
-  columns = {"bits_per_dim": tf.cast(bits_per_dim, tf.float32),
-             "png_bits_per_dim": png_bits_per_dim(images)}
-  return tf.stack([columns[name] for name in FEATURES], axis=1)
+  bits_per_dim = tf.cast(bits_per_dim, tf.float32)
+  num_dims = tf.cast(tf.reduce_prod(tf.shape(images)[1:]), tf.float32)
+  level_bits = -tf.cast(level_terms, tf.float32) / (num_dims * np.log(2.0))
+  columns = [bits_per_dim[:, tf.newaxis], png_bits_per_dim(images)[:, tf.newaxis]]
+  if background_bits_per_dim is not None:
+    ratio = bits_per_dim - tf.cast(background_bits_per_dim, tf.float32)
+    columns.append(ratio[:, tf.newaxis])
+  columns.append(tf.reshape(level_bits, [tf.shape(level_bits)[0], -1]))
+  return tf.concat(columns, axis=1)
+
+
+def distance_features(matrix, num_tests):
+  """The columns of `matrix` whose Mahalanobis distance is level_distance: PNG bits/dim and
+  the per-level terms (the total bits/dim is their sum, the ratio a test of its own)."""
+  matrix = tf.convert_to_tensor(matrix, tf.float32)
+  return tf.concat([matrix[:, 1:2], matrix[:, 1 + num_tests:]], axis=1)
+
+
+def tests(matrix, num_tests, mean, inverse_covariance):
+  """The tests [N, T] of `matrix`: level_distance, and the likelihood ratio if T = 2."""
+  distance = mahalanobis(distance_features(matrix, num_tests), mean, inverse_covariance)
+  ratio = [tf.cast(matrix[:, 2], tf.float32)] if num_tests > 1 else []
+  return tf.stack([distance] + ratio, axis=1)
 
 
 def mahalanobis(matrix, mean, inverse_covariance):
@@ -120,38 +164,46 @@ def mahalanobis(matrix, mean, inverse_covariance):
 
 
 def scores(matrix, reference):
-  """Every output of `OUTPUTS` ([N] tensors, by name) from the feature matrix [N, F].
+  """Every output of `OUTPUTS` (+ `BACKGROUND_SCORES` with a background model; [N] tensors,
+  by name) from the feature matrix [N, F].
 
   `matrix`: `features` of the images; `reference`: a `Reference`, or any object with its
   attributes as tensors or variables. A non-finite feature gives an infinite ood_score
   (percentile 100), and a non-finite ood_score is OOD.
   """
   matrix = tf.convert_to_tensor(matrix, tf.float32)
-  columns = dict(zip(FEATURES, tf.unstack(matrix, num=len(FEATURES), axis=1)))
-  bits_per_dim, png = columns["bits_per_dim"], columns["png_bits_per_dim"]
-  distance = mahalanobis(matrix, reference.mean, reference.inverse_covariance)
+  num_tests = reference.test_mean.shape[0]
+  bits_per_dim, png = matrix[:, 0], matrix[:, 1]
+  measured = tests(matrix, num_tests, reference.mean, reference.inverse_covariance)
+  standardised = (measured - reference.test_mean) / reference.test_std
+  finite = tf.reduce_all(tf.math.is_finite(standardised), axis=1)
+  ood_score = tf.where(finite, tf.reduce_max(standardised, axis=1), np.inf)
   heldout = tf.convert_to_tensor(reference.heldout_ood_scores)
-  below = tf.searchsorted(heldout[tf.newaxis], distance[tf.newaxis], side="right")[0]
-  is_ood = (distance > reference.ood_threshold) | ~tf.math.is_finite(distance)
-  return {
+  below = tf.searchsorted(heldout[tf.newaxis], ood_score[tf.newaxis], side="right")[0]
+  outputs = {
       "bits_per_dim": bits_per_dim,
       "png_bits_per_dim": png,
       "complexity_corrected": bits_per_dim - png,
       "typicality": tf.abs(bits_per_dim - reference.bits_per_dim_mean),
-      "ood_score": distance,
+      "level_distance": measured[:, 0],
+      "ood_score": ood_score,
       "ood_percentile": 100.0 * tf.cast(below, tf.float32) / tf.cast(tf.size(heldout),
                                                                     tf.float32),
-      "is_ood": is_ood,
+      "is_ood": (ood_score > reference.ood_threshold) | ~finite,
       "ood_false_positive_rate": tf.fill(
-          tf.shape(distance), tf.cast(reference.heldout_false_positive_rate, tf.float32)),
+          tf.shape(ood_score), tf.cast(reference.heldout_false_positive_rate, tf.float32)),
   }
+  if num_tests > 1:
+    outputs["likelihood_ratio"] = measured[:, 1]
+  return outputs
 
 
-def measure(model, images, labels=None, batch_size=256, draws=None):
+def measure(model, images, labels=None, batch_size=256, draws=None, background=None):
   """The feature matrix (`features`) of uint8 `images` under `model`: float64 [N, F].
 
   `draws`: the fixed dequantisation draws [K, H, W, C] of the likelihood estimate; default
-  `likelihood.default_draws`, those of an export that is given none.
+  `likelihood.default_draws`, those of an export that is given none. `background`: a
+  background `Glow` for the likelihood ratio, or None; it gets the same draws.
   """
   if draws is None:
     draws = likelihood.default_draws(model.config)
@@ -161,9 +213,23 @@ def measure(model, images, labels=None, batch_size=256, draws=None):
     chunk_labels = None
     if model.config.num_classes:
       chunk_labels = tf.constant(labels[start:start + batch_size], tf.int32)
-    nats = model.log_likelihood(chunk, chunk_labels, noise=draws)
-    chunks.append(features(chunk, likelihood.bits_per_dim(nats, model.config.num_dims)))
+    chunks.append(image_features(model, chunk, chunk_labels, draws, background))
   return np.concatenate([c.numpy() for c in chunks]).astype(np.float64)
+
+
+def image_features(model, images, labels, draws, background=None, in_parts=None):
+  """`features` of uint8 `images` (a tensor) under `model` and `background`, as `score`
+  serves them: `in_parts(fn, inputs)` runs each model call (default: one call)."""
+  in_parts = in_parts or (lambda fn, inputs: fn(*inputs))
+  nats, terms = in_parts(lambda i, y: likelihood.level_log_likelihood(model, i, y, noise=draws),
+                         (images, labels))
+  background_bits = None
+  if background is not None:
+    background_nats = in_parts(
+        lambda i: likelihood.log_likelihood(background, i, noise=draws), (images,))
+    background_bits = likelihood.bits_per_dim(background_nats, model.config.num_dims)
+  return features(images, likelihood.bits_per_dim(nats, model.config.num_dims), terms,
+                  background_bits)
 
 
 def is_valid_false_positive_rate(rate):
@@ -219,11 +285,14 @@ def threshold(fit_scores, rate):
   return fit_scores[threshold_rank(len(fit_scores), rate) - 1]
 
 
-def fit(fit_matrix, check_matrix, false_positive_rate=DEFAULT_FALSE_POSITIVE_RATE):
-  """The `Reference` of a fit and a check feature matrix ([N, F] and [M, F]; `features`).
+def fit(fit_matrix, check_matrix, false_positive_rate=DEFAULT_FALSE_POSITIVE_RATE,
+        background=False):
+  """The `Reference` of a fit and a check feature matrix ([N, F] and [M, F]; `features`,
+  with the likelihood-ratio column if `background`).
 
-  The mean, covariance, bits/dim and PNG statistics and the threshold come from the fit
-  rows alone; the percentiles and the measured false-positive rate from the check rows.
+  The mean, covariance, test and bits/dim and PNG statistics and the threshold come from
+  the fit rows alone; the percentiles and the measured false-positive rate from the check
+  rows.
   """
   fit_matrix = np.asarray(fit_matrix, np.float64)
   check_matrix = np.asarray(check_matrix, np.float64)
@@ -231,43 +300,52 @@ def fit(fit_matrix, check_matrix, false_positive_rate=DEFAULT_FALSE_POSITIVE_RAT
   if len(fit_matrix) < 2 or len(check_matrix) < 1:
     raise ValueError(f"Reference statistics need at least 2 images to fit and 1 to check; "
                      f"got {len(fit_matrix)} and {len(check_matrix)}.")
-  columns = dict(zip(FEATURES, fit_matrix.T))
-  bits, png = columns["bits_per_dim"], columns["png_bits_per_dim"]
-  num_features = fit_matrix.shape[1]
-  covariance = (np.cov(fit_matrix, rowvar=False).reshape(num_features, num_features)
+  num_tests = 2 if background else 1
+  bits, png = fit_matrix[:, 0], fit_matrix[:, 1]
+  distance_matrix = distance_features(fit_matrix, num_tests).numpy()
+  num_features = distance_matrix.shape[1]
+  covariance = (np.cov(distance_matrix, rowvar=False).reshape(num_features, num_features)
                 + _COVARIANCE_RIDGE * np.eye(num_features))
-  mean = fit_matrix.mean(axis=0)
-  inverse = np.linalg.inv(covariance)
-  # The distances as `scores` serves them: from the float32 statistics.
-  stored = (mean.astype(np.float32), inverse.astype(np.float32))
-  cut = threshold(mahalanobis(fit_matrix, *stored).numpy(), false_positive_rate)
-  check = np.sort(mahalanobis(check_matrix, *stored).numpy())
-  reference = Reference(
+  # The statistics as `scores` serves them: float32.
+  mean = distance_matrix.mean(axis=0).astype(np.float32)
+  inverse = np.linalg.inv(covariance).astype(np.float32)
+  fit_tests = tests(fit_matrix, num_tests, mean, inverse).numpy().astype(np.float64)
+  partial = Reference(
       bits_per_dim_mean=bits.mean(), bits_per_dim_std=bits.std(ddof=1),
       bits_per_dim_quantiles=np.quantile(bits, QUANTILES), png_mean=png.mean(),
       png_std=png.std(ddof=1), png_quantiles=np.quantile(png, QUANTILES), mean=mean,
-      inverse_covariance=inverse, heldout_ood_scores=check, ood_threshold=cut,
-      target_false_positive_rate=false_positive_rate,
-      heldout_false_positive_rate=np.mean((check > cut) | ~np.isfinite(check)))
-  return Reference(**{k: np.asarray(v, np.float32) for k, v in reference.as_dict().items()})
+      inverse_covariance=inverse, test_mean=fit_tests.mean(axis=0),
+      test_std=np.maximum(fit_tests.std(axis=0, ddof=1), _STD_FLOOR),
+      heldout_ood_scores=np.zeros([1]),
+      ood_threshold=np.inf, target_false_positive_rate=false_positive_rate,
+      heldout_false_positive_rate=0.0)
+  partial = Reference(**{k: np.asarray(v, np.float32) for k, v in partial.as_dict().items()})
+  cut = threshold(scores(fit_matrix, partial)["ood_score"].numpy(), false_positive_rate)
+  check = np.sort(scores(check_matrix, partial)["ood_score"].numpy())
+  return dataclasses.replace(
+      partial, heldout_ood_scores=check, ood_threshold=np.float32(cut),
+      heldout_false_positive_rate=np.float32(np.mean((check > cut) | ~np.isfinite(check))))
 
 
 def reference_statistics(model, images, labels=None, batch_size=256, draws=None,
-                         false_positive_rate=DEFAULT_FALSE_POSITIVE_RATE):
+                         false_positive_rate=DEFAULT_FALSE_POSITIVE_RATE, background=None):
   """The `Reference` of held-out uint8 `images` (at least 3) under `model` (`measure`),
-  split into a fit and a check half by `split`, its threshold at `false_positive_rate`."""
+  split into a fit and a check half by `split`, its threshold at `false_positive_rate`.
+  `background`: the background `Glow` of the likelihood ratio, or None."""
   check_false_positive_rate(false_positive_rate)
   if len(images) < 3:
     raise ValueError(f"Reference statistics need at least 3 held-out images (2 to fit, 1 "
                      f"to check); got {len(images)}.")
-  matrix = measure(model, images, labels, batch_size, draws)
+  matrix = measure(model, images, labels, batch_size, draws, background)
   fit_rows, check_rows = split(len(images))
-  return fit(matrix[fit_rows], matrix[check_rows], false_positive_rate)
+  return fit(matrix[fit_rows], matrix[check_rows], false_positive_rate,
+             background=background is not None)
 
 
-def score_images(model, images, labels, reference, batch_size=256, draws=None):
-  """Every output of `OUTPUTS` as numpy arrays [N] of uint8 `images`, by name (`measure`)."""
-  matrix = measure(model, images, labels, batch_size, draws)
+def score_images(model, images, labels, reference, batch_size=256, draws=None,
+                 background=None):
+  """Every output of `scores` as numpy arrays [N] of uint8 `images`, by name (`measure`)."""
+  matrix = measure(model, images, labels, batch_size, draws, background)
   return {name: value.numpy() for name, value in scores(matrix, reference).items()}
 
 

@@ -70,6 +70,11 @@ flags.register_validator(
     message=f"--ood_false_positive_rate must be {ood.FALSE_POSITIVE_RATE_RULE}, the "
     "fraction of in-distribution images is_ood may flag.")
 
+_BACKGROUND_WORKDIR = flags.DEFINE_string(
+    "background_workdir", None, "Workdir of a background model (trained with `python -m "
+    "train --perturb_fraction=...` on the same data): `score` then also serves the "
+    "likelihood ratio, and ood_score uses it (docs/ood.md).")
+
 _BATCH_PARTS = flags.DEFINE_integer(
     "batch_parts", None, "Parts each request's batch is cut into, run side by side "
     "(glow_tfp.execution); unset: one per CPU core of this machine without a GPU, else 1. "
@@ -85,18 +90,26 @@ def main(argv):
   try:
     glow, checkpoint = workdir_lib.restore_model(_WORKDIR.value, use_ema=_USE_EMA.value)
     images, labels = workdir_lib.load_reference_images(reference_file)
+    background = None
+    if _BACKGROUND_WORKDIR.value:
+      background = workdir_lib.restore_model(_BACKGROUND_WORKDIR.value)[0]
   except FileNotFoundError as error:
     sys.exit(f"serving.export: error: {error}")
   draws = likelihood.fixed_draws(_LIKELIHOOD_DRAWS.value, glow.config.image_shape,
                                  _LIKELIHOOD_SEED.value)
   try:
+    if background is not None and background.config.image_shape != glow.config.image_shape:
+      raise ValueError(f"The background model of {_BACKGROUND_WORKDIR.value} takes images "
+                       f"{background.config.image_shape}; the model takes "
+                       f"{glow.config.image_shape}.")
     reference = ood.reference_statistics(glow, images, labels, draws=draws,
-                                         false_positive_rate=_OOD_FALSE_POSITIVE_RATE.value)
+                                         false_positive_rate=_OOD_FALSE_POSITIVE_RATE.value,
+                                         background=background)
+    batch_parts = execution.resolve_batch_parts(_BATCH_PARTS.value)
+    path = export_version(glow, _EXPORT_BASE.value, _MODEL_NAME.value, _VERSION.value,
+                          reference, draws, batch_parts, background)
   except ValueError as error:
     sys.exit(f"serving.export: error: {error}")
-  batch_parts = execution.resolve_batch_parts(_BATCH_PARTS.value)
-  path = export_version(glow, _EXPORT_BASE.value, _MODEL_NAME.value, _VERSION.value,
-                        reference, draws, batch_parts)
   names = [name for name in saved_model.SIGNATURES if not name.endswith("_encoded")
            or glow.config.image_shape[-1] in saved_model.ENCODED_CHANNELS]
   print(f"Exported {checkpoint} to {path} (signatures: {', '.join(names)}; "

@@ -17,7 +17,8 @@ does that from a training workdir. The signatures all have a dynamic batch dimen
   score (when exported with reference statistics of held-out images)
       images uint8 [N, H, W, C] (+ labels) -> float32 [N] each, higher = less like the
       training data (`glow_tfp.ood`): bits_per_dim, png_bits_per_dim,
-      complexity_corrected, typicality, ood_score, ood_percentile; and the decision at the
+      complexity_corrected, typicality, level_distance, likelihood_ratio (exported with a
+      background model only), ood_score, ood_percentile; and the decision at the
       export's false-positive rate: is_ood bool [N] (ood_score above the stored threshold),
       ood_false_positive_rate float32 [N] (the threshold's rate measured on held-out
       images, the same for every image)
@@ -49,6 +50,7 @@ loads the version (`serving.warmup`).
 This module defines no flags, so any program or test may import it.
 """
 
+import contextlib
 import functools
 import json
 import os
@@ -72,14 +74,15 @@ ENCODED_CHANNELS = (1, 3)
 _EXAMPLE_COUNTS = {"sample": "num_samples"}
 
 
-def serving_functions(glow, draws, reference=None, batch_parts=1):
+def serving_functions(glow, draws, reference=None, batch_parts=1, background=None):
   """The serving signatures of `glow`, as concrete functions keyed by name.
 
   `draws`: the fixed dequantisation draws [K, H, W, C] of the likelihood estimate
   (`glow_tfp.likelihood.fixed_draws`, an array or a variable). `reference`: a
   `glow_tfp.ood.Reference` (of arrays or variables) measured with the same draws; `score` is
   among the signatures only when it is given. `batch_parts`: each request's batch runs in
-  this many parts side by side (`glow_tfp.execution.map_parts`).
+  this many parts side by side (`glow_tfp.execution.map_parts`). `background`: the
+  background `Glow` of `score`'s likelihood ratio (the reference must include it), or None.
   """
   config = glow.config
   conditional = config.num_classes > 0
@@ -99,7 +102,7 @@ def serving_functions(glow, draws, reference=None, batch_parts=1):
       "decode": (lambda g: _decode_fn(g, in_parts), latents + labels),
   }
   if reference is not None:
-    builders["score"] = (lambda g: _score_fn(g, draws, reference, in_parts),
+    builders["score"] = (lambda g: _score_fn(g, draws, reference, background, in_parts),
                          [images] + labels)
   if config.image_shape[-1] in ENCODED_CHANNELS:
     encoded = tf.TensorSpec([None], tf.string, name="image_bytes")
@@ -152,12 +155,10 @@ def _decode_images(image_bytes, image_shape):
                    fn_output_signature=tf.TensorSpec(image_shape, tf.uint8))
 
 
-def _score_fn(glow, draws, reference, in_parts):
+def _score_fn(glow, draws, reference, background, in_parts):
   def score(images, labels=None):
-    nats = in_parts(lambda images, labels: glow.log_likelihood(images, labels, noise=draws),
-                    (images, labels))
-    bits = likelihood.bits_per_dim(nats, glow.config.num_dims)
-    return ood.scores(ood.features(images, bits), reference)
+    matrix = ood.image_features(glow, images, labels, draws, background, in_parts)
+    return ood.scores(matrix, reference)
   return score
 
 
@@ -196,7 +197,8 @@ def _decode_fn(glow, in_parts):
   return decode
 
 
-def export_saved_model(glow, export_dir, reference=None, draws=None, batch_parts=None):
+def export_saved_model(glow, export_dir, reference=None, draws=None, batch_parts=None,
+                       background=None):
   """Writes `glow` as a SavedModel with the signatures of this module's docstring.
 
   Args:
@@ -210,6 +212,9 @@ def export_saved_model(glow, export_dir, reference=None, draws=None, batch_parts
     batch_parts: each request's batch runs in this many parts side by side
       (`glow_tfp.execution`); None (default): `execution.default_batch_parts()` of this
       machine. Give the serving machine's cores when it is another.
+    background: an initialised background `Glow` of the same image shape (trained with
+      `python -m train --perturb_fraction`), whose likelihood ratio `score` serves; the
+      reference must have been measured with it. None (default): no ratio.
 
   Returns:
     `export_dir`.
@@ -217,6 +222,7 @@ def export_saved_model(glow, export_dir, reference=None, draws=None, batch_parts
   if not bool(glow.initialized):
     raise ValueError("The model is not initialised (its ActNorm data-dependent "
                      "initialisation has not run): export a trained or restored model.")
+  _check_background(glow, background, reference)
   if tf.io.gfile.exists(export_dir) and tf.io.gfile.listdir(export_dir):
     raise FileExistsError(f"Export directory {export_dir} exists and is not empty.")
   module = tf.Module(name="glow_serving")
@@ -231,15 +237,19 @@ def export_saved_model(glow, export_dir, reference=None, draws=None, batch_parts
     reference = ood.Reference(**module.reference_statistics)
   # Served weights never change: the signatures read each step's fused weights (W = P L U
   # among them) from variables computed here, instead of recomputing them every call.
-  with glow.frozen_weights() as frozen:
+  with contextlib.ExitStack() as stack:
+    frozen = [v for model in (glow, background) if model is not None
+              for v in stack.enter_context(model.frozen_weights())]
     functions = serving_functions(glow, module.likelihood_draws, reference,
-                                  execution.resolve_batch_parts(batch_parts))
+                                  execution.resolve_batch_parts(batch_parts), background)
   module.frozen_weights = frozen
   signatures = dict(functions)
   signatures[signatures_lib.DEFAULT_SIGNATURE] = functions["log_prob"]
   # Tracking the variables is all the SavedModel needs; the Glow object itself (TFP
   # distributions and bijectors) stays out of it, so loading never needs glow_tfp.
   module.model_variables = list(glow.variables)
+  if background is not None:
+    module.background_variables = list(background.variables)
   tf.saved_model.save(module, export_dir, signatures=signatures)
   counts_file = os.path.join(export_dir, signatures_lib.EXAMPLE_COUNTS_FILE)
   tf.io.gfile.makedirs(os.path.dirname(counts_file))
@@ -247,6 +257,26 @@ def export_saved_model(glow, export_dir, reference=None, draws=None, batch_parts
     json.dump(_EXAMPLE_COUNTS, f)
   warmup.write_requests(export_dir, _warmup_requests(functions, glow.config.image_shape))
   return export_dir
+
+
+def _check_background(glow, background, reference):
+  """Refuses a background model the export cannot serve a likelihood ratio with."""
+  if background is None:
+    if reference is not None and reference.test_mean.shape[0] > 1:
+      raise ValueError("The reference statistics include a likelihood ratio: pass the "
+                       "background model they were measured with.")
+    return
+  if not bool(background.initialized):
+    raise ValueError("The background model is not initialised: export a trained or "
+                     "restored one.")
+  if background.config.image_shape != glow.config.image_shape:
+    raise ValueError(f"The background model takes images {background.config.image_shape}; "
+                     f"the model takes {glow.config.image_shape}.")
+  if background.config.num_classes:
+    raise ValueError("The background model must be unconditional (num_classes=0).")
+  if reference is None or reference.test_mean.shape[0] != 2:
+    raise ValueError("A background model needs reference statistics measured with it "
+                     "(`glow_tfp.ood.reference_statistics(..., background=)`).")
 
 
 def _checked_draws(draws, config):
@@ -281,7 +311,7 @@ def versions(model_dir):
 
 
 def export_version(glow, export_base, model_name, version=None, reference=None, draws=None,
-                   batch_parts=None):
+                   batch_parts=None, background=None):
   """Exports `glow` to `<export_base>/<model_name>/<version>/` and returns that path.
 
   The SavedModel is written to a hidden temporary directory and renamed into place, so a
@@ -296,6 +326,7 @@ def export_version(glow, export_base, model_name, version=None, reference=None, 
       `export_saved_model`).
     draws: the fixed dequantisation draws of the served likelihood (`export_saved_model`).
     batch_parts: the parts of each request's batch (`export_saved_model`).
+    background: the background model of `score`'s likelihood ratio (`export_saved_model`).
   """
   if not model_name_lib.is_valid(model_name):
     raise ValueError(f"Invalid model name {model_name!r}: use {model_name_lib.RULE}.")
@@ -309,6 +340,6 @@ def export_version(glow, export_base, model_name, version=None, reference=None, 
     raise FileExistsError(f"Version {version} of model {model_name!r} already exists at "
                           f"{final_dir}.")
   staging_dir = os.path.join(model_dir, f".tmp-{version}-{uuid.uuid4().hex}")
-  export_saved_model(glow, staging_dir, reference, draws, batch_parts)
+  export_saved_model(glow, staging_dir, reference, draws, batch_parts, background)
   tf.io.gfile.rename(staging_dir, final_dir)
   return final_dir

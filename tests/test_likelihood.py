@@ -127,6 +127,18 @@ def test_the_estimate_is_repeatable_and_fixed_draws_ignore_the_batch(trained_tin
   assert_close(part, whole[10:13], rtol=1e-12)
 
 
+def test_level_terms_come_from_the_same_draws_as_the_estimate(trained_tiny):
+  images = every_image()[:40]
+  draws = likelihood.fixed_draws(3, TINY.image_shape, seed=2)
+  nats, terms = likelihood.level_log_likelihood(trained_tiny, images, noise=draws)
+  assert_close(nats.numpy(), trained_tiny.log_likelihood(images, noise=draws).numpy(),
+               rtol=1e-12)
+  at_draws = [trained_tiny.log_prob(tf.cast(glow_tfp.to_model_space(
+      images, TINY.n_bits, noise=np.broadcast_to(d, images.shape)), tf.float64)) for d in draws]
+  assert terms.shape == (40, TINY.levels, 2)
+  assert_close(terms.numpy().sum(axis=(1, 2)), np.mean(at_draws, axis=0), rtol=1e-12)
+
+
 @pytest.mark.parametrize("in_graph", [False, True])
 def test_the_estimate_does_not_depend_on_the_parts_a_batch_runs_in(trained_tiny, in_graph):
   images = every_image()[:40]

@@ -43,27 +43,31 @@ def test_png_bits_per_dim_is_the_length_of_a_lossless_png_of_the_image():
 
 
 def hand_reference(**changes):
-  """A `Reference` of hand-picked statistics (see test_scores_match_a_hand_computation)."""
+  """A `Reference` of hand-picked statistics for one-level feature rows [bits/dim, PNG
+  bits/dim, latent, log-det] (see test_scores_match_a_hand_computation)."""
   fields = dict(
       bits_per_dim_mean=np.float32(2.0), bits_per_dim_std=np.float32(1.0),
       bits_per_dim_quantiles=np.zeros(7, np.float32), png_mean=np.float32(3.0),
       png_std=np.float32(1.0), png_quantiles=np.zeros(7, np.float32),
-      mean=np.array([2.0, 3.0], np.float32),
-      inverse_covariance=np.array([[4.0, 0.0], [0.0, 1.0]], np.float32),
-      heldout_ood_scores=np.array([0.5, 1.0, 2.0, 4.0], np.float32),
-      ood_threshold=np.float32(1.5), target_false_positive_rate=np.float32(0.25),
+      mean=np.array([3.0, 0.0, 0.0], np.float32),
+      inverse_covariance=np.diag([1.0, 4.0, 0.0]).astype(np.float32),
+      test_mean=np.array([1.0], np.float32), test_std=np.array([2.0], np.float32),
+      heldout_ood_scores=np.array([-0.5, 0.0, 0.5, 2.0], np.float32),
+      ood_threshold=np.float32(0.25), target_false_positive_rate=np.float32(0.25),
       heldout_false_positive_rate=np.float32(0.5))
   return ood.Reference(**dict(fields, **changes))
 
 
 def test_scores_match_a_hand_computation():
-  matrix = np.stack([[2.5, 2.0, np.inf], [3.0, 5.0, 3.0]], axis=1)
+  matrix = np.array([[2.5, 3.0, 0.5, 7.0], [3.0, 5.0, 0.0, 1.0], [np.inf, 3.0, np.inf, 0.0]])
   got = ood.scores(matrix, hand_reference())
   assert set(got) == set(ood.OUTPUTS)
-  assert_close(got["complexity_corrected"].numpy(), [-0.5, -3.0, np.inf], rtol=1e-7)
-  assert_close(got["typicality"].numpy(), [0.5, 0.0, np.inf], rtol=1e-7)
-  # sqrt(4 * 0.5**2) = 1; sqrt(1 * 2**2) = 2.
-  assert_close(got["ood_score"].numpy(), [1.0, 2.0, np.inf], rtol=1e-7)
+  assert_close(got["complexity_corrected"].numpy(), [-0.5, -2.0, np.inf], rtol=1e-7)
+  assert_close(got["typicality"].numpy(), [0.5, 1.0, np.inf], rtol=1e-7)
+  # The distance over (PNG, latent, log-det): sqrt(4 * 0.5**2) = 1; sqrt(1 * 2**2) = 2;
+  # ood_score standardises it: (1 - 1) / 2 = 0, (2 - 1) / 2 = 0.5.
+  assert_close(got["level_distance"].numpy(), [1.0, 2.0, np.inf], rtol=1e-7)
+  assert_close(got["ood_score"].numpy(), [0.0, 0.5, np.inf], rtol=1e-7)
   assert_close(got["ood_percentile"].numpy(), [50.0, 75.0, 100.0], rtol=1e-7)
   assert got["is_ood"].dtype == tf.bool
   np.testing.assert_array_equal(got["is_ood"], [False, True, True])
@@ -71,8 +75,20 @@ def test_scores_match_a_hand_computation():
   np.testing.assert_array_equal(got["ood_false_positive_rate"], [0.5, 0.5, 0.5])
 
 
+def test_with_a_background_model_ood_score_is_the_more_unusual_test():
+  # Rows [bits/dim, PNG, ratio, latent, log-det]; the ratio is standardised by (1, 0.5).
+  matrix = np.array([[2.5, 3.0, 2.5, 0.5, 7.0], [3.0, 5.0, 0.0, 0.0, 1.0]])
+  reference = hand_reference(test_mean=np.array([1.0, 1.0], np.float32),
+                             test_std=np.array([2.0, 0.5], np.float32))
+  got = ood.scores(matrix, reference)
+  assert set(got) == set(ood.OUTPUTS + ood.BACKGROUND_SCORES)
+  assert_close(got["likelihood_ratio"].numpy(), [2.5, 0.0], rtol=1e-7)
+  # max((1 - 1) / 2, (2.5 - 1) / 0.5) = 3; max((2 - 1) / 2, (0 - 1) / 0.5) = 0.5.
+  assert_close(got["ood_score"].numpy(), [3.0, 0.5], rtol=1e-7)
+
+
 def test_a_non_finite_score_is_ood_even_above_an_infinite_threshold():
-  matrix = np.array([[np.nan, 3.0], [2.0, 3.0]])
+  matrix = np.array([[np.nan, 3.0, np.nan, 0.0], [2.0, 3.0, 0.0, 0.0]])
   got = ood.scores(matrix, hand_reference(ood_threshold=np.float32(np.inf)))
   np.testing.assert_array_equal(got["is_ood"], [True, False])
 
@@ -126,11 +142,11 @@ def test_bad_false_positive_rates_are_refused(rate):
 
 def test_the_held_out_rate_is_measured_on_the_check_rows_alone():
   rng = np.random.default_rng(0)
-  fit_rows = rng.normal(size=(199, 2))
+  fit_rows = rng.normal(size=(199, 4))
   centre, far = fit_rows.mean(axis=0), fit_rows.mean(axis=0) + 100.0
   check_rows = np.stack([centre] * 6 + [far] * 2)  # 2 of 8 far: a rate of 0.25.
   reference = ood.fit(fit_rows, check_rows, false_positive_rate=0.01)
-  own = np.sort(ood.mahalanobis(fit_rows, reference.mean, reference.inverse_covariance))
+  own = np.sort(ood.scores(fit_rows, reference)["ood_score"].numpy())
   assert reference.ood_threshold == own[197]  # k = ceil(0.99 * 200) = 198.
   assert reference.heldout_false_positive_rate == 0.25
   assert reference.target_false_positive_rate == np.float32(0.01)
@@ -138,8 +154,8 @@ def test_the_held_out_rate_is_measured_on_the_check_rows_alone():
   # The check rows change the measured rate and the percentiles, nothing fitted.
   other = ood.fit(fit_rows, np.stack([centre] * 8), false_positive_rate=0.01)
   assert other.heldout_false_positive_rate == 0.0
-  for name in ("mean", "inverse_covariance", "ood_threshold", "bits_per_dim_mean",
-               "png_quantiles"):
+  for name in ("mean", "inverse_covariance", "test_mean", "test_std", "ood_threshold",
+               "bits_per_dim_mean", "png_quantiles"):
     np.testing.assert_array_equal(getattr(other, name), getattr(reference, name), name)
   got = ood.scores(np.stack([centre, far]), reference)
   np.testing.assert_array_equal(got["is_ood"], [False, True])
@@ -151,16 +167,18 @@ def test_reference_statistics_fit_the_even_images_and_check_the_odd_ones(model):
   images = uint8_images(21)
   reference = ood.reference_statistics(model, images, false_positive_rate=0.2)
   matrix = ood.measure(model, images)
-  assert matrix.shape == (21, len(ood.FEATURES))
+  assert matrix.shape == (21, len(ood.feature_names(model.config.levels)))
   nats = model.log_likelihood(images, noise=likelihood.default_draws(model.config))
   assert_close(matrix[:, 0], glow_tfp.bits_per_dim(nats, model.config.num_dims), rtol=1e-6)
   assert_close(matrix[:, 1], ood.png_bits_per_dim(images), rtol=1e-6)
+  # The level terms are the bits/dim of the density, the bin's n_bits per dim apart.
+  assert_close(matrix[:, 2:].sum(axis=1) + model.config.n_bits, matrix[:, 0], rtol=1e-5)
   expected = ood.fit(matrix[0::2], matrix[1::2], false_positive_rate=0.2)
   for name, value in expected.as_dict().items():
     assert_close(getattr(reference, name), value, rtol=1e-6, err_msg=name)
   fit_bits = matrix[0::2, 0]
   assert_close(reference.bits_per_dim_mean, fit_bits.mean(), rtol=1e-6)
-  assert_close(np.linalg.inv(reference.inverse_covariance), np.cov(matrix[0::2].T, ddof=1),
+  assert_close(np.linalg.inv(reference.inverse_covariance), np.cov(matrix[0::2, 1:].T, ddof=1),
                rtol=1e-3)
   assert len(reference.heldout_ood_scores) == 10
   assert np.all(np.diff(reference.heldout_ood_scores) >= 0)
@@ -168,6 +186,25 @@ def test_reference_statistics_fit_the_even_images_and_check_the_odd_ones(model):
   assert own["ood_percentile"].max() == 100.0
   assert_close(np.sort(own["ood_score"]), reference.heldout_ood_scores, rtol=1e-5)
   assert reference.heldout_false_positive_rate == pytest.approx(own["is_ood"].mean())
+
+
+def test_a_background_model_adds_the_likelihood_ratio(model):
+  background = glow_tfp.Glow(model.config, seed=7)
+  background.initialize(random_images((4,) + SHAPE, seed=7))
+  images = uint8_images(21)
+  reference = ood.reference_statistics(model, images, background=background)
+  assert reference.test_mean.shape == (2,)
+  matrix = ood.measure(model, images, background=background)
+  assert matrix.shape == (21, len(ood.feature_names(model.config.levels, background=True)))
+  draws = likelihood.default_draws(model.config)
+  expected = glow_tfp.bits_per_dim(model.log_likelihood(images, noise=draws)
+                                   - background.log_likelihood(images, noise=draws),
+                                   model.config.num_dims)
+  got = ood.score_images(model, images, None, reference, background=background)
+  assert_close(got["likelihood_ratio"], expected, rtol=1e-5)
+  standardised = (np.stack([got["level_distance"], got["likelihood_ratio"]], axis=1)
+                  - reference.test_mean) / reference.test_std
+  assert_close(got["ood_score"], standardised.max(axis=1), rtol=1e-5)
 
 
 def test_an_image_far_from_the_held_out_cloud_scores_above_them_all(model):

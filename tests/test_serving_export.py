@@ -358,6 +358,65 @@ def test_score_outputs_are_listed_with_their_dtypes(exported):
     assert spec.shape.as_list() == [None], name
 
 
+def test_an_export_with_a_background_model_serves_its_likelihood_ratio(tmp_path):
+  model, background = tiny_model(), tiny_model(num_classes=0, seed=5)
+  labels = np.arange(12) % CLASSES
+  reference = ood.reference_statistics(model, uint8_images(12, seed=3), labels,
+                                       background=background)
+  path = saved_model.export_version(model, str(tmp_path), "glow", reference=reference,
+                                    background=background)
+  loaded = tf.saved_model.load(path)
+  images, labels = uint8_images(5, seed=9), np.arange(5, dtype=np.int32) % CLASSES
+  out = loaded.signatures["score"](images=tf.constant(images), labels=tf.constant(labels))
+  expected = ood.score_images(model, images, labels, reference, background=background)
+  assert set(out) == set(ood.OUTPUTS + ood.BACKGROUND_SCORES)
+  for name in ood.SCORES + ood.BACKGROUND_SCORES:
+    assert_close(out[name].numpy(), expected[name], rtol=1e-4, err_msg=name)
+
+
+def test_a_background_model_the_export_cannot_use_is_refused(tmp_path):
+  model = tiny_model()
+  images, labels = uint8_images(12, seed=3), np.arange(12) % CLASSES
+  with_ratio = ood.reference_statistics(model, images, labels,
+                                        background=tiny_model(num_classes=0, seed=5))
+  with pytest.raises(ValueError, match="pass the background model"):
+    saved_model.export_version(model, str(tmp_path), "glow", reference=with_ratio)
+  with pytest.raises(ValueError, match="must be unconditional"):
+    saved_model.export_version(model, str(tmp_path), "glow", reference=with_ratio,
+                               background=tiny_model(seed=5))
+  without = ood.reference_statistics(model, images, labels)
+  with pytest.raises(ValueError, match="reference statistics measured with it"):
+    saved_model.export_version(model, str(tmp_path), "glow", reference=without,
+                               background=tiny_model(num_classes=0, seed=5))
+
+
+def test_export_cli_takes_a_background_workdir(tmp_path):
+  _, ema = make_workdir(tmp_path / "work")
+  _, background_ema = make_workdir(tmp_path / "background")
+  result = run_python(["-m", "serving.export", f"--workdir={tmp_path / 'work'}",
+                       f"--background_workdir={tmp_path / 'background'}",
+                       f"--export_base={tmp_path / 'exports'}", "--model_name=glow",
+                       "--ood_false_positive_rate=0.2"])
+  assert result.returncode == 0, result.stderr[-3000:]
+  loaded = tf.saved_model.load(str(tmp_path / "exports" / "glow" / "1"))
+  images = uint8_images(4)
+  draws = likelihood.default_draws(ema.config)
+  expected = glow_tfp.bits_per_dim(ema.log_likelihood(images, noise=draws)
+                                   - background_ema.log_likelihood(images, noise=draws),
+                                   ema.config.num_dims)
+  out = loaded.signatures["score"](images=tf.constant(images))
+  assert_close(out["likelihood_ratio"].numpy(), expected, rtol=1e-4)
+
+
+def test_export_cli_names_a_missing_background_workdir(tmp_path):
+  make_workdir(tmp_path / "work")
+  result = run_python(["-m", "serving.export", f"--workdir={tmp_path / 'work'}",
+                       f"--background_workdir={tmp_path / 'nowhere'}",
+                       f"--export_base={tmp_path / 'exports'}"])
+  assert result.returncode != 0
+  assert "serving.export: error:" in result.stderr and "nowhere" in result.stderr
+
+
 def test_export_without_reference_images_has_no_score_signature(tmp_path):
   loaded = tf.saved_model.load(
       saved_model.export_version(tiny_model(), str(tmp_path), "glow"))

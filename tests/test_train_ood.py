@@ -46,6 +46,25 @@ def test_ood_cli_writes_the_auroc_table_histograms_and_reconstruction(tiny_mnist
   assert "| black | standard |" in result.stdout and "| in-distribution |" in result.stdout
 
 
+def test_ood_cli_with_a_background_workdir_reports_the_likelihood_ratio(tiny_mnist, tmp_path):
+  config = config_lib.GlowConfig(image_shape=tiny_mnist.image_shape, levels=2,
+                                 steps_per_level=1, hidden_channels=4)
+  for name, perturb_fraction in (("model", 0.0), ("background", 0.2)):
+    loop.run(config, tiny_mnist, loop.Options(workdir=str(tmp_path / name), steps=2,
+                                              batch_size=8, eval_every=2, sample_every=2,
+                                              num_samples=4, perturb_fraction=perturb_fraction))
+  result = subprocess.run(
+      [sys.executable, "-m", "train.ood", f"--workdir={tmp_path / 'model'}",
+       f"--background_workdir={tmp_path / 'background'}", "--ood=black,pair",
+       "--heldout_fraction=0.02", "--ood_false_positive_rate=0.05"], cwd=_ROOT,
+      capture_output=True, text=True, timeout=300)
+  assert result.returncode == 0, result.stderr[-3000:]
+  results = json.loads((tmp_path / "model" / "ood" / "results.json").read_text())
+  assert results["background_workdir"] == str(tmp_path / "background")
+  assert list(results["sources"]["pair"]["auroc"])[-2:] == ["likelihood_ratio", "ood_score"]
+  assert "| likelihood_ratio | ood_score |" in result.stdout
+
+
 def test_sklearn_digits_are_the_bundled_digits_upscaled_to_the_model_size():
   # In a subprocess: train.ood's flags share names with the training CLI's.
   script = """

@@ -45,7 +45,7 @@ from .errors import InputError  # noqa: E402
 from .ood_sources import GENERATED, generate, group  # noqa: E402,F401  (generate: for callers)
 
 AUROC_SCORES = ("bits_per_dim", "png_bits_per_dim", "complexity_corrected", "typicality",
-                "ood_score")
+                "level_distance", "ood_score")
 HISTOGRAM_SCORES = ("bits_per_dim", "complexity_corrected", "ood_score")
 
 _WORKDIR = common_flags.define_workdir_flag("workdir", "Training workdir (config.json and "
@@ -58,6 +58,10 @@ _SEED = common_flags.define_seed_flag("The training run's --seed (held-out split
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Default <workdir>/ood.")
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", 250, "Images per model call.",
                                    lower_bound=1)
+_BACKGROUND_WORKDIR = flags.DEFINE_string(
+    "background_workdir", None, "Workdir of a background model (`python -m train "
+    "--perturb_fraction=...`): adds the likelihood ratio, which ood_score then uses, as "
+    "serving.export's flag of the same name.")
 _OOD_FALSE_POSITIVE_RATE = flags.DEFINE_float(
     "ood_false_positive_rate", ood.DEFAULT_FALSE_POSITIVE_RATE, "F of the is_ood threshold, "
     "as serving.export's flag: about a fraction F of in-distribution images score above it.")
@@ -86,27 +90,31 @@ def source_images(name, heldout, levels, rng, labels=None):
 
 
 def evaluate(model, data, sources, batch_size, seed,
-             false_positive_rate=ood.DEFAULT_FALSE_POSITIVE_RATE):
+             false_positive_rate=ood.DEFAULT_FALSE_POSITIVE_RATE, background=None):
   """({source: {"group": name, "auroc": {score: value}, "flagged": fraction is_ood,
   "reconstruction": scalars}} (the in-distribution side: "flagged" and "reconstruction"), the
   raw scores, and the threshold: its false-positive rate, value and rate on the reference's
-  check half)."""
+  check half). `background`: a background `Glow` for the likelihood ratio, or None."""
   half = len(data.heldout_images) // 2
   reference = ood.reference_statistics(model, data.heldout_images[:half],
                                        data.heldout_labels[:half], batch_size,
-                                       false_positive_rate=false_positive_rate)
+                                       false_positive_rate=false_positive_rate,
+                                       background=background)
   inliers = data.heldout_images[half:]
   labels = data.heldout_labels[half:]
-  inlier_scores = ood.score_images(model, inliers, labels, reference, batch_size)
+  score = lambda images: ood.score_images(model, images, labels, reference, batch_size,
+                                          background=background)
+  inlier_scores = score(inliers)
+  names = auroc_scores(background is not None)
   rng = np.random.default_rng(seed)
   results, raw = {}, {"in-distribution": inlier_scores}
   for name in sources:
     images = source_images(name, inliers, model.config.levels, rng, labels)
-    raw[name] = ood.score_images(model, images, labels, reference, batch_size)
+    raw[name] = score(images)
     check = reconstruction.reconstruct(model, images, labels, batch_size)
     results[name] = {
         "group": group(name),
-        "auroc": {s: ood.auroc(inlier_scores[s], raw[name][s]) for s in AUROC_SCORES},
+        "auroc": {s: ood.auroc(inlier_scores[s], raw[name][s]) for s in names},
         "flagged": float(np.mean(raw[name]["is_ood"])),
         "reconstruction": check.scalars()}
   check = reconstruction.reconstruct(model, inliers, labels, batch_size)
@@ -118,17 +126,26 @@ def evaluate(model, data, sources, batch_size, seed,
   return results, raw, threshold
 
 
+def auroc_scores(background):
+  """The scores whose AUROC is reported: `AUROC_SCORES`, and the likelihood ratio before
+  ood_score with a background model."""
+  if not background:
+    return AUROC_SCORES
+  return AUROC_SCORES[:-1] + ood.BACKGROUND_SCORES + AUROC_SCORES[-1:]
+
+
 def table_markdown(results, sources, count, threshold):
+  names = list(results[sources[0]]["auroc"]) if sources else list(AUROC_SCORES)
   lines = [f"AUROC against {count} held-out images (1.0: every source image scores above "
            "every held-out one; 0.5: chance; below 0.5: the score ranks the source as more "
            "typical). Perturbed sources are digits under small geometric changes: not "
            "out-of-distribution, an AUROC near 0.5 is the wanted answer.", "",
-           "| source | group | " + " | ".join(AUROC_SCORES) + " |",
-           "|---" * (len(AUROC_SCORES) + 2) + "|"]
+           "| source | group | " + " | ".join(names) + " |",
+           "|---" * (len(names) + 2) + "|"]
   for name in sources:
     values = results[name]["auroc"]
     lines.append(f"| {name} | {group(name)} | " +
-                 " | ".join(f"{values[s]:.3f}" for s in AUROC_SCORES) + " |")
+                 " | ".join(f"{values[s]:.3f}" for s in names) + " |")
   lines += ["", f"Flagged by is_ood (ood_score > {threshold['ood_threshold']:.4g}, the "
             f"threshold at false-positive rate {threshold['false_positive_rate']:g}; its "
             f"rate on the reference's check half: "
@@ -175,13 +192,21 @@ def main(argv):
   output_dir = _OUTPUT_DIR.value or os.path.join(_WORKDIR.value, "ood")
   try:
     model, checkpoint = workdir_lib.restore_model(_WORKDIR.value)
+    background = None
+    if _BACKGROUND_WORKDIR.value:
+      background = workdir_lib.restore_model(_BACKGROUND_WORKDIR.value)[0]
+      if background.config.image_shape != model.config.image_shape:
+        raise InputError(f"The background model takes images "
+                         f"{background.config.image_shape}; the model takes "
+                         f"{model.config.image_shape}.")
     dataset = _DATA["dataset"].value
     data = _load(dataset, model.config.levels)
     if data.image_shape != tuple(model.config.image_shape):
       raise InputError(f"The model takes images {model.config.image_shape}; {dataset}"
                        f" has {data.image_shape}: pass the --dataset it was trained on.")
     results, raw, threshold = evaluate(model, data, _OOD.value, _BATCH_SIZE.value,
-                                       _SEED.value, _OOD_FALSE_POSITIVE_RATE.value)
+                                       _SEED.value, _OOD_FALSE_POSITIVE_RATE.value,
+                                       background)
   except (InputError, FileNotFoundError) as problem:
     sys.exit(f"train.ood: error: {problem}")
   os.makedirs(output_dir, exist_ok=True)
@@ -192,8 +217,8 @@ def main(argv):
   with open(os.path.join(output_dir, "ood.md"), "w") as f:
     f.write(table)
   with open(os.path.join(output_dir, "results.json"), "w") as f:
-    json.dump({"checkpoint": checkpoint, "threshold": threshold, "sources": results}, f,
-              indent=1)
+    json.dump({"checkpoint": checkpoint, "background_workdir": _BACKGROUND_WORKDIR.value,
+               "threshold": threshold, "sources": results}, f, indent=1)
   print(f"model from {checkpoint}\n{table}wrote {output_dir}")
 
 
