@@ -1,8 +1,10 @@
-"""Out-of-distribution scores of images under a Glow, from one forward pass each.
+"""Out-of-distribution scores of images under a Glow, from one forward pass (two with a
+background model).
 
 A flow's likelihood alone ranks the wrong inputs as typical: simple images (constant,
 near-black) get higher likelihood than the training data (Nalisnick et al., 2019). The
-scores here, all in bits per dimension, higher = less like the training data:
+scores here, higher = less like the training data (the first four and the ratio in bits per
+dimension, the distance and ood_score without a unit):
 
   bits_per_dim          -log2 P(x) / D, the model's code length of the discrete image,
                         estimated with fixed dequantisation draws (`glow_tfp.likelihood`);
