@@ -10,6 +10,9 @@ COUPLINGS = coupling_lib.COUPLING_KINDS
 COUPLING_SCALES = coupling_lib.SCALE_KINDS
 # The scale of configs written before `coupling_scale` existed: their JSON lacks the field.
 LEGACY_COUPLING_SCALE = "sigmoid"
+# The "tanh_bounded" bound of configs written before `coupling_log_scale_bound` existed: the
+# one the coupling then had built in.
+LEGACY_COUPLING_LOG_SCALE_BOUND = 2.0
 # Channel mixings: the learned 1x1 convolution (LU form or plain), then the fixed permutations.
 PERMUTATIONS = ("lu", "conv") + permute.PERMUTATION_KINDS
 
@@ -29,6 +32,10 @@ class GlowConfig:
       "sigmoid_floor" or "tanh_bounded" (bounded, so the inverse stays accurate); see
       `glow_tfp.bijectors.coupling.Coupling`. Default "tanh_bounded"; configs written
       before the field existed load as "sigmoid", the scale they were trained with.
+    coupling_log_scale_bound: B > 0 of "tanh_bounded", log s = B tanh(raw / B) in (-B, B):
+      one coupling's scale amplifies by at most e**B either way. Ignored by the other
+      scales. Default `coupling.LOG_SCALE_BOUND` (0.8); configs written before the field
+      existed load with 2.0, the bound they were trained with.
     permutation: channel mixing before each coupling: "lu" (1x1 conv in LU form), "conv"
       (plain 1x1 conv), "shuffle" or "reverse" (fixed permutations, the paper's baselines).
     n_bits: bits per colour channel the model sees (1..8).
@@ -45,6 +52,8 @@ class GlowConfig:
   # trained to lower held-out bits/dim than the paper's sigmoid at the default run's size
   # (docs/ood.md, three seeds).
   coupling_scale: str = "tanh_bounded"
+  # 0.8, not the 2 it once was: noise then comes back exact too (docs/ood.md).
+  coupling_log_scale_bound: float = coupling_lib.LOG_SCALE_BOUND
   permutation: str = "lu"
   n_bits: int = 8
   learn_top_prior: bool = True
@@ -58,6 +67,9 @@ class GlowConfig:
     _check_int_at_least("num_classes", self.num_classes, 0)
     _check_choice("coupling", self.coupling, COUPLINGS)
     _check_choice("coupling_scale", self.coupling_scale, COUPLING_SCALES)
+    coupling_lib.check_log_scale_bound(self.coupling_log_scale_bound,
+                                       "GlowConfig.coupling_log_scale_bound")
+    object.__setattr__(self, "coupling_log_scale_bound", float(self.coupling_log_scale_bound))
     _check_choice("permutation", self.permutation, PERMUTATIONS)
     if not _is_int(self.n_bits) or not 1 <= self.n_bits <= 8:
       raise ValueError(f"GlowConfig.n_bits must be an integer in 1..8; got {self.n_bits!r}.")
@@ -85,6 +97,7 @@ class GlowConfig:
     if unknown:
       raise ValueError(f"GlowConfig JSON has unknown fields {sorted(unknown)}.")
     fields.setdefault("coupling_scale", LEGACY_COUPLING_SCALE)
+    fields.setdefault("coupling_log_scale_bound", LEGACY_COUPLING_LOG_SCALE_BOUND)
     return cls(**fields)
 
   @classmethod

@@ -283,5 +283,7 @@ class _ChainBuilder:
         actnorm.ActNorm(channels, self._dtype, name=f"{name}_actnorm"), mixing,
         coupling.Coupling(channels, config.hidden_channels, config.coupling, seed=seed + 1,
                           dtype=self._dtype, compute_dtype=self._compute_dtype,
-                          scale=config.coupling_scale, name=f"{name}_coupling"),
+                          scale=config.coupling_scale,
+                          log_scale_bound=config.coupling_log_scale_bound,
+                          name=f"{name}_coupling"),
         name=name)

@@ -34,8 +34,15 @@ def test_presets_hold_the_papers_configurations():
     (dict(n_bits=9), r"n_bits must be an integer in 1..8; got 9"),
     (dict(learn_top_prior="yes"), r"learn_top_prior must be True or False"),
     (dict(num_classes=-1), r"num_classes must be an integer >= 0; got -1"),
+    (dict(coupling_log_scale_bound=0.0),
+     r"coupling_log_scale_bound must be a finite number > 0; got 0.0"),
+    (dict(coupling_log_scale_bound=-1), r"coupling_log_scale_bound must be .*; got -1"),
+    (dict(coupling_log_scale_bound=float("inf")), r"coupling_log_scale_bound .*; got inf"),
+    (dict(coupling_log_scale_bound="1"), r"coupling_log_scale_bound .*; got '1'"),
+    (dict(coupling_log_scale_bound=True), r"coupling_log_scale_bound .*; got True"),
 ], ids=["indivisible", "rank", "levels", "steps", "width", "coupling", "permutation",
-        "n_bits", "top_prior", "classes"])
+        "n_bits", "top_prior", "classes", "bound_zero", "bound_negative", "bound_inf",
+        "bound_string", "bound_bool"])
 def test_invalid_fields_are_named_with_the_allowed_values(changes, message):
   with pytest.raises(ValueError, match=message):
     GlowConfig(**changes)
@@ -54,7 +61,21 @@ def test_json_without_coupling_scale_loads_with_the_original_sigmoid_scale():
   assert GlowConfig.from_json(json.dumps(fields)).coupling_scale == "sigmoid"
 
 
+def test_json_without_the_log_scale_bound_loads_with_the_bound_it_was_trained_with():
+  fields = json.loads(GlowConfig(coupling_log_scale_bound=0.5).to_json())
+  del fields["coupling_log_scale_bound"]
+  assert GlowConfig.from_json(json.dumps(fields)).coupling_log_scale_bound == 2.0
+
+
+def test_the_log_scale_bound_is_kept_as_a_float_and_survives_json():
+  config = GlowConfig(coupling_log_scale_bound=1)
+  assert isinstance(config.coupling_log_scale_bound, float)
+  assert GlowConfig.from_json(config.to_json()) == config
+
+
 def test_new_configs_and_presets_use_the_bounded_scale_by_default():
   assert GlowConfig().coupling_scale == "tanh_bounded"
+  assert GlowConfig().coupling_log_scale_bound == 0.8
   for name in ("mnist", "cifar10", "celeba_hq_256"):
     assert GlowConfig.preset(name).coupling_scale == "tanh_bounded"
+    assert GlowConfig.preset(name).coupling_log_scale_bound == 0.8

@@ -3,7 +3,8 @@ import pytest
 import tensorflow as tf
 
 from glow_tfp.bijectors import coupling
-from tests.checks import assert_close, check_bijector, perturb, random_images
+from tests.checks import (assert_close, assert_log_det_close, brute_force_log_det,
+                          check_bijector, perturb, random_images)
 
 
 @pytest.mark.parametrize("kind", coupling.COUPLING_KINDS)
@@ -66,6 +67,35 @@ def test_generative_direction_amplifies_latent_errors_only_with_the_sigmoid(scal
     assert gain <= largest_gain * 1.01
 
 
+@pytest.mark.parametrize("bound", [0.25, 0.5, 3.0])
+def test_the_log_scale_bound_caps_log_s_at_huge_network_outputs(bound):
+  bijector = coupling.Coupling(4, 8, "affine", scale="tanh_bounded", log_scale_bound=bound)
+  x = random_images([2, 3, 3, 4])
+  for logits in (-1e6, -30.0, 30.0, 1e6):
+    push_scale_logits(bijector, logits)
+    z, log_det = bijector.inverse_and_log_det(x)
+    log_s = np.log(np.abs(z[..., 2:].numpy() / x[..., 2:].numpy()))
+    assert np.abs(log_s).max() <= bound * (1 + 1e-5)
+    # 18 transformed elements per example, each at the bound.
+    assert np.all(np.abs(log_det.numpy()) <= 18 * bound * (1 + 1e-6))
+  assert_close(log_det.numpy(), [18 * bound] * 2, rtol=1e-6)
+
+
+@pytest.mark.parametrize("bound", [0.5, 3.0])
+def test_log_det_matches_the_brute_force_jacobian_for_another_bound(bound):
+  bijector = coupling.Coupling(4, 8, "affine", scale="tanh_bounded", log_scale_bound=bound,
+                               dtype=tf.float64)
+  x = random_images([2, 3, 3, 4], dtype=tf.float64)
+  bijector.initialize_inverse(x)
+  # Large enough that many raw outputs reach the curved part of B tanh(raw / B).
+  perturb(bijector, scale=1.0)
+  z, ildj = bijector.inverse_and_log_det(x)
+  assert_log_det_close(ildj.numpy(), brute_force_log_det(bijector.inverse, x), rtol=1e-9)
+  fldj = bijector.forward_log_det_jacobian(z)
+  assert_log_det_close(fldj.numpy(), brute_force_log_det(bijector.forward, z), rtol=1e-9)
+  check_bijector(bijector, x)
+
+
 def test_fresh_tanh_bounded_coupling_is_the_identity():
   bijector = coupling.Coupling(4, 8, "affine", scale="tanh_bounded")
   x = random_images([2, 3, 3, 4])
@@ -111,7 +141,12 @@ def test_initialization_sets_the_network_actnorms():
     (dict(channels=4, hidden_channels=0), "`hidden_channels` must be positive"),
     (dict(channels=4, hidden_channels=8, kind="sigmoid"), "`kind` must be one of"),
     (dict(channels=4, hidden_channels=8, scale="exp"), "`scale` must be one of"),
-], ids=["channels", "hidden", "kind", "scale"])
+    (dict(channels=4, hidden_channels=8, log_scale_bound=0.0),
+     "`log_scale_bound` must be a finite number > 0; got 0.0"),
+    (dict(channels=4, hidden_channels=8, log_scale_bound=-2.0), "`log_scale_bound` must be"),
+    (dict(channels=4, hidden_channels=8, log_scale_bound=float("nan")),
+     "`log_scale_bound` must be"),
+], ids=["channels", "hidden", "kind", "scale", "bound_zero", "bound_negative", "bound_nan"])
 def test_bad_arguments_are_rejected(kwargs, message):
   with pytest.raises(ValueError, match=message):
     coupling.Coupling(**kwargs)

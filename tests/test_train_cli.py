@@ -54,6 +54,9 @@ _TINY = ["--levels=2", "--steps_per_level=1", "--hidden_channels=4", "--batch_si
     (["--quality_samples=1"], "quality_samples"),
     (["--perturb_fraction=-0.1"], "perturb_fraction"),
     (["--perturb_fraction=1.0"], "perturb_fraction"),
+    (["--coupling_log_scale_bound=0"], "coupling_log_scale_bound"),
+    (["--coupling_log_scale_bound=-1"], "coupling_log_scale_bound"),
+    (["--coupling_log_scale_bound=inf"], "coupling_log_scale_bound"),
 ])
 def test_bad_flag_values_are_rejected_when_parsed(argv, flag):
   with flagsaver.flagsaver():
@@ -79,6 +82,16 @@ def test_model_flags_override_the_preset_and_the_data_fix_shape_and_classes():
     config = cli.for_data(cli.model_config(), (16, 16, 3), num_classes=5)
   assert config == glow_tfp.GlowConfig.preset("cifar10").replace(
       image_shape=(16, 16, 3), levels=2, coupling="additive", num_classes=5)
+
+
+def test_the_log_scale_bound_flag_overrides_the_preset_and_is_left_alone_without_it():
+  with flagsaver.flagsaver():
+    flags.FLAGS(["train", "--coupling_log_scale_bound=0.75"])
+    assert cli.model_config().coupling_log_scale_bound == 0.75
+  with flagsaver.flagsaver():
+    flags.FLAGS(["train"])
+    assert (cli.model_config().coupling_log_scale_bound
+            == glow_tfp.GlowConfig.preset("mnist").coupling_log_scale_bound)
 
 
 def test_the_model_config_comes_first_with_the_presets_images_padded_to_its_levels():

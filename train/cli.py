@@ -5,6 +5,7 @@ With no flags it trains the "mnist" preset on the 5,000 MNIST digits bundled wit
 --workdir. Running the same command again resumes from the last checkpoint.
 """
 
+import math
 import sys
 
 from absl import app
@@ -36,6 +37,9 @@ _MODEL = common_flags.define_model_flags()
 _COUPLING = flags.DEFINE_enum("coupling", None, config_lib.COUPLINGS, "Coupling layer type.")
 _COUPLING_SCALE = flags.DEFINE_enum("coupling_scale", None, config_lib.COUPLING_SCALES,
                                     "Scale of the affine coupling (GlowConfig.coupling_scale).")
+_COUPLING_LOG_SCALE_BOUND = flags.DEFINE_float(
+    "coupling_log_scale_bound", None, "B > 0 of --coupling_scale=tanh_bounded, log s = "
+    "B tanh(raw / B) (GlowConfig.coupling_log_scale_bound); ignored by the other scales.")
 _PERMUTATION = flags.DEFINE_enum("permutation", None, config_lib.PERMUTATIONS,
                                  "Channel mixing before each coupling.")
 _LEARN_TOP_PRIOR = flags.DEFINE_bool("learn_top_prior", None,
@@ -102,6 +106,9 @@ _STRATEGY = flags.DEFINE_enum("strategy", _DEFAULTS.strategy, strategy_lib.NAMES
                               "MultiWorkerMirroredStrategy from TF_CONFIG; tpu: TPUStrategy.")
 _TPU_ADDRESS = flags.DEFINE_string("tpu_address", "", "TPU name or address for --strategy=tpu.")
 
+flags.register_validator("coupling_log_scale_bound",
+                         lambda v: v is None or (math.isfinite(v) and v > 0),
+                         "--coupling_log_scale_bound must be a finite number > 0.")
 flags.register_validator("restore_lr_factor", lambda v: 0 < v < 1,
                          "--restore_lr_factor must be in (0, 1).")
 flags.register_validator("perturb_fraction",
@@ -117,6 +124,7 @@ def model_config():
   flags, its image shape padded to their levels (`config.padded_image_shape`) until the
   data's own replaces it (`for_data`). A bad combination of model flags stops here."""
   holders = {**_MODEL, "coupling": _COUPLING, "coupling_scale": _COUPLING_SCALE,
+             "coupling_log_scale_bound": _COUPLING_LOG_SCALE_BOUND,
              "permutation": _PERMUTATION, "learn_top_prior": _LEARN_TOP_PRIOR}
   changes = {name: h.value for name, h in holders.items() if h.value is not None}
   preset = config_lib.PRESETS[_PRESET.value]

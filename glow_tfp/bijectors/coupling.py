@@ -1,5 +1,8 @@
 """Coupling: half the channels transformed, conditioned on the other half."""
 
+import math
+import numbers
+
 import tensorflow as tf
 
 from glow_tfp.bijectors import base
@@ -11,10 +14,21 @@ SCALE_KINDS = ("sigmoid", "sigmoid_floor", "tanh_bounded")
 # Mixed precision applies to the coupling networks alone, so their dtypes are listed here.
 COMPUTE_DTYPES = ("float32", "bfloat16", "float16")
 _SCALE_OFFSET = 2.0
-# The floor of "sigmoid_floor" and the log-scale bound of "tanh_bounded": either caps what
-# one coupling can amplify in the generative direction, at 1/0.1 = 10 and e**2 = 7.4.
+# The floor of "sigmoid_floor": it caps what one coupling can amplify in the generative
+# direction at 1/0.1 = 10.
 SCALE_FLOOR = 0.1
-LOG_SCALE_BOUND = 2.0
+# The default bound B of "tanh_bounded" (|log s| < B, so one coupling amplifies by at most
+# e**B = 2.2 either way); `GlowConfig.coupling_log_scale_bound` chooses it per model. 0.8 is
+# the largest B measured that gave every noise image of the quick start's model back finite
+# and exact as uint8, three seeds, within 0.02 held-out bits/dim of B = 2 (docs/ood.md).
+LOG_SCALE_BOUND = 0.8
+
+
+def check_log_scale_bound(value, what):
+  """Raises ValueError unless `value` is a finite real number > 0 (not a bool)."""
+  if (isinstance(value, bool) or not isinstance(value, numbers.Real)
+      or not math.isfinite(value) or value <= 0):
+    raise ValueError(f"{what} must be a finite number > 0; got {value!r}.")
 
 
 class Coupling(base.FusedBijector):
@@ -28,12 +42,14 @@ class Coupling(base.FusedBijector):
   The affine scale s depends on `scale`:
     "sigmoid":        s = sigmoid(raw + 2)                  in (0, 1)   (the paper's);
     "sigmoid_floor":  s = sigmoid(raw + 2) + 0.1            in (0.1, 1.1);
-    "tanh_bounded":   log s = 2 * tanh(raw / 2)             in (-2, 2).
-  Invertible for any network, since s > 0; cost one network evaluation per call. With
-  "sigmoid", s can saturate towards 0 and the generative direction then divides by it, so
-  decode(encode(x)) can lose all precision on unusual inputs; the other two bound s away
-  from 0 and infinity, so one coupling amplifies errors by at most 1 / SCALE_FLOOR or
-  exp(LOG_SCALE_BOUND).
+    "tanh_bounded":   log s = B * tanh(raw / B)             in (-B, B),
+  with B = `log_scale_bound`. Invertible for any network, since s > 0; cost one network
+  evaluation per call. With "sigmoid", s can saturate towards 0 and the generative
+  direction then divides by it, so decode(encode(x)) can lose all precision on unusual
+  inputs; the other two bound s away from 0 and infinity, so the scale of one coupling
+  amplifies by at most 1 / SCALE_FLOOR or exp(B). Near raw = 0, B * tanh(raw / B) = raw -
+  raw**3 / (3 B**2) + ..., so a smaller B changes a fresh coupling's gradient not at all
+  and caps large scales sooner.
 
   NN is `nets.CouplingNet`, whose last convolution starts at zero, so a fresh coupling is
   the identity for "additive" and for "tanh_bounded", and a fixed per-element scale
@@ -46,6 +62,8 @@ class Coupling(base.FusedBijector):
     kind: "affine" (default) or "additive", one of `COUPLING_KINDS`.
     scale: how "affine" maps the network's output to s, one of `SCALE_KINDS` (default
       "sigmoid"); ignored by "additive".
+    log_scale_bound: B > 0 of "tanh_bounded" (default `LOG_SCALE_BOUND`); ignored by the
+      other scales.
     seed: integer seed of the network's random kernels.
     dtype: float dtype of the parameters, the data and the log-det.
     compute_dtype: dtype the network computes in ("bfloat16" or "float16" for mixed
@@ -58,7 +76,8 @@ class Coupling(base.FusedBijector):
   """
 
   def __init__(self, channels, hidden_channels, kind="affine", seed=0,
-               dtype=tf.float32, compute_dtype=None, scale="sigmoid", name=None):
+               dtype=tf.float32, compute_dtype=None, scale="sigmoid",
+               log_scale_bound=LOG_SCALE_BOUND, name=None):
     parameters = dict(locals())
     if channels < 2:
       raise ValueError(f"`channels` must be at least 2; instead, it is {channels}.")
@@ -68,8 +87,10 @@ class Coupling(base.FusedBijector):
       raise ValueError(f"`kind` must be one of {COUPLING_KINDS}; instead, it is {kind!r}.")
     if scale not in SCALE_KINDS:
       raise ValueError(f"`scale` must be one of {SCALE_KINDS}; instead, it is {scale!r}.")
+    check_log_scale_bound(log_scale_bound, "`log_scale_bound`")
     self.kind = kind
     self.scale = scale
+    self.log_scale_bound = float(log_scale_bound)
     self.compute_dtype = tf.as_dtype(compute_dtype or dtype)
     self._split = channels - channels // 2
     transformed = channels // 2
@@ -116,7 +137,8 @@ class Coupling(base.FusedBijector):
     if self.scale == "sigmoid_floor":
       scale = tf.sigmoid(logits) + SCALE_FLOOR
       return scale, tf.math.log(scale)
-    log_scale = LOG_SCALE_BOUND * tf.tanh(logits / LOG_SCALE_BOUND)
+    bound = tf.constant(self.log_scale_bound, logits.dtype)
+    log_scale = bound * tf.tanh(logits / bound)
     return tf.exp(log_scale), log_scale
 
   def _run_net(self, xa, net_fn):
