@@ -34,7 +34,7 @@ class GlowConfig:
       before the field existed load as "sigmoid", the scale they were trained with.
     coupling_log_scale_bound: B > 0 of "tanh_bounded", log s = B tanh(raw / B) in (-B, B):
       one coupling's scale amplifies by at most e**B either way. Ignored by the other
-      scales. Default `coupling.LOG_SCALE_BOUND` (0.8); configs written before the field
+      scales. Default `coupling.LOG_SCALE_BOUND` (0.75); configs written before the field
       existed load with 2.0, the bound they were trained with.
     permutation: channel mixing before each coupling: "lu" (1x1 conv in LU form), "conv"
       (plain 1x1 conv), "shuffle" or "reverse" (fixed permutations, the paper's baselines).
@@ -52,7 +52,7 @@ class GlowConfig:
   # trained to lower held-out bits/dim than the paper's sigmoid at the default run's size
   # (docs/ood.md, three seeds).
   coupling_scale: str = "tanh_bounded"
-  # 0.8, not the 2 it once was: noise then comes back exact too (docs/ood.md).
+  # 0.75, not the 2 it once was: noise then comes back exact too (docs/ood.md).
   coupling_log_scale_bound: float = coupling_lib.LOG_SCALE_BOUND
   permutation: str = "lu"
   n_bits: int = 8

@@ -75,7 +75,7 @@ def test_the_log_scale_bound_is_kept_as_a_float_and_survives_json():
 
 def test_new_configs_and_presets_use_the_bounded_scale_by_default():
   assert GlowConfig().coupling_scale == "tanh_bounded"
-  assert GlowConfig().coupling_log_scale_bound == 0.8
+  assert GlowConfig().coupling_log_scale_bound == 0.75
   for name in ("mnist", "cifar10", "celeba_hq_256"):
     assert GlowConfig.preset(name).coupling_scale == "tanh_bounded"
-    assert GlowConfig.preset(name).coupling_log_scale_bound == 0.8
+    assert GlowConfig.preset(name).coupling_log_scale_bound == 0.75
