@@ -260,9 +260,9 @@ def test_uninitialised_model_is_refused(tmp_path):
     saved_model.export_saved_model(glow_tfp.Glow(config), str(tmp_path / "x"))
 
 
-def make_workdir(path):
+def make_workdir(path, seed=0):
   """A training workdir whose checkpoint holds `model` and a different `ema_model`."""
-  model, ema = tiny_model(num_classes=0, seed=0), tiny_model(num_classes=0, seed=1)
+  model, ema = tiny_model(num_classes=0, seed=seed), tiny_model(num_classes=0, seed=seed + 1)
   workdir_lib.save_config(str(path), model.config)
   checkpoint = tf.train.Checkpoint(model=model, ema_model=ema)
   tf.train.CheckpointManager(checkpoint, workdir_lib.checkpoint_dir(str(path)),
@@ -392,7 +392,7 @@ def test_a_background_model_the_export_cannot_use_is_refused(tmp_path):
 
 def test_export_cli_takes_a_background_workdir(tmp_path):
   _, ema = make_workdir(tmp_path / "work")
-  _, background_ema = make_workdir(tmp_path / "background")
+  _, background_ema = make_workdir(tmp_path / "background", seed=5)
   result = run_python(["-m", "serving.export", f"--workdir={tmp_path / 'work'}",
                        f"--background_workdir={tmp_path / 'background'}",
                        f"--export_base={tmp_path / 'exports'}", "--model_name=glow",
