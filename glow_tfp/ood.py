@@ -200,6 +200,16 @@ def scores(matrix, reference):
   return outputs
 
 
+def check_background(model, background):
+  """Raises ValueError unless `background` can give `model`'s likelihood ratio: an
+  unconditional model of the same image shape."""
+  if background.config.image_shape != model.config.image_shape:
+    raise ValueError(f"The background model takes images {background.config.image_shape}; "
+                     f"the model takes {model.config.image_shape}.")
+  if background.config.num_classes:
+    raise ValueError("The background model must be unconditional (num_classes=0).")
+
+
 def measure(model, images, labels=None, batch_size=256, draws=None, background=None):
   """The feature matrix (`features`) of uint8 `images` under `model`: float64 [N, F].
 
@@ -207,6 +217,8 @@ def measure(model, images, labels=None, batch_size=256, draws=None, background=N
   `likelihood.default_draws`, those of an export that is given none. `background`: a
   background `Glow` for the likelihood ratio, or None; it gets the same draws.
   """
+  if background is not None:
+    check_background(model, background)
   if draws is None:
     draws = likelihood.default_draws(model.config)
   chunks = []

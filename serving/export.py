@@ -98,10 +98,6 @@ def main(argv):
   draws = likelihood.fixed_draws(_LIKELIHOOD_DRAWS.value, glow.config.image_shape,
                                  _LIKELIHOOD_SEED.value)
   try:
-    if background is not None and background.config.image_shape != glow.config.image_shape:
-      raise ValueError(f"The background model of {_BACKGROUND_WORKDIR.value} takes images "
-                       f"{background.config.image_shape}; the model takes "
-                       f"{glow.config.image_shape}.")
     reference = ood.reference_statistics(glow, images, labels, draws=draws,
                                          false_positive_rate=_OOD_FALSE_POSITIVE_RATE.value,
                                          background=background)

@@ -269,11 +269,7 @@ def _check_background(glow, background, reference):
   if not bool(background.initialized):
     raise ValueError("The background model is not initialised: export a trained or "
                      "restored one.")
-  if background.config.image_shape != glow.config.image_shape:
-    raise ValueError(f"The background model takes images {background.config.image_shape}; "
-                     f"the model takes {glow.config.image_shape}.")
-  if background.config.num_classes:
-    raise ValueError("The background model must be unconditional (num_classes=0).")
+  ood.check_background(glow, background)
   if reference is None or reference.test_mean.shape[0] != 2:
     raise ValueError("A background model needs reference statistics measured with it "
                      "(`glow_tfp.ood.reference_statistics(..., background=)`).")

@@ -195,10 +195,10 @@ def main(argv):
     background = None
     if _BACKGROUND_WORKDIR.value:
       background = workdir_lib.restore_model(_BACKGROUND_WORKDIR.value)[0]
-      if background.config.image_shape != model.config.image_shape:
-        raise InputError(f"The background model takes images "
-                         f"{background.config.image_shape}; the model takes "
-                         f"{model.config.image_shape}.")
+      try:
+        ood.check_background(model, background)
+      except ValueError as problem:
+        raise InputError(problem) from problem
     dataset = _DATA["dataset"].value
     data = _load(dataset, model.config.levels)
     if data.image_shape != tuple(model.config.image_shape):
