@@ -184,7 +184,8 @@ class _GlowModel:
   def compile(self, optimizer=update_lib.Settings.optimizer,
               learning_rate=update_lib.Settings.learning_rate,
               warmup_steps=update_lib.Settings.warmup_steps,
-              grad_clip_norm=update_lib.Settings.grad_clip_norm, batch_parts=None, **kwargs):
+              grad_clip_norm=update_lib.Settings.grad_clip_norm,
+              decay_steps=update_lib.Settings.decay_steps, batch_parts=None, **kwargs):
     """Sets the update of `fit`, with the flags and defaults of `python -m train`.
 
     Args:
@@ -192,6 +193,8 @@ class _GlowModel:
       learning_rate: the peak learning rate (> 0).
       warmup_steps: steps of linear warm-up to it (>= 0), counted by `update.step`.
       grad_clip_norm: clip the gradients to this global norm (>= 0; 0: no clipping).
+      decay_steps: 0 keeps the peak after the warm-up; S > warmup_steps decays it to 0 at
+        step S along a half cosine (`python -m train --lr_decay=cosine` gives S = --steps).
       batch_parts: cut each replica's batch of the train, test and predict steps into this
         many parts that run side by side (`glow_tfp.execution.map_parts`); None (default):
         `execution.default_batch_parts()`, one per CPU core on a machine without a GPU
@@ -205,7 +208,8 @@ class _GlowModel:
     if given:
       raise ValueError(f"GlowModel.compile takes no {', '.join(given)}: the loss is the "
                        "model's negative log-likelihood and it reports bits_per_dim itself.")
-    settings = update_lib.Settings(optimizer, learning_rate, warmup_steps, grad_clip_norm)
+    settings = update_lib.Settings(optimizer, learning_rate, warmup_steps, grad_clip_norm,
+                                   decay_steps)
     self._batch_parts = execution.resolve_batch_parts(batch_parts)
     self.update.gradients_fn = functools.partial(step_lib.loss_and_gradients,
                                                  batch_parts=self._batch_parts)

@@ -283,6 +283,9 @@ def test_data_that_cannot_train_the_model_is_refused(tmp_path, tiny_mnist, confi
     ({"temperatures": (-1.0,)}, "temperatures must be non-negative"),
     ({"perturb_fraction": 1.0}, r"perturb_fraction must be in \[0, 1\)"),
     ({"perturb_fraction": -0.1}, r"perturb_fraction must be in \[0, 1\)"),
+    ({"lr_decay": "step"}, r"lr_decay must be one of \('none', 'cosine'\)"),
+    ({"lr_decay": "cosine", "steps": 100, "warmup_steps": 200},
+     r"--lr_decay=cosine needs --steps \(100\) above --warmup_steps \(200\)"),
 ])
 def test_bad_options_are_refused(changes, message):
   with pytest.raises(InputError, match=message):
@@ -376,3 +379,8 @@ def test_float16_overflow_is_skipped_and_the_loss_scale_adapts(tmp_path, tiny_mn
 def test_steps_per_loop_must_divide_the_intervals():
   with pytest.raises(InputError, match="steps_per_loop=4 must divide"):
     _options("wd", steps_per_loop=4)
+
+
+def test_cosine_lr_decay_ends_at_the_last_step():
+  assert _options("wd", lr_decay="cosine").update_settings.decay_steps == 6
+  assert _options("wd").update_settings.decay_steps == 0

@@ -140,6 +140,9 @@ def test_a_non_finite_step_is_skipped_and_counted_by_both(keras_module):
                  id="fractional_warmup"),
     pytest.param({"grad_clip_norm": -1.0}, "`grad_clip_norm` must be a number >= 0",
                  id="negative_clip"),
+    pytest.param({"warmup_steps": 200, "decay_steps": 150},
+                 r"`decay_steps` must be 0 \(no decay\) or above `warmup_steps` \(200\)",
+                 id="decay_within_warmup"),
 ])
 def test_bad_settings_are_refused(kwargs, match):
   with pytest.raises(ValueError, match=match):

@@ -13,6 +13,7 @@ from absl import flags
 from absl import logging
 
 from glow_tfp import execution
+from glow_tfp.training import schedule
 
 from .data import datasets as data_lib
 from .errors import InputError
@@ -114,6 +115,10 @@ def define_training_flags(defaults):
       "warmup_steps": flags.DEFINE_integer("warmup_steps", defaults.warmup_steps,
                                            "Linear learning-rate warmup steps.",
                                            lower_bound=0),
+      "lr_decay": flags.DEFINE_enum(
+          "lr_decay", defaults.lr_decay, list(schedule.DECAYS), "Learning rate after the "
+          "warmup: none keeps the peak; cosine decays it to 0 at --steps along a half "
+          "cosine."),
       "eval_every": flags.DEFINE_integer("eval_every", defaults.eval_every,
                                          "Held-out evaluation interval (steps).",
                                          lower_bound=1),

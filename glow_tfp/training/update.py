@@ -6,7 +6,8 @@ Called in a replica context, `Update.__call__(images, labels)` at step counter s
      the float16 loss scale when there is one, clipped to global norm `grad_clip_norm`;
   2. in the cross-replica context: when the loss and the gradient norm are finite, the
      optimizer moves the weights at rate lr(s) = peak * min(1, (s + 1) / warmup_steps) *
-     scale (`schedule.LearningRate`) and the EMA weights follow; otherwise nothing of them
+     cosine decay (with `decay_steps`) * scale (`schedule.LearningRate`) and the EMA
+     weights follow; otherwise nothing of them
      changes (all or nothing) and the step counts in `skipped_steps`. The loss scale halves
      after an overflow and grows after enough good steps; s advances either way.
 """
@@ -30,12 +31,15 @@ class Settings:
     learning_rate: the peak learning rate (> 0).
     warmup_steps: steps of linear warm-up to the peak (>= 0; 0: none).
     grad_clip_norm: clip the gradients to this global norm (>= 0; 0: no clipping).
+    decay_steps: 0 (default) keeps the peak after the warm-up; S > warmup_steps decays it
+      to 0 at step S along a half cosine (`schedule.LearningRate`).
   """
 
   optimizer: str = "adam"
   learning_rate: float = 1e-3
   warmup_steps: int = 200
   grad_clip_norm: float = 50.0
+  decay_steps: int = 0
 
   def __post_init__(self):
     if not isinstance(self.optimizer, str) or self.optimizer not in optimizer_lib.KINDS:
@@ -44,6 +48,10 @@ class Settings:
     _check_number("learning_rate", self.learning_rate, 0, inclusive=False)
     _check_number("warmup_steps", self.warmup_steps, 0, integer=True)
     _check_number("grad_clip_norm", self.grad_clip_norm, 0)
+    _check_number("decay_steps", self.decay_steps, 0, integer=True)
+    if 0 < self.decay_steps <= self.warmup_steps:
+      raise ValueError(f"`decay_steps` must be 0 (no decay) or above `warmup_steps` "
+                       f"({self.warmup_steps}); instead, it is {self.decay_steps}.")
 
 
 def _check_number(name, value, minimum, inclusive=True, integer=False):
@@ -77,7 +85,8 @@ class Update:
     self.model, self.ema, self.seed = model, ema, seed
     self.gradients_fn = gradients_fn
     self.optimizer = optimizer_lib.Optimizer(model.trainable_variables, settings.optimizer)
-    self.learning_rate = schedule.LearningRate(settings.learning_rate, settings.warmup_steps)
+    self.learning_rate = schedule.LearningRate(settings.learning_rate, settings.warmup_steps,
+                                               settings.decay_steps)
     self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
     self.skipped_steps = tf.Variable(0, dtype=tf.int64, trainable=False, name="skipped")
     self.loss_scale = loss_scale_lib.DynamicLossScale() if loss_scaling else None
@@ -89,6 +98,7 @@ class Update:
     self.optimizer.kind = settings.optimizer
     self.learning_rate.peak = settings.learning_rate
     self.learning_rate.warmup_steps = settings.warmup_steps
+    self.learning_rate.decay_steps = settings.decay_steps
 
   def initialize(self, images, labels):
     """Initialises every ActNorm (and the EMA weights) from the global batch of `images`,

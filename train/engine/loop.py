@@ -21,6 +21,7 @@ from glow_tfp import flow
 from glow_tfp import precision
 from glow_tfp import workdir as workdir_lib
 from glow_tfp.training import ema as ema_lib
+from glow_tfp.training import schedule
 from glow_tfp.training import update as update_lib
 from . import checkpointing
 from . import guard as guard_lib
@@ -47,6 +48,8 @@ class Options:
     steps: training steps in all (a resumed run continues up to this step).
     batch_size: global batch size, split evenly over the replicas.
     learning_rate: peak learning rate, reached by linear warmup over `warmup_steps`.
+    lr_decay: "none" keeps the peak after the warmup; "cosine" decays it to 0 at `steps`
+      along a half cosine (`glow_tfp.training.schedule`).
     optimizer: "adam" or "adamax".
     grad_clip_norm: clip the gradients to this global norm; 0 disables clipping.
     seed: seeds the model's initial values, the data order, the dequantisation noise, the
@@ -92,6 +95,7 @@ class Options:
   batch_size: int = 64
   learning_rate: float = update_lib.Settings.learning_rate
   warmup_steps: int = update_lib.Settings.warmup_steps
+  lr_decay: str = "none"
   optimizer: str = update_lib.Settings.optimizer
   grad_clip_norm: float = update_lib.Settings.grad_clip_norm
   seed: int = 0
@@ -140,6 +144,12 @@ class Options:
                        f"{self.restore_lr_factor!r}.")
     if not 0 <= self.ema_decay < 1:
       raise InputError(f"Options.ema_decay must be in [0, 1); got {self.ema_decay!r}.")
+    if self.lr_decay not in schedule.DECAYS:
+      raise InputError(f"Options.lr_decay must be one of {schedule.DECAYS}; got {self.lr_decay!r}.")
+    if self.lr_decay == "cosine" and self.steps <= self.warmup_steps:
+      raise InputError(f"--lr_decay=cosine needs --steps ({self.steps}) above --warmup_steps "
+                       f"({self.warmup_steps}): the decay runs from the warmup's end to "
+                       "the last step.")
     if self.eval_weights not in EVAL_WEIGHTS:
       raise InputError(f"Options.eval_weights must be one of {EVAL_WEIGHTS}; got "
                        f"{self.eval_weights!r}.")
@@ -165,8 +175,9 @@ class Options:
   @property
   def update_settings(self):
     """The `glow_tfp.training.update.Settings` of these options."""
+    decay_steps = self.steps if self.lr_decay == "cosine" else 0
     return update_lib.Settings(self.optimizer, self.learning_rate, self.warmup_steps,
-                               self.grad_clip_norm)
+                               self.grad_clip_norm, decay_steps)
 
   @property
   def intervals(self):
