@@ -257,8 +257,11 @@ class _ChainBuilder:
         [self.step(channels, f"level{level}_step{k}") for k in range(config.steps_per_level)],
         reversible=self._reversible, name=f"level{level}_steps")
     if level == config.levels - 1:
+      per_position = config.class_prior == "per_position"
+      class_shape = self._layout.levels[level].shape[:2] if per_position else (1, 1)
       tail = prior.TopPrior(channels, config.learn_top_prior, config.num_classes,
-                            dtype=self._dtype, name=f"level{level}_top_prior")
+                            dtype=self._dtype, name=f"level{level}_top_prior",
+                            class_shape=class_shape)
     else:
       tail = split.Split(self.level(level + 1), channels, dtype=self._dtype,
                          name=f"level{level}_split")

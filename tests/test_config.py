@@ -34,6 +34,8 @@ def test_presets_hold_the_papers_configurations():
     (dict(n_bits=9), r"n_bits must be an integer in 1..8; got 9"),
     (dict(learn_top_prior="yes"), r"learn_top_prior must be True or False"),
     (dict(num_classes=-1), r"num_classes must be an integer >= 0; got -1"),
+    (dict(class_prior="per_pixel"),
+     r"class_prior must be one of \('per_channel', 'per_position'\); got 'per_pixel'"),
     (dict(coupling_log_scale_bound=0.0),
      r"coupling_log_scale_bound must be a finite number > 0; got 0.0"),
     (dict(coupling_log_scale_bound=-1), r"coupling_log_scale_bound must be .*; got -1"),
@@ -41,7 +43,7 @@ def test_presets_hold_the_papers_configurations():
     (dict(coupling_log_scale_bound="1"), r"coupling_log_scale_bound .*; got '1'"),
     (dict(coupling_log_scale_bound=True), r"coupling_log_scale_bound .*; got True"),
 ], ids=["indivisible", "rank", "levels", "steps", "width", "coupling", "permutation",
-        "n_bits", "top_prior", "classes", "bound_zero", "bound_negative", "bound_inf",
+        "n_bits", "top_prior", "classes", "class_prior", "bound_zero", "bound_negative", "bound_inf",
         "bound_string", "bound_bool"])
 def test_invalid_fields_are_named_with_the_allowed_values(changes, message):
   with pytest.raises(ValueError, match=message):
@@ -65,6 +67,13 @@ def test_json_without_the_log_scale_bound_loads_with_the_bound_it_was_trained_wi
   fields = json.loads(GlowConfig(coupling_log_scale_bound=0.5).to_json())
   del fields["coupling_log_scale_bound"]
   assert GlowConfig.from_json(json.dumps(fields)).coupling_log_scale_bound == 2.0
+
+
+def test_json_without_the_class_prior_loads_with_the_per_channel_one_it_was_trained_with():
+  fields = json.loads(GlowConfig(num_classes=10).to_json())
+  del fields["class_prior"]
+  assert GlowConfig.from_json(json.dumps(fields)).class_prior == "per_channel"
+  assert GlowConfig(num_classes=10).class_prior == "per_position"
 
 
 def test_the_log_scale_bound_is_kept_as_a_float_and_survives_json():

@@ -34,8 +34,9 @@ def test_model_properties(permutation, coupling):
   check_bijector(model.bijector, random_images((2,) + SHAPE, seed=5))
 
 
-def test_class_conditional_model_properties():
-  model = trained_looking_model(tiny_config(num_classes=3))
+@pytest.mark.parametrize("class_prior", ["per_position", "per_channel"])
+def test_class_conditional_model_properties(class_prior):
+  model = trained_looking_model(tiny_config(num_classes=3, class_prior=class_prior))
   check_bijector(model.bijector, random_images((2,) + SHAPE, seed=5), labels=tf.constant([0, 2]))
 
 

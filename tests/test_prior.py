@@ -3,7 +3,7 @@ import pytest
 import tensorflow as tf
 
 from glow_tfp.bijectors import prior
-from tests.checks import check_bijector, perturb, random_images
+from tests.checks import assert_close, check_bijector, perturb, random_images
 
 
 def test_properties_after_parameters_move():
@@ -33,3 +33,20 @@ def test_without_learning_the_prior_is_standard_normal():
 def test_missing_labels_for_a_conditional_prior_are_rejected():
   with pytest.raises(ValueError, match="`labels` are required"):
     prior.TopPrior(3, num_classes=2).inverse(random_images([1, 2, 2, 3]))
+
+
+def test_a_per_position_class_prior_has_a_template_per_class_and_exact_log_det():
+  bijector = prior.TopPrior(3, num_classes=4, class_shape=(2, 2))
+  assert bijector.embedding.shape == (4, 2, 2, 6)
+  perturb(bijector, scale=0.3)
+  x = random_images([2, 2, 2, 3])
+  check_bijector(bijector, x, labels=tf.constant([1, 3]))
+  z = bijector.inverse(x, labels=tf.constant([2, 2])).numpy()
+  mean, log_std = np.split(bijector.bias.numpy() + bijector.embedding.numpy()[2], 2, axis=-1)
+  assert_close(z, (x.numpy() - mean) * np.exp(-log_std), 1e-5)
+
+
+@pytest.mark.parametrize("class_shape", [(2,), (0, 2), (2.0, 2)])
+def test_a_bad_class_shape_is_refused(class_shape):
+  with pytest.raises(ValueError, match="`class_shape` must be two positive integers"):
+    prior.TopPrior(3, num_classes=2, class_shape=class_shape)

@@ -47,6 +47,10 @@ _LEARN_TOP_PRIOR = flags.DEFINE_bool("learn_top_prior", None,
 _CONDITIONAL = flags.DEFINE_bool("conditional", False,
                                  "Class-conditional model (the data's labels condition the "
                                  "top prior).")
+_CLASS_PRIOR = flags.DEFINE_enum(
+    "class_prior", None, config_lib.CLASS_PRIORS, "A --conditional model's class mean and "
+    "log-std of the top latent: per_position (default, a latent template per class) or "
+    "per_channel (the paper's).")
 
 _DATA = common_flags.define_data_flags()
 _HELDOUT = common_flags.define_heldout_flags()
@@ -125,7 +129,8 @@ def model_config():
   data's own replaces it (`for_data`). A bad combination of model flags stops here."""
   holders = {**_MODEL, "coupling": _COUPLING, "coupling_scale": _COUPLING_SCALE,
              "coupling_log_scale_bound": _COUPLING_LOG_SCALE_BOUND,
-             "permutation": _PERMUTATION, "learn_top_prior": _LEARN_TOP_PRIOR}
+             "permutation": _PERMUTATION, "learn_top_prior": _LEARN_TOP_PRIOR,
+             "class_prior": _CLASS_PRIOR}
   changes = {name: h.value for name, h in holders.items() if h.value is not None}
   preset = config_lib.PRESETS[_PRESET.value]
   try:

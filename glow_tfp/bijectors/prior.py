@@ -6,14 +6,19 @@ from glow_tfp.bijectors import base
 
 
 class TopPrior(base.FusedBijector):
-  """Standardises the top-level latent by a learned per-channel mean and log-std.
+  """Standardises the top-level latent [N, H, W, C] by a learned mean and log-std.
 
-  Normalising direction (`inverse`): z' = (z - mean) * exp(-log_std), per channel, with
-    (mean, log_std) = (bias + embedding[label]) split in two,
-  log|det J| = -H * W * sum(log_std). Generative direction: z = z' * exp(log_std) + mean.
-  A standard-normal z' thus means z ~ N(mean, exp(log_std)^2), the paper's learned top prior
-  (`learn_top_prior`), with a class-dependent mean and scale when `num_classes > 0` (the
-  paper's class-conditional model, a zero-initialised linear map of the one-hot label).
+  Normalising direction (`inverse`): z' = (z - mean) * exp(-log_std), with
+    (mean, log_std) = (bias + embedding[label]) split in two along the channels,
+  log|det J| = -sum over (H, W, C) of log_std. Generative direction:
+  z = z' * exp(log_std) + mean. A standard-normal z' thus means z ~ N(mean, exp(log_std)^2),
+  the paper's learned top prior (`learn_top_prior`: a per-channel bias), with a
+  class-dependent mean and scale when `num_classes > 0`, zero-initialised:
+    class_shape = (1, 1): one per channel and class, the paper's class-conditional model (a
+      linear map of the one-hot label), which tells only each class's average intensity
+      per channel apart;
+    class_shape = (H, W): one per position, channel and class, a latent template of each
+      class, which places each class's strokes.
   With neither, the prior is the fixed N(0, 1) and the bijector is the identity.
 
   Args:
@@ -22,40 +27,44 @@ class TopPrior(base.FusedBijector):
     num_classes: number of classes; 0 for an unconditional prior.
     dtype: float dtype of the parameters.
     name: name scope.
+    class_shape: (1, 1) or the latent's (H, W): the positions the class embedding tells
+      apart.
   """
 
   def __init__(self, channels, learn_top_prior=True, num_classes=0, dtype=tf.float32,
-               name=None):
+               name=None, class_shape=(1, 1)):
     parameters = dict(locals())
     if channels < 1:
       raise ValueError(f"`channels` must be positive; instead, it is {channels}.")
     if num_classes < 0:
       raise ValueError(f"`num_classes` must be >= 0; instead, it is {num_classes}.")
+    class_shape = tuple(class_shape)
+    if len(class_shape) != 2 or not all(isinstance(d, int) and d > 0 for d in class_shape):
+      raise ValueError("`class_shape` must be two positive integers (1, 1) or (H, W); "
+                       f"instead, it is {class_shape}.")
     self.num_classes = num_classes
     with tf.name_scope(name or "top_prior") as scope:
       self.bias = tf.Variable(tf.zeros([2 * channels], dtype), trainable=learn_top_prior,
                               name="bias")
       if num_classes:
-        self.embedding = tf.Variable(tf.zeros([num_classes, 2 * channels], dtype),
-                                     name="embedding")
+        self.embedding = tf.Variable(tf.zeros([num_classes, *class_shape, 2 * channels],
+                                              dtype), name="embedding")
     super().__init__(parameters=parameters, name=scope.rstrip("/") or "top_prior",
                      dtype=dtype)
 
   def _prior(self, labels):
     """(mean, log_std), broadcastable to [N, H, W, C]."""
-    params = self.bias
+    params = self.bias[tf.newaxis, tf.newaxis, :]
     if self.num_classes:
       if labels is None:
         raise ValueError("`labels` are required: this prior is class-conditional "
                          f"({self.num_classes} classes).")
       params = params + tf.gather(self.embedding, labels)
-    mean, log_std = tf.split(params[..., tf.newaxis, tf.newaxis, :], 2, axis=-1)
+    mean, log_std = tf.split(params, 2, axis=-1)
     return mean, log_std
 
   def _log_det(self, y, log_std):
-    pixels = tf.cast(tf.reduce_prod(tf.shape(y)[-3:-1]), y.dtype)
-    per_example = tf.reduce_sum(log_std, axis=[-3, -2, -1])
-    return -pixels * tf.broadcast_to(per_example, tf.shape(y)[:1])
+    return -tf.reduce_sum(tf.broadcast_to(log_std, tf.shape(y)), axis=[-3, -2, -1])
 
   def _inverse_and_log_det(self, y, labels=None):
     mean, log_std = self._prior(labels)
