@@ -246,6 +246,34 @@ def image_features(model, images, labels, draws, background=None, in_parts=None)
                   background_bits)
 
 
+def class_log_likelihoods(model, images, batch_size=256, draws=None):
+  """log P(x | y) float64 [N, K] of uint8 `images` under a class-conditional `model`, for
+  each of its K classes y, estimated with the fixed `draws` (default
+  `likelihood.default_draws`), as `measure` estimates log P(x)."""
+  if not model.config.num_classes:
+    raise ValueError("The class posterior needs a class-conditional model (num_classes > 0).")
+  if draws is None:
+    draws = likelihood.default_draws(model.config)
+  columns = []
+  for label in range(model.config.num_classes):
+    column = []
+    for start in range(0, len(images), batch_size):
+      chunk = tf.constant(images[start:start + batch_size])
+      labels = tf.fill([len(chunk)], label)
+      column.append(likelihood.log_likelihood(model, chunk, labels, noise=draws).numpy())
+    columns.append(np.concatenate(column))
+  return np.stack(columns, axis=1).astype(np.float64)
+
+
+def class_doubt(class_log_likelihoods):
+  """1 - max_y P(y | x) [N] of `class_log_likelihoods` [N, K]: the posterior under equal
+  class priors, P(y | x) = softmax over y of log P(x | y). 0 when one class explains the
+  image far better than the rest; (K - 1) / K when all explain it equally."""
+  values = np.asarray(class_log_likelihoods, np.float64)
+  shifted = np.exp(values - values.max(axis=1, keepdims=True))
+  return 1.0 - 1.0 / shifted.sum(axis=1)
+
+
 def is_valid_false_positive_rate(rate):
   """Whether `rate` is a false-positive rate a threshold may be chosen for: 0 < rate <= 0.5."""
   return isinstance(rate, (int, float, np.floating)) and 0.0 < rate <= 0.5

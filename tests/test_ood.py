@@ -264,3 +264,29 @@ def test_auroc_is_the_pairwise_rank_statistic():
   assert ood.auroc(inlier, outlier) == pytest.approx(pairs.mean())
   assert ood.auroc([0.0, 1.0], [2.0, np.nan]) == 1.0
   assert ood.auroc([2.0, 3.0], [0.0, 1.0]) == 0.0
+
+
+def test_class_doubt_is_one_minus_the_largest_posterior_of_equal_priors():
+  log_likelihoods = np.log([[0.7, 0.2, 0.1], [1.0, 1.0, 1.0], [1e-300, 1.0, 1e-300]]) - 900.0
+  assert_close(ood.class_doubt(log_likelihoods), [0.3, 2.0 / 3.0, 0.0], rtol=1e-9, scale=1.0)
+
+
+def test_class_log_likelihoods_are_the_estimate_under_each_label():
+  config = glow_tfp.GlowConfig(image_shape=SHAPE, levels=2, steps_per_level=1,
+                               hidden_channels=4, num_classes=3)
+  glow = glow_tfp.Glow(config)
+  glow.initialize(random_images((4,) + SHAPE), labels=tf.constant([0, 1, 2, 0]))
+  perturb(glow, scale=0.05)
+  images = uint8_images(5)
+  got = ood.class_log_likelihoods(glow, images, batch_size=2)
+  assert got.shape == (5, 3)
+  draws = likelihood.default_draws(config)
+  for label in range(3):
+    expected = glow.log_likelihood(images, tf.fill([5], label), noise=draws)
+    assert_close(got[:, label], expected, rtol=1e-6)
+  assert np.ptp(got, axis=1).max() > 0  # the classes see the images differently
+
+
+def test_the_class_posterior_needs_a_conditional_model(model):
+  with pytest.raises(ValueError, match="needs a class-conditional model"):
+    ood.class_log_likelihoods(model, uint8_images(2))

@@ -86,3 +86,20 @@ print("ok", images.max())
                           text=True, timeout=300)
   assert result.returncode == 0, result.stderr[-3000:]
   assert result.stdout.split() == ["ok", "255"]
+
+
+def test_ood_cli_reports_the_class_posterior_of_a_conditional_model(tiny_mnist, tmp_path):
+  config = config_lib.GlowConfig(image_shape=tiny_mnist.image_shape, levels=2,
+                                 steps_per_level=1, hidden_channels=4,
+                                 num_classes=tiny_mnist.num_classes)
+  loop.run(config, tiny_mnist, loop.Options(workdir=str(tmp_path), steps=2, batch_size=8,
+                                            eval_every=2, sample_every=2, num_samples=4))
+  result = subprocess.run(
+      [sys.executable, "-m", "train.ood", f"--workdir={tmp_path}", "--ood=black,pair",
+       "--heldout_fraction=0.02"], cwd=_ROOT, capture_output=True, text=True, timeout=300)
+  assert result.returncode == 0, result.stderr[-3000:]
+  results = json.loads((tmp_path / "ood" / "results.json").read_text())
+  aurocs = results["sources"]["pair"]["auroc"]
+  assert list(aurocs)[-2:] == ["ood_score", "class_doubt"]
+  assert 0.0 <= aurocs["class_doubt"] <= 1.0
+  assert "| ood_score | class_doubt |" in result.stdout

@@ -9,6 +9,8 @@ ones of `train.ood_sources` (noise and simple images, near-out-of-distribution h
 and digits under small geometric changes, which are reported but are not
 out-of-distribution), or any --dataset spec ('tfds:NAME[:SPLIT]', 'folder:PATH') of images
 of the model's shape.
+For a class-conditional model the AUROCs include class_doubt, 1 - max_y P(y | x), from
+P(x | y) of every class (`glow_tfp.ood.class_doubt`).
 Writes under --output_dir (default <workdir>/ood): ood.md (AUROC of each score per source;
 the fraction of each source that is_ood flags, its detection rate, and of the
 in-distribution side, its false-positive rate; decode(encode(x)) of each source: max error,
@@ -47,6 +49,10 @@ from .ood_sources import GENERATED, generate, group  # noqa: E402,F401  (generat
 AUROC_SCORES = ("bits_per_dim", "png_bits_per_dim", "complexity_corrected", "typicality",
                 "level_distance", "ood_score")
 HISTOGRAM_SCORES = ("bits_per_dim", "complexity_corrected", "ood_score")
+# Of a class-conditional model, also reported: 1 - max_y P(y | x) (`ood.class_doubt`), the
+# class posterior from P(x | y) of every class. Measured here, not served: a request would
+# cost one pass per class.
+CLASS_DOUBT = "class_doubt"
 
 _WORKDIR = common_flags.define_workdir_flag("workdir", "Training workdir (config.json and "
                                            "checkpoints/).")
@@ -102,10 +108,16 @@ def evaluate(model, data, sources, batch_size, seed,
                                        background=background)
   inliers = data.heldout_images[half:]
   labels = data.heldout_labels[half:]
-  score = lambda images: ood.score_images(model, images, labels, reference, batch_size,
-                                          background=background)
+  def score(images):
+    scores = ood.score_images(model, images, labels, reference, batch_size,
+                              background=background)
+    if model.config.num_classes:
+      scores[CLASS_DOUBT] = ood.class_doubt(ood.class_log_likelihoods(model, images,
+                                                                     batch_size))
+    return scores
+
   inlier_scores = score(inliers)
-  names = auroc_scores(background is not None)
+  names = auroc_scores(background is not None, model.config.num_classes > 0)
   rng = np.random.default_rng(seed)
   results, raw = {}, {"in-distribution": inlier_scores}
   for name in sources:
@@ -126,12 +138,13 @@ def evaluate(model, data, sources, batch_size, seed,
   return results, raw, threshold
 
 
-def auroc_scores(background):
-  """The scores whose AUROC is reported: `AUROC_SCORES`, and the likelihood ratio before
-  ood_score with a background model."""
-  if not background:
-    return AUROC_SCORES
-  return AUROC_SCORES[:-1] + ood.BACKGROUND_SCORES + AUROC_SCORES[-1:]
+def auroc_scores(background, conditional=False):
+  """The scores whose AUROC is reported: `AUROC_SCORES`, the likelihood ratio before
+  ood_score with a background model, and `CLASS_DOUBT` last for a class-conditional one."""
+  names = AUROC_SCORES
+  if background:
+    names = AUROC_SCORES[:-1] + ood.BACKGROUND_SCORES + AUROC_SCORES[-1:]
+  return names + ((CLASS_DOUBT,) if conditional else ())
 
 
 def table_markdown(results, sources, count, threshold):
