@@ -69,3 +69,22 @@ def test_the_command_refuses_a_bad_lever_before_training(tmp_path):
   assert result.returncode == 1
   assert "'levels=3' is not a --flag[=value] of the training CLI" in result.stderr
   assert os.listdir(tmp_path) == []
+
+
+def test_the_table_gives_the_asked_class_of_conditional_levers_and_a_dash_elsewhere():
+  def run(seed, legible, agreement=None):
+    quality = {"legible_fraction": legible, "frechet_distance": 10.0}
+    if agreement is not None:
+      quality["agreement"] = agreement
+    return {"seed": seed, "heldout_bits_per_dim": 2.0, "image_dims": 784,
+            "sample_quality": {"temperatures": {"0.7": quality}}}
+
+  table = levers.table_markdown(
+      {"default": [], "conditional": ["--conditional"]},
+      {"default": [run(0, 0.5), run(1, 0.7)],
+       "conditional": [run(0, 0.8, 0.75), run(1, 0.6, 0.25)]})
+  header, _, default, conditional = table.splitlines()
+  assert header.endswith("| legible T=0.7 | Frechet T=0.7 | asked class T=0.7 |")
+  assert default.endswith("| 0.6 (0.5 / 0.7) | 10 (10 / 10) | - |")
+  assert conditional.endswith("| 0.7 (0.8 / 0.6) | 10 (10 / 10) | 0.5 (0.75 / 0.25) |")
+  assert "| 1568 (1568 / 1568) |" in default

@@ -15,8 +15,9 @@ A finished run is reused when its flags, recorded in ROOT/NAME/seed<s>/lever.jso
 same; an interrupted one resumes from its checkpoint, as `python -m train` does. After
 every run ROOT/levers.md is rewritten: per lever, the mean over seeds of the held-out
 bits/dim, bits per image (comparable between models that pad the images to other sizes),
-legible fraction at every temperature and Frechet distance at each temperature, with every
-seed's values beside it.
+legible fraction and Frechet distance at each temperature (and for a class-conditional
+model the fraction of samples classified as the class asked for), with every seed's values
+beside it.
 """
 
 import json
@@ -132,6 +133,9 @@ def row(runs):
     per_t = [r["sample_quality"]["temperatures"][temperature] for r in runs]
     columns[f"legible T={temperature}"] = [q["legible_fraction"] for q in per_t]
     columns[f"Frechet T={temperature}"] = [q["frechet_distance"] for q in per_t]
+    # A conditional model's samples are of asked classes: the fraction classified as asked.
+    if all("agreement" in q for q in per_t):
+      columns[f"asked class T={temperature}"] = [q["agreement"] for q in per_t]
   return {column: (float(np.mean(values)), values) for column, values in columns.items()}
 
 
@@ -144,18 +148,22 @@ def _temperatures(runs):
 
 
 def table_markdown(levers, results):
-  """The Markdown table of every lever's row (`row`): mean, then each seed's value."""
+  """The Markdown table of every lever's row (`row`): mean, then each seed's value ("-"
+  where a lever has no such column)."""
   rows = {name: row(runs) for name, runs in results.items()}
-  columns = list(next(iter(rows.values())))
+  columns = list(dict.fromkeys(column for cells in rows.values() for column in cells))
   lines = ["| lever | flags | seeds | " + " | ".join(columns) + " |",
            "|---" * (len(columns) + 3) + "|"]
   for name, cells in rows.items():
     seeds = ", ".join(str(r["seed"]) for r in results[name])
-    text = [f"{mean:.4g} ({' / '.join(f'{v:.4g}' for v in values)})"
-            for mean, values in cells.values()]
+    text = [_cell(*cells[column]) if column in cells else "-" for column in columns]
     lines.append(f"| {name} | {' '.join(levers[name]) or '(none)'} | {seeds} | "
                  + " | ".join(text) + " |")
   return "\n".join(lines) + "\n"
+
+
+def _cell(mean, values):
+  return f"{mean:.4g} ({' / '.join(f'{v:.4g}' for v in values)})"
 
 
 def run_levers(levers, seeds, root, base_flags):
