@@ -64,7 +64,12 @@ class TopPrior(base.FusedBijector):
     return mean, log_std
 
   def _log_det(self, y, log_std):
-    return -tf.reduce_sum(tf.broadcast_to(log_std, tf.shape(y)), axis=[-3, -2, -1])
+    # A per-channel log_std holds once what H * W positions share: the sum of its channels
+    # times their count (one position when it is per position).
+    shared = (tf.reduce_prod(tf.shape(y)[-3:-1])
+              // tf.reduce_prod(tf.shape(log_std)[-3:-1]))
+    per_example = tf.reduce_sum(log_std, axis=[-3, -2, -1])
+    return -tf.cast(shared, y.dtype) * tf.broadcast_to(per_example, tf.shape(y)[:1])
 
   def _inverse_and_log_det(self, y, labels=None):
     mean, log_std = self._prior(labels)
