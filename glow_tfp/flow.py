@@ -178,7 +178,7 @@ class Glow(tf.Module):
   def generate(self, z, labels=None):
     """Points `z` [N, H, W, C] of the base's space (`sample_base`, or `decode`'s latents
     packed) -> model-space images."""
-    labels = self._check_labels(labels, tf.shape(z)[0])
+    labels = self.check_labels(labels, tf.shape(z)[0])
     return self.bijector.forward_and_log_det(z, labels=labels)[0]
 
   def _check_inputs(self, x, labels):
@@ -193,9 +193,10 @@ class Glow(tf.Module):
       raise ValueError(f"images must have shape [N, {', '.join(map(str, expected[1:]))}] "
                        f"(this model's image_shape); got shape {x.shape.as_list() if x.shape.rank is not None else 'unknown'}.")
     x = tf.debugging.assert_all_finite(x, "images contain NaN or Inf values")
-    return x, self._check_labels(labels, tf.shape(x)[0])
+    return x, self.check_labels(labels, tf.shape(x)[0])
 
-  def _check_labels(self, labels, batch_size):
+  def check_labels(self, labels, batch_size):
+    """`labels` as a tensor that raises when run unless they are [batch_size] class ids."""
     num_classes = self.config.num_classes
     if labels is None:
       if num_classes:

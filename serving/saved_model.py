@@ -113,9 +113,19 @@ def serving_functions(glow, draws, reference=None, batch_parts=1, background=Non
           for name, (build, specs) in builders.items()}
 
 
+def _checked_labels(glow, labels, batch):
+  """`labels`, checked against the whole request before it is cut into parts.
+
+  Checked within each part instead, a part whose check fails cancels its siblings, and
+  the request may then get their CancelledError in place of the check's message.
+  """
+  return None if labels is None else glow.check_labels(labels, tf.shape(batch)[0])
+
+
 def _log_prob_fn(glow, draws, in_parts):
   # Every image gets the same fixed draws, so parts give the whole batch's values.
   def log_prob(images, labels=None):
+    labels = _checked_labels(glow, labels, images)
     nats = in_parts(lambda images, labels: glow.log_likelihood(images, labels, noise=draws),
                     (images, labels))
     return {"log_likelihood": nats,
@@ -157,6 +167,7 @@ def _decode_images(image_bytes, image_shape):
 
 def _score_fn(glow, draws, reference, background, in_parts):
   def score(images, labels=None):
+    labels = _checked_labels(glow, labels, images)
     matrix = ood.image_features(glow, images, labels, draws, background, in_parts)
     return ood.scores(matrix, reference)
   return score
@@ -172,13 +183,14 @@ def _sample_fn(glow, in_parts):
     with tf.control_dependencies(checks):
       # The draws of the whole request first, so that its images do not depend on the parts.
       z = glow.sample_base(num_samples, temperature, seed=seed)
-      x = in_parts(glow.generate, (z, labels))
+      x = in_parts(glow.generate, (z, _checked_labels(glow, labels, z)))
     return {"images": model_space.to_images(x, glow.config.n_bits)}
   return sample
 
 
 def _encode_fn(glow, in_parts):
   def encode(images, labels=None):
+    labels = _checked_labels(glow, labels, images)
     latents = in_parts(glow.encode, (model_space.to_model_space(images, glow.config.n_bits),
                                      labels))
     return {f"latent_{level}": z for level, z in enumerate(latents)}
@@ -192,6 +204,7 @@ def _decode_fn(glow, in_parts):
     latents = [tf.debugging.assert_all_finite(z, f"latent_{level} has NaN or Inf values")
                for level, z in enumerate(inputs[:levels])]
     labels = inputs[levels] if len(inputs) > levels else None
+    labels = _checked_labels(glow, labels, latents[0])
     x = in_parts(lambda labels, *latents: glow.decode(latents, labels), (labels, *latents))
     return {"images": model_space.to_images(x, glow.config.n_bits)}
   return decode

@@ -324,6 +324,27 @@ def test_model_cut_into_parts_exports_the_whole_batch_results(exported, tmp_path
                                                                          seed=4)))
 
 
+def test_model_cut_into_parts_names_a_bad_label_in_every_signature(tmp_path):
+  # Checked inside each part, the failing part cancelled its siblings and the request
+  # sometimes got their CancelledError instead; repeats make that race show.
+  loaded = tf.saved_model.load(saved_model.export_saved_model(
+      tiny_model(), str(tmp_path / "parts"), batch_parts=4))
+  labels = tf.constant([0, 1, 2, CLASSES, 0, 1, 2, 0])
+  images = tf.constant(uint8_images(8))
+  latents = loaded.signatures["encode"](images=images, labels=tf.zeros([8], tf.int32))
+  calls = {
+      "log_prob": dict(images=images),
+      "encode": dict(images=images),
+      "decode": dict(latents),
+      "sample": dict(num_samples=tf.constant(8), temperature=tf.constant(0.7),
+                     seed=tf.constant(0, tf.int64)),
+  }
+  for _ in range(10):
+    for name, inputs in calls.items():
+      with pytest.raises(tf.errors.InvalidArgumentError, match="labels must be < num_classes"):
+        loaded.signatures[name](labels=labels, **inputs)
+
+
 def test_export_cli_refuses_a_model_name_that_is_a_path(tmp_path):
   result = run_python(["-m", "serving.export", f"--workdir={tmp_path}",
                        f"--export_base={tmp_path}", "--model_name=../up"])
