@@ -112,10 +112,37 @@ class Glow(tf.Module):
 
   def log_prob(self, x, labels=None):
     """Exact log-density [N] at model-space points `x` [N, H, W, C] (not a probability of
-    a discrete image: `log_likelihood` gives that)."""
+    a discrete image: `log_likelihood` gives that).
+
+    A class-conditional model gives log p(x | labels); without labels, the density of its
+    mixture over K equally likely classes, log p(x) = logsumexp_y log p(x | y) - log K
+    (`class_log_probs`).
+    """
+    if labels is None and self.config.num_classes:
+      return (tf.reduce_logsumexp(self.class_log_probs(x), axis=1)
+              - math.log(self.config.num_classes))
     x, labels = self._check_inputs(x, labels)
     z, log_det = self.bijector.inverse_and_log_det(x, labels=labels)
     return _standard_normal_log_prob(z) + log_det
+
+  def class_log_probs(self, x):
+    """log p(x | y) [N, K] at model-space points `x` for every class y of a
+    class-conditional model, from one pass through the flow: only the top prior depends on
+    the class."""
+    if not self.config.num_classes:
+      raise ValueError("class_log_probs needs a class-conditional model (num_classes > 0).")
+    shared = 0.0
+    for tail, y, log_det in self._levels(self._check_images(x), labels=None):
+      if isinstance(tail, split.Split):
+        z, tail_log_det = tail.factor_out(y)[1:]
+        shared += _standard_normal_log_prob(z) + tail_log_det + log_det
+      else:
+        z, top_log_dets = tail.standardise_each_class(y)
+        # [N, K, h, w, c] -> one row per (image, class) to score, then back to [N, K].
+        rows = tf.reshape(z, tf.concat([[-1], tf.shape(z)[2:]], 0))
+        top = tf.reshape(_standard_normal_log_prob(rows), tf.shape(z)[:2]) + top_log_dets
+        shared += log_det
+    return shared[:, tf.newaxis] + top
 
   def level_log_probs(self, x, labels=None):
     """log_prob at model-space points `x`, level by level: float [N, L, 2].
@@ -128,18 +155,26 @@ class Glow(tf.Module):
     et al., 2020), which is what `glow_tfp.ood` uses them for.
     """
     x, labels = self._check_inputs(x, labels)
-    terms, level = [], self.bijector
-    while level is not None:
-      to_level, steps, tail, _ = level.bijectors
-      y, log_det = steps.inverse_and_log_det(to_level.inverse_and_log_det(x)[0], labels=labels)
+    terms = []
+    for tail, y, log_det in self._levels(x, labels):
       if isinstance(tail, split.Split):
-        x, z, tail_log_det = tail.factor_out(y)
-        level = tail.inner
+        z, tail_log_det = tail.factor_out(y)[1:]
       else:
         z, tail_log_det = tail.inverse_and_log_det(y, labels=labels)
-        level = None
       terms.append(tf.stack([_standard_normal_log_prob(z), log_det + tail_log_det], axis=-1))
     return tf.stack(terms, axis=1)
+
+  def _levels(self, x, labels):
+    """Yields per level (tail, y, log_det): the level's `Split` or, at the top, its
+    `TopPrior`; y, the tail's input; log_det, that of the level's layers before the tail."""
+    level = self.bijector
+    while True:
+      to_level, steps, tail, _ = level.bijectors
+      y, log_det = steps.inverse_and_log_det(to_level.inverse_and_log_det(x)[0], labels=labels)
+      yield tail, y, log_det
+      if not isinstance(tail, split.Split):
+        return
+      x, level = y[..., :split.kept_channels(y.shape[-1])], tail.inner
 
   def log_likelihood(self, images, labels=None, num_draws=1, seed=0, noise=None):
     """Estimated log-probability [N] in nats of uint8 `images`: `glow_tfp.likelihood`.
@@ -182,6 +217,10 @@ class Glow(tf.Module):
     return self.bijector.forward_and_log_det(z, labels=labels)[0]
 
   def _check_inputs(self, x, labels):
+    x = self._check_images(x)
+    return x, self.check_labels(labels, tf.shape(x)[0])
+
+  def _check_images(self, x):
     x = tf.convert_to_tensor(x)
     if not x.dtype.is_floating:
       raise TypeError(f"images must be float32 model-space values (glow_tfp.to_model_space "
@@ -192,8 +231,7 @@ class Glow(tf.Module):
     if x.shape.rank != 4 or not x.shape.is_compatible_with(expected):
       raise ValueError(f"images must have shape [N, {', '.join(map(str, expected[1:]))}] "
                        f"(this model's image_shape); got shape {x.shape.as_list() if x.shape.rank is not None else 'unknown'}.")
-    x = tf.debugging.assert_all_finite(x, "images contain NaN or Inf values")
-    return x, self.check_labels(labels, tf.shape(x)[0])
+    return tf.debugging.assert_all_finite(x, "images contain NaN or Inf values")
 
   def check_labels(self, labels, batch_size):
     """`labels` as a tensor that raises when run unless they are [batch_size] class ids."""

@@ -84,7 +84,9 @@ class _GlowModel:
 
   Batches are uint8 images [N, H, W, C] as they come from numpy or `tfds`: `images`,
   `(images,)`, `(images, labels)` or a dict with "image" (and "label"). A class-conditional
-  model (`config.num_classes > 0`) needs the labels; an unconditional one ignores them, so
+  model (`config.num_classes > 0`) needs the labels to train and to sample; `evaluate` and
+  `predict` without them score log P(x) = log mean_y P(x | y) over equally likely classes
+  (`Glow.log_prob`). An unconditional model ignores labels, so
   `tfds.load(..., as_supervised=True)` datasets work unchanged.
 
   - `fit` runs the update of `python -m train`, `update` (a
@@ -228,6 +230,10 @@ class _GlowModel:
 
   def train_step(self, data):
     images, labels = self._unpack(data)
+    if labels is None and self.config.num_classes:
+      raise ValueError(f"labels are required to train a class-conditional model "
+                       f"({self.config.num_classes} classes): pass (images, labels) or a "
+                       f"dict with 'label'.")
     result = self.update(images, labels)
     self._loss_tracker.update_state(result.loss)
     self._bits_tracker.update_state(result.loss)

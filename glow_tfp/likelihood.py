@@ -51,6 +51,15 @@ def log_likelihood(model, images, labels=None, num_draws=1, seed=0, noise=None, 
   return _estimate(log_density, model.config)
 
 
+def class_log_likelihood(model, images, num_draws=1, seed=0, noise=None, batch_parts=1):
+  """log P_K(images | y) [N, num_classes] in nats of a class-conditional model, for every
+  class y: column y is `log_likelihood` with labels y, from the same draws, with one pass
+  through the flow per draw (`Glow.class_log_probs`). Arguments as in `log_likelihood`."""
+  log_densities = _at_draws(model, lambda x, _: model.class_log_probs(x), images, None,
+                            num_draws, seed, noise, batch_parts)
+  return _estimate(log_densities, model.config)
+
+
 def level_log_likelihood(model, images, labels=None, num_draws=1, seed=0, noise=None,
                          batch_parts=1):
   """(log P_K [N], level terms [N, L, 2]) of uint8 `images`: `log_likelihood`'s estimate

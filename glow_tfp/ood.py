@@ -254,15 +254,10 @@ def class_log_likelihoods(model, images, batch_size=256, draws=None):
     raise ValueError("The class posterior needs a class-conditional model (num_classes > 0).")
   if draws is None:
     draws = likelihood.default_draws(model.config)
-  columns = []
-  for label in range(model.config.num_classes):
-    column = []
-    for start in range(0, len(images), batch_size):
-      chunk = tf.constant(images[start:start + batch_size])
-      labels = tf.fill([len(chunk)], label)
-      column.append(likelihood.log_likelihood(model, chunk, labels, noise=draws).numpy())
-    columns.append(np.concatenate(column))
-  return np.stack(columns, axis=1).astype(np.float64)
+  chunks = [likelihood.class_log_likelihood(model, tf.constant(images[start:start + batch_size]),
+                                            noise=draws).numpy()
+            for start in range(0, len(images), batch_size)]
+  return np.concatenate(chunks).astype(np.float64)
 
 
 def class_doubt(class_log_likelihoods):

@@ -177,17 +177,54 @@ def test_bad_images_are_rejected(images, labels, error, message):
 
 
 @pytest.mark.parametrize("labels, error, message", [
-    (None, ValueError, r"labels are required: this model is class-conditional \(3 classes\)"),
     ([0, 3], tf.errors.InvalidArgumentError, "labels must be < num_classes = 3"),
     ([0, -1], tf.errors.InvalidArgumentError, "labels must be >= 0"),
     ([0.0, 1.0], TypeError, "labels must be integers; got dtype float32"),
     ([0, 1, 2], tf.errors.InvalidArgumentError, "different batch sizes"),
     ([[0], [1]], ValueError, r"labels must have shape \[N\]"),
-], ids=["missing", "too-large", "negative", "float", "batch", "rank"])
+], ids=["too-large", "negative", "float", "batch", "rank"])
 def test_bad_labels_are_rejected(labels, error, message):
   model = glow_tfp.Glow(tiny_config(num_classes=3))
   with pytest.raises(error, match=message):
     model.log_prob(np.zeros((2,) + SHAPE, np.float32), labels)
+
+
+@pytest.mark.parametrize("class_prior", ["per_position", "per_channel"])
+def test_class_log_probs_of_one_pass_equal_log_prob_given_each_label(class_prior):
+  model = trained_looking_model(tiny_config(num_classes=3, class_prior=class_prior))
+  x = random_images((4,) + SHAPE, seed=7)
+  per_class = model.class_log_probs(x).numpy()
+  expected = np.stack([model.log_prob(x, tf.fill([4], label)).numpy() for label in range(3)],
+                      axis=1)
+  assert_close(per_class, expected, 1e-5)
+  assert np.ptp(per_class, axis=1).min() > 1e-3
+
+
+def test_log_prob_without_labels_is_the_mixture_over_equally_likely_classes():
+  model = trained_looking_model(tiny_config(num_classes=3), seed=2)
+  x = random_images((4,) + SHAPE, seed=8)
+  given = np.stack([model.log_prob(x, tf.fill([4], label)).numpy() for label in range(3)],
+                   axis=1).astype(np.float64)
+  peak = given.max(axis=1)
+  mixture = peak + np.log(np.exp(given - peak[:, None]).mean(axis=1))
+  assert_close(model.log_prob(x).numpy(), mixture, 1e-5)
+  assert_close(tf.function(model.log_prob, jit_compile=True)(x).numpy(), mixture, 1e-5)
+
+
+@pytest.mark.parametrize("method", ["encode", "sample", "level_log_probs", "initialize"])
+def test_a_conditional_model_needs_labels_for_all_but_the_likelihood(method):
+  model = glow_tfp.Glow(tiny_config(num_classes=3))
+  calls = {"encode": lambda: model.encode(random_images((2,) + SHAPE)),
+           "sample": lambda: model.sample(2),
+           "level_log_probs": lambda: model.level_log_probs(random_images((2,) + SHAPE)),
+           "initialize": lambda: model.initialize(random_images((2,) + SHAPE))}
+  with pytest.raises(ValueError, match=r"labels are required: this model is class-conditional"):
+    calls[method]()
+
+
+def test_class_log_probs_need_a_conditional_model():
+  with pytest.raises(ValueError, match="needs a class-conditional model"):
+    glow_tfp.Glow(tiny_config()).class_log_probs(random_images((1,) + SHAPE))
 
 
 def test_decode_rejects_latents_of_the_wrong_number_or_shape():

@@ -224,8 +224,13 @@ def test_class_conditional_model_trains_on_labelled_batches(rng):
   predictions = model.predict((images, labels), batch_size=16, verbose=0)
   assert_close(predictions["bits_per_dim"], reference_bits(model.glow, images, labels), rtol=1e-5)
   assert model.sample(3, labels=[0, 1, 2], seed=0).shape == (3, 8, 8, 1)
-  with pytest.raises(ValueError, match="labels are required"):
-    model.evaluate(images, verbose=0)
+  with pytest.raises(ValueError, match="labels are required to train"):
+    model.fit(images, epochs=1, verbose=0)
+  per_class = likelihood.class_log_likelihood(model.glow, images,
+                                              noise=likelihood.default_draws(config))
+  mixture = tf.reduce_logsumexp(per_class, axis=1) - np.log(3.0)
+  unlabelled = model.predict(images, batch_size=16, verbose=0)
+  assert_close(unlabelled["log_likelihood"], mixture.numpy(), rtol=1e-5)
 
 
 def test_unconditional_model_ignores_the_labels_of_supervised_datasets(trained):

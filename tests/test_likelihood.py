@@ -13,7 +13,7 @@ import tensorflow as tf
 
 import glow_tfp
 from glow_tfp import likelihood
-from tests.checks import assert_close
+from tests.checks import assert_close, perturb
 
 TINY = glow_tfp.GlowConfig(image_shape=(2, 2, 1), levels=1, steps_per_level=3,
                            hidden_channels=16, n_bits=2)
@@ -157,6 +157,41 @@ def test_the_estimate_agrees_in_a_function_and_under_xla(trained_tiny):
   for jit in (False, True):
     fn = tf.function(lambda i: trained_tiny.log_likelihood(i, noise=draws), jit_compile=jit)
     assert_close(fn(images), eager, rtol=1e-9)
+
+
+@pytest.fixture(scope="module")
+def conditional_tiny():
+  """A float64 2x2x1 model of 3 classes, its parameters moved off their initial values."""
+  model = glow_tfp.Glow(TINY.replace(num_classes=3, class_prior="per_position"), seed=1,
+                        dtype="float64")
+  model.initialize(tf.cast(glow_tfp.to_model_space(training_images(64, seed=1), 2,
+                                                   noise_seed=1), tf.float64),
+                   labels=tf.range(64) % 3)
+  perturb(model, scale=0.05, seed=1)
+  return model
+
+
+def test_class_estimates_of_one_pass_equal_the_estimate_under_each_label(conditional_tiny):
+  images, draws = every_image()[::5], likelihood.fixed_draws(3, TINY.image_shape, seed=4)
+  per_class = likelihood.class_log_likelihood(conditional_tiny, images, noise=draws).numpy()
+  assert per_class.shape == (len(images), 3)
+  for label in range(3):
+    expected = conditional_tiny.log_likelihood(images, tf.fill([len(images)], label),
+                                               noise=draws)
+    assert_close(per_class[:, label], expected.numpy(), rtol=1e-9)
+  assert np.ptp(per_class, axis=1).min() > 1e-3
+
+
+def test_without_labels_a_conditional_model_estimates_the_class_mixture(conditional_tiny):
+  # With the same draws, log P_K(x) = logsumexp_y log P_K(x | y) - log 3 holds exactly:
+  # the mean over draws and the mean over classes commute.
+  images, draws = every_image(), likelihood.fixed_draws(3, TINY.image_shape, seed=5)
+  per_class = likelihood.class_log_likelihood(conditional_tiny, images, noise=draws).numpy()
+  peak = per_class.max(axis=1)
+  mixture = peak + np.log(np.exp(per_class - peak[:, None]).mean(axis=1))
+  assert_close(conditional_tiny.log_likelihood(images, noise=draws).numpy(), mixture,
+               rtol=1e-9)
+  assert np.exp(mixture).sum() <= 1.0
 
 
 def test_estimates_above_zero_are_clipped_since_a_probability_is_at_most_one():

@@ -63,3 +63,21 @@ def test_a_per_channel_log_det_sums_the_channels_once_times_the_positions():
   log_std = tf.split(bijector.bias, 2)[1]
   expected = -49.0 * tf.reduce_sum(log_std)
   np.testing.assert_array_equal(ildj.numpy(), np.full([2], expected.numpy()))
+
+
+@pytest.mark.parametrize("class_shape", [(1, 1), (2, 2)])
+def test_standardising_under_each_class_equals_standardising_with_that_label(class_shape):
+  bijector = prior.TopPrior(3, num_classes=4, class_shape=class_shape)
+  perturb(bijector, scale=0.3)
+  x = random_images([2, 2, 2, 3])
+  z, log_dets = bijector.standardise_each_class(x)
+  assert z.shape == (2, 4, 2, 2, 3) and log_dets.shape == (4,)
+  for label in range(4):
+    expected_z, expected_log_det = bijector.inverse_and_log_det(x, labels=tf.fill([2], label))
+    assert_close(z[:, label].numpy(), expected_z.numpy(), 1e-6)
+    assert_close(np.full([2], log_dets[label].numpy()), expected_log_det.numpy(), 1e-6)
+
+
+def test_standardising_under_each_class_needs_a_conditional_prior():
+  with pytest.raises(ValueError, match="needs a class-conditional prior"):
+    prior.TopPrior(3).standardise_each_class(random_images([1, 2, 2, 3]))

@@ -63,13 +63,24 @@ class TopPrior(base.FusedBijector):
     mean, log_std = tf.split(params, 2, axis=-1)
     return mean, log_std
 
+  def standardise_each_class(self, y):
+    """(z', log_det) of `y` [N, H, W, C] under each class k of a class-conditional prior:
+    z' [N, K, H, W, C] as `inverse` gives with labels k, log_det [K] its log-det."""
+    if not self.num_classes:
+      raise ValueError("standardise_each_class needs a class-conditional prior.")
+    mean, log_std = tf.split(self.bias + self.embedding, 2, axis=-1)
+    return (y[:, tf.newaxis] - mean) * tf.exp(-log_std), self._log_dets(y, log_std)
+
   def _log_det(self, y, log_std):
+    return tf.broadcast_to(self._log_dets(y, log_std), tf.shape(y)[:1])
+
+  def _log_dets(self, y, log_std):
+    """The log-det of standardising `y` by each of `log_std` [..., h, w, C]: shape [...]."""
     # A per-channel log_std holds once what H * W positions share: the sum of its channels
     # times their count (one position when it is per position).
     shared = (tf.reduce_prod(tf.shape(y)[-3:-1])
               // tf.reduce_prod(tf.shape(log_std)[-3:-1]))
-    per_example = tf.reduce_sum(log_std, axis=[-3, -2, -1])
-    return -tf.cast(shared, y.dtype) * tf.broadcast_to(per_example, tf.shape(y)[:1])
+    return -tf.cast(shared, y.dtype) * tf.reduce_sum(log_std, axis=[-3, -2, -1])
 
   def _inverse_and_log_det(self, y, labels=None):
     mean, log_std = self._prior(labels)
