@@ -46,6 +46,7 @@ def test_run_leaves_checkpoints_logs_samples_and_results(finished_run, tiny_mnis
   history = [bits for _, bits in results["train_history"]]
   assert len(history) == 6 and history[-1] < history[0]
   assert [step for step, _ in results["eval_history"]] == [3, 6]
+  assert "heldout_bits_per_dim_unlabelled" not in results  # only conditional models have it
   with open(workdir / "results.json") as f:
     assert json.load(f)["heldout_bits_per_dim"] == pytest.approx(results["heldout_bits_per_dim"])
   assert workdir_lib.load_config(str(workdir)) == _CONFIG
@@ -308,6 +309,10 @@ def test_class_conditional_model_trains_on_a_tfds_dataset(tmp_path):
                                               sample_every=100, temperatures=(0.7,)))
   assert config.num_classes == 10 and results["steps"] == 2
   assert np.isfinite(results["heldout_bits_per_dim"])
+  # P(x) = mean_y P(x | y) >= P(x | y_true) / 10 image by image, from the same draws.
+  unlabelled = results["heldout_bits_per_dim_unlabelled"]
+  bound = results["heldout_bits_per_dim"] + np.log2(10) / np.prod(source.image_shape)
+  assert np.isfinite(unlabelled) and unlabelled <= bound * (1 + 1e-6)
   assert all(np.isfinite(bits) for _, bits in results["train_history"])
   assert os.path.exists(tmp_path / "samples" / "step000002_temperature0.7.png")
 

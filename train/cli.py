@@ -219,3 +219,7 @@ def main(argv):
         f"+- {results['heldout_bits_per_dim_stderr']:.4f} (K={results['likelihood_draws']} "
         f"dequantisation bound on the discrete likelihood, {results['heldout_images']} images; "
         f"steps {results['steps']}, {results['seconds']:.0f} s, workdir {options.workdir})")
+  if "heldout_bits_per_dim_unlabelled" in results:
+    print(f"held-out bits/dim without labels: {results['heldout_bits_per_dim_unlabelled']:.4f} "
+          f"+- {results['heldout_bits_per_dim_unlabelled_stderr']:.4f} (P(x) = mean over "
+          f"classes y of P(x | y); the line above is P(x | y) with the true labels)")

@@ -26,9 +26,12 @@ class HeldOut:
     self._seed = tf.constant([seed, EVAL_STREAM], tf.int64)
     self._conditional = bool(model.config.num_classes)
 
-  def likelihood(self):
-    """The `glow_tfp.likelihood.Estimate` of the held-out images."""
-    nats = [self._log_likelihood(images, labels, index).numpy()
+  def likelihood(self, labelled=True):
+    """The `glow_tfp.likelihood.Estimate` of the held-out images: of a class-conditional
+    model, of P(x | y) with their labels, or with `labelled=False` of P(x), the mixture over
+    equally likely classes."""
+    labelled = labelled and self._conditional
+    nats = [self._log_likelihood(images, labels if labelled else None, index).numpy()
             for index, (images, labels) in self.data.heldout_dataset(self.batch_size)]
     return likelihood.Estimate.of(np.concatenate(nats), self.model.config.num_dims,
                                   self.num_draws)
@@ -41,6 +44,5 @@ class HeldOut:
   @tf.function
   def _log_likelihood(self, images, labels, index):
     seed = tf.random.experimental.stateless_fold_in(self._seed, index)
-    return likelihood.log_likelihood(self.model, images,
-                                     labels if self._conditional else None, self.num_draws,
-                                     seed, batch_parts=self.batch_parts)
+    return likelihood.log_likelihood(self.model, images, labels, self.num_draws, seed,
+                                     batch_parts=self.batch_parts)

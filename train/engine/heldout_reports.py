@@ -46,12 +46,23 @@ class HeldOutReports:
     rebuilt = self._reconstruction(step)
     logging.info("held-out %s with the %s weights after %d steps", main, self.eval_weights,
                  step)
-    return {"heldout_bits_per_dim": main.bits_per_dim,
+    return {**self._unlabelled(step), "heldout_bits_per_dim": main.bits_per_dim,
             "heldout_bits_per_dim_stderr": main.standard_error,
             "likelihood_draws": main.num_draws, "heldout_images": main.num_images,
             "heldout_reconstruction": rebuilt,
             **{f"heldout_{k}": v for k, v in by_weights.items()},
             "eval_weights": self.eval_weights, "eval_history": self.history}
+
+  def _unlabelled(self, step):
+    """Of a class-conditional model, the bound on P(x) = mean_y P(x | y) without the
+    labels, comparable with an unconditional model's; nothing for an unconditional one."""
+    if not self._main.model.config.num_classes:
+      return {}
+    estimate = self._main.likelihood(labelled=False)
+    logging.info("held-out without labels %s", estimate)
+    self._reporter.scalars(step, {"heldout/bits_per_dim_unlabelled": estimate.bits_per_dim})
+    return {"heldout_bits_per_dim_unlabelled": estimate.bits_per_dim,
+            "heldout_bits_per_dim_unlabelled_stderr": estimate.standard_error}
 
   @property
   def _main(self):
