@@ -71,13 +71,15 @@ def test_the_command_refuses_a_bad_lever_before_training(tmp_path):
   assert os.listdir(tmp_path) == []
 
 
-def test_the_table_gives_the_asked_class_of_conditional_levers_and_a_dash_elsewhere():
+def test_the_table_gives_the_asked_class_and_unlabelled_bits_of_conditional_levers_and_a_dash_elsewhere():
   def run(seed, legible, agreement=None):
     quality = {"legible_fraction": legible, "frechet_distance": 10.0}
+    result = {"seed": seed, "heldout_bits_per_dim": 2.0, "image_dims": 784,
+              "sample_quality": {"temperatures": {"0.7": quality}}}
     if agreement is not None:
       quality["agreement"] = agreement
-    return {"seed": seed, "heldout_bits_per_dim": 2.0, "image_dims": 784,
-            "sample_quality": {"temperatures": {"0.7": quality}}}
+      result["heldout_bits_per_dim_unlabelled"] = 2.0 + seed
+    return result
 
   table = levers.table_markdown(
       {"default": [], "conditional": ["--conditional"]},
@@ -88,3 +90,6 @@ def test_the_table_gives_the_asked_class_of_conditional_levers_and_a_dash_elsewh
   assert default.endswith("| 0.6 (0.5 / 0.7) | 10 (10 / 10) | - |")
   assert conditional.endswith("| 0.7 (0.8 / 0.6) | 10 (10 / 10) | 0.5 (0.75 / 0.25) |")
   assert "| 1568 (1568 / 1568) |" in default
+  assert "| bits/image | bits/dim without labels |" in header
+  assert "| 1568 (1568 / 1568) | - |" in default
+  assert "| 1568 (1568 / 1568) | 2.5 (2 / 3) |" in conditional

@@ -129,6 +129,9 @@ def row(runs):
   """The measurements of one lever's runs: {column: (mean, [per seed])}."""
   columns = {"held-out bits/dim": [r["heldout_bits_per_dim"] for r in runs],
              "bits/image": [r["heldout_bits_per_dim"] * r["image_dims"] for r in runs]}
+  # A conditional model's bits/dim above is of P(x | y); this one, of P(x), compares.
+  if all("heldout_bits_per_dim_unlabelled" in r for r in runs):
+    columns["bits/dim without labels"] = [r["heldout_bits_per_dim_unlabelled"] for r in runs]
   for temperature in _temperatures(runs):
     per_t = [r["sample_quality"]["temperatures"][temperature] for r in runs]
     columns[f"legible T={temperature}"] = [q["legible_fraction"] for q in per_t]
@@ -151,7 +154,9 @@ def table_markdown(levers, results):
   """The Markdown table of every lever's row (`row`): mean, then each seed's value ("-"
   where a lever has no such column)."""
   rows = {name: row(runs) for name, runs in results.items()}
-  columns = list(dict.fromkeys(column for cells in rows.values() for column in cells))
+  # In the order of the row with the most columns (a conditional lever's), then the rest.
+  fullest = max(rows.values(), key=len)
+  columns = list(dict.fromkeys([*fullest, *(c for cells in rows.values() for c in cells)]))
   lines = ["| lever | flags | seeds | " + " | ".join(columns) + " |",
            "|---" * (len(columns) + 3) + "|"]
   for name, cells in rows.items():
