@@ -131,18 +131,9 @@ class Glow(tf.Module):
     the class."""
     if not self.config.num_classes:
       raise ValueError("class_log_probs needs a class-conditional model (num_classes > 0).")
-    shared = 0.0
-    for tail, y, log_det in self._levels(self._check_images(x), labels=None):
-      if isinstance(tail, split.Split):
-        z, tail_log_det = tail.factor_out(y)[1:]
-        shared += _standard_normal_log_prob(z) + tail_log_det + log_det
-      else:
-        z, top_log_dets = tail.standardise_each_class(y)
-        # [N, K, h, w, c] -> one row per (image, class) to score, then back to [N, K].
-        rows = tf.reshape(z, tf.concat([[-1], tf.shape(z)[2:]], 0))
-        top = tf.reshape(_standard_normal_log_prob(rows), tf.shape(z)[:2]) + top_log_dets
-        shared += log_det
-    return shared[:, tf.newaxis] + top
+    *lower, (normal, log_det, top_log_dets) = self._terms(self._check_images(x), labels=None)
+    shared = log_det + sum(sum(term) for term in lower)
+    return shared[:, tf.newaxis] + normal + top_log_dets
 
   def level_log_probs(self, x, labels=None):
     """log_prob at model-space points `x`, level by level: float [N, L, 2].
@@ -152,17 +143,40 @@ class Glow(tf.Module):
     log-det of level l's own layers (its K steps and the split's or top prior's
     standardisation). Everything sums to `log_prob(x)`. The first level mostly scores local
     pixel statistics and the last the global shape (Schirrmeister et al., 2020; Kirichenko
-    et al., 2020), which is what `glow_tfp.ood` uses them for.
+    et al., 2020), which is what `glow_tfp.ood` uses them for. A class-conditional model
+    without labels scores the top latent under its mixture of equally likely classes: the
+    last level's first entry is then that mixture's log-density, the top prior's
+    standardisation included, and its second the log-det of the level's K steps.
     """
-    x, labels = self._check_inputs(x, labels)
+    mixture = labels is None and bool(self.config.num_classes)
+    x, labels = ((self._check_images(x), None) if mixture else self._check_inputs(x, labels))
+    terms = self._terms(x, labels)
+    if mixture:
+      normal, log_det, top_log_dets = terms[-1]
+      terms[-1] = (tf.reduce_logsumexp(normal + top_log_dets, axis=1)
+                   - math.log(self.config.num_classes), log_det, 0.0)
+    return tf.stack([tf.stack([normal, log_det + tail_log_det], axis=-1)
+                     for normal, log_det, tail_log_det in terms], axis=1)
+
+  def _terms(self, x, labels):
+    """Per level, (log N(z_l; 0, I), the log-det of the layers before its tail, the tail's
+    log-det). At the top of a class-conditional model without labels, the first is
+    [N, K] and the last [K]: one per class."""
     terms = []
     for tail, y, log_det in self._levels(x, labels):
       if isinstance(tail, split.Split):
         z, tail_log_det = tail.factor_out(y)[1:]
+        normal = _standard_normal_log_prob(z)
+      elif labels is None and self.config.num_classes:
+        z, tail_log_det = tail.standardise_each_class(y)
+        # [N, K, h, w, c] -> one row per (image, class) to score, then back to [N, K].
+        rows = tf.reshape(z, tf.concat([[-1], tf.shape(z)[2:]], 0))
+        normal = tf.reshape(_standard_normal_log_prob(rows), tf.shape(z)[:2])
       else:
         z, tail_log_det = tail.inverse_and_log_det(y, labels=labels)
-      terms.append(tf.stack([_standard_normal_log_prob(z), log_det + tail_log_det], axis=-1))
-    return tf.stack(terms, axis=1)
+        normal = _standard_normal_log_prob(z)
+      terms.append((normal, log_det, tail_log_det))
+    return terms
 
   def _levels(self, x, labels):
     """Yields per level (tail, y, log_det): the level's `Split` or, at the top, its

@@ -225,7 +225,7 @@ def measure(model, images, labels=None, batch_size=256, draws=None, background=N
   for start in range(0, len(images), batch_size):
     chunk = images[start:start + batch_size]
     chunk_labels = None
-    if model.config.num_classes:
+    if model.config.num_classes and labels is not None:
       chunk_labels = tf.constant(labels[start:start + batch_size], tf.int32)
     chunks.append(image_features(model, chunk, chunk_labels, draws, background))
   return np.concatenate([c.numpy() for c in chunks]).astype(np.float64)

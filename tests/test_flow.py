@@ -211,12 +211,20 @@ def test_log_prob_without_labels_is_the_mixture_over_equally_likely_classes():
   assert_close(tf.function(model.log_prob, jit_compile=True)(x).numpy(), mixture, 1e-5)
 
 
-@pytest.mark.parametrize("method", ["encode", "sample", "level_log_probs", "initialize"])
+def test_level_terms_without_labels_score_the_top_latent_under_the_class_mixture():
+  model = trained_looking_model(tiny_config(num_classes=3), seed=3)
+  x = random_images((4,) + SHAPE, seed=9)
+  terms = model.level_log_probs(x).numpy()
+  assert_close(terms.sum(axis=(1, 2)), model.log_prob(x).numpy(), 1e-5)
+  labelled = model.level_log_probs(x, tf.fill([4], 1)).numpy()
+  assert_close(terms[:, 0], labelled[:, 0], 1e-6)  # below the top, labels play no part
+
+
+@pytest.mark.parametrize("method", ["encode", "sample", "initialize"])
 def test_a_conditional_model_needs_labels_for_all_but_the_likelihood(method):
   model = glow_tfp.Glow(tiny_config(num_classes=3))
   calls = {"encode": lambda: model.encode(random_images((2,) + SHAPE)),
            "sample": lambda: model.sample(2),
-           "level_log_probs": lambda: model.level_log_probs(random_images((2,) + SHAPE)),
            "initialize": lambda: model.initialize(random_images((2,) + SHAPE))}
   with pytest.raises(ValueError, match=r"labels are required: this model is class-conditional"):
     calls[method]()

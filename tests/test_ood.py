@@ -271,20 +271,35 @@ def test_class_doubt_is_one_minus_the_largest_posterior_of_equal_priors():
   assert_close(ood.class_doubt(log_likelihoods), [0.3, 2.0 / 3.0, 0.0], rtol=1e-9, scale=1.0)
 
 
-def test_class_log_likelihoods_are_the_estimate_under_each_label():
+@pytest.fixture(scope="module")
+def conditional_model():
+  """A 3-class model initialised on data, its parameters moved off their initial values."""
   config = glow_tfp.GlowConfig(image_shape=SHAPE, levels=2, steps_per_level=1,
                                hidden_channels=4, num_classes=3)
   glow = glow_tfp.Glow(config)
   glow.initialize(random_images((4,) + SHAPE), labels=tf.constant([0, 1, 2, 0]))
   perturb(glow, scale=0.05)
-  images = uint8_images(5)
+  return glow
+
+
+def test_class_log_likelihoods_are_the_estimate_under_each_label(conditional_model):
+  glow, images = conditional_model, uint8_images(5)
   got = ood.class_log_likelihoods(glow, images, batch_size=2)
   assert got.shape == (5, 3)
-  draws = likelihood.default_draws(config)
+  draws = likelihood.default_draws(glow.config)
   for label in range(3):
     expected = glow.log_likelihood(images, tf.fill([5], label), noise=draws)
     assert_close(got[:, label], expected, rtol=1e-6)
   assert np.ptp(got, axis=1).max() > 0  # the classes see the images differently
+
+
+def test_a_conditional_model_measures_unlabelled_images_under_its_class_mixture(
+    conditional_model):
+  glow, images = conditional_model, uint8_images(5)
+  matrix = ood.measure(glow, images, batch_size=2)
+  nats = glow.log_likelihood(images, noise=likelihood.default_draws(glow.config))
+  assert_close(matrix[:, 0],  # bits_per_dim, the first column
+               likelihood.bits_per_dim(nats, glow.config.num_dims).numpy(), rtol=1e-6)
 
 
 def test_the_class_posterior_needs_a_conditional_model(model):

@@ -50,8 +50,8 @@ AUROC_SCORES = ("bits_per_dim", "png_bits_per_dim", "complexity_corrected", "typ
                 "level_distance", "ood_score")
 HISTOGRAM_SCORES = ("bits_per_dim", "complexity_corrected", "ood_score")
 # Of a class-conditional model, also reported: 1 - max_y P(y | x) (`ood.class_doubt`), the
-# class posterior from P(x | y) of every class. Measured here, not served: a request would
-# cost one pass per class.
+# class posterior from P(x | y) of every class (one pass through the flow). Measured here,
+# not served.
 CLASS_DOUBT = "class_doubt"
 
 _WORKDIR = common_flags.define_workdir_flag("workdir", "Training workdir (config.json and "
