@@ -247,8 +247,9 @@ class Glow(tf.Module):
                        f"(this model's image_shape); got shape {x.shape.as_list() if x.shape.rank is not None else 'unknown'}.")
     return tf.debugging.assert_all_finite(x, "images contain NaN or Inf values")
 
-  def check_labels(self, labels, batch_size):
-    """`labels` as a tensor that raises when run unless they are [batch_size] class ids."""
+  def check_labels(self, labels, batch_size, unknown=False):
+    """`labels` as a tensor that raises when run unless they are [batch_size] class ids
+    (or, with `unknown=True`, -1 for an image of unknown class)."""
     num_classes = self.config.num_classes
     if labels is None:
       if num_classes:
@@ -265,7 +266,10 @@ class Glow(tf.Module):
     checks = [
         tf.debugging.assert_equal(tf.shape(labels)[0], tf.cast(batch_size, tf.int32),
                                   message="labels and images have different batch sizes"),
-        tf.debugging.assert_non_negative(labels, message="labels must be >= 0"),
+        tf.debugging.assert_greater_equal(
+            labels, tf.constant(-1 if unknown else 0, labels.dtype),
+            message="labels must be >= -1 (-1: class unknown)" if unknown
+            else "labels must be >= 0"),
         tf.debugging.assert_less(labels, tf.cast(num_classes, labels.dtype),
                                  message=f"labels must be < num_classes = {num_classes}"),
     ]

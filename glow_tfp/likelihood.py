@@ -60,6 +60,16 @@ def class_log_likelihood(model, images, num_draws=1, seed=0, noise=None, batch_p
   return _estimate(log_densities, model.config)
 
 
+def given_or_mixture(class_log_likelihoods, labels):
+  """log P(x | y) [N] of each image's label y in `class_log_likelihoods` [N, K] (of
+  `class_log_likelihood`), or where y = -1 (class unknown) log P(x) = log mean_y P(x | y):
+  `log_likelihood` without labels, unless a class's estimate was clipped at 0."""
+  num_classes = tf.cast(tf.shape(class_log_likelihoods)[1], class_log_likelihoods.dtype)
+  mixture = (tf.reduce_logsumexp(class_log_likelihoods, axis=1) - tf.math.log(num_classes))
+  given = tf.gather(class_log_likelihoods, tf.maximum(labels, 0), axis=1, batch_dims=1)
+  return tf.where(labels < 0, mixture, given)
+
+
 def level_log_likelihood(model, images, labels=None, num_draws=1, seed=0, noise=None,
                          batch_parts=1):
   """(log P_K [N], level terms [N, L, 2]) of uint8 `images`: `log_likelihood`'s estimate

@@ -131,12 +131,14 @@ _CONNECTION = common_flags.define_connection_flags()
 _MODEL_VERSION = flags.DEFINE_integer(
     "model_version", None, "Model version; default: the served one.", lower_bound=0)
 _LABELS = flags.DEFINE_list("labels", None, "Class labels, one per image, for a "
-                            "class-conditional model.")
+                            "class-conditional model; -1 where the class is unknown.")
 _TIMEOUT = flags.DEFINE_float("timeout", 60.0, "Seconds to wait for an answer.",
                               lower_bound=0.001)
 
-flags.register_validator("labels", lambda v: v is None or all(s.isdigit() for s in v),
-                         message="--labels must be non-negative integers, comma-separated.")
+flags.register_validator(
+    "labels", lambda v: v is None or all(s.isdigit() or s == "-1" for s in v),
+    message="--labels must be class ids (integers >= 0) or -1 (class unknown), "
+            "comma-separated.")
 
 
 def main(argv):

@@ -4,7 +4,9 @@
 does that from a training workdir. The signatures all have a dynamic batch dimension N:
 
   log_prob (also serving_default)
-      images uint8 [N, H, W, C] (+ labels int32 [N] for a class-conditional model)
+      images uint8 [N, H, W, C] (+ labels int32 [N] for a class-conditional model: each
+      image's class, or -1 where it is unknown, for P(x) = mean_y P(x | y) over equally
+      likely classes)
       -> log_likelihood float32 [N]: estimated log-probability of each image, in nats
          bits_per_dim   float32 [N]: -log_likelihood / (D log 2)
   sample
@@ -113,21 +115,29 @@ def serving_functions(glow, draws, reference=None, batch_parts=1, background=Non
           for name, (build, specs) in builders.items()}
 
 
-def _checked_labels(glow, labels, batch):
-  """`labels`, checked against the whole request before it is cut into parts.
+def _checked_labels(glow, labels, batch, unknown=False):
+  """`labels`, checked against the whole request before it is cut into parts (-1 allowed
+  with `unknown`).
 
   Checked within each part instead, a part whose check fails cancels its siblings, and
   the request may then get their CancelledError in place of the check's message.
   """
-  return None if labels is None else glow.check_labels(labels, tf.shape(batch)[0])
+  return (None if labels is None
+          else glow.check_labels(labels, tf.shape(batch)[0], unknown=unknown))
 
 
 def _log_prob_fn(glow, draws, in_parts):
   # Every image gets the same fixed draws, so parts give the whole batch's values.
   def log_prob(images, labels=None):
-    labels = _checked_labels(glow, labels, images)
-    nats = in_parts(lambda images, labels: glow.log_likelihood(images, labels, noise=draws),
-                    (images, labels))
+    if labels is None:
+      nats = in_parts(lambda images: glow.log_likelihood(images, noise=draws), (images,))
+    else:
+      # Label -1 (class unknown) gets P(x) = mean_y P(x | y): every class from one pass.
+      labels = _checked_labels(glow, labels, images, unknown=True)
+      per_class = in_parts(lambda images: likelihood.class_log_likelihood(glow, images,
+                                                                          noise=draws),
+                           (images,))
+      nats = likelihood.given_or_mixture(per_class, labels)
     return {"log_likelihood": nats,
             "bits_per_dim": likelihood.bits_per_dim(nats, glow.config.num_dims)}
   return log_prob

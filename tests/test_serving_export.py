@@ -85,6 +85,16 @@ def test_served_log_likelihoods_are_probabilities_the_same_in_any_batch(exported
     assert_close(one["log_likelihood"].numpy(), whole["log_likelihood"].numpy()[i:i + 1], rtol=1e-5)
 
 
+def test_label_minus_one_serves_the_likelihood_under_the_class_mixture(exported):
+  model, _, loaded = exported
+  images, labels = uint8_images(4, seed=3), np.array([-1, 2, -1, 0], np.int32)
+  out = loaded.signatures["log_prob"](images=tf.constant(images), labels=tf.constant(labels))
+  draws = likelihood.default_draws(model.config)
+  expected = np.where(labels < 0, model.log_likelihood(images, noise=draws).numpy(),
+                      live_log_likelihood(model, images, np.maximum(labels, 0)))
+  assert_close(out["log_likelihood"].numpy(), expected, rtol=1e-5)
+
+
 def test_serving_default_is_log_prob(exported):
   _, _, loaded = exported
   images, labels = tf.constant(uint8_images(3)), tf.constant([0, 1, 2])
@@ -142,6 +152,8 @@ def test_encode_then_decode_gives_the_images_back(exported):
     ("sample", dict(num_samples=2, temperature=float("inf")),
      "temperature must be a finite number"),
     ("log_prob", dict(labels=[0, 3]), "labels must be < num_classes"),
+    ("log_prob", dict(labels=[0, -2]), r"labels must be >= -1 \(-1: class unknown\)"),
+    ("encode", dict(labels=[0, -1]), "labels must be >= 0"),
     ("log_prob", dict(labels=[0]), "different batch sizes"),
 ])
 def test_signatures_reject_bad_values(exported, signature, args, message):

@@ -443,14 +443,17 @@ def test_client_cli_prints_log_likelihoods_of_png_and_npy_files(served, tmp_path
   np.save(tmp_path / "two.npy", images[1:])
   result = subprocess.run(
       [sys.executable, "-m", "serving.client", f"--server={url}", "--model_name=glow",
-       "--labels=2,0,1", str(tmp_path / "one.png"), str(tmp_path / "two.npy")],
+       "--labels=2,-1,1", str(tmp_path / "one.png"), str(tmp_path / "two.npy")],
       cwd=REPO, env=server_env(), capture_output=True, text=True, timeout=120)
   assert result.returncode == 0, result.stderr[-3000:]
   rows = [line.split() for line in result.stdout.splitlines()[1:]]
   assert [row[0] for row in rows] == [str(tmp_path / "one.png"), f"{tmp_path}/two.npy[0]",
                                       f"{tmp_path}/two.npy[1]"]
-  assert_close([float(row[1]) for row in rows], live_log_likelihood(model, images, [2, 0, 1]),
-               rtol=5e-6)
+  unknown_class = model.log_likelihood(images[1:2], noise=likelihood.default_draws(
+      model.config)).numpy()  # label -1: the class mixture
+  expected = live_log_likelihood(model, images, [2, 0, 1])
+  expected[1] = unknown_class[0]
+  assert_close([float(row[1]) for row in rows], expected, rtol=5e-6)
 
 
 def test_client_raises_the_servers_error(served):
