@@ -23,10 +23,10 @@ class GlowSignatures:
     """uint8 images [N, H, W, C] -> {"log_likelihood": nats [N], "bits_per_dim": [N]}."""
     return self.predict(_image_inputs(images, labels), "log_prob")
 
-  def score(self, images, labels=None):
+  def score(self, images):
     """uint8 images [N, H, W, C] -> the `score` signature's outputs by name: `is_ood` a bool
     array [N] (a JSON boolean over REST, DT_BOOL over gRPC), the others float32 [N]."""
-    outputs = self.predict(_image_inputs(images, labels), "score")
+    outputs = self.predict(_image_inputs(images, None), "score")
     return {name: np.asarray(value, bool if name == "is_ood" else np.float32)
             for name, value in outputs.items()}
 

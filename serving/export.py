@@ -89,7 +89,7 @@ def main(argv):
   reference_file = _REFERENCE_IMAGES.value or workdir_lib.reference_path(_WORKDIR.value)
   try:
     glow, checkpoint = workdir_lib.restore_model(_WORKDIR.value, use_ema=_USE_EMA.value)
-    images, labels = workdir_lib.load_reference_images(reference_file)
+    images, _ = workdir_lib.load_reference_images(reference_file)
     background = None
     if _BACKGROUND_WORKDIR.value:
       background = workdir_lib.restore_model(_BACKGROUND_WORKDIR.value)[0]
@@ -98,7 +98,8 @@ def main(argv):
   draws = likelihood.fixed_draws(_LIKELIHOOD_DRAWS.value, glow.config.image_shape,
                                  _LIKELIHOOD_SEED.value)
   try:
-    reference = ood.reference_statistics(glow, images, labels, draws=draws,
+    # Without labels, as `score` serves them (a class-conditional model: its class mixture).
+    reference = ood.reference_statistics(glow, images, None, draws=draws,
                                          false_positive_rate=_OOD_FALSE_POSITIVE_RATE.value,
                                          background=background)
     batch_parts = execution.resolve_batch_parts(_BATCH_PARTS.value)

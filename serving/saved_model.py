@@ -17,8 +17,10 @@ does that from a training workdir. The signatures all have a dynamic batch dimen
   decode
       latent_0 ... latent_{L-1} float32 (+ labels) -> images uint8 [N, H, W, C]
   score (when exported with reference statistics of held-out images)
-      images uint8 [N, H, W, C] (+ labels) -> float32 [N] each, higher = less like the
-      training data (`glow_tfp.ood`): bits_per_dim, png_bits_per_dim,
+      images uint8 [N, H, W, C] -> float32 [N] each, higher = less like the
+      training data (`glow_tfp.ood`; a class-conditional model scores every image under its
+      mixture of equally likely classes, as an out-of-distribution input has no class):
+      bits_per_dim, png_bits_per_dim,
       complexity_corrected, typicality, level_distance, likelihood_ratio (exported with a
       background model only), ood_score, ood_percentile; and the decision at the
       export's false-positive rate: is_ood bool [N] (ood_score above the stored threshold),
@@ -26,7 +28,7 @@ does that from a training workdir. The signatures all have a dynamic batch dimen
       images, the same for every image)
   log_prob_encoded, score_encoded (the latter with score; for grey or RGB images, C = 1 or 3)
       image_bytes string [N]: PNG or JPEG files of H x W pixels, decoded in the graph
-      (+ labels) -> log_prob's or score's outputs
+      (+ labels for log_prob_encoded) -> log_prob's or score's outputs
 
 The served log-likelihood is `glow_tfp.likelihood`'s estimate of log P(image) with K fixed
 uniform dequantisation draws stored in the SavedModel (`likelihood_draws`, K x H x W x C): a
@@ -105,12 +107,12 @@ def serving_functions(glow, draws, reference=None, batch_parts=1, background=Non
   }
   if reference is not None:
     builders["score"] = (lambda g: _score_fn(g, draws, reference, background, in_parts),
-                         [images] + labels)
+                         [images])
   if config.image_shape[-1] in ENCODED_CHANNELS:
     encoded = tf.TensorSpec([None], tf.string, name="image_bytes")
     for name in [name for name in ("log_prob", "score") if name in builders]:
       builders[f"{name}_encoded"] = (_decoding(builders[name][0], config.image_shape),
-                                     [encoded] + labels)
+                                     [encoded] + builders[name][1][1:])
   return {name: tf.function(build(glow), input_signature=specs).get_concrete_function()
           for name, (build, specs) in builders.items()}
 
@@ -148,8 +150,8 @@ def _decoding(build, image_shape):
   def build_encoded(glow):
     fn = build(glow)
 
-    def encoded(image_bytes, labels=None):
-      return fn(_decode_images(image_bytes, image_shape), labels)
+    def encoded(image_bytes, *labels):
+      return fn(_decode_images(image_bytes, image_shape), *labels)
     return encoded
   return build_encoded
 
@@ -176,9 +178,8 @@ def _decode_images(image_bytes, image_shape):
 
 
 def _score_fn(glow, draws, reference, background, in_parts):
-  def score(images, labels=None):
-    labels = _checked_labels(glow, labels, images)
-    matrix = ood.image_features(glow, images, labels, draws, background, in_parts)
+  def score(images):
+    matrix = ood.image_features(glow, images, None, draws, background, in_parts)
     return ood.scores(matrix, reference)
   return score
 

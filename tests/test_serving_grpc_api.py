@@ -219,12 +219,11 @@ def test_encoded_images_in_string_val_equal_their_pixels(served):
 
 def test_score_equals_the_library(served):
   stubs, model = served
-  images, labels = uint8_images(4, seed=8), np.array([0, 1, 2, 0], np.int32)
-  response = stubs.prediction.Predict(
-      predict_request("score", images=images, labels=labels), timeout=60)
+  images = uint8_images(4, seed=8)
+  response = stubs.prediction.Predict(predict_request("score", images=images), timeout=60)
   assert response.model_spec.signature_name == "score"
   result = outputs(response)
-  expected = ood.score_images(model, images, labels, tiny_reference(model))
+  expected = ood.score_images(model, images, None, tiny_reference(model))
   assert set(result) == set(ood.OUTPUTS)
   for name in ood.SCORES:
     assert_close(result[name], expected[name], rtol=1e-4, err_msg=name)
@@ -513,10 +512,10 @@ def test_grpc_client_log_prob_and_sample_equal_the_library(served):
   live = glow_tfp.to_images(model.sample(2, 0.7, labels=tf.constant([2, 1]), seed=5))
   np.testing.assert_array_equal(client.sample(2, 0.7, seed=5, labels=[2, 1]), live)
   assert client.signature_inputs("log_prob") == {"images": [-1, 8, 8, 1], "labels": [-1]}
-  scored = client.score(images, labels)
+  scored = client.score(images)
   assert scored["is_ood"].dtype == bool and scored["ood_score"].dtype == np.float32
   np.testing.assert_array_equal(
-      scored["is_ood"], ood.score_images(model, images, labels, tiny_reference(model))["is_ood"])
+      scored["is_ood"], ood.score_images(model, images, None, tiny_reference(model))["is_ood"])
   with pytest.raises(client_lib.ServingError, match="INVALID_ARGUMENT: .*labels must be <"):
     client.log_prob(images[:1], labels=[5])
   client.close()

@@ -125,7 +125,7 @@ def http_call(url, body=None, method=None):
 
 def tiny_reference(model):
   """The out-of-distribution reference `tiny_model_server` exports its model with."""
-  return ood.reference_statistics(model, uint8_images(8, seed=1), np.arange(8) % CLASSES)
+  return ood.reference_statistics(model, uint8_images(8, seed=1))
 
 
 @contextlib.contextmanager
@@ -229,10 +229,10 @@ def test_columnar_format_on_a_versioned_url(served):
 
 def test_rest_client_score_gives_is_ood_as_bool(served):
   url, model = served
-  images, labels = uint8_images(3, seed=4), [2, 0, 1]
+  images = uint8_images(3, seed=4)
   images[1] = 0
-  got = client_lib.Client(url, "glow").score(images, labels)
-  expected = ood.score_images(model, images, labels, tiny_reference(model))
+  got = client_lib.Client(url, "glow").score(images)
+  expected = ood.score_images(model, images, None, tiny_reference(model))
   assert set(got) == set(ood.OUTPUTS) and got["is_ood"].dtype == bool
   np.testing.assert_array_equal(got["is_ood"], expected["is_ood"])
   assert_close(got["ood_score"], expected["ood_score"], rtol=1e-4)
@@ -547,26 +547,30 @@ def test_server_refuses_a_model_name_that_is_a_path(tmp_path):
 
 
 @pytest.mark.parametrize("case", ["wrong_shape", "float_pixels", "pixel_above_255",
-                                  "missing_label", "label_out_of_range", "unknown_input"])
+                                  "unknown_input", "labels"])
 def test_score_rejects_bad_inputs_as_log_prob_does(served, case):
+  # `score` takes no labels: a conditional model scores images under its class mixture.
   url, _ = served
-  where, body, expected_status, message = BAD_REQUESTS[case]
-  body = dict(body, signature_name="score")
-  status, answer = http_call(predict_url(url, where), body)
+  where, body, expected_status, message = BAD_REQUESTS.get(
+      case, ("", image_body(), 400, "unknown input(s) ['labels']"))
+  instances = [{k: v for k, v in row.items() if k != "labels" or case == "labels"}
+               for row in body["instances"]]
+  status, answer = http_call(predict_url(url, where),
+                             dict(body, signature_name="score", instances=instances))
   assert status == expected_status and message in answer["error"]
 
 
 def test_score_over_http_equals_the_signature(served):
   url, model = served
-  images, labels = uint8_images(3), [0, 1, 2]
+  images = uint8_images(3)
   images[0] = 0
   status, answer = http_call(predict_url(url), {"signature_name": "score", "instances": [
-      {"images": image.tolist(), "labels": label} for image, label in zip(images, labels)]})
+      {"images": image.tolist()} for image in images]})
   assert status == 200
   assert set(answer["predictions"][0]) == set(ood.OUTPUTS)
   assert all(0.0 <= row["ood_percentile"] <= 100.0 for row in answer["predictions"])
   # TF Serving's JSON mapping: a DT_BOOL output as true/false. The rate is in every row.
-  expected = ood.score_images(model, images, labels, tiny_reference(model))
+  expected = ood.score_images(model, images, None, tiny_reference(model))
   assert [row["is_ood"] for row in answer["predictions"]] == expected["is_ood"].tolist()
   assert all(type(row["is_ood"]) is bool for row in answer["predictions"])
   assert [row["ood_false_positive_rate"] for row in answer["predictions"]] == pytest.approx(

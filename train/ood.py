@@ -9,8 +9,9 @@ ones of `train.ood_sources` (noise and simple images, near-out-of-distribution h
 and digits under small geometric changes, which are reported but are not
 out-of-distribution), or any --dataset spec ('tfds:NAME[:SPLIT]', 'folder:PATH') of images
 of the model's shape.
-For a class-conditional model the AUROCs include class_doubt, 1 - max_y P(y | x), from
-P(x | y) of every class (`glow_tfp.ood.class_doubt`).
+Images are scored without labels, as the served `score` scores them: a class-conditional
+model under its mixture of equally likely classes. Its AUROCs also include class_doubt,
+1 - max_y P(y | x), from P(x | y) of every class (`glow_tfp.ood.class_doubt`).
 Writes under --output_dir (default <workdir>/ood): ood.md (AUROC of each score per source;
 the fraction of each source that is_ood flags, its detection rate, and of the
 in-distribution side, its false-positive rate; decode(encode(x)) of each source: max error,
@@ -102,14 +103,14 @@ def evaluate(model, data, sources, batch_size, seed,
   raw scores, and the threshold: its false-positive rate, value and rate on the reference's
   check half). `background`: a background `Glow` for the likelihood ratio, or None."""
   half = len(data.heldout_images) // 2
-  reference = ood.reference_statistics(model, data.heldout_images[:half],
-                                       data.heldout_labels[:half], batch_size,
+  # Without labels, as the served `score` (a class-conditional model: its class mixture).
+  reference = ood.reference_statistics(model, data.heldout_images[:half], None, batch_size,
                                        false_positive_rate=false_positive_rate,
                                        background=background)
   inliers = data.heldout_images[half:]
   labels = data.heldout_labels[half:]
   def score(images):
-    scores = ood.score_images(model, images, labels, reference, batch_size,
+    scores = ood.score_images(model, images, None, reference, batch_size,
                               background=background)
     if model.config.num_classes:
       scores[CLASS_DOUBT] = ood.class_doubt(ood.class_log_likelihoods(model, images,
