@@ -28,9 +28,11 @@ from train.errors import InputError
 from tests.checks import assert_close, needs_compute_dtype
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Unconditional at loop.Options' learning rate, as the in-process runs compared with them.
 _TINY = ["--levels=2", "--steps_per_level=1", "--hidden_channels=4", "--batch_size=8",
          "--nojit_compile", "--num_samples=4", "--temperatures=1.0", "--eval_every=1000",
-         "--sample_every=1000", "--log_every=50", "--warmup_steps=10"]
+         "--sample_every=1000", "--log_every=50", "--warmup_steps=10", "--noconditional",
+         "--learning_rate=1e-3"]
 
 
 @pytest.mark.parametrize("argv, flag", [
@@ -112,6 +114,29 @@ def test_flags_that_do_not_fit_the_data_are_input_errors(argv, image_shape, num_
     flags.FLAGS(["train", *argv])
     with pytest.raises(InputError, match=message):
       cli.for_data(cli.model_config(), image_shape, num_classes)
+
+
+@pytest.mark.parametrize("argv, num_classes, expected", [
+    ([], 10, 10),
+    ([], 0, 0),
+    (["--noconditional"], 10, 0),
+    (["--conditional"], 10, 10),
+    (["--perturb_fraction=0.2"], 10, 0),
+    (["--perturb_fraction=0.2", "--conditional"], 10, 10),
+], ids=["labelled", "unlabelled", "off", "on", "background", "background-asked"])
+def test_the_model_is_conditional_by_default_on_labelled_data_unless_a_background(
+    argv, num_classes, expected):
+  with flagsaver.flagsaver():
+    flags.FLAGS(["train", *argv])
+    config = cli.for_data(cli.model_config(), (28, 28, 1), num_classes)
+  assert config.num_classes == expected
+
+
+def test_the_default_run_is_2500_steps_at_learning_rate_2e_3():
+  with flagsaver.flagsaver():
+    flags.FLAGS(["train"])
+    options = cli.training_options(num_train_images=4500)
+  assert (options.steps, options.learning_rate, options.batch_size) == (2500, 2e-3, 64)
 
 
 def test_epochs_are_converted_to_steps():

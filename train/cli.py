@@ -24,10 +24,12 @@ from .engine import strategy as strategy_lib
 from .errors import CheckpointSaveError
 from .errors import InputError
 
-# The default run: the "mnist" preset for 1,500 steps of 64 images, sized to finish within
-# 10 minutes on a small CPU (docs/training.md, "Speed on a CPU").
-_DEFAULTS = loop.Options(workdir="workdir", steps=1500, eval_every=500, sample_every=500,
-                         checkpoint_every=500, log_every=100, quality_samples=500)
+# The default run: the "mnist" preset, class-conditional on labelled data, for 2,500 steps
+# of 64 images at learning rate 2e-3, sized to finish within 10 minutes on a small CPU
+# (docs/training.md, "Levers for sample quality" and "Speed on a CPU").
+_DEFAULTS = loop.Options(workdir="workdir", steps=2500, learning_rate=2e-3, eval_every=500,
+                         sample_every=500, checkpoint_every=500, log_every=100,
+                         quality_samples=500)
 
 # Model: a preset, then any GlowConfig field overrides it (None keeps the preset's value).
 _PRESET = flags.DEFINE_enum("preset", "mnist", sorted(config_lib.PRESETS),
@@ -44,9 +46,11 @@ _PERMUTATION = flags.DEFINE_enum("permutation", None, config_lib.PERMUTATIONS,
                                  "Channel mixing before each coupling.")
 _LEARN_TOP_PRIOR = flags.DEFINE_bool("learn_top_prior", None,
                                      "Learn the top-level prior's mean and scale.")
-_CONDITIONAL = flags.DEFINE_bool("conditional", False,
-                                 "Class-conditional model (the data's labels condition the "
-                                 "top prior).")
+_CONDITIONAL = flags.DEFINE_bool(
+    "conditional", None, "Class-conditional model: the data's labels condition the top "
+    "prior, and samples are of asked digits. Default: on for labelled data, off for "
+    "unlabelled data and for a background model (--perturb_fraction); --noconditional "
+    "turns it off.")
 _CLASS_PRIOR = flags.DEFINE_enum(
     "class_prior", None, config_lib.CLASS_PRIORS, "A --conditional model's class mean and "
     "log-std of the top latent: per_position (default, a latent template per class) or "
@@ -143,15 +147,24 @@ def model_config():
 
 def for_data(config, image_shape, num_classes):
   """`config` for the data: its images of `image_shape`, its `num_classes` classes when
-  --conditional."""
+  the model is class-conditional (`conditional`)."""
+  try:
+    return config.replace(image_shape=tuple(image_shape),
+                          num_classes=num_classes if conditional(num_classes) else 0)
+  except ValueError as error:
+    raise InputError(str(error)) from error
+
+
+def conditional(num_classes):
+  """Whether the model is class-conditional: --conditional or --noconditional as given;
+  without either, when the data has `num_classes` > 0 and the run is not a background
+  model (whose likelihood ratio needs an unconditional model)."""
+  if _CONDITIONAL.value is None:
+    return bool(num_classes) and not _PERTURB_FRACTION.value
   if _CONDITIONAL.value and not num_classes:
     raise InputError(f"--conditional needs labelled data; {_DATA['dataset'].value} has no "
                      "classes.")
-  try:
-    return config.replace(image_shape=tuple(image_shape),
-                          num_classes=num_classes if _CONDITIONAL.value else 0)
-  except ValueError as error:
-    raise InputError(str(error)) from error
+  return _CONDITIONAL.value
 
 
 def training_options(num_train_images, batch_parts=None):
