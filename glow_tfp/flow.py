@@ -119,8 +119,7 @@ class Glow(tf.Module):
     (`class_log_probs`).
     """
     if labels is None and self.config.num_classes:
-      return (tf.reduce_logsumexp(self.class_log_probs(x), axis=1)
-              - math.log(self.config.num_classes))
+      return likelihood.class_mixture(self.class_log_probs(x))
     x, labels = self._check_inputs(x, labels)
     z, log_det = self.bijector.inverse_and_log_det(x, labels=labels)
     return _standard_normal_log_prob(z) + log_det
@@ -153,8 +152,7 @@ class Glow(tf.Module):
     terms = self._terms(x, labels)
     if mixture:
       normal, log_det, top_log_dets = terms[-1]
-      terms[-1] = (tf.reduce_logsumexp(normal + top_log_dets, axis=1)
-                   - math.log(self.config.num_classes), log_det, 0.0)
+      terms[-1] = (likelihood.class_mixture(normal + top_log_dets), log_det, 0.0)
     return tf.stack([tf.stack([normal, log_det + tail_log_det], axis=-1)
                      for normal, log_det, tail_log_det in terms], axis=1)
 

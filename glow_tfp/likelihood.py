@@ -60,12 +60,18 @@ def class_log_likelihood(model, images, num_draws=1, seed=0, noise=None, batch_p
   return _estimate(log_densities, model.config)
 
 
+def class_mixture(per_class):
+  """log mean_y exp(per_class[:, y]) [N] of log-values [N, K]: the mixture over K equally
+  likely classes, of densities or of probabilities."""
+  num_classes = tf.cast(tf.shape(per_class)[1], per_class.dtype)
+  return tf.reduce_logsumexp(per_class, axis=1) - tf.math.log(num_classes)
+
+
 def given_or_mixture(class_log_likelihoods, labels):
   """log P(x | y) [N] of each image's label y in `class_log_likelihoods` [N, K] (of
   `class_log_likelihood`), or where y = -1 (class unknown) log P(x) = log mean_y P(x | y):
   `log_likelihood` without labels, unless a class's estimate was clipped at 0."""
-  num_classes = tf.cast(tf.shape(class_log_likelihoods)[1], class_log_likelihoods.dtype)
-  mixture = (tf.reduce_logsumexp(class_log_likelihoods, axis=1) - tf.math.log(num_classes))
+  mixture = class_mixture(class_log_likelihoods)
   given = tf.gather(class_log_likelihoods, tf.maximum(labels, 0), axis=1, batch_dims=1)
   return tf.where(labels < 0, mixture, given)
 
