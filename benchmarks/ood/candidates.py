@@ -1,0 +1,173 @@
+"""AUROC of out-of-distribution scores that `glow_tfp.ood` does not serve, beside its
+`ood_score`, on the sources of `python -m train.ood`:
+
+  python -m benchmarks.ood.candidates --workdir=DIR [--background_workdir=DIR]
+
+The flags, the held-out split and the generated sources are `python -m train.ood`'s (the
+same --seed draws the same images): the first half of the held-out images is the
+reference, the second the in-distribution side of every AUROC. Candidates (higher = less
+like the training data):
+
+  ood_score              the served score: the largest of its standardised tests;
+  tests_summed           the sum of the same standardised tests;
+  likelihood_ratio       with a background model: bits/dim minus its bits/dim, alone;
+  latent_maps            the Mahalanobis distance of the latent code lengths per position:
+                         at each position of each level's factored-out latent, its
+                         -log density summed over channels (the first level's pooled 2x2;
+                         a class-conditional top under the class posterior);
+  class_log_likelihoods  the Mahalanobis distance of log P(x | y) over the classes y
+                         (class-conditional models);
+  classifier_features    the Mahalanobis distance of the features of the workdir's
+                         sample-quality classifier (Lee et al., NeurIPS 2018, one mean).
+
+Each distance's mean and covariance are of the whole reference half, with a ridge of 1e-3 of
+the covariance's mean variance. Writes benchmarks/results/<--name>.json and .md.
+"""
+
+import numpy as np
+
+from absl import app
+from absl import flags
+
+from glow_tfp import execution
+
+# An entry point: TensorFlow reads the oneDNN choice as it loads, so before the imports
+# below load it.
+execution.prefer_onednn()
+
+import tensorflow as tf  # noqa: E402
+
+from benchmarks.common import report  # noqa: E402
+from glow_tfp import classifier as classifier_lib  # noqa: E402
+from glow_tfp import likelihood  # noqa: E402
+from glow_tfp import model_space  # noqa: E402
+from glow_tfp import ood  # noqa: E402
+from glow_tfp import workdir as workdir_lib  # noqa: E402
+from glow_tfp.bijectors import split  # noqa: E402
+from train import ood as train_ood  # noqa: E402  (its flags are this benchmark's)
+from train.data import datasets as data_lib  # noqa: E402
+
+FLAGS = flags.FLAGS
+_OUT_DIR = flags.DEFINE_string("out_dir", "benchmarks/results", "Where results go.")
+_NAME = flags.DEFINE_string("name", "ood_candidates", "Base name of the result files.")
+_RIDGE = 1e-3
+
+
+def latent_maps(model, images, draw):
+  """The code length in nats of each level's factored-out latent at each position, summed
+  over channels, as one row per image: float64 [N, features]. The first level is pooled
+  2x2 (its map is the largest); a class-conditional top is weighted by the class posterior
+  P(y | x), which only the top depends on."""
+  x = model_space.to_model_space(tf.constant(images), model.config.n_bits, noise=draw)
+  rows = []
+  # The private walk over levels of `Glow`: its public terms are summed over positions.
+  for tail, y, _ in model._levels(x, None):  # pylint: disable=protected-access
+    if isinstance(tail, split.Split):
+      h, z, _ = tail.factor_out(y)
+      lengths = _code_length(z, tail._prior(h)[1])  # pylint: disable=protected-access
+    elif model.config.num_classes:
+      z, _ = tail.standardise_each_class(y)
+      per_class = _code_length(z, tf.split(tail.bias + tail.embedding, 2, axis=-1)[1])
+      posterior = tf.nn.softmax(-tf.reduce_sum(per_class, axis=[2, 3]), axis=1)
+      lengths = tf.einsum("nk,nkhw->nhw", posterior, per_class)
+    else:
+      z, _ = tail.inverse_and_log_det(y)
+      lengths = _code_length(z, tail._prior(None)[1])  # pylint: disable=protected-access
+    if not rows:
+      lengths = tf.nn.avg_pool2d(lengths[..., tf.newaxis], 2, 2, "VALID") * 4.0
+    rows.append(tf.reshape(lengths, [len(images), -1]))
+  return tf.concat(rows, axis=1).numpy().astype(np.float64)
+
+
+def _code_length(z, log_std):
+  """-log N(z; 0, 1) + log std (the standardisation's share), summed over channels."""
+  return tf.reduce_sum(0.5 * tf.square(z) + 0.5 * np.log(2.0 * np.pi) + log_std, axis=-1)
+
+
+def distance(reference_rows, rows):
+  """The Mahalanobis distance [N] of `rows` to the mean and ridged covariance of
+  `reference_rows`."""
+  covariance = np.atleast_2d(np.cov(reference_rows, rowvar=False))
+  covariance += _RIDGE * np.trace(covariance) / len(covariance) * np.eye(len(covariance))
+  return ood.mahalanobis(rows, reference_rows.mean(axis=0).astype(np.float32),
+                         np.linalg.inv(covariance).astype(np.float32)).numpy()
+
+
+def candidate_features(model, classifier, images, batch_size):
+  """{candidate: rows [N, F]} of the distance candidates of uint8 `images`."""
+  draw = likelihood.default_draws(model.config)[0]
+  chunks = range(0, len(images), batch_size)
+  features = {
+      "latent_maps": np.concatenate([latent_maps(model, images[s:s + batch_size], draw)
+                                     for s in chunks]),
+      "classifier_features": np.concatenate(
+          [classifier.logits_and_features(tf.constant(images[s:s + batch_size]))[1].numpy()
+           for s in chunks]).astype(np.float64)}
+  if model.config.num_classes:
+    features["class_log_likelihoods"] = ood.class_log_likelihoods(model, images, batch_size)
+  return features
+
+
+def standardised_tests(model, images, reference, batch_size, background):
+  """The tests of `ood_score`, standardised as it standardises them: [N, T]."""
+  matrix = ood.measure(model, images, None, batch_size, background=background)
+  tests = ood.tests(matrix, len(reference.test_mean), reference.mean,
+                    reference.inverse_covariance).numpy()
+  return (tests - reference.test_mean) / reference.test_std, matrix
+
+
+def measure(model, classifier, reference_images, inliers, sources, batch_size, background):
+  """{source: {candidate: AUROC against `inliers`}} over `sources` ({name: images})."""
+  reference = ood.reference_statistics(model, reference_images, None, batch_size,
+                                       background=background)
+  fit = candidate_features(model, classifier, reference_images, batch_size)
+
+  def scores(images):
+    tests, matrix = standardised_tests(model, images, reference, batch_size, background)
+    out = {"ood_score": tests.max(axis=1), "tests_summed": tests.sum(axis=1)}
+    if background is not None:
+      out["likelihood_ratio"] = matrix[:, 2]
+    rows = candidate_features(model, classifier, images, batch_size)
+    return {**out, **{name: distance(fit[name], rows[name]) for name in rows}}
+
+  inlier_scores = scores(inliers)
+  return {name: {c: ood.auroc(inlier_scores[c], value) for c, value in scores(images).items()}
+          for name, images in sources.items()}
+
+
+def markdown(results, env):
+  candidates = list(next(iter(results.values())))
+  rows = [[name, train_ood.group(name)] + [f"{aurocs[c]:.3f}" for c in candidates]
+          for name, aurocs in results.items()]
+  return (report.environment_lines(env) + [""]
+          + report.table(["source", "group"] + candidates, rows))
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+  model = workdir_lib.restore_model(FLAGS.workdir)[0]
+  background = (workdir_lib.restore_model(FLAGS.background_workdir)[0]
+                if FLAGS.background_workdir else None)
+  data = data_lib.load(FLAGS.dataset, model.config.levels, FLAGS.seed,
+                       FLAGS.heldout_fraction, FLAGS.data_dir)
+  classifier = classifier_lib.load_or_fit(
+      workdir_lib.classifier_path(FLAGS.workdir), data.train_images, data.train_labels,
+      data.num_classes, FLAGS.seed, write=False)[0]
+  half = len(data.heldout_images) // 2
+  inliers, labels = data.heldout_images[half:], data.heldout_labels[half:]
+  rng = np.random.default_rng(FLAGS.seed)
+  sources = {name: train_ood.source_images(name, inliers, model.config.levels, rng, labels)
+             for name in FLAGS.ood}
+  results = measure(model, classifier, data.heldout_images[:half], inliers, sources,
+                    FLAGS.batch_size, background)
+  env = report.environment()
+  lines = markdown(results, env)
+  print("\n".join(lines))
+  for path in report.write({"environment": env, "auroc": results}, lines, _OUT_DIR.value,
+                           _NAME.value):
+    print("wrote", path)
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,80 @@
+"""benchmarks/ood/candidates.py: the candidate scores' features and their AUROC table."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import glow_tfp
+from benchmarks.ood import candidates
+from glow_tfp import classifier as classifier_lib
+from glow_tfp import likelihood
+from glow_tfp import model_space
+from tests.checks import assert_close, perturb, random_images
+
+SHAPE = (8, 8, 1)
+
+
+def _model(num_classes=0):
+  config = glow_tfp.GlowConfig(image_shape=SHAPE, levels=2, steps_per_level=1,
+                               hidden_channels=4, num_classes=num_classes)
+  glow = glow_tfp.Glow(config)
+  labels = tf.constant([0, 1, 2, 0]) if num_classes else None
+  glow.initialize(random_images((4,) + SHAPE), labels=labels)
+  perturb(glow, scale=0.05)
+  return glow
+
+
+def _images(n, seed=0):
+  return np.random.default_rng(seed).integers(0, 256, (n,) + SHAPE).astype(np.uint8)
+
+
+def _level_code_lengths(glow, images, draw):
+  """Per level, the latent's code length summed over positions, from the flow's own terms:
+  -(log N(z) + the standardisation's log-det); a class-conditional top weighted by
+  P(y | x)."""
+  x = model_space.to_model_space(tf.constant(images), glow.config.n_bits, noise=draw)
+  totals = []
+  for normal, _, tail_log_det in glow._terms(x, None):
+    per_class = normal + tail_log_det
+    if len(per_class.shape) == 2:
+      per_class = tf.reduce_sum(tf.nn.softmax(per_class, axis=1) * per_class, axis=1)
+    totals.append(-per_class.numpy())
+  return totals
+
+
+@pytest.mark.parametrize("num_classes", [0, 3])
+def test_latent_maps_sum_to_each_levels_code_length(num_classes):
+  glow, images = _model(num_classes), _images(5)
+  draw = likelihood.default_draws(glow.config)[0]
+  maps = candidates.latent_maps(glow, images, draw)
+  # 8x8x1 squeezes to 4x4x4; level 0 factors out a 4x4 map, pooled to 2x2; the top is 2x2.
+  assert maps.shape == (5, 4 + 4)
+  level0, top = _level_code_lengths(glow, images, draw)
+  assert_close(maps[:, :4].sum(axis=1), level0, rtol=1e-5)
+  assert_close(maps[:, 4:].sum(axis=1), top, rtol=1e-5)
+
+
+def test_distance_is_zero_at_the_mean_and_grows_along_a_direction():
+  rows = np.random.default_rng(0).normal(size=(200, 3))
+  got = candidates.distance(rows, np.stack([rows.mean(axis=0), rows.mean(axis=0) + 1.0,
+                                            rows.mean(axis=0) + 3.0]))
+  assert got[0] == pytest.approx(0.0, abs=1e-3)
+  assert got[0] < got[1] < got[2]
+
+
+def test_measure_gives_every_candidate_an_auroc_per_source():
+  glow, background = _model(3), _model()
+  classifier = classifier_lib.Classifier(SHAPE, 3, seed=0)
+  sources = {"bright": np.full((6,) + SHAPE, 250, np.uint8), "noise": _images(6, seed=2)}
+  results = candidates.measure(glow, classifier, _images(8, seed=3), _images(6, seed=4),
+                               sources, batch_size=4, background=background)
+  assert set(results) == {"bright", "noise"}
+  for aurocs in results.values():
+    assert set(aurocs) == {"ood_score", "tests_summed", "likelihood_ratio", "latent_maps",
+                           "classifier_features", "class_log_likelihoods"}
+    assert all(0.0 <= value <= 1.0 for value in aurocs.values())
+  lines = candidates.markdown(results, {"date_utc": "d", "device": "CPU", "cpu_count": 2,
+                                        "python": "3", "tensorflow": "2", "command": "c",
+                                        "tensorflow_probability": "0"})
+  assert lines[-4].startswith("| source | group | ood_score | tests_summed |")
+  assert lines[-1].startswith("| noise | dataset |")
