@@ -68,13 +68,18 @@ def test_measure_gives_every_candidate_an_auroc_per_source():
   sources = {"bright": np.full((6,) + SHAPE, 250, np.uint8), "noise": _images(6, seed=2)}
   results = candidates.measure(glow, classifier, _images(8, seed=3), _images(6, seed=4),
                                sources, batch_size=4, background=background)
-  assert set(results) == {"bright", "noise"}
-  for aurocs in results.values():
+  assert set(results) == {"bright", "noise", "in-distribution"}
+  for name in ("bright", "noise"):
+    aurocs = results[name]["auroc"]
     assert set(aurocs) == {"ood_score", "tests_summed", "likelihood_ratio", "latent_maps",
                            "classifier_features", "class_log_likelihoods"}
     assert all(0.0 <= value <= 1.0 for value in aurocs.values())
+  # An untrained classifier is sure of no class.
+  assert all(r["legible_fraction"] == 0.0 for r in results.values())
   lines = candidates.markdown(results, {"date_utc": "d", "device": "CPU", "cpu_count": 2,
                                         "python": "3", "tensorflow": "2", "command": "c",
                                         "tensorflow_probability": "0"})
-  assert lines[-4].startswith("| source | group | ood_score | tests_summed |")
-  assert lines[-1].startswith("| noise | dataset |")
+  assert lines[-5].startswith("| source | group | ood_score | tests_summed |")
+  assert lines[-5].endswith("| legible |")
+  assert lines[-2].startswith("| noise | dataset |")
+  assert lines[-1] == "| in-distribution | - | - | - | - | - | - | - | 0.000 |"

@@ -20,6 +20,10 @@ like the training data):
   classifier_features    the Mahalanobis distance of the features of the workdir's
                          sample-quality classifier (Lee et al., NeurIPS 2018, one mean).
 
+Beside them, each source's legible fraction: the images that classifier reads as one digit
+with probability >= 0.9 (`glow_tfp.sample_quality.LEGIBLE_PROBABILITY`), how many of a
+source look like a digit to a discriminative model.
+
 Each distance's mean and covariance are of the whole reference half, with a ridge of 1e-3 of
 the covariance's mean variance. Writes benchmarks/results/<--name>.json and .md.
 """
@@ -42,6 +46,7 @@ from glow_tfp import classifier as classifier_lib  # noqa: E402
 from glow_tfp import likelihood  # noqa: E402
 from glow_tfp import model_space  # noqa: E402
 from glow_tfp import ood  # noqa: E402
+from glow_tfp import sample_quality  # noqa: E402
 from glow_tfp import workdir as workdir_lib  # noqa: E402
 from glow_tfp.bijectors import split  # noqa: E402
 from train import ood as train_ood  # noqa: E402  (its flags are this benchmark's)
@@ -94,18 +99,17 @@ def distance(reference_rows, rows):
 
 
 def candidate_features(model, classifier, images, batch_size):
-  """{candidate: rows [N, F]} of the distance candidates of uint8 `images`."""
+  """({candidate: rows [N, F]} of the distance candidates of uint8 `images`, the
+  classifier's class probabilities [N, K])."""
   draw = likelihood.default_draws(model.config)[0]
-  chunks = range(0, len(images), batch_size)
+  probabilities, classifier_features = classifier.predict(images, batch_size)
   features = {
       "latent_maps": np.concatenate([latent_maps(model, images[s:s + batch_size], draw)
-                                     for s in chunks]),
-      "classifier_features": np.concatenate(
-          [classifier.logits_and_features(tf.constant(images[s:s + batch_size]))[1].numpy()
-           for s in chunks]).astype(np.float64)}
+                                     for s in range(0, len(images), batch_size)]),
+      "classifier_features": classifier_features}
   if model.config.num_classes:
     features["class_log_likelihoods"] = ood.class_log_likelihoods(model, images, batch_size)
-  return features
+  return features, probabilities
 
 
 def standardised_tests(model, images, reference, batch_size, background):
@@ -117,30 +121,42 @@ def standardised_tests(model, images, reference, batch_size, background):
 
 
 def measure(model, classifier, reference_images, inliers, sources, batch_size, background):
-  """{source: {candidate: AUROC against `inliers`}} over `sources` ({name: images})."""
+  """{source: {"auroc": {candidate: AUROC against `inliers`}, "legible_fraction": f}} over
+  `sources` ({name: images}), and "in-distribution": {"legible_fraction": f}."""
   reference = ood.reference_statistics(model, reference_images, None, batch_size,
                                        background=background)
-  fit = candidate_features(model, classifier, reference_images, batch_size)
+  fit = candidate_features(model, classifier, reference_images, batch_size)[0]
 
   def scores(images):
     tests, matrix = standardised_tests(model, images, reference, batch_size, background)
     out = {"ood_score": tests.max(axis=1), "tests_summed": tests.sum(axis=1)}
     if background is not None:
       out["likelihood_ratio"] = matrix[:, 2]
-    rows = candidate_features(model, classifier, images, batch_size)
-    return {**out, **{name: distance(fit[name], rows[name]) for name in rows}}
+    rows, probabilities = candidate_features(model, classifier, images, batch_size)
+    legible = np.mean(probabilities.max(axis=1) >= sample_quality.LEGIBLE_PROBABILITY)
+    return {**out, **{name: distance(fit[name], rows[name]) for name in rows}}, float(legible)
 
-  inlier_scores = scores(inliers)
-  return {name: {c: ood.auroc(inlier_scores[c], value) for c, value in scores(images).items()}
-          for name, images in sources.items()}
+  inlier_scores, inlier_legible = scores(inliers)
+  results = {}
+  for name, images in sources.items():
+    values, legible = scores(images)
+    results[name] = {"auroc": {c: ood.auroc(inlier_scores[c], v) for c, v in values.items()},
+                     "legible_fraction": legible}
+  return {**results, "in-distribution": {"legible_fraction": inlier_legible}}
 
 
 def markdown(results, env):
-  candidates = list(next(iter(results.values())))
-  rows = [[name, train_ood.group(name)] + [f"{aurocs[c]:.3f}" for c in candidates]
-          for name, aurocs in results.items()]
-  return (report.environment_lines(env) + [""]
-          + report.table(["source", "group"] + candidates, rows))
+  sources = [name for name in results if "auroc" in results[name]]
+  candidates = list(results[sources[0]]["auroc"])
+  rows = [[name, train_ood.group(name)]
+          + [f"{results[name]['auroc'][c]:.3f}" for c in candidates]
+          + [f"{results[name]['legible_fraction']:.3f}"] for name in sources]
+  rows.append(["in-distribution", "-"] + ["-"] * len(candidates)
+              + [f"{results['in-distribution']['legible_fraction']:.3f}"])
+  return (report.environment_lines(env) + ["", "AUROC of each candidate against the "
+                                           "in-distribution side; legible: the fraction the "
+                                           "classifier reads as one digit.", ""]
+          + report.table(["source", "group"] + candidates + ["legible"], rows))
 
 
 def main(argv):
