@@ -1,11 +1,11 @@
-"""benchmarks/ood/candidates.py: the candidate scores' features and their AUROC table."""
+"""benchmarks/ood/scores.py: the candidate scores' features and their AUROC table."""
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
 import glow_tfp
-from benchmarks.ood import candidates
+from benchmarks.ood import scores
 from glow_tfp import classifier as classifier_lib
 from glow_tfp import likelihood
 from glow_tfp import model_space
@@ -46,7 +46,7 @@ def _level_code_lengths(glow, images, draw):
 def test_latent_maps_sum_to_each_levels_code_length(num_classes):
   glow, images = _model(num_classes), _images(5)
   draw = likelihood.default_draws(glow.config)[0]
-  maps = candidates.latent_maps(glow, images, draw)
+  maps = scores.latent_maps(glow, images, draw)
   # 8x8x1 squeezes to 4x4x4; level 0 factors out a 4x4 map, pooled to 2x2; the top is 2x2.
   assert maps.shape == (5, 4 + 4)
   level0, top = _level_code_lengths(glow, images, draw)
@@ -56,7 +56,7 @@ def test_latent_maps_sum_to_each_levels_code_length(num_classes):
 
 def test_distance_is_zero_at_the_mean_and_grows_along_a_direction():
   rows = np.random.default_rng(0).normal(size=(200, 3))
-  got = candidates.distance(rows, np.stack([rows.mean(axis=0), rows.mean(axis=0) + 1.0,
+  got = scores.distance(rows, np.stack([rows.mean(axis=0), rows.mean(axis=0) + 1.0,
                                             rows.mean(axis=0) + 3.0]))
   assert got[0] == pytest.approx(0.0, abs=1e-3)
   assert got[0] < got[1] < got[2]
@@ -66,7 +66,7 @@ def test_measure_gives_every_candidate_an_auroc_per_source():
   glow, background = _model(3), _model()
   classifier = classifier_lib.Classifier(SHAPE, 3, seed=0)
   sources = {"bright": np.full((6,) + SHAPE, 250, np.uint8), "noise": _images(6, seed=2)}
-  results = candidates.measure(glow, classifier, _images(8, seed=3), _images(6, seed=4),
+  results = scores.measure(glow, classifier, _images(8, seed=3), _images(6, seed=4),
                                sources, batch_size=4, background=background)
   assert set(results) == {"bright", "noise", "in-distribution"}
   for name in ("bright", "noise"):
@@ -76,7 +76,7 @@ def test_measure_gives_every_candidate_an_auroc_per_source():
     assert all(0.0 <= value <= 1.0 for value in aurocs.values())
   # An untrained classifier is sure of no class.
   assert all(r["legible_fraction"] == 0.0 for r in results.values())
-  lines = candidates.markdown(results, {"date_utc": "d", "device": "CPU", "cpu_count": 2,
+  lines = scores.markdown(results, {"date_utc": "d", "device": "CPU", "cpu_count": 2,
                                         "python": "3", "tensorflow": "2", "command": "c",
                                         "tensorflow_probability": "0"})
   assert lines[-5].startswith("| source | group | ood_score | tests_summed |")

@@ -39,124 +39,16 @@ from glow_tfp import execution
 # below load it.
 execution.prefer_onednn()
 
-import tensorflow as tf  # noqa: E402
-
 from benchmarks.common import report  # noqa: E402
+from benchmarks.ood import scores  # noqa: E402
 from glow_tfp import classifier as classifier_lib  # noqa: E402
-from glow_tfp import likelihood  # noqa: E402
-from glow_tfp import model_space  # noqa: E402
-from glow_tfp import ood  # noqa: E402
-from glow_tfp import sample_quality  # noqa: E402
 from glow_tfp import workdir as workdir_lib  # noqa: E402
-from glow_tfp.bijectors import split  # noqa: E402
 from train import ood as train_ood  # noqa: E402  (its flags are this benchmark's)
 from train.data import datasets as data_lib  # noqa: E402
 
 FLAGS = flags.FLAGS
 _OUT_DIR = flags.DEFINE_string("out_dir", "benchmarks/results", "Where results go.")
 _NAME = flags.DEFINE_string("name", "ood_candidates", "Base name of the result files.")
-_RIDGE = 1e-3
-
-
-def latent_maps(model, images, draw):
-  """The code length in nats of each level's factored-out latent at each position, summed
-  over channels, as one row per image: float64 [N, features]. The first level is pooled
-  2x2 (its map is the largest); a class-conditional top is weighted by the class posterior
-  P(y | x), which only the top depends on."""
-  x = model_space.to_model_space(tf.constant(images), model.config.n_bits, noise=draw)
-  rows = []
-  # The private walk over levels of `Glow`: its public terms are summed over positions.
-  for tail, y, _ in model._levels(x, None):  # pylint: disable=protected-access
-    if isinstance(tail, split.Split):
-      h, z, _ = tail.factor_out(y)
-      lengths = _code_length(z, tail._prior(h)[1])  # pylint: disable=protected-access
-    elif model.config.num_classes:
-      z, _ = tail.standardise_each_class(y)
-      per_class = _code_length(z, tf.split(tail.bias + tail.embedding, 2, axis=-1)[1])
-      posterior = tf.nn.softmax(-tf.reduce_sum(per_class, axis=[2, 3]), axis=1)
-      lengths = tf.einsum("nk,nkhw->nhw", posterior, per_class)
-    else:
-      z, _ = tail.inverse_and_log_det(y)
-      lengths = _code_length(z, tail._prior(None)[1])  # pylint: disable=protected-access
-    if not rows:
-      lengths = tf.nn.avg_pool2d(lengths[..., tf.newaxis], 2, 2, "VALID") * 4.0
-    rows.append(tf.reshape(lengths, [len(images), -1]))
-  return tf.concat(rows, axis=1).numpy().astype(np.float64)
-
-
-def _code_length(z, log_std):
-  """-log N(z; 0, 1) + log std (the standardisation's share), summed over channels."""
-  return tf.reduce_sum(0.5 * tf.square(z) + 0.5 * np.log(2.0 * np.pi) + log_std, axis=-1)
-
-
-def distance(reference_rows, rows):
-  """The Mahalanobis distance [N] of `rows` to the mean and ridged covariance of
-  `reference_rows`."""
-  covariance = np.atleast_2d(np.cov(reference_rows, rowvar=False))
-  covariance += _RIDGE * np.trace(covariance) / len(covariance) * np.eye(len(covariance))
-  return ood.mahalanobis(rows, reference_rows.mean(axis=0).astype(np.float32),
-                         np.linalg.inv(covariance).astype(np.float32)).numpy()
-
-
-def candidate_features(model, classifier, images, batch_size):
-  """({candidate: rows [N, F]} of the distance candidates of uint8 `images`, the
-  classifier's class probabilities [N, K])."""
-  draw = likelihood.default_draws(model.config)[0]
-  probabilities, classifier_features = classifier.predict(images, batch_size)
-  features = {
-      "latent_maps": np.concatenate([latent_maps(model, images[s:s + batch_size], draw)
-                                     for s in range(0, len(images), batch_size)]),
-      "classifier_features": classifier_features}
-  if model.config.num_classes:
-    features["class_log_likelihoods"] = ood.class_log_likelihoods(model, images, batch_size)
-  return features, probabilities
-
-
-def standardised_tests(model, images, reference, batch_size, background):
-  """The tests of `ood_score`, standardised as it standardises them: [N, T]."""
-  matrix = ood.measure(model, images, None, batch_size, background=background)
-  tests = ood.tests(matrix, len(reference.test_mean), reference.mean,
-                    reference.inverse_covariance).numpy()
-  return (tests - reference.test_mean) / reference.test_std, matrix
-
-
-def measure(model, classifier, reference_images, inliers, sources, batch_size, background):
-  """{source: {"auroc": {candidate: AUROC against `inliers`}, "legible_fraction": f}} over
-  `sources` ({name: images}), and "in-distribution": {"legible_fraction": f}."""
-  reference = ood.reference_statistics(model, reference_images, None, batch_size,
-                                       background=background)
-  fit = candidate_features(model, classifier, reference_images, batch_size)[0]
-
-  def scores(images):
-    tests, matrix = standardised_tests(model, images, reference, batch_size, background)
-    out = {"ood_score": tests.max(axis=1), "tests_summed": tests.sum(axis=1)}
-    if background is not None:
-      out["likelihood_ratio"] = matrix[:, 2]
-    rows, probabilities = candidate_features(model, classifier, images, batch_size)
-    legible = np.mean(probabilities.max(axis=1) >= sample_quality.LEGIBLE_PROBABILITY)
-    return {**out, **{name: distance(fit[name], rows[name]) for name in rows}}, float(legible)
-
-  inlier_scores, inlier_legible = scores(inliers)
-  results = {}
-  for name, images in sources.items():
-    values, legible = scores(images)
-    results[name] = {"auroc": {c: ood.auroc(inlier_scores[c], v) for c, v in values.items()},
-                     "legible_fraction": legible}
-  return {**results, "in-distribution": {"legible_fraction": inlier_legible}}
-
-
-def markdown(results, env):
-  sources = [name for name in results if "auroc" in results[name]]
-  candidates = list(results[sources[0]]["auroc"])
-  rows = [[name, train_ood.group(name)]
-          + [f"{results[name]['auroc'][c]:.3f}" for c in candidates]
-          + [f"{results[name]['legible_fraction']:.3f}"] for name in sources]
-  rows.append(["in-distribution", "-"] + ["-"] * len(candidates)
-              + [f"{results['in-distribution']['legible_fraction']:.3f}"])
-  return (report.environment_lines(env) + ["", "AUROC of each candidate against the "
-                                           "in-distribution side; legible: the fraction the "
-                                           "classifier reads as one digit.", ""]
-          + report.table(["source", "group"] + candidates + ["legible"], rows))
 
 
 def main(argv):
@@ -175,10 +67,10 @@ def main(argv):
   rng = np.random.default_rng(FLAGS.seed)
   sources = {name: train_ood.source_images(name, inliers, model.config.levels, rng, labels)
              for name in FLAGS.ood}
-  results = measure(model, classifier, data.heldout_images[:half], inliers, sources,
-                    FLAGS.batch_size, background)
+  results = scores.measure(model, classifier, data.heldout_images[:half], inliers,
+                           sources, FLAGS.batch_size, background)
   env = report.environment()
-  lines = markdown(results, env)
+  lines = scores.markdown(results, env)
   print("\n".join(lines))
   for path in report.write({"environment": env, "auroc": results}, lines, _OUT_DIR.value,
                            _NAME.value):
