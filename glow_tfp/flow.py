@@ -130,11 +130,11 @@ class Glow(tf.Module):
     the class."""
     if not self.config.num_classes:
       raise ValueError("class_log_probs needs a class-conditional model (num_classes > 0).")
-    *lower, (normal, log_det, top_log_dets) = self._terms(self._check_images(x), labels=None)
+    *lower, (positions, log_det, _) = self._terms(self._check_images(x), labels=None)
     shared = log_det + sum(sum(term) for term in lower)
-    return shared[:, tf.newaxis] + normal + top_log_dets
+    return shared[:, tf.newaxis] + tf.reduce_sum(positions, axis=[2, 3])
 
-  def level_log_probs(self, x, labels=None):
+  def level_log_probs(self, x, labels=None, class_positions=False):
     """log_prob at model-space points `x`, level by level: float [N, L, 2].
 
     Entry [n, l] is (log N(z_l; 0, I), log|det J_l|): the standard-normal log-density of the
@@ -146,34 +146,41 @@ class Glow(tf.Module):
     without labels scores the top latent under its mixture of equally likely classes: the
     last level's first entry is then that mixture's log-density, the top prior's
     standardisation included, and its second the log-det of the level's K steps.
+
+    `class_positions=True` (a class-conditional model without labels) returns a pair: the
+    terms and, from the same pass, log p(top latent at each position | y) [N, K, h, w] for
+    every class y (`TopPrior.class_position_log_probs`), which `glow_tfp.ood` compares
+    across positions.
     """
     mixture = labels is None and bool(self.config.num_classes)
+    if class_positions and not mixture:
+      raise ValueError("class_positions needs a class-conditional model and no labels.")
     x, labels = ((self._check_images(x), None) if mixture else self._check_inputs(x, labels))
     terms = self._terms(x, labels)
+    positions = None
     if mixture:
-      normal, log_det, top_log_dets = terms[-1]
-      terms[-1] = (likelihood.class_mixture(normal + top_log_dets), log_det, 0.0)
-    return tf.stack([tf.stack([normal, log_det + tail_log_det], axis=-1)
-                     for normal, log_det, tail_log_det in terms], axis=1)
+      positions, log_det, _ = terms[-1]
+      terms[-1] = (likelihood.class_mixture(tf.reduce_sum(positions, axis=[2, 3])), log_det,
+                   0.0)
+    stacked = tf.stack([tf.stack([normal, log_det + tail_log_det], axis=-1)
+                        for normal, log_det, tail_log_det in terms], axis=1)
+    return (stacked, positions) if class_positions else stacked
 
   def _terms(self, x, labels):
     """Per level, (log N(z_l; 0, I), the log-det of the layers before its tail, the tail's
     log-det). At the top of a class-conditional model without labels, the first is
-    [N, K] and the last [K]: one per class."""
+    log p(top latent at each position | y) [N, K, h, w], one map per class y, the
+    standardisation's log-det included, and the last 0."""
     terms = []
     for tail, y, log_det in self._levels(x, labels):
       if isinstance(tail, split.Split):
         z, tail_log_det = tail.factor_out(y)[1:]
-        normal = _standard_normal_log_prob(z)
+        terms.append((_standard_normal_log_prob(z), log_det, tail_log_det))
       elif labels is None and self.config.num_classes:
-        z, tail_log_det = tail.standardise_each_class(y)
-        # [N, K, h, w, c] -> one row per (image, class) to score, then back to [N, K].
-        rows = tf.reshape(z, tf.concat([[-1], tf.shape(z)[2:]], 0))
-        normal = tf.reshape(_standard_normal_log_prob(rows), tf.shape(z)[:2])
+        terms.append((tail.class_position_log_probs(y), log_det, 0.0))
       else:
         z, tail_log_det = tail.inverse_and_log_det(y, labels=labels)
-        normal = _standard_normal_log_prob(z)
-      terms.append((normal, log_det, tail_log_det))
+        terms.append((_standard_normal_log_prob(z), log_det, tail_log_det))
     return terms
 
   def _levels(self, x, labels):

@@ -77,17 +77,26 @@ def given_or_mixture(class_log_likelihoods, labels):
 
 
 def level_log_likelihood(model, images, labels=None, num_draws=1, seed=0, noise=None,
-                         batch_parts=1):
+                         batch_parts=1, class_positions=False):
   """(log P_K [N], level terms [N, L, 2]) of uint8 `images`: `log_likelihood`'s estimate
-  from the same draws, and `Glow.level_log_probs` averaged over the draws (nats)."""
-  terms = _at_draws(model, model.level_log_probs, images, labels, num_draws, seed, noise,
-                    batch_parts)
-  return (_estimate(tf.reduce_sum(terms, axis=[-2, -1]), model.config),
-          tf.reduce_mean(terms, axis=0))
+  from the same draws, and `Glow.level_log_probs` averaged over the draws (nats).
+
+  `class_positions=True` (a class-conditional model without labels) adds a third entry from
+  the same passes: `Glow.level_log_probs`'s log p(top latent at each position | y)
+  [N, K, h, w], averaged over the draws."""
+  values = _at_draws(model, lambda x, y: model.level_log_probs(x, y, class_positions),
+                     images, labels, num_draws, seed, noise, batch_parts)
+  terms = values[0] if class_positions else values
+  estimate = (_estimate(tf.reduce_sum(terms, axis=[-2, -1]), model.config),
+              tf.reduce_mean(terms, axis=0))
+  if class_positions:
+    return estimate + (tf.reduce_mean(values[1], axis=0),)
+  return estimate
 
 
 def _at_draws(model, fn, images, labels, num_draws, seed, noise, batch_parts):
-  """`fn` at the K dequantised copies of `images`: [K, N, ...] (see `log_likelihood`)."""
+  """`fn` at the K dequantised copies of `images`: [K, N, ...] (see `log_likelihood`); each
+  tensor of a nest that `fn` returns."""
   num_draws = check_num_draws(num_draws if noise is None else noise.shape[0])
   images = tf.convert_to_tensor(images)
   batch = tf.shape(images)[0]
@@ -102,7 +111,8 @@ def _at_draws(model, fn, images, labels, num_draws, seed, noise, batch_parts):
   values = execution.map_parts(
       fn, (tf.cast(x, model.dtype), None if labels is None else _repeat(labels, num_draws)),
       batch_parts, differentiable=False)
-  return tf.reshape(values, tf.concat([[num_draws, batch], tf.shape(values)[1:]], 0))
+  return tf.nest.map_structure(
+      lambda v: tf.reshape(v, tf.concat([[num_draws, batch], tf.shape(v)[1:]], 0)), values)
 
 
 def _estimate(log_density, config):

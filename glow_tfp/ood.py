@@ -22,9 +22,18 @@ dimension, the distance and ood_score without a unit):
   likelihood_ratio      with a background model (`background`): bits_per_dim - its
                         bits_per_dim (Ren et al., 2019: a model of perturbed training images
                         scores local statistics alone, and the ratio cancels them);
-  ood_score             max over the tests (level_distance, and likelihood_ratio with a
-                        background model) of (test - its held-out mean) / its held-out
-                        standard deviation: an image is as unusual as its most unusual test;
+  class_inconsistency   of a class-conditional model: how many bits/dim the image would
+                        save if each position of the top latent could pick its own class,
+                        sum_p max_y log p(z_p | y) - max_y sum_p log p(z_p | y) over the
+                        positions p, divided by D log 2 (`class_inconsistency`). It is 0
+                        when one class explains every position best; a digit's positions
+                        agree on its class, while two half digits, two overlaid digits or
+                        strokes that are no digit leave positions that another class
+                        explains better;
+  ood_score             the sum over the tests (level_distance; likelihood_ratio with a
+                        background model; class_inconsistency of a class-conditional model)
+                        of (test - its held-out mean) / its held-out standard deviation, so
+                        that tests that are each a little unusual add up;
   ood_percentile        percentage of held-out (check) images whose ood_score is <= this
                         one's;
 and the decision at a chosen false-positive rate F:
@@ -52,6 +61,8 @@ SCORES = ("bits_per_dim", "png_bits_per_dim", "complexity_corrected", "typicalit
           "level_distance", "ood_score", "ood_percentile")
 # The score that only an export with a background model has.
 BACKGROUND_SCORES = ("likelihood_ratio",)
+# The score that only a class-conditional model has.
+CONDITIONAL_SCORES = ("class_inconsistency",)
 # The decision at the export's false-positive rate: is_ood bool [N], and the rate measured
 # on held-out images, float32 [N] (one value, repeated per image).
 DECISIONS = ("is_ood", "ood_false_positive_rate")
@@ -80,8 +91,8 @@ class Reference:
     png_mean, png_std, png_quantiles: the same of its PNG bits/dim;
     mean [F], inverse_covariance [F, F]: of the fit half's per-level features and PNG
       bits/dim (`distance_features`), for level_distance;
-    test_mean [T], test_std [T]: of the fit half's tests (`tests`), which ood_score
-      standardises; T = 2 with a background model, else 1;
+    test_mean [T], test_std [T]: of the fit half's tests (`tests`, named by `test_names`),
+      which ood_score standardises;
     heldout_ood_scores [M]: the check half's ood_score, ascending, for the percentile;
     ood_threshold []: is_ood is ood_score > ood_threshold (`threshold`);
     target_false_positive_rate []: the F the threshold was chosen for;
@@ -117,20 +128,41 @@ def png_bits_per_dim(images):
   return 8.0 * tf.cast(lengths, tf.float32) / num_dims
 
 
-def feature_names(levels, background=False):
-  """The columns of the feature matrix (`features`) of an L-level model."""
-  names = ["bits_per_dim", "png_bits_per_dim"] + (["likelihood_ratio"] if background else [])
-  return names + [f"level{level}_{term}_bits_per_dim" for level in range(levels)
-                  for term in ("latent", "log_det")]
+def test_names(background=False, conditional=False):
+  """The tests whose standardised sum is ood_score, in the order of `tests`:
+  level_distance, likelihood_ratio with a background model, class_inconsistency of a
+  class-conditional model scored without labels."""
+  return (("level_distance",) + (BACKGROUND_SCORES if background else ())
+          + (CONDITIONAL_SCORES if conditional else ()))
 
 
-def features(images, bits_per_dim, level_terms, background_bits_per_dim=None):
+def feature_names(levels, background=False, conditional=False):
+  """The columns of the feature matrix (`features`) of an L-level model: bits/dim, PNG
+  bits/dim, the tests after level_distance (`test_names`), then the per-level terms."""
+  return (["bits_per_dim", "png_bits_per_dim"] + list(test_names(background, conditional)[1:])
+          + [f"level{level}_{term}_bits_per_dim" for level in range(levels)
+             for term in ("latent", "log_det")])
+
+
+def class_inconsistency(class_positions, num_dims):
+  """sum_p max_y l[p, y] - max_y sum_p l[p, y] / (D log 2) [N] of
+  `class_positions` l = log p(z_p | y) [N, K, h, w] (`Glow.level_log_probs`): >= 0, and 0
+  when one class y is the most likely at every position p."""
+  class_positions = tf.cast(class_positions, tf.float32)
+  each_own = tf.reduce_sum(tf.reduce_max(class_positions, axis=1), axis=[1, 2])
+  one_for_all = tf.reduce_max(tf.reduce_sum(class_positions, axis=[2, 3]), axis=1)
+  return (each_own - one_for_all) / (tf.cast(num_dims, tf.float32) * np.log(2.0))
+
+
+def features(images, bits_per_dim, level_terms, background_bits_per_dim=None,
+             class_positions=None):
   """The feature matrix float32 [N, F] of uint8 `images`, columns as `feature_names` says.
 
   `bits_per_dim` [N]: their bits/dim under the model; `level_terms` [N, L, 2]: its
   `Glow.level_log_probs` in nats, which become bits/dim (sign flipped, so that higher is
   less likely, like bits_per_dim); `background_bits_per_dim` [N]: their bits/dim under a
-  background model, or None.
+  background model, or None; `class_positions` [N, K, h, w]: a class-conditional model's
+  log p(top latent at each position | y) (`Glow.level_log_probs`), or None.
   """
   bits_per_dim = tf.cast(bits_per_dim, tf.float32)
   num_dims = tf.cast(tf.reduce_prod(tf.shape(images)[1:]), tf.float32)
@@ -139,22 +171,26 @@ def features(images, bits_per_dim, level_terms, background_bits_per_dim=None):
   if background_bits_per_dim is not None:
     ratio = bits_per_dim - tf.cast(background_bits_per_dim, tf.float32)
     columns.append(ratio[:, tf.newaxis])
+  if class_positions is not None:
+    columns.append(class_inconsistency(class_positions, num_dims)[:, tf.newaxis])
   columns.append(tf.reshape(level_bits, [tf.shape(level_bits)[0], -1]))
   return tf.concat(columns, axis=1)
 
 
 def distance_features(matrix, num_tests):
   """The columns of `matrix` whose Mahalanobis distance is level_distance: PNG bits/dim and
-  the per-level terms (the total bits/dim is their sum, the ratio a test of its own)."""
+  the per-level terms (the total bits/dim is their sum, the other tests tests of their
+  own)."""
   matrix = tf.convert_to_tensor(matrix, tf.float32)
   return tf.concat([matrix[:, 1:2], matrix[:, 1 + num_tests:]], axis=1)
 
 
 def tests(matrix, num_tests, mean, inverse_covariance):
-  """The tests [N, T] of `matrix`: level_distance, and the likelihood ratio if T = 2."""
+  """The `num_tests` tests [N, T] of `matrix`: level_distance, then the other tests of
+  `test_names`, which are columns 2 to T of the matrix."""
   distance = mahalanobis(distance_features(matrix, num_tests), mean, inverse_covariance)
-  ratio = [tf.cast(matrix[:, 2], tf.float32)] if num_tests > 1 else []
-  return tf.stack([distance] + ratio, axis=1)
+  others = tf.cast(matrix[:, 2:1 + num_tests], tf.float32)
+  return tf.concat([distance[:, tf.newaxis], others], axis=1)
 
 
 def mahalanobis(matrix, mean, inverse_covariance):
@@ -165,21 +201,24 @@ def mahalanobis(matrix, mean, inverse_covariance):
   return tf.where(tf.math.is_finite(distance), distance, np.inf)
 
 
-def scores(matrix, reference):
-  """Every output of `OUTPUTS` (+ `BACKGROUND_SCORES` with a background model; [N] tensors,
-  by name) from the feature matrix [N, F].
+def scores(matrix, reference, names=test_names()):
+  """Every output of `OUTPUTS` and the tests `names` ([N] tensors, by name) from the
+  feature matrix [N, F].
 
   `matrix`: `features` of the images; `reference`: a `Reference`, or any object with its
-  attributes as tensors or variables. A non-finite feature gives an infinite ood_score
-  (percentile 100), and a non-finite ood_score is OOD.
+  attributes as tensors or variables; `names`: its tests (`test_names`). A non-finite
+  feature gives an infinite ood_score (percentile 100), and a non-finite ood_score is OOD.
   """
   matrix = tf.convert_to_tensor(matrix, tf.float32)
   num_tests = reference.test_mean.shape[0]
+  if num_tests != len(names):
+    raise ValueError(f"The reference statistics have {num_tests} tests; the scores were "
+                     f"asked for {len(names)}: {', '.join(names)}.")
   bits_per_dim, png = matrix[:, 0], matrix[:, 1]
   measured = tests(matrix, num_tests, reference.mean, reference.inverse_covariance)
   standardised = (measured - reference.test_mean) / reference.test_std
   finite = tf.reduce_all(tf.math.is_finite(standardised), axis=1)
-  ood_score = tf.where(finite, tf.reduce_max(standardised, axis=1), np.inf)
+  ood_score = tf.where(finite, tf.reduce_sum(standardised, axis=1), np.inf)
   heldout = tf.convert_to_tensor(reference.heldout_ood_scores)
   below = tf.searchsorted(heldout[tf.newaxis], ood_score[tf.newaxis], side="right")[0]
   outputs = {
@@ -187,7 +226,7 @@ def scores(matrix, reference):
       "png_bits_per_dim": png,
       "complexity_corrected": bits_per_dim - png,
       "typicality": tf.abs(bits_per_dim - reference.bits_per_dim_mean),
-      "level_distance": measured[:, 0],
+
       "ood_score": ood_score,
       "ood_percentile": 100.0 * tf.cast(below, tf.float32) / tf.cast(tf.size(heldout),
                                                                     tf.float32),
@@ -195,8 +234,7 @@ def scores(matrix, reference):
       "ood_false_positive_rate": tf.fill(
           tf.shape(ood_score), tf.cast(reference.heldout_false_positive_rate, tf.float32)),
   }
-  if num_tests > 1:
-    outputs["likelihood_ratio"] = measured[:, 1]
+  outputs.update({name: measured[:, i] for i, name in enumerate(names)})
   return outputs
 
 
@@ -235,15 +273,25 @@ def image_features(model, images, labels, draws, background=None, in_parts=None)
   """`features` of uint8 `images` (a tensor) under `model` and `background`, as `score`
   serves them: `in_parts(fn, inputs)` runs each model call (default: one call)."""
   in_parts = in_parts or (lambda fn, inputs: fn(*inputs))
-  nats, terms = in_parts(lambda i, y: likelihood.level_log_likelihood(model, i, y, noise=draws),
-                         (images, labels))
+  positions = "class_inconsistency" in model_test_names(model, labels)
+  values = in_parts(lambda i, y: likelihood.level_log_likelihood(
+      model, i, y, noise=draws, class_positions=positions), (images, labels))
+  nats, terms = values[:2]
   background_bits = None
   if background is not None:
     background_nats = in_parts(
         lambda i: likelihood.log_likelihood(background, i, noise=draws), (images,))
     background_bits = likelihood.bits_per_dim(background_nats, model.config.num_dims)
   return features(images, likelihood.bits_per_dim(nats, model.config.num_dims), terms,
-                  background_bits)
+                  background_bits, values[2] if positions else None)
+
+
+def model_test_names(model, labels=None, background=None):
+  """The `test_names` of images scored by `model` with `labels` (None: without) and
+  `background` (a `Glow`, or None): class_inconsistency needs a class-conditional model
+  scoring without labels."""
+  return test_names(background is not None,
+                    bool(model.config.num_classes) and labels is None)
 
 
 def class_log_likelihoods(model, images, batch_size=256, draws=None):
@@ -323,9 +371,9 @@ def threshold(fit_scores, rate):
 
 
 def fit(fit_matrix, check_matrix, false_positive_rate=DEFAULT_FALSE_POSITIVE_RATE,
-        background=False):
+        names=test_names()):
   """The `Reference` of a fit and a check feature matrix ([N, F] and [M, F]; `features`,
-  with the likelihood-ratio column if `background`).
+  with the columns of the tests `names`, as `test_names` gives them).
 
   The mean, covariance, test and bits/dim and PNG statistics and the threshold come from
   the fit rows alone; the percentiles and the measured false-positive rate from the check
@@ -337,7 +385,7 @@ def fit(fit_matrix, check_matrix, false_positive_rate=DEFAULT_FALSE_POSITIVE_RAT
   if len(fit_matrix) < 2 or len(check_matrix) < 1:
     raise ValueError(f"Reference statistics need at least 2 images to fit and 1 to check; "
                      f"got {len(fit_matrix)} and {len(check_matrix)}.")
-  num_tests = 2 if background else 1
+  num_tests = len(names)
   bits, png = fit_matrix[:, 0], fit_matrix[:, 1]
   distance_matrix = distance_features(fit_matrix, num_tests).numpy()
   num_features = distance_matrix.shape[1]
@@ -357,8 +405,8 @@ def fit(fit_matrix, check_matrix, false_positive_rate=DEFAULT_FALSE_POSITIVE_RAT
       ood_threshold=np.inf, target_false_positive_rate=false_positive_rate,
       heldout_false_positive_rate=0.0)
   partial = Reference(**{k: np.asarray(v, np.float32) for k, v in partial.as_dict().items()})
-  cut = threshold(scores(fit_matrix, partial)["ood_score"].numpy(), false_positive_rate)
-  check = np.sort(scores(check_matrix, partial)["ood_score"].numpy())
+  cut = threshold(scores(fit_matrix, partial, names)["ood_score"].numpy(), false_positive_rate)
+  check = np.sort(scores(check_matrix, partial, names)["ood_score"].numpy())
   return dataclasses.replace(
       partial, heldout_ood_scores=check, ood_threshold=np.float32(cut),
       heldout_false_positive_rate=np.float32(np.mean((check > cut) | ~np.isfinite(check))))
@@ -376,14 +424,15 @@ def reference_statistics(model, images, labels=None, batch_size=256, draws=None,
   matrix = measure(model, images, labels, batch_size, draws, background)
   fit_rows, check_rows = split(len(images))
   return fit(matrix[fit_rows], matrix[check_rows], false_positive_rate,
-             background=background is not None)
+             model_test_names(model, labels, background))
 
 
 def score_images(model, images, labels, reference, batch_size=256, draws=None,
                  background=None):
   """Every output of `scores` as numpy arrays [N] of uint8 `images`, by name (`measure`)."""
   matrix = measure(model, images, labels, batch_size, draws, background)
-  return {name: value.numpy() for name, value in scores(matrix, reference).items()}
+  names = model_test_names(model, labels, background)
+  return {name: value.numpy() for name, value in scores(matrix, reference, names).items()}
 
 
 def auroc(inlier, outlier):

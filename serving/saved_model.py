@@ -22,7 +22,8 @@ does that from a training workdir. The signatures all have a dynamic batch dimen
       mixture of equally likely classes, as an out-of-distribution input has no class):
       bits_per_dim, png_bits_per_dim,
       complexity_corrected, typicality, level_distance, likelihood_ratio (exported with a
-      background model only), ood_score, ood_percentile; and the decision at the
+      background model only), class_inconsistency (a class-conditional model only),
+      ood_score, ood_percentile; and the decision at the
       export's false-positive rate: is_ood bool [N] (ood_score above the stored threshold),
       ood_false_positive_rate float32 [N] (the threshold's rate measured on held-out
       images, the same for every image)
@@ -180,7 +181,7 @@ def _decode_images(image_bytes, image_shape):
 def _score_fn(glow, draws, reference, background, in_parts):
   def score(images):
     matrix = ood.image_features(glow, images, None, draws, background, in_parts)
-    return ood.scores(matrix, reference)
+    return ood.scores(matrix, reference, ood.model_test_names(glow, None, background))
   return score
 
 
@@ -286,7 +287,8 @@ def export_saved_model(glow, export_dir, reference=None, draws=None, batch_parts
 def _check_background(glow, background, reference):
   """Refuses a background model the export cannot serve a likelihood ratio with."""
   if background is None:
-    if reference is not None and reference.test_mean.shape[0] > 1:
+    if reference is not None and reference.test_mean.shape[0] > len(
+        ood.model_test_names(glow)):
       raise ValueError("The reference statistics include a likelihood ratio: pass the "
                        "background model they were measured with.")
     return
@@ -294,7 +296,8 @@ def _check_background(glow, background, reference):
     raise ValueError("The background model is not initialised: export a trained or "
                      "restored one.")
   ood.check_background(glow, background)
-  if reference is None or reference.test_mean.shape[0] != 2:
+  if reference is None or reference.test_mean.shape[0] != len(
+      ood.model_test_names(glow, None, background)):
     raise ValueError("A background model needs reference statistics measured with it "
                      "(`glow_tfp.ood.reference_statistics(..., background=)`).")
 

@@ -36,7 +36,8 @@ def _level_code_lengths(glow, images, draw):
   totals = []
   for normal, _, tail_log_det in glow._terms(x, None):
     per_class = normal + tail_log_det
-    if len(per_class.shape) == 2:
+    if len(per_class.shape) == 4:  # a class-conditional top: one map per class
+      per_class = tf.reduce_sum(per_class, axis=[2, 3])
       per_class = tf.reduce_sum(tf.nn.softmax(per_class, axis=1) * per_class, axis=1)
     totals.append(-per_class.numpy())
   return totals
@@ -71,15 +72,16 @@ def test_measure_gives_every_candidate_an_auroc_per_source():
   assert set(results) == {"bright", "noise", "in-distribution"}
   for name in ("bright", "noise"):
     aurocs = results[name]["auroc"]
-    assert set(aurocs) == {"ood_score", "tests_summed", "likelihood_ratio", "latent_maps",
-                           "classifier_features", "class_log_likelihoods"}
+    assert set(aurocs) == {"ood_score", "tests_max", "tests_and_typicality",
+                           "tests_and_complexity", "likelihood_ratio", "class_inconsistency",
+                           "latent_maps", "classifier_features", "class_log_likelihoods"}
     assert all(0.0 <= value <= 1.0 for value in aurocs.values())
   # An untrained classifier is sure of no class.
   assert all(r["legible_fraction"] == 0.0 for r in results.values())
   lines = scores.markdown(results, {"date_utc": "d", "device": "CPU", "cpu_count": 2,
                                         "python": "3", "tensorflow": "2", "command": "c",
                                         "tensorflow_probability": "0"})
-  assert lines[-5].startswith("| source | group | ood_score | tests_summed |")
+  assert lines[-5].startswith("| source | group | ood_score | tests_max |")
   assert lines[-5].endswith("| legible |")
   assert lines[-2].startswith("| noise | dataset |")
-  assert lines[-1] == "| in-distribution | - | - | - | - | - | - | - | 0.000 |"
+  assert lines[-1] == "| in-distribution | - | - | - | - | - | - | - | - | - | - | 0.000 |"

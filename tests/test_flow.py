@@ -220,6 +220,19 @@ def test_level_terms_without_labels_score_the_top_latent_under_the_class_mixture
   assert_close(terms[:, 0], labelled[:, 0], 1e-6)  # below the top, labels play no part
 
 
+def test_class_positions_sum_to_each_classes_log_prob_in_the_same_pass():
+  model = trained_looking_model(tiny_config(num_classes=3), seed=3)
+  x = random_images((4,) + SHAPE, seed=9)
+  terms, positions = model.level_log_probs(x, class_positions=True)
+  assert_close(terms.numpy(), model.level_log_probs(x).numpy(), 1e-6)
+  assert positions.shape == (4, 3) + tuple(model.latent_shapes[-1][:2])
+  per_class = model.class_log_probs(x).numpy()
+  lower = terms.numpy()[:, :-1].sum(axis=(1, 2)) + terms.numpy()[:, -1, 1]
+  assert_close(positions.numpy().sum(axis=(2, 3)) + lower[:, None], per_class, 1e-5)
+  with pytest.raises(ValueError, match="class_positions needs a class-conditional model"):
+    model.level_log_probs(x, tf.fill([4], 1), class_positions=True)
+
+
 @pytest.mark.parametrize("method", ["encode", "sample", "initialize"])
 def test_a_conditional_model_needs_labels_for_all_but_the_likelihood(method):
   model = glow_tfp.Glow(tiny_config(num_classes=3))

@@ -75,16 +75,44 @@ def test_scores_match_a_hand_computation():
   np.testing.assert_array_equal(got["ood_false_positive_rate"], [0.5, 0.5, 0.5])
 
 
-def test_with_a_background_model_ood_score_is_the_more_unusual_test():
+def test_with_a_background_model_ood_score_sums_the_standardised_tests():
   # Rows [bits/dim, PNG, ratio, latent, log-det]; the ratio is standardised by (1, 0.5).
   matrix = np.array([[2.5, 3.0, 2.5, 0.5, 7.0], [3.0, 5.0, 0.0, 0.0, 1.0]])
   reference = hand_reference(test_mean=np.array([1.0, 1.0], np.float32),
                              test_std=np.array([2.0, 0.5], np.float32))
-  got = ood.scores(matrix, reference)
+  got = ood.scores(matrix, reference, ood.test_names(background=True))
   assert set(got) == set(ood.OUTPUTS + ood.BACKGROUND_SCORES)
   assert_close(got["likelihood_ratio"].numpy(), [2.5, 0.0], rtol=1e-7)
-  # max((1 - 1) / 2, (2.5 - 1) / 0.5) = 3; max((2 - 1) / 2, (0 - 1) / 0.5) = 0.5.
-  assert_close(got["ood_score"].numpy(), [3.0, 0.5], rtol=1e-7)
+  # (1 - 1) / 2 + (2.5 - 1) / 0.5 = 3; (2 - 1) / 2 + (0 - 1) / 0.5 = -1.5.
+  assert_close(got["ood_score"].numpy(), [3.0, -1.5], rtol=1e-7)
+
+
+def test_every_test_of_a_conditional_model_with_a_background_adds_to_ood_score():
+  # Rows [bits/dim, PNG, ratio, class_inconsistency, latent, log-det].
+  matrix = np.array([[2.5, 3.0, 2.5, 0.25, 0.5, 7.0], [3.0, 5.0, 0.0, 0.0, 0.0, 1.0]])
+  reference = hand_reference(test_mean=np.array([1.0, 1.0, 0.05], np.float32),
+                             test_std=np.array([2.0, 0.5, 0.1], np.float32))
+  names = ood.test_names(background=True, conditional=True)
+  got = ood.scores(matrix, reference, names)
+  assert set(got) == set(ood.OUTPUTS + ood.BACKGROUND_SCORES + ood.CONDITIONAL_SCORES)
+  assert_close(got["class_inconsistency"].numpy(), [0.25, 0.0], rtol=1e-7)
+  # 0 + 3 + (0.25 - 0.05) / 0.1 = 5; 0.5 - 2 + (0 - 0.05) / 0.1 = -2.
+  assert_close(got["ood_score"].numpy(), [5.0, -2.0], rtol=1e-6)
+
+
+def test_scores_refuse_a_reference_with_other_tests():
+  with pytest.raises(ValueError, match="1 tests; the scores were asked for 2"):
+    ood.scores(np.zeros([1, 5]), hand_reference(), ood.test_names(background=True))
+
+
+def test_class_inconsistency_is_what_positions_gain_by_picking_their_own_class():
+  # Two classes, 1x2 positions. Image 0: class 0 best at both positions -> 0. Image 1:
+  # class 0 best at the first (-1 vs -3), class 1 at the second (-2 vs -6): each its own
+  # gives -3, one class for all at best -5 (class 1; class 0 gives -7) -> 2 nats.
+  positions = np.array([[[[-1.0, -2.0]], [[-5.0, -4.0]]],
+                        [[[-1.0, -6.0]], [[-3.0, -2.0]]]], np.float32)
+  got = ood.class_inconsistency(positions, num_dims=4).numpy()
+  assert_close(got, [0.0, 2.0 / (4 * np.log(2.0))], rtol=1e-6)
 
 
 def test_a_non_finite_score_is_ood_even_above_an_infinite_threshold():
@@ -204,7 +232,7 @@ def test_a_background_model_adds_the_likelihood_ratio(model):
   assert_close(got["likelihood_ratio"], expected, rtol=1e-5)
   standardised = (np.stack([got["level_distance"], got["likelihood_ratio"]], axis=1)
                   - reference.test_mean) / reference.test_std
-  assert_close(got["ood_score"], standardised.max(axis=1), rtol=1e-5)
+  assert_close(got["ood_score"], standardised.sum(axis=1), rtol=1e-5)
 
 
 def test_an_image_far_from_the_held_out_cloud_scores_above_them_all(model):
@@ -305,3 +333,32 @@ def test_a_conditional_model_measures_unlabelled_images_under_its_class_mixture(
 def test_the_class_posterior_needs_a_conditional_model(model):
   with pytest.raises(ValueError, match="needs a class-conditional model"):
     ood.class_log_likelihoods(model, uint8_images(2))
+
+
+def test_a_conditional_model_adds_class_inconsistency_at_the_draws(conditional_model):
+  glow, images = conditional_model, uint8_images(5)
+  matrix = ood.measure(glow, images, batch_size=2)
+  names = ood.feature_names(glow.config.levels, conditional=True)
+  assert matrix.shape == (5, len(names)) and names[2] == "class_inconsistency"
+  draws = likelihood.default_draws(glow.config)
+  positions = np.mean([glow.level_log_probs(
+      glow_tfp.model_space.to_model_space(images, glow.config.n_bits, noise=draw),
+      class_positions=True)[1].numpy() for draw in draws], axis=0)
+  each_own = positions.max(axis=1).sum(axis=(1, 2))
+  one_for_all = positions.sum(axis=(2, 3)).max(axis=1)
+  expected = (each_own - one_for_all) / (glow.config.num_dims * np.log(2.0))
+  assert_close(matrix[:, 2], expected, rtol=1e-5)
+  assert (matrix[:, 2] >= 0).all() and matrix[:, 2].max() > 0
+  # Given labels, the images are scored under their classes: no class to compare.
+  labelled = ood.measure(glow, images, np.zeros(5, np.int32), batch_size=2)
+  assert labelled.shape == (5, len(ood.feature_names(glow.config.levels)))
+
+
+def test_a_conditional_models_scores_sum_its_tests(conditional_model):
+  glow = conditional_model
+  reference = ood.reference_statistics(glow, uint8_images(21), false_positive_rate=0.2)
+  assert reference.test_mean.shape == (2,)
+  got = ood.score_images(glow, uint8_images(6, seed=5), None, reference)
+  tests = np.stack([got["level_distance"], got["class_inconsistency"]], axis=1)
+  assert_close(got["ood_score"], ((tests - reference.test_mean) / reference.test_std).sum(1),
+               rtol=1e-5)

@@ -81,3 +81,20 @@ def test_standardising_under_each_class_equals_standardising_with_that_label(cla
 def test_standardising_under_each_class_needs_a_conditional_prior():
   with pytest.raises(ValueError, match="needs a class-conditional prior"):
     prior.TopPrior(3).standardise_each_class(random_images([1, 2, 2, 3]))
+
+
+@pytest.mark.parametrize("class_shape", [(1, 1), (2, 2)])
+def test_class_position_log_probs_are_each_positions_gaussian_and_sum_to_the_whole(class_shape):
+  bijector = prior.TopPrior(3, num_classes=4, class_shape=class_shape)
+  perturb(bijector, scale=0.3)
+  x = random_images([2, 2, 2, 3])
+  positions = bijector.class_position_log_probs(x).numpy()
+  assert positions.shape == (2, 4, 2, 2)
+  mean, log_std = np.split((bijector.bias + bijector.embedding).numpy(), 2, axis=-1)
+  standardised = (x.numpy()[:, None] - mean) / np.exp(log_std)
+  expected = -0.5 * standardised ** 2 - 0.5 * np.log(2 * np.pi) - log_std
+  assert_close(positions, expected.sum(axis=-1), 1e-5)
+  z, log_dets = bijector.standardise_each_class(x)
+  whole = (-0.5 * tf.reduce_sum(tf.square(z), axis=[2, 3, 4]) - 6 * np.log(2 * np.pi)
+           + log_dets)
+  assert_close(positions.sum(axis=(2, 3)), whole.numpy(), 1e-5)

@@ -372,8 +372,8 @@ def test_score_signature_equals_the_library(exported):
   out = loaded.signatures["score"](images=tf.constant(images))
   reference = ood.reference_statistics(model, uint8_images(12, seed=3))
   expected = ood.score_images(model, images, None, reference)
-  assert set(out) == set(ood.OUTPUTS)
-  for name in ood.SCORES:
+  assert set(out) == set(ood.OUTPUTS + ood.CONDITIONAL_SCORES)
+  for name in ood.SCORES + ood.CONDITIONAL_SCORES:
     assert_close(out[name].numpy(), expected[name], rtol=1e-4, err_msg=name)
   assert out["is_ood"].dtype == tf.bool and out["ood_false_positive_rate"].dtype == tf.float32
   np.testing.assert_array_equal(out["is_ood"], expected["is_ood"])
@@ -385,7 +385,7 @@ def test_score_signature_equals_the_library(exported):
 def test_score_outputs_are_listed_with_their_dtypes(exported):
   _, _, loaded = exported
   outputs = loaded.signatures["score"].structured_outputs
-  assert set(outputs) == set(ood.OUTPUTS)
+  assert set(outputs) == set(ood.OUTPUTS + ood.CONDITIONAL_SCORES)
   for name, spec in outputs.items():
     assert spec.dtype == (tf.bool if name == "is_ood" else tf.float32), name
     assert spec.shape.as_list() == [None], name
@@ -400,8 +400,9 @@ def test_an_export_with_a_background_model_serves_its_likelihood_ratio(tmp_path)
   images = uint8_images(5, seed=9)
   out = loaded.signatures["score"](images=tf.constant(images))
   expected = ood.score_images(model, images, None, reference, background=background)
-  assert set(out) == set(ood.OUTPUTS + ood.BACKGROUND_SCORES)
-  for name in ood.SCORES + ood.BACKGROUND_SCORES:
+  tests = ood.BACKGROUND_SCORES + ood.CONDITIONAL_SCORES
+  assert set(out) == set(ood.OUTPUTS + tests)
+  for name in ood.SCORES + tests:
     assert_close(out[name].numpy(), expected[name], rtol=1e-4, err_msg=name)
 
 

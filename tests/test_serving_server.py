@@ -192,7 +192,8 @@ def test_metadata_describes_the_signatures_as_tf_serving_does(served, export_bas
   assert set(default["outputs"]) == {"log_likelihood", "bits_per_dim"}
   score = signatures["score"]["outputs"]
   assert {name: output["dtype"] for name, output in score.items()} == {
-      name: "DT_BOOL" if name == "is_ood" else "DT_FLOAT" for name in ood.OUTPUTS}
+      name: "DT_BOOL" if name == "is_ood" else "DT_FLOAT"
+      for name in ood.OUTPUTS + ood.CONDITIONAL_SCORES}
 
 
 def test_row_format_log_prob_equals_the_library(served):
@@ -233,7 +234,7 @@ def test_rest_client_score_gives_is_ood_as_bool(served):
   images[1] = 0
   got = client_lib.Client(url, "glow").score(images)
   expected = ood.score_images(model, images, None, tiny_reference(model))
-  assert set(got) == set(ood.OUTPUTS) and got["is_ood"].dtype == bool
+  assert set(got) == set(ood.OUTPUTS + ood.CONDITIONAL_SCORES) and got["is_ood"].dtype == bool
   np.testing.assert_array_equal(got["is_ood"], expected["is_ood"])
   assert_close(got["ood_score"], expected["ood_score"], rtol=1e-4)
 
@@ -567,7 +568,7 @@ def test_score_over_http_equals_the_signature(served):
   status, answer = http_call(predict_url(url), {"signature_name": "score", "instances": [
       {"images": image.tolist()} for image in images]})
   assert status == 200
-  assert set(answer["predictions"][0]) == set(ood.OUTPUTS)
+  assert set(answer["predictions"][0]) == set(ood.OUTPUTS + ood.CONDITIONAL_SCORES)
   assert all(0.0 <= row["ood_percentile"] <= 100.0 for row in answer["predictions"])
   # TF Serving's JSON mapping: a DT_BOOL output as true/false. The rate is in every row.
   expected = ood.score_images(model, images, None, tiny_reference(model))

@@ -140,12 +140,12 @@ def evaluate(model, data, sources, batch_size, seed,
 
 
 def auroc_scores(background, conditional=False):
-  """The scores whose AUROC is reported: `AUROC_SCORES`, the likelihood ratio before
-  ood_score with a background model, and `CLASS_DOUBT` last for a class-conditional one."""
-  names = AUROC_SCORES
-  if background:
-    names = AUROC_SCORES[:-1] + ood.BACKGROUND_SCORES + AUROC_SCORES[-1:]
-  return names + ((CLASS_DOUBT,) if conditional else ())
+  """The scores whose AUROC is reported: `AUROC_SCORES`, before ood_score the likelihood
+  ratio with a background model and class_inconsistency of a class-conditional one, and
+  `CLASS_DOUBT` last for the latter."""
+  tests = ood.test_names(background, conditional)[1:]
+  return (AUROC_SCORES[:-1] + tests + AUROC_SCORES[-1:]
+          + ((CLASS_DOUBT,) if conditional else ()))
 
 
 def table_markdown(results, sources, count, threshold):

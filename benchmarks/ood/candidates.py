@@ -8,9 +8,12 @@ same --seed draws the same images): the first half of the held-out images is the
 reference, the second the in-distribution side of every AUROC. Candidates (higher = less
 like the training data):
 
-  ood_score              the served score: the largest of its standardised tests;
-  tests_summed           the sum of the same standardised tests;
+  ood_score              the served score: the sum of its standardised tests;
+  tests_max              the largest of the same standardised tests;
+  tests_and_typicality   ood_score + the standardised typicality (|bits/dim - its mean|);
+  tests_and_complexity   ood_score + the standardised complexity_corrected;
   likelihood_ratio       with a background model: bits/dim minus its bits/dim, alone;
+  class_inconsistency    of a class-conditional model: the served test alone;
   latent_maps            the Mahalanobis distance of the latent code lengths per position:
                          at each position of each level's factored-out latent, its
                          -log density summed over channels (the first level's pooled 2x2;

@@ -77,18 +77,33 @@ def standardised_tests(model, images, reference, batch_size, background):
   return (tests - reference.test_mean) / reference.test_std, matrix
 
 
+def _extra_tests(matrix, bits_per_dim_mean):
+  """typicality and complexity_corrected [N, 2] of feature rows `matrix`, as ood.scores
+  computes them."""
+  return np.stack([np.abs(matrix[:, 0] - bits_per_dim_mean), matrix[:, 0] - matrix[:, 1]],
+                  axis=1)
+
+
 def measure(model, classifier, reference_images, inliers, sources, batch_size, background):
   """{source: {"auroc": {candidate: AUROC against `inliers`}, "legible_fraction": f}} over
   `sources` ({name: images}), and "in-distribution": {"legible_fraction": f}."""
   reference = ood.reference_statistics(model, reference_images, None, batch_size,
                                        background=background)
   fit = candidate_features(model, classifier, reference_images, batch_size)[0]
+  # Standardised on the reference's fit half, as ood_score's own tests.
+  fit_matrix = ood.measure(model, reference_images[ood.split(len(reference_images))[0]],
+                           None, batch_size, background=background)
+  extra_fit = _extra_tests(fit_matrix, reference.bits_per_dim_mean)
+  extra_mean, extra_std = extra_fit.mean(axis=0), extra_fit.std(axis=0, ddof=1)
 
   def scores(images):
     tests, matrix = standardised_tests(model, images, reference, batch_size, background)
-    out = {"ood_score": tests.max(axis=1), "tests_summed": tests.sum(axis=1)}
-    if background is not None:
-      out["likelihood_ratio"] = matrix[:, 2]
+    extra = (_extra_tests(matrix, reference.bits_per_dim_mean) - extra_mean) / extra_std
+    out = {"ood_score": tests.sum(axis=1), "tests_max": tests.max(axis=1),
+           "tests_and_typicality": tests.sum(axis=1) + extra[:, 0],
+           "tests_and_complexity": tests.sum(axis=1) + extra[:, 1]}
+    names = ood.model_test_names(model, None, background)
+    out.update({name: tests[:, i] for i, name in enumerate(names) if i})
     rows, probabilities = candidate_features(model, classifier, images, batch_size)
     legible = np.mean(probabilities.max(axis=1) >= sample_quality.LEGIBLE_PROBABILITY)
     return {**out, **{name: distance(fit[name], rows[name]) for name in rows}}, float(legible)

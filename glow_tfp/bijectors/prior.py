@@ -1,5 +1,7 @@
 """The learned prior at the top of the multi-scale flow, optionally class-conditional."""
 
+import math
+
 import tensorflow as tf
 
 from glow_tfp.bijectors import base
@@ -70,6 +72,16 @@ class TopPrior(base.FusedBijector):
       raise ValueError("standardise_each_class needs a class-conditional prior.")
     mean, log_std = tf.split(self.bias + self.embedding, 2, axis=-1)
     return (y[:, tf.newaxis] - mean) * tf.exp(-log_std), self._log_dets(y, log_std)
+
+  def class_position_log_probs(self, y):
+    """log p(y at each position | class k) [N, K, H, W] of `y` [N, H, W, C] under each class
+    k of a class-conditional prior: log N(y[h, w, c]; mean_k, std_k^2) summed over the
+    channels c. Summed over the positions too, it is the log-density of the whole `y`
+    under class k: log N(z'; 0, I) + log_det of `standardise_each_class`."""
+    z, _ = self.standardise_each_class(y)
+    log_std = tf.split(self.bias + self.embedding, 2, axis=-1)[1]
+    return -tf.reduce_sum(0.5 * tf.square(z) + 0.5 * math.log(2.0 * math.pi) + log_std,
+                          axis=-1)
 
   def _log_det(self, y, log_std):
     return tf.broadcast_to(self._log_dets(y, log_std), tf.shape(y)[:1])
