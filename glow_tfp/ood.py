@@ -145,8 +145,8 @@ def feature_names(levels, background=False, conditional=False):
 
 
 def class_inconsistency(class_positions, num_dims):
-  """sum_p max_y l[p, y] - max_y sum_p l[p, y] / (D log 2) [N] of
-  `class_positions` l = log p(z_p | y) [N, K, h, w] (`Glow.level_log_probs`): >= 0, and 0
+  """(sum_p max_y l[p, y] - max_y sum_p l[p, y]) / (D log 2) [N] of `class_positions`
+  l = log p(z_p | y) [N, K, h, w] (`Glow.level_log_probs`), D = `num_dims`: >= 0, and 0
   when one class y is the most likely at every position p."""
   class_positions = tf.cast(class_positions, tf.float32)
   each_own = tf.reduce_sum(tf.reduce_max(class_positions, axis=1), axis=[1, 2])
@@ -179,8 +179,7 @@ def features(images, bits_per_dim, level_terms, background_bits_per_dim=None,
 
 def distance_features(matrix, num_tests):
   """The columns of `matrix` whose Mahalanobis distance is level_distance: PNG bits/dim and
-  the per-level terms (the total bits/dim is their sum, the other tests tests of their
-  own)."""
+  the per-level terms (the total bits/dim is their sum; each other test stands alone)."""
   matrix = tf.convert_to_tensor(matrix, tf.float32)
   return tf.concat([matrix[:, 1:2], matrix[:, 1 + num_tests:]], axis=1)
 
