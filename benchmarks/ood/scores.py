@@ -28,8 +28,7 @@ def latent_maps(model, images, draw):
       h, z, _ = tail.factor_out(y)
       lengths = _code_length(z, tail._prior(h)[1])  # pylint: disable=protected-access
     elif model.config.num_classes:
-      z, _ = tail.standardise_each_class(y)
-      per_class = _code_length(z, tf.split(tail.bias + tail.embedding, 2, axis=-1)[1])
+      per_class = -tail.class_position_log_probs(y)
       posterior = tf.nn.softmax(-tf.reduce_sum(per_class, axis=[2, 3]), axis=1)
       lengths = tf.einsum("nk,nkhw->nhw", posterior, per_class)
     else:
@@ -69,40 +68,37 @@ def candidate_features(model, classifier, images, batch_size):
   return features, probabilities
 
 
-def standardised_tests(model, images, reference, batch_size, background):
-  """The tests of `ood_score`, standardised as it standardises them: [N, T]."""
-  matrix = ood.measure(model, images, None, batch_size, background=background)
-  tests = ood.tests(matrix, len(reference.test_mean), reference.mean,
-                    reference.inverse_covariance).numpy()
-  return (tests - reference.test_mean) / reference.test_std, matrix
+# Scores of `ood.scores` that ood_score does not use, each a candidate added to it.
+_EXTRA_TESTS = ("typicality", "complexity_corrected")
 
 
-def _extra_tests(matrix, bits_per_dim_mean):
-  """typicality and complexity_corrected [N, 2] of feature rows `matrix`, as ood.scores
-  computes them."""
-  return np.stack([np.abs(matrix[:, 0] - bits_per_dim_mean), matrix[:, 0] - matrix[:, 1]],
-                  axis=1)
+def _columns(matrix, reference, names):
+  """`ood.scores` of feature rows `matrix`: the tests `names`, then `_EXTRA_TESTS` [N, T]."""
+  scored = ood.scores(matrix, reference, names)
+  return np.stack([scored[name].numpy() for name in names + _EXTRA_TESTS], axis=1)
 
 
 def measure(model, classifier, reference_images, inliers, sources, batch_size, background):
   """{source: {"auroc": {candidate: AUROC against `inliers`}, "legible_fraction": f}} over
   `sources` ({name: images}), and "in-distribution": {"legible_fraction": f}."""
-  reference = ood.reference_statistics(model, reference_images, None, batch_size,
-                                       background=background)
+  names = ood.model_test_names(model, None, background)
+  # `ood.reference_statistics`, keeping the fit half's rows to standardise the extra tests
+  # on, as ood_score's own tests are.
+  matrix = ood.measure(model, reference_images, None, batch_size, background=background)
+  fit_rows, check_rows = ood.split(len(reference_images))
+  reference = ood.fit(matrix[fit_rows], matrix[check_rows], names=names)
+  fit_columns = _columns(matrix[fit_rows], reference, names)
+  mean = np.concatenate([reference.test_mean, fit_columns[:, len(names):].mean(axis=0)])
+  std = np.concatenate([reference.test_std, fit_columns[:, len(names):].std(axis=0, ddof=1)])
   fit = candidate_features(model, classifier, reference_images, batch_size)[0]
-  # Standardised on the reference's fit half, as ood_score's own tests.
-  fit_matrix = ood.measure(model, reference_images[ood.split(len(reference_images))[0]],
-                           None, batch_size, background=background)
-  extra_fit = _extra_tests(fit_matrix, reference.bits_per_dim_mean)
-  extra_mean, extra_std = extra_fit.mean(axis=0), extra_fit.std(axis=0, ddof=1)
 
   def scores(images):
-    tests, matrix = standardised_tests(model, images, reference, batch_size, background)
-    extra = (_extra_tests(matrix, reference.bits_per_dim_mean) - extra_mean) / extra_std
+    matrix = ood.measure(model, images, None, batch_size, background=background)
+    standardised = (_columns(matrix, reference, names) - mean) / std
+    tests, extra = standardised[:, :len(names)], standardised[:, len(names):]
     out = {"ood_score": tests.sum(axis=1), "tests_max": tests.max(axis=1),
            "tests_and_typicality": tests.sum(axis=1) + extra[:, 0],
            "tests_and_complexity": tests.sum(axis=1) + extra[:, 1]}
-    names = ood.model_test_names(model, None, background)
     out.update({name: tests[:, i] for i, name in enumerate(names) if i})
     rows, probabilities = candidate_features(model, classifier, images, batch_size)
     legible = np.mean(probabilities.max(axis=1) >= sample_quality.LEGIBLE_PROBABILITY)
