@@ -50,6 +50,7 @@ scoring itself (`scores`) is TensorFlow ops on tensors, so a SavedModel can serv
 """
 
 import dataclasses
+import statistics
 
 import numpy as np
 import tensorflow as tf
@@ -439,8 +440,37 @@ def auroc(inlier, outlier):
 
   The rank statistic P(out > in) + P(out == in) / 2 over all pairs; NaN counts as +inf.
   """
-  inlier = np.sort(np.nan_to_num(np.asarray(inlier, np.float64), nan=np.inf))
-  outlier = np.nan_to_num(np.asarray(outlier, np.float64), nan=np.inf)
-  below = np.searchsorted(inlier, outlier, side="left")
-  tied = np.searchsorted(inlier, outlier, side="right") - below
-  return float((below + 0.5 * tied).sum() / (len(inlier) * len(outlier)))
+  return float(_placements(outlier, inlier).mean())
+
+
+def auroc_interval(inlier, outlier, level=0.95):
+  """(low, high): the `level` confidence interval of `auroc(inlier, outlier)` for new
+  draws of both sets, from DeLong et al.'s (Biometrics, 1988) variance of the rank
+  statistic, S_out / m + S_in / n, and a normal approximation, clipped to [0, 1].
+
+  S_out is the sample variance over the m outliers of each one's share of inliers below it
+  (ties count half), S_in the same over the n inliers of the share of outliers above each.
+  A perfect separation gives the point (1, 1) (and none, (0, 0)): the variance of these
+  draws is 0, which says nothing about images beyond them.
+  """
+  if not 0.0 < level < 1.0:
+    raise ValueError(f"The confidence level must be in (0, 1); got {level!r}.")
+  per_outlier = _placements(outlier, inlier)
+  per_inlier = 1.0 - _placements(inlier, outlier)
+  if min(len(per_outlier), len(per_inlier)) < 2:
+    raise ValueError("An AUROC interval needs at least 2 inlier and 2 outlier scores.")
+  variance = (per_outlier.var(ddof=1) / len(per_outlier)
+              + per_inlier.var(ddof=1) / len(per_inlier))
+  half_width = statistics.NormalDist().inv_cdf(0.5 + level / 2.0) * float(np.sqrt(variance))
+  centre = float(per_outlier.mean())
+  return max(0.0, centre - half_width), min(1.0, centre + half_width)
+
+
+def _placements(values, others):
+  """For each of `values`, the share of `others` below it, ties counting half (NaN counts
+  as +inf in both): float64 [len(values)]."""
+  others = np.sort(np.nan_to_num(np.asarray(others, np.float64), nan=np.inf))
+  values = np.nan_to_num(np.asarray(values, np.float64), nan=np.inf)
+  below = np.searchsorted(others, values, side="left")
+  tied = np.searchsorted(others, values, side="right") - below
+  return (below + 0.5 * tied) / len(others)

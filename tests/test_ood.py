@@ -294,6 +294,33 @@ def test_auroc_is_the_pairwise_rank_statistic():
   assert ood.auroc([2.0, 3.0], [0.0, 1.0]) == 0.0
 
 
+def test_the_auroc_interval_matches_delong_by_hand_and_the_bootstrap_spread():
+  inlier, outlier = np.array([0.0, 1.0, 2.0, 3.0]), np.array([1.0, 2.5, 4.0])
+  # Each outlier's share of inliers below it (ties half), each inlier's of outliers above.
+  per_outlier, per_inlier = np.array([1.5, 3.0, 4.0]) / 4, np.array([3.0, 2.5, 2.0, 1.0]) / 3
+  half = 1.959963984540054 * np.sqrt(per_outlier.var(ddof=1) / 3 + per_inlier.var(ddof=1) / 4)
+  low, high = ood.auroc_interval(inlier, outlier)
+  assert (low, high) == pytest.approx((per_outlier.mean() - half, min(1.0, per_outlier.mean()
+                                                                      + half)))
+  rng = np.random.default_rng(0)
+  inlier, outlier = rng.normal(0.0, 1.0, 200), rng.normal(1.0, 1.0, 150)
+  boot = [ood.auroc(rng.choice(inlier, 200), rng.choice(outlier, 150)) for _ in range(1000)]
+  low, high = ood.auroc_interval(inlier, outlier)
+  assert low < ood.auroc(inlier, outlier) < high
+  # The normal interval's half-width is 1.96 standard errors; the bootstrap's spread is a
+  # sampling estimate of that error (within 10% at 1,000 resamples).
+  assert (high - low) / (2 * 1.959963984540054) == pytest.approx(np.std(boot), rel=0.1)
+
+
+def test_a_perfect_separation_has_a_point_interval_and_bad_levels_are_refused():
+  assert ood.auroc_interval([0.0, 1.0], [2.0, np.nan]) == (1.0, 1.0)
+  assert ood.auroc_interval([2.0, 3.0], [0.0, 1.0]) == (0.0, 0.0)
+  with pytest.raises(ValueError, match="confidence level"):
+    ood.auroc_interval([0.0, 1.0], [2.0, 3.0], level=1.0)
+  with pytest.raises(ValueError, match="at least 2"):
+    ood.auroc_interval([0.0], [2.0, 3.0])
+
+
 def test_class_doubt_is_one_minus_the_largest_posterior_of_equal_priors():
   log_likelihoods = np.log([[0.7, 0.2, 0.1], [1.0, 1.0, 1.0], [1e-300, 1.0, 1e-300]]) - 900.0
   assert_close(ood.class_doubt(log_likelihoods), [0.3, 2.0 / 3.0, 0.0], rtol=1e-9, scale=1.0)

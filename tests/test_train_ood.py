@@ -33,6 +33,11 @@ def test_ood_cli_writes_the_auroc_table_histograms_and_reconstruction(tiny_mnist
   assert set(sources) == {"black", "shrunk", "sklearn_digits", "pair", "in-distribution"}
   assert sources["black"]["group"] == "standard" and sources["pair"]["group"] == "near-OOD"
   assert 0.0 <= sources["black"]["auroc"]["ood_score"] <= 1.0
+  for name in ("black", "shrunk", "sklearn_digits", "pair"):
+    low, high = sources[name]["auroc_interval"]["ood_score"]
+    assert 0.0 <= low <= sources[name]["auroc"]["ood_score"] <= high <= 1.0
+  assert set(sources["pair"]["auroc_interval"]) == set(sources["pair"]["auroc"])
+  assert "ood_score interval |" in result.stdout
   # is_ood at F = 0.05: the detection rate of each source, the false-positive rate of the
   # in-distribution side; the threshold from 25 fit images, measured on 25 others.
   assert results["threshold"]["false_positive_rate"] == 0.05

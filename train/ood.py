@@ -12,7 +12,8 @@ of the model's shape.
 Images are scored without labels, as the served `score` scores them: a class-conditional
 model under its mixture of equally likely classes. Its AUROCs also include class_doubt,
 1 - max_y P(y | x), from P(x | y) of every class (`glow_tfp.ood.class_doubt`).
-Writes under --output_dir (default <workdir>/ood): ood.md (AUROC of each score per source;
+Writes under --output_dir (default <workdir>/ood): ood.md (AUROC of each score per source
+and the 95% interval of ood_score's (`glow_tfp.ood.auroc_interval`);
 the fraction of each source that is_ood flags, its detection rate, and of the
 in-distribution side, its false-positive rate; decode(encode(x)) of each source: max error,
 exact as uint8, non-finite),
@@ -54,6 +55,9 @@ HISTOGRAM_SCORES = ("bits_per_dim", "complexity_corrected", "ood_score")
 # class posterior from P(x | y) of every class (one pass through the flow). Measured here,
 # not served.
 CLASS_DOUBT = "class_doubt"
+# The confidence level of each AUROC's interval (`glow_tfp.ood.auroc_interval`): how far
+# another draw of the held-out images and of the source could move it.
+AUROC_INTERVAL_LEVEL = 0.95
 
 _WORKDIR = common_flags.define_workdir_flag("workdir", "Training workdir (config.json and "
                                            "checkpoints/).")
@@ -98,8 +102,9 @@ def source_images(name, heldout, levels, rng, labels=None):
 
 def evaluate(model, data, sources, batch_size, seed,
              false_positive_rate=ood.DEFAULT_FALSE_POSITIVE_RATE, background=None):
-  """({source: {"group": name, "auroc": {score: value}, "flagged": fraction is_ood,
-  "reconstruction": scalars}} (the in-distribution side: "flagged" and "reconstruction"), the
+  """({source: {"group": name, "auroc": {score: value}, "auroc_interval": {score: (low,
+  high)}, "flagged": fraction is_ood, "reconstruction": scalars}} (the in-distribution side:
+  "flagged" and "reconstruction"; the intervals at `AUROC_INTERVAL_LEVEL`), the
   raw scores, and the threshold: its false-positive rate, value and rate on the reference's
   check half). `background`: a background `Glow` for the likelihood ratio, or None."""
   half = len(data.heldout_images) // 2
@@ -128,6 +133,8 @@ def evaluate(model, data, sources, batch_size, seed,
     results[name] = {
         "group": group(name),
         "auroc": {s: ood.auroc(inlier_scores[s], raw[name][s]) for s in names},
+        "auroc_interval": {s: ood.auroc_interval(inlier_scores[s], raw[name][s],
+                                                 AUROC_INTERVAL_LEVEL) for s in names},
         "flagged": float(np.mean(raw[name]["is_ood"])),
         "reconstruction": check.scalars()}
   check = reconstruction.reconstruct(model, inliers, labels, batch_size)
@@ -153,13 +160,16 @@ def table_markdown(results, sources, count, threshold):
   lines = [f"AUROC against {count} held-out images (1.0: every source image scores above "
            "every held-out one; 0.5: chance; below 0.5: the score ranks the source as more "
            "typical). Perturbed sources are digits under small geometric changes: not "
-           "out-of-distribution, an AUROC near 0.5 is the wanted answer.", "",
-           "| source | group | " + " | ".join(names) + " |",
-           "|---" * (len(names) + 2) + "|"]
+           "out-of-distribution, an AUROC near 0.5 is the wanted answer. Last column: the "
+           f"{100 * AUROC_INTERVAL_LEVEL:g}% interval of ood_score's AUROC (DeLong), how far "
+           "other draws of the held-out images and the source could move it.", "",
+           "| source | group | " + " | ".join(names) + " | ood_score interval |",
+           "|---" * (len(names) + 3) + "|"]
   for name in sources:
     values = results[name]["auroc"]
+    low, high = results[name]["auroc_interval"]["ood_score"]
     lines.append(f"| {name} | {group(name)} | " +
-                 " | ".join(f"{values[s]:.3f}" for s in names) + " |")
+                 " | ".join(f"{values[s]:.3f}" for s in names) + f" | {low:.3f}-{high:.3f} |")
   lines += ["", f"Flagged by is_ood (ood_score > {threshold['ood_threshold']:.4g}, the "
             f"threshold at false-positive rate {threshold['false_positive_rate']:g}; its "
             f"rate on the reference's check half: "
