@@ -49,6 +49,19 @@ def test_ood_cli_writes_the_auroc_table_histograms_and_reconstruction(tiny_mnist
       result.stdout)
   assert sources["in-distribution"]["reconstruction"]["reconstruction_non_finite"] == 0
   assert "| black | standard |" in result.stdout and "| in-distribution |" in result.stdout
+  assert results["likelihood_draws"] == 1
+
+  # --likelihood_draws=K scores with K draws, as an export with K draws: other bits/dim,
+  # so another threshold on the same reference images.
+  result = subprocess.run(
+      [sys.executable, "-m", "train.ood", f"--workdir={tmp_path}", "--ood=black",
+       "--heldout_fraction=0.02", "--ood_false_positive_rate=0.05", "--likelihood_draws=2",
+       f"--output_dir={tmp_path / 'k2'}"], cwd=_ROOT, capture_output=True, text=True,
+      timeout=300)
+  assert result.returncode == 0, result.stderr[-3000:]
+  with_two = json.loads((tmp_path / "k2" / "results.json").read_text())
+  assert with_two["likelihood_draws"] == 2
+  assert with_two["threshold"]["ood_threshold"] != results["threshold"]["ood_threshold"]
 
 
 def test_ood_cli_with_a_background_workdir_reports_the_likelihood_ratio(tiny_mnist, tmp_path):

@@ -40,6 +40,7 @@ matplotlib.use("Agg")  # Files only; no display on a training machine.
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
 import numpy as np  # noqa: E402
 
+from glow_tfp import likelihood  # noqa: E402
 from glow_tfp import ood  # noqa: E402
 from glow_tfp import reconstruction  # noqa: E402
 from glow_tfp import workdir as workdir_lib  # noqa: E402
@@ -79,6 +80,10 @@ _OOD_FALSE_POSITIVE_RATE = flags.DEFINE_float(
 flags.register_validator(
     "ood_false_positive_rate", ood.is_valid_false_positive_rate,
     message=f"--ood_false_positive_rate must be {ood.FALSE_POSITIVE_RATE_RULE}.")
+_LIKELIHOOD_DRAWS = flags.DEFINE_integer(
+    "likelihood_draws", 1, "K, the fixed dequantisation draws per image of every score, as "
+    "serving.export's flag of the same name (seed 0, its default --likelihood_seed): the "
+    "scores an export with K draws serves, at K model passes per image.", lower_bound=1)
 
 
 def _load(spec, levels):
@@ -101,25 +106,27 @@ def source_images(name, heldout, levels, rng, labels=None):
 
 
 def evaluate(model, data, sources, batch_size, seed,
-             false_positive_rate=ood.DEFAULT_FALSE_POSITIVE_RATE, background=None):
+             false_positive_rate=ood.DEFAULT_FALSE_POSITIVE_RATE, background=None,
+             likelihood_draws=1):
   """({source: {"group": name, "auroc": {score: value}, "auroc_interval": {score: (low,
   high)}, "flagged": fraction is_ood, "reconstruction": scalars}} (the in-distribution side:
   "flagged" and "reconstruction"; the intervals at `AUROC_INTERVAL_LEVEL`), the
   raw scores, and the threshold: its false-positive rate, value and rate on the reference's
-  check half). `background`: a background `Glow` for the likelihood ratio, or None."""
+  check half). `background`: a background `Glow` for the likelihood ratio, or None;
+  `likelihood_draws`: K, the fixed draws of seed 0 of every score (`likelihood.fixed_draws`),
+  those of an export with K draws."""
   half = len(data.heldout_images) // 2
+  draws = likelihood.fixed_draws(likelihood_draws, model.config.image_shape, 0)
   # Without labels, as the served `score` (a class-conditional model: its class mixture).
   reference = ood.reference_statistics(model, data.heldout_images[:half], None, batch_size,
-                                       false_positive_rate=false_positive_rate,
-                                       background=background)
+                                       draws, false_positive_rate, background)
   inliers = data.heldout_images[half:]
   labels = data.heldout_labels[half:]
   def score(images):
-    scores = ood.score_images(model, images, None, reference, batch_size,
-                              background=background)
+    scores = ood.score_images(model, images, None, reference, batch_size, draws, background)
     if model.config.num_classes:
       scores[CLASS_DOUBT] = ood.class_doubt(ood.class_log_likelihoods(model, images,
-                                                                     batch_size))
+                                                                     batch_size, draws))
     return scores
 
   inlier_scores = score(inliers)
@@ -230,7 +237,7 @@ def main(argv):
                        f" has {data.image_shape}: pass the --dataset it was trained on.")
     results, raw, threshold = evaluate(model, data, _OOD.value, _BATCH_SIZE.value,
                                        _SEED.value, _OOD_FALSE_POSITIVE_RATE.value,
-                                       background)
+                                       background, _LIKELIHOOD_DRAWS.value)
   except (InputError, FileNotFoundError) as problem:
     sys.exit(f"train.ood: error: {problem}")
   os.makedirs(output_dir, exist_ok=True)
@@ -242,6 +249,7 @@ def main(argv):
     f.write(table)
   with open(os.path.join(output_dir, "results.json"), "w") as f:
     json.dump({"checkpoint": checkpoint, "background_workdir": _BACKGROUND_WORKDIR.value,
+               "likelihood_draws": _LIKELIHOOD_DRAWS.value,
                "threshold": threshold, "sources": results}, f, indent=1)
   print(f"model from {checkpoint}\n{table}wrote {output_dir}")
 
