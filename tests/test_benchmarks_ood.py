@@ -9,6 +9,7 @@ from benchmarks.ood import scores
 from glow_tfp import classifier as classifier_lib
 from glow_tfp import likelihood
 from glow_tfp import model_space
+from glow_tfp import ood
 from tests.checks import assert_close, perturb, random_images
 
 SHAPE = (8, 8, 1)
@@ -85,3 +86,17 @@ def test_measure_gives_every_candidate_an_auroc_per_source():
   assert lines[-5].endswith("| legible |")
   assert lines[-2].startswith("| noise | dataset |")
   assert lines[-1] == "| in-distribution | - | - | - | - | - | - | - | - | - | - | 0.000 |"
+
+
+def test_the_candidates_take_the_draws_they_are_given():
+  glow = _model(3)
+  classifier = classifier_lib.Classifier(SHAPE, 3, seed=0)
+  images = _images(4, seed=5)
+  draws = likelihood.fixed_draws(2, SHAPE, seed=0)
+  features = scores.candidate_features(glow, classifier, images, 4, draws)[0]
+  expected = ood.class_log_likelihoods(glow, images, 4, draws)
+  assert_close(features["class_log_likelihoods"], expected, rtol=1e-5)
+  # The default is one draw: the second draw moves the estimate beyond rounding.
+  with pytest.raises(AssertionError):
+    assert_close(features["class_log_likelihoods"], ood.class_log_likelihoods(glow, images, 4),
+                 rtol=1e-5)

@@ -4,7 +4,8 @@
   python -m benchmarks.ood.candidates --workdir=DIR [--background_workdir=DIR]
 
 The flags, the held-out split and the generated sources are `python -m train.ood`'s (the
-same --seed draws the same images): the first half of the held-out images is the
+same --seed draws the same images, --likelihood_draws the same dequantisation draws): the
+first half of the held-out images is the
 reference, the second the in-distribution side of every AUROC. Candidates (higher = less
 like the training data):
 
@@ -45,6 +46,7 @@ execution.prefer_onednn()
 from benchmarks.common import report  # noqa: E402
 from benchmarks.ood import scores  # noqa: E402
 from glow_tfp import classifier as classifier_lib  # noqa: E402
+from glow_tfp import likelihood  # noqa: E402
 from glow_tfp import workdir as workdir_lib  # noqa: E402
 from train import ood as train_ood  # noqa: E402  (its flags are this benchmark's)
 from train.data import datasets as data_lib  # noqa: E402
@@ -70,8 +72,9 @@ def main(argv):
   rng = np.random.default_rng(FLAGS.seed)
   sources = {name: train_ood.source_images(name, inliers, model.config.levels, rng, labels)
              for name in FLAGS.ood}
+  draws = likelihood.fixed_draws(FLAGS.likelihood_draws, model.config.image_shape, 0)
   results = scores.measure(model, classifier, data.heldout_images[:half], inliers,
-                           sources, FLAGS.batch_size, background)
+                           sources, FLAGS.batch_size, background, draws)
   env = report.environment()
   lines = scores.markdown(results, env)
   print("\n".join(lines))

@@ -54,17 +54,18 @@ def distance(reference_rows, rows):
                          np.linalg.inv(covariance).astype(np.float32)).numpy()
 
 
-def candidate_features(model, classifier, images, batch_size):
+def candidate_features(model, classifier, images, batch_size, draws):
   """({candidate: rows [N, F]} of the distance candidates of uint8 `images`, the
-  classifier's class probabilities [N, K])."""
-  draw = likelihood.default_draws(model.config)[0]
+  classifier's class probabilities [N, K]); `draws` [K, H, W, C]: the fixed dequantisation
+  draws (the latent maps are of the first)."""
   probabilities, classifier_features = classifier.predict(images, batch_size)
   features = {
-      "latent_maps": np.concatenate([latent_maps(model, images[s:s + batch_size], draw)
+      "latent_maps": np.concatenate([latent_maps(model, images[s:s + batch_size], draws[0])
                                      for s in range(0, len(images), batch_size)]),
       "classifier_features": classifier_features}
   if model.config.num_classes:
-    features["class_log_likelihoods"] = ood.class_log_likelihoods(model, images, batch_size)
+    features["class_log_likelihoods"] = ood.class_log_likelihoods(model, images, batch_size,
+                                                                  draws)
   return features, probabilities
 
 
@@ -78,29 +79,33 @@ def _columns(matrix, reference, names):
   return np.stack([scored[name].numpy() for name in names + _EXTRA_TESTS], axis=1)
 
 
-def measure(model, classifier, reference_images, inliers, sources, batch_size, background):
+def measure(model, classifier, reference_images, inliers, sources, batch_size, background,
+            draws=None):
   """{source: {"auroc": {candidate: AUROC against `inliers`}, "legible_fraction": f}} over
-  `sources` ({name: images}), and "in-distribution": {"legible_fraction": f}."""
+  `sources` ({name: images}), and "in-distribution": {"legible_fraction": f}. `draws`: the
+  fixed dequantisation draws [K, H, W, C] (default `likelihood.default_draws`)."""
+  if draws is None:
+    draws = likelihood.default_draws(model.config)
   names = ood.model_test_names(model, None, background)
   # `ood.reference_statistics`, keeping the fit half's rows to standardise the extra tests
   # on, as ood_score's own tests are.
-  matrix = ood.measure(model, reference_images, None, batch_size, background=background)
+  matrix = ood.measure(model, reference_images, None, batch_size, draws, background)
   fit_rows, check_rows = ood.split(len(reference_images))
   reference = ood.fit(matrix[fit_rows], matrix[check_rows], names=names)
   fit_columns = _columns(matrix[fit_rows], reference, names)
   mean = np.concatenate([reference.test_mean, fit_columns[:, len(names):].mean(axis=0)])
   std = np.concatenate([reference.test_std, fit_columns[:, len(names):].std(axis=0, ddof=1)])
-  fit = candidate_features(model, classifier, reference_images, batch_size)[0]
+  fit = candidate_features(model, classifier, reference_images, batch_size, draws)[0]
 
   def scores(images):
-    matrix = ood.measure(model, images, None, batch_size, background=background)
+    matrix = ood.measure(model, images, None, batch_size, draws, background)
     standardised = (_columns(matrix, reference, names) - mean) / std
     tests, extra = standardised[:, :len(names)], standardised[:, len(names):]
     out = {"ood_score": tests.sum(axis=1), "tests_max": tests.max(axis=1),
            "tests_and_typicality": tests.sum(axis=1) + extra[:, 0],
            "tests_and_complexity": tests.sum(axis=1) + extra[:, 1]}
     out.update({name: tests[:, i] for i, name in enumerate(names) if i})
-    rows, probabilities = candidate_features(model, classifier, images, batch_size)
+    rows, probabilities = candidate_features(model, classifier, images, batch_size, draws)
     legible = np.mean(probabilities.max(axis=1) >= sample_quality.LEGIBLE_PROBABILITY)
     return {**out, **{name: distance(fit[name], rows[name]) for name in rows}}, float(legible)
 
