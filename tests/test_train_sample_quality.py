@@ -49,7 +49,15 @@ def test_the_tool_reuses_the_classifier_and_reproduces_the_run(trained, tmp_path
     tool = json.load(f)
   with open(workdir / "results.json") as f:
     run = json.load(f)["sample_quality"]
-  assert tool["classifier_reused"] and tool["reference"] == run["reference"]
+  assert tool["classifier_reused"]
+  # The same images and classifier; a float may differ in its last bits, as the matrix
+  # square root of the Frechet distance sums in a thread-dependent order on some CPUs.
+  assert tool["reference"].keys() == run["reference"].keys()
+  for key, value in run["reference"].items():
+    if isinstance(value, float):
+      assert tool["reference"][key] == pytest.approx(value, rel=1e-6), key
+    else:
+      assert tool["reference"][key] == value, key
   assert tool["temperatures"]["1"]["class_counts"] == run["temperatures"]["1"]["class_counts"]
   assert tool["temperatures"]["1"]["frechet_distance"] == pytest.approx(
       run["temperatures"]["1"]["frechet_distance"], rel=1e-3)
