@@ -77,15 +77,18 @@ def test_measure_gives_every_candidate_an_auroc_per_source():
                            "tests_and_complexity", "likelihood_ratio", "class_inconsistency",
                            "latent_maps", "classifier_features", "class_log_likelihoods"}
     assert all(0.0 <= value <= 1.0 for value in aurocs.values())
-  # An untrained classifier is sure of no class.
+  # An untrained classifier is sure of no class: every image is illegible, so the AUROC
+  # on the illegible images is the whole source's.
   assert all(r["legible_fraction"] == 0.0 for r in results.values())
+  for name in ("bright", "noise"):
+    assert results[name]["illegible_ood_score_auroc"] == results[name]["auroc"]["ood_score"]
   lines = scores.markdown(results, {"date_utc": "d", "device": "CPU", "cpu_count": 2,
                                         "python": "3", "tensorflow": "2", "command": "c",
                                         "tensorflow_probability": "0"})
   assert lines[-5].startswith("| source | group | ood_score | tests_max |")
-  assert lines[-5].endswith("| legible |")
+  assert lines[-5].endswith("| legible | ood_score illegible |")
   assert lines[-2].startswith("| noise | dataset |")
-  assert lines[-1] == "| in-distribution | - | - | - | - | - | - | - | - | - | - | 0.000 |"
+  assert lines[-1] == "| in-distribution | - | - | - | - | - | - | - | - | - | - | 0.000 | - |"
 
 
 def test_the_candidates_take_the_draws_they_are_given():
@@ -100,3 +103,27 @@ def test_the_candidates_take_the_draws_they_are_given():
   with pytest.raises(AssertionError):
     assert_close(features["class_log_likelihoods"], ood.class_log_likelihoods(glow, images, 4),
                  rtol=1e-5)
+
+
+class _BrightIsLegible:
+  """A classifier stub sure of class 0 for bright images, of none for the rest."""
+
+  def predict(self, images, batch_size):
+    bright = images.reshape(len(images), -1).mean(axis=1) > 200
+    probabilities = np.where(bright[:, None], [1.0, 0.0, 0.0], [1 / 3, 1 / 3, 1 / 3])
+    return probabilities, images.reshape(len(images), -1)[:, :4].astype(np.float64)
+
+
+def test_the_illegible_auroc_leaves_out_the_images_read_as_a_digit():
+  glow = _model(3)
+  bright = np.full((6,) + SHAPE, 250, np.uint8)
+  mixed = np.concatenate([bright[:3], _images(3, seed=2)])
+  results = scores.measure(glow, _BrightIsLegible(), _images(8, seed=3), _images(6, seed=4),
+                           {"bright": bright, "mixed": mixed}, batch_size=4, background=None)
+  assert results["bright"]["legible_fraction"] == 1.0
+  assert np.isnan(results["bright"]["illegible_ood_score_auroc"])
+  assert results["mixed"]["legible_fraction"] == 0.5
+  only_noise = scores.measure(glow, _BrightIsLegible(), _images(8, seed=3), _images(6, seed=4),
+                              {"noise": mixed[3:]}, batch_size=4, background=None)
+  assert results["mixed"]["illegible_ood_score_auroc"] == pytest.approx(
+      only_noise["noise"]["auroc"]["ood_score"])

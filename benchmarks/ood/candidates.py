@@ -26,7 +26,9 @@ like the training data):
 
 Beside them, each source's legible fraction: the images that classifier reads as one digit
 with probability >= 0.9 (`glow_tfp.sample_quality.LEGIBLE_PROBABILITY`), how many of a
-source look like a digit to a discriminative model.
+source look like a digit to a discriminative model, and ood_score's AUROC on the rest of
+the source: how well the served score does on the images that the classifier does not
+read as a digit.
 
 Each distance's mean and covariance are of the whole reference half, with a ridge of 1e-3 of
 the covariance's mean variance. Writes benchmarks/results/<--name>.json and .md.

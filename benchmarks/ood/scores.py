@@ -81,9 +81,11 @@ def _columns(matrix, reference, names):
 
 def measure(model, classifier, reference_images, inliers, sources, batch_size, background,
             draws=None):
-  """{source: {"auroc": {candidate: AUROC against `inliers`}, "legible_fraction": f}} over
-  `sources` ({name: images}), and "in-distribution": {"legible_fraction": f}. `draws`: the
-  fixed dequantisation draws [K, H, W, C] (default `likelihood.default_draws`)."""
+  """{source: {"auroc": {candidate: AUROC against `inliers`}, "legible_fraction": f,
+  "illegible_ood_score_auroc": ood_score's AUROC on the source's images the classifier does
+  not read as a digit (NaN if none)}} over `sources` ({name: images}), and
+  "in-distribution": {"legible_fraction": f}. `draws`: the fixed dequantisation draws
+  [K, H, W, C] (default `likelihood.default_draws`)."""
   if draws is None:
     draws = likelihood.default_draws(model.config)
   names = ood.model_test_names(model, None, background)
@@ -106,16 +108,20 @@ def measure(model, classifier, reference_images, inliers, sources, batch_size, b
            "tests_and_complexity": tests.sum(axis=1) + extra[:, 1]}
     out.update({name: tests[:, i] for i, name in enumerate(names) if i})
     rows, probabilities = candidate_features(model, classifier, images, batch_size, draws)
-    legible = np.mean(probabilities.max(axis=1) >= sample_quality.LEGIBLE_PROBABILITY)
-    return {**out, **{name: distance(fit[name], rows[name]) for name in rows}}, float(legible)
+    legible = probabilities.max(axis=1) >= sample_quality.LEGIBLE_PROBABILITY
+    return {**out, **{name: distance(fit[name], rows[name]) for name in rows}}, legible
 
   inlier_scores, inlier_legible = scores(inliers)
   results = {}
   for name, images in sources.items():
     values, legible = scores(images)
-    results[name] = {"auroc": {c: ood.auroc(inlier_scores[c], v) for c, v in values.items()},
-                     "legible_fraction": legible}
-  return {**results, "in-distribution": {"legible_fraction": inlier_legible}}
+    illegible = values["ood_score"][~legible]
+    results[name] = {
+        "auroc": {c: ood.auroc(inlier_scores[c], v) for c, v in values.items()},
+        "legible_fraction": float(legible.mean()),
+        "illegible_ood_score_auroc": (ood.auroc(inlier_scores["ood_score"], illegible)
+                                      if len(illegible) else float("nan"))}
+  return {**results, "in-distribution": {"legible_fraction": float(inlier_legible.mean())}}
 
 
 def markdown(results, env):
@@ -123,10 +129,13 @@ def markdown(results, env):
   candidates = list(results[sources[0]]["auroc"])
   rows = [[name, group(name)]
           + [f"{results[name]['auroc'][c]:.3f}" for c in candidates]
-          + [f"{results[name]['legible_fraction']:.3f}"] for name in sources]
+          + [f"{results[name]['legible_fraction']:.3f}",
+             f"{results[name]['illegible_ood_score_auroc']:.3f}"] for name in sources]
   rows.append(["in-distribution", "-"] + ["-"] * len(candidates)
-              + [f"{results['in-distribution']['legible_fraction']:.3f}"])
+              + [f"{results['in-distribution']['legible_fraction']:.3f}", "-"])
   return (report.environment_lines(env) + ["", "AUROC of each candidate against the "
                                            "in-distribution side; legible: the fraction the "
-                                           "classifier reads as one digit.", ""]
-          + report.table(["source", "group"] + candidates + ["legible"], rows))
+                                           "classifier reads as one digit; ood_score "
+                                           "illegible: ood_score's AUROC on the rest.", ""]
+          + report.table(["source", "group"] + candidates + ["legible",
+                                                             "ood_score illegible"], rows))
