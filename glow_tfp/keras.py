@@ -200,8 +200,8 @@ class _GlowModel:
       batch_parts: cut each replica's batch of the train, test and predict steps into this
         many parts that run side by side (`glow_tfp.execution.map_parts`); None (default):
         `execution.default_batch_parts()`, one per CPU core on a machine without a GPU
-        (call `execution.configure_threads()` first for the threads that suit it). Values
-        and weights are the same for any count.
+        (call `execution.configure_threads()` first for the threads that suit it), and one
+        under XLA. Values and weights are the same for any count.
       **kwargs: options of `keras.Model.compile` (`jit_compile`, `steps_per_execution`,
         ...) but no `loss` or `metrics`: the model brings its own.
     """
@@ -212,11 +212,19 @@ class _GlowModel:
                        "model's negative log-likelihood and it reports bits_per_dim itself.")
     settings = update_lib.Settings(optimizer, learning_rate, warmup_steps, grad_clip_norm,
                                    decay_steps)
-    self._batch_parts = execution.resolve_batch_parts(batch_parts)
-    self.update.gradients_fn = functools.partial(step_lib.loss_and_gradients,
-                                                 batch_parts=self._batch_parts)
-    self.update.configure(settings)
+    parts = execution.resolve_batch_parts(batch_parts)
     super().compile(optimizer=None, **kwargs)
+    if self.jit_compile and parts > 1:
+      # Keras traces the step for a batch of unknown size, so the parts' sizes are known only
+      # when it runs, and XLA, which needs them to compile, would compile every step again.
+      if batch_parts is not None:
+        raise ValueError(f"`batch_parts={batch_parts}` needs jit_compile off: under XLA a "
+                         "step runs whole batches (batch_parts=None or 1).")
+      parts = 1
+    self._batch_parts = parts
+    self.update.gradients_fn = functools.partial(step_lib.loss_and_gradients,
+                                                 batch_parts=parts)
+    self.update.configure(settings)
 
   def _get_optimizer(self, optimizer):
     # Keras 2 turns `compile`'s optimizer into a Keras one; the update brings its own.

@@ -111,6 +111,15 @@ def test_fit_under_xla_initializes_and_trains(rng):
   history = model.fit(images, batch_size=16, epochs=3, verbose=0).history
   assert model.glow.initialized
   assert history["loss"][-1] < history["loss"][0]
+  # Parts of a batch of unknown size made XLA compile every step again.
+  assert model.update.gradients_fn.keywords["batch_parts"] == 1
+
+
+@pytest.mark.parametrize("keras_module", KERAS)
+def test_xla_refuses_batch_parts_and_names_them(keras_module):
+  model = glow_keras.for_keras(keras_module).GlowModel(CONFIG)
+  with pytest.raises(ValueError, match=r"`batch_parts=2` needs jit_compile off"):
+    model.compile(batch_parts=2, jit_compile=True)
 
 
 @pytest.mark.parametrize("keras_module", KERAS)
