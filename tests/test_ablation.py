@@ -16,7 +16,10 @@ import PIL.Image
 import pytest
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-_VARIANTS = [(p, c) for c in ("additive", "affine") for p in ("reverse", "shuffle", "lu")]
+# Two of the three permutations keep every check meaningful (orderings, one table row per
+# variant) at two thirds of the runs.
+_PERMUTATIONS = ("reverse", "lu")
+_VARIANTS = [(p, c) for c in ("additive", "affine") for p in _PERMUTATIONS]
 _SEEDS = 2
 _STEPS, _EVAL_EVERY = 4, 2
 _ROW = re.compile(r"^\| (\w+) \| (\w+) \| ([\w-]+) \| ([\d.]+) \| ([\d.]+|n/a) \| (.*) \| (\d+) \|$")
@@ -38,6 +41,7 @@ def _write_folder(path, count=24, side=8):
 
 def _tiny_flags(tmp_path, steps=_STEPS):
   return [f"--dataset=folder:{tmp_path / 'images'}", "--quick", f"--seeds={_SEEDS}",
+          f"--permutations={','.join(_PERMUTATIONS)}",
           "--levels=2", "--steps_per_level=1", "--hidden_channels=4", f"--steps={steps}",
           f"--eval_every={_EVAL_EVERY}", "--batch_size=8", "--warmup_steps=1",
           "--heldout_fraction=0.25", "--nojit_compile", f"--output_dir={tmp_path / 'out'}",
