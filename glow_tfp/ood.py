@@ -31,9 +31,14 @@ dimension, the distance and ood_score without a unit):
                         strokes that are no digit leave positions that another class
                         explains better;
   ood_score             the sum over the tests (level_distance; likelihood_ratio with a
-                        background model; class_inconsistency of a class-conditional model)
-                        of (test - its held-out mean) / its held-out standard deviation, so
-                        that tests that are each a little unusual add up;
+                        background model; class_inconsistency of a class-conditional model;
+                        typicality) of z = (test - its held-out mean) / its held-out
+                        standard deviation, so that tests that are each a little unusual add
+                        up. Typicality adds only max(0, z - z_q), its part above z_q, the
+                        `TYPICALITY_QUANTILE` quantile of its fit-half values: it sees
+                        images far too simple or too complex (a shrunk digit), and within
+                        the held-out range its noise would blur the tests that see near
+                        misses;
   ood_percentile        percentage of held-out (check) images whose ood_score is <= this
                         one's;
 and the decision at a chosen false-positive rate F:
@@ -64,6 +69,8 @@ SCORES = ("bits_per_dim", "png_bits_per_dim", "complexity_corrected", "typicalit
 BACKGROUND_SCORES = ("likelihood_ratio",)
 # The score that only a class-conditional model has.
 CONDITIONAL_SCORES = ("class_inconsistency",)
+# The quantile of the fit half's typicality above which it adds to ood_score.
+TYPICALITY_QUANTILE = 0.8
 # The decision at the export's false-positive rate: is_ood bool [N], and the rate measured
 # on held-out images, float32 [N] (one value, repeated per image).
 DECISIONS = ("is_ood", "ood_false_positive_rate")
@@ -94,6 +101,9 @@ class Reference:
       bits/dim (`distance_features`), for level_distance;
     test_mean [T], test_std [T]: of the fit half's tests (`tests`, named by `test_names`),
       which ood_score standardises;
+    test_floor [T]: the standardised value above which each test adds to ood_score: -inf
+      (all of it) for every test but typicality, whose floor is its fit half's
+      `TYPICALITY_QUANTILE` quantile;
     heldout_ood_scores [M]: the check half's ood_score, ascending, for the percentile;
     ood_threshold []: is_ood is ood_score > ood_threshold (`threshold`);
     target_false_positive_rate []: the F the threshold was chosen for;
@@ -110,6 +120,7 @@ class Reference:
   inverse_covariance: np.ndarray
   test_mean: np.ndarray
   test_std: np.ndarray
+  test_floor: np.ndarray
   heldout_ood_scores: np.ndarray
   ood_threshold: np.ndarray
   target_false_positive_rate: np.ndarray
@@ -129,18 +140,24 @@ def png_bits_per_dim(images):
   return 8.0 * tf.cast(lengths, tf.float32) / num_dims
 
 
+def optional_tests(background=False, conditional=False):
+  """The tests that are columns of the feature matrix (`features`): likelihood_ratio with a
+  background model, class_inconsistency of a class-conditional model scored without
+  labels."""
+  return ((BACKGROUND_SCORES if background else ())
+          + (CONDITIONAL_SCORES if conditional else ()))
+
+
 def test_names(background=False, conditional=False):
   """The tests whose standardised sum is ood_score, in the order of `tests`:
-  level_distance, likelihood_ratio with a background model, class_inconsistency of a
-  class-conditional model scored without labels."""
-  return (("level_distance",) + (BACKGROUND_SCORES if background else ())
-          + (CONDITIONAL_SCORES if conditional else ()))
+  level_distance, the `optional_tests`, typicality."""
+  return ("level_distance",) + optional_tests(background, conditional) + ("typicality",)
 
 
 def feature_names(levels, background=False, conditional=False):
   """The columns of the feature matrix (`features`) of an L-level model: bits/dim, PNG
-  bits/dim, the tests after level_distance (`test_names`), then the per-level terms."""
-  return (["bits_per_dim", "png_bits_per_dim"] + list(test_names(background, conditional)[1:])
+  bits/dim, the `optional_tests`, then the per-level terms."""
+  return (["bits_per_dim", "png_bits_per_dim"] + list(optional_tests(background, conditional))
           + [f"level{level}_{term}_bits_per_dim" for level in range(levels)
              for term in ("latent", "log_det")])
 
@@ -182,15 +199,19 @@ def distance_features(matrix, num_tests):
   """The columns of `matrix` whose Mahalanobis distance is level_distance: PNG bits/dim and
   the per-level terms (the total bits/dim is their sum; each other test stands alone)."""
   matrix = tf.convert_to_tensor(matrix, tf.float32)
-  return tf.concat([matrix[:, 1:2], matrix[:, 1 + num_tests:]], axis=1)
+  # Bits/dim, PNG bits/dim and the T - 2 optional tests come before the per-level terms.
+  return tf.concat([matrix[:, 1:2], matrix[:, num_tests:]], axis=1)
 
 
-def tests(matrix, num_tests, mean, inverse_covariance):
-  """The `num_tests` tests [N, T] of `matrix`: level_distance, then the other tests of
-  `test_names`, which are columns 2 to T of the matrix."""
+def tests(matrix, num_tests, mean, inverse_covariance, bits_per_dim_mean):
+  """The `num_tests` tests [N, T] of `matrix`, in the order of `test_names`:
+  level_distance, the optional tests (columns 2 to T - 1 of the matrix), typicality
+  |bits/dim - `bits_per_dim_mean`|."""
+  matrix = tf.convert_to_tensor(matrix, tf.float32)
   distance = mahalanobis(distance_features(matrix, num_tests), mean, inverse_covariance)
-  others = tf.cast(matrix[:, 2:1 + num_tests], tf.float32)
-  return tf.concat([distance[:, tf.newaxis], others], axis=1)
+  others = matrix[:, 2:num_tests]
+  typicality = tf.abs(matrix[:, 0] - bits_per_dim_mean)
+  return tf.concat([distance[:, tf.newaxis], others, typicality[:, tf.newaxis]], axis=1)
 
 
 def mahalanobis(matrix, mean, inverse_covariance):
@@ -215,18 +236,19 @@ def scores(matrix, reference, names=test_names()):
     raise ValueError(f"The reference statistics have {num_tests} tests; the scores were "
                      f"asked for {len(names)}: {', '.join(names)}.")
   bits_per_dim, png = matrix[:, 0], matrix[:, 1]
-  measured = tests(matrix, num_tests, reference.mean, reference.inverse_covariance)
+  measured = tests(matrix, num_tests, reference.mean, reference.inverse_covariance,
+                   reference.bits_per_dim_mean)
   standardised = (measured - reference.test_mean) / reference.test_std
   finite = tf.reduce_all(tf.math.is_finite(standardised), axis=1)
-  ood_score = tf.where(finite, tf.reduce_sum(standardised, axis=1), np.inf)
+  floor = tf.convert_to_tensor(reference.test_floor, tf.float32)
+  added = tf.where(floor > -np.inf, tf.nn.relu(standardised - floor), standardised)
+  ood_score = tf.where(finite, tf.reduce_sum(added, axis=1), np.inf)
   heldout = tf.convert_to_tensor(reference.heldout_ood_scores)
   below = tf.searchsorted(heldout[tf.newaxis], ood_score[tf.newaxis], side="right")[0]
   outputs = {
       "bits_per_dim": bits_per_dim,
       "png_bits_per_dim": png,
       "complexity_corrected": bits_per_dim - png,
-      "typicality": tf.abs(bits_per_dim - reference.bits_per_dim_mean),
-
       "ood_score": ood_score,
       "ood_percentile": 100.0 * tf.cast(below, tf.float32) / tf.cast(tf.size(heldout),
                                                                     tf.float32),
@@ -394,14 +416,19 @@ def fit(fit_matrix, check_matrix, false_positive_rate=DEFAULT_FALSE_POSITIVE_RAT
   # The statistics as `scores` serves them: float32.
   mean = distance_matrix.mean(axis=0).astype(np.float32)
   inverse = np.linalg.inv(covariance).astype(np.float32)
-  fit_tests = tests(fit_matrix, num_tests, mean, inverse).numpy().astype(np.float64)
+  fit_tests = tests(fit_matrix, num_tests, mean, inverse,
+                    np.float32(bits.mean())).numpy().astype(np.float64)
+  test_mean = fit_tests.mean(axis=0)
+  test_std = np.maximum(fit_tests.std(axis=0, ddof=1), _STD_FLOOR)
+  test_floor = np.full(num_tests, -np.inf)
+  test_floor[-1] = np.quantile((fit_tests[:, -1] - test_mean[-1]) / test_std[-1],
+                               TYPICALITY_QUANTILE)
   partial = Reference(
       bits_per_dim_mean=bits.mean(), bits_per_dim_std=bits.std(ddof=1),
       bits_per_dim_quantiles=np.quantile(bits, QUANTILES), png_mean=png.mean(),
       png_std=png.std(ddof=1), png_quantiles=np.quantile(png, QUANTILES), mean=mean,
-      inverse_covariance=inverse, test_mean=fit_tests.mean(axis=0),
-      test_std=np.maximum(fit_tests.std(axis=0, ddof=1), _STD_FLOOR),
-      heldout_ood_scores=np.zeros([1]),
+      inverse_covariance=inverse, test_mean=test_mean, test_std=test_std,
+      test_floor=test_floor, heldout_ood_scores=np.zeros([1]),
       ood_threshold=np.inf, target_false_positive_rate=false_positive_rate,
       heldout_false_positive_rate=0.0)
   partial = Reference(**{k: np.asarray(v, np.float32) for k, v in partial.as_dict().items()})

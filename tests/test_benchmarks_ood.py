@@ -73,7 +73,8 @@ def test_measure_gives_every_candidate_an_auroc_per_source():
   assert set(results) == {"bright", "noise", "in-distribution"}
   for name in ("bright", "noise"):
     aurocs = results[name]["auroc"]
-    assert set(aurocs) == {"ood_score", "tests_max", "tests_and_typicality",
+    assert set(aurocs) == {"ood_score", "without_typicality", "typicality_above_q90",
+                           "typicality_above_q95", "whole_typicality", "tests_max",
                            "tests_and_complexity", "likelihood_ratio", "class_inconsistency",
                            "latent_maps", "classifier_features", "class_log_likelihoods"}
     assert all(0.0 <= value <= 1.0 for value in aurocs.values())
@@ -85,10 +86,11 @@ def test_measure_gives_every_candidate_an_auroc_per_source():
   lines = scores.markdown(results, {"date_utc": "d", "device": "CPU", "cpu_count": 2,
                                         "python": "3", "tensorflow": "2", "command": "c",
                                         "tensorflow_probability": "0"})
-  assert lines[-5].startswith("| source | group | ood_score | tests_max |")
+  assert lines[-5].startswith("| source | group | ood_score | without_typicality |")
   assert lines[-5].endswith("| legible | ood_score illegible |")
   assert lines[-2].startswith("| noise | dataset |")
-  assert lines[-1] == "| in-distribution | - | - | - | - | - | - | - | - | - | - | 0.000 | - |"
+  assert lines[-1] == ("| in-distribution | - | - | - | - | - | - | - | - | - | - | - | - | - "
+                       "| 0.000 | - |")
 
 
 def test_the_candidates_take_the_draws_they_are_given():

@@ -51,7 +51,8 @@ def hand_reference(**changes):
       png_std=np.float32(1.0), png_quantiles=np.zeros(7, np.float32),
       mean=np.array([3.0, 0.0, 0.0], np.float32),
       inverse_covariance=np.diag([1.0, 4.0, 0.0]).astype(np.float32),
-      test_mean=np.array([1.0], np.float32), test_std=np.array([2.0], np.float32),
+      test_mean=np.array([1.0, 0.5], np.float32), test_std=np.array([2.0, 0.25], np.float32),
+      test_floor=np.array([-np.inf, 1.0], np.float32),
       heldout_ood_scores=np.array([-0.5, 0.0, 0.5, 2.0], np.float32),
       ood_threshold=np.float32(0.25), target_false_positive_rate=np.float32(0.25),
       heldout_false_positive_rate=np.float32(0.5))
@@ -65,9 +66,11 @@ def test_scores_match_a_hand_computation():
   assert_close(got["complexity_corrected"].numpy(), [-0.5, -2.0, np.inf], rtol=1e-7)
   assert_close(got["typicality"].numpy(), [0.5, 1.0, np.inf], rtol=1e-7)
   # The distance over (PNG, latent, log-det): sqrt(4 * 0.5**2) = 1; sqrt(1 * 2**2) = 2;
-  # ood_score standardises it: (1 - 1) / 2 = 0, (2 - 1) / 2 = 0.5.
+  # ood_score standardises it: (1 - 1) / 2 = 0, (2 - 1) / 2 = 0.5. Typicality standardises
+  # to (0.5 - 0.5) / 0.25 = 0 and (1 - 0.5) / 0.25 = 2, and adds only its part above its
+  # floor 1: 0 and 1.
   assert_close(got["level_distance"].numpy(), [1.0, 2.0, np.inf], rtol=1e-7)
-  assert_close(got["ood_score"].numpy(), [0.0, 0.5, np.inf], rtol=1e-7)
+  assert_close(got["ood_score"].numpy(), [0.0, 1.5, np.inf], rtol=1e-7)
   assert_close(got["ood_percentile"].numpy(), [50.0, 75.0, 100.0], rtol=1e-7)
   assert got["is_ood"].dtype == tf.bool
   np.testing.assert_array_equal(got["is_ood"], [False, True, True])
@@ -78,30 +81,32 @@ def test_scores_match_a_hand_computation():
 def test_with_a_background_model_ood_score_sums_the_standardised_tests():
   # Rows [bits/dim, PNG, ratio, latent, log-det]; the ratio is standardised by (1, 0.5).
   matrix = np.array([[2.5, 3.0, 2.5, 0.5, 7.0], [3.0, 5.0, 0.0, 0.0, 1.0]])
-  reference = hand_reference(test_mean=np.array([1.0, 1.0], np.float32),
-                             test_std=np.array([2.0, 0.5], np.float32))
+  reference = hand_reference(test_mean=np.array([1.0, 1.0, 0.5], np.float32),
+                             test_std=np.array([2.0, 0.5, 0.25], np.float32),
+                             test_floor=np.array([-np.inf, -np.inf, 1.0], np.float32))
   got = ood.scores(matrix, reference, ood.test_names(background=True))
   assert set(got) == set(ood.OUTPUTS + ood.BACKGROUND_SCORES)
   assert_close(got["likelihood_ratio"].numpy(), [2.5, 0.0], rtol=1e-7)
-  # (1 - 1) / 2 + (2.5 - 1) / 0.5 = 3; (2 - 1) / 2 + (0 - 1) / 0.5 = -1.5.
-  assert_close(got["ood_score"].numpy(), [3.0, -1.5], rtol=1e-7)
+  # (1 - 1) / 2 + (2.5 - 1) / 0.5 + 0 = 3; (2 - 1) / 2 + (0 - 1) / 0.5 + (2 - 1) = -0.5.
+  assert_close(got["ood_score"].numpy(), [3.0, -0.5], rtol=1e-7)
 
 
 def test_every_test_of_a_conditional_model_with_a_background_adds_to_ood_score():
   # Rows [bits/dim, PNG, ratio, class_inconsistency, latent, log-det].
   matrix = np.array([[2.5, 3.0, 2.5, 0.25, 0.5, 7.0], [3.0, 5.0, 0.0, 0.0, 0.0, 1.0]])
-  reference = hand_reference(test_mean=np.array([1.0, 1.0, 0.05], np.float32),
-                             test_std=np.array([2.0, 0.5, 0.1], np.float32))
+  reference = hand_reference(test_mean=np.array([1.0, 1.0, 0.05, 0.5], np.float32),
+                             test_std=np.array([2.0, 0.5, 0.1, 0.25], np.float32),
+                             test_floor=np.array([-np.inf, -np.inf, -np.inf, 1.0], np.float32))
   names = ood.test_names(background=True, conditional=True)
   got = ood.scores(matrix, reference, names)
   assert set(got) == set(ood.OUTPUTS + ood.BACKGROUND_SCORES + ood.CONDITIONAL_SCORES)
   assert_close(got["class_inconsistency"].numpy(), [0.25, 0.0], rtol=1e-7)
-  # 0 + 3 + (0.25 - 0.05) / 0.1 = 5; 0.5 - 2 + (0 - 0.05) / 0.1 = -2.
-  assert_close(got["ood_score"].numpy(), [5.0, -2.0], rtol=1e-6)
+  # 0 + 3 + (0.25 - 0.05) / 0.1 + 0 = 5; 0.5 - 2 + (0 - 0.05) / 0.1 + 1 = -1.
+  assert_close(got["ood_score"].numpy(), [5.0, -1.0], rtol=1e-6)
 
 
 def test_scores_refuse_a_reference_with_other_tests():
-  with pytest.raises(ValueError, match="1 tests; the scores were asked for 2"):
+  with pytest.raises(ValueError, match="2 tests; the scores were asked for 3"):
     ood.scores(np.zeros([1, 5]), hand_reference(), ood.test_names(background=True))
 
 
@@ -119,6 +124,40 @@ def test_a_non_finite_score_is_ood_even_above_an_infinite_threshold():
   matrix = np.array([[np.nan, 3.0, np.nan, 0.0], [2.0, 3.0, 0.0, 0.0]])
   got = ood.scores(matrix, hand_reference(ood_threshold=np.float32(np.inf)))
   np.testing.assert_array_equal(got["is_ood"], [True, False])
+
+
+def summed_tests(tests, reference):
+  """ood_score from the tests [N, T] by numpy: each standardised, a test with a finite
+  floor counted only above it."""
+  standardised = (tests - reference.test_mean) / reference.test_std
+  floor = reference.test_floor
+  above = np.maximum(standardised - np.where(np.isfinite(floor), floor, 0.0), 0.0)
+  return np.where(np.isfinite(floor), above, standardised).sum(axis=1)
+
+
+def test_typicality_adds_only_its_part_above_the_fit_halfs_quantile():
+  rng = np.random.default_rng(0)
+  fit_rows = rng.normal(size=(200, 4)) + [2.0, 3.0, 0.0, 0.0]
+  reference = ood.fit(fit_rows, fit_rows[:10])
+  assert ood.test_names() == ("level_distance", "typicality")
+  typicality = np.abs(fit_rows[:, 0] - fit_rows[:, 0].mean())
+  standardised = (typicality - typicality.mean()) / typicality.std(ddof=1)
+  assert_close(reference.test_floor[1], np.quantile(standardised, ood.TYPICALITY_QUANTILE),
+               rtol=1e-5)
+  assert reference.test_floor[0] == -np.inf
+  # Rows alike but for bits/dim: at the mean it adds nothing, 3 standard deviations of
+  # typicality beyond the floor add 3.
+  typical = fit_rows[:2].copy()
+  typical[:, 0] = reference.bits_per_dim_mean
+  unusual = typical.copy()
+  unusual[:, 0] -= (reference.test_mean[1] + reference.test_std[1]
+                    * (reference.test_floor[1] + 3.0))
+  got = {name: ood.scores(rows, reference) for name, rows in (("typical", typical),
+                                                             ("unusual", unusual))}
+  distance = (got["typical"]["level_distance"].numpy() - reference.test_mean[0]) / (
+      reference.test_std[0])
+  assert_close(got["typical"]["ood_score"].numpy(), distance, rtol=1e-5)
+  assert_close(got["unusual"]["ood_score"].numpy(), distance + 3.0, rtol=1e-4)
 
 
 def test_the_mahalanobis_distance_takes_any_number_of_features():
@@ -182,8 +221,8 @@ def test_the_held_out_rate_is_measured_on_the_check_rows_alone():
   # The check rows change the measured rate and the percentiles, nothing fitted.
   other = ood.fit(fit_rows, np.stack([centre] * 8), false_positive_rate=0.01)
   assert other.heldout_false_positive_rate == 0.0
-  for name in ("mean", "inverse_covariance", "test_mean", "test_std", "ood_threshold",
-               "bits_per_dim_mean", "png_quantiles"):
+  for name in ("mean", "inverse_covariance", "test_mean", "test_std", "test_floor",
+               "ood_threshold", "bits_per_dim_mean", "png_quantiles"):
     np.testing.assert_array_equal(getattr(other, name), getattr(reference, name), name)
   got = ood.scores(np.stack([centre, far]), reference)
   np.testing.assert_array_equal(got["is_ood"], [False, True])
@@ -221,7 +260,7 @@ def test_a_background_model_adds_the_likelihood_ratio(model):
   background.initialize(random_images((4,) + SHAPE, seed=7))
   images = uint8_images(21)
   reference = ood.reference_statistics(model, images, background=background)
-  assert reference.test_mean.shape == (2,)
+  assert reference.test_mean.shape == (3,)
   matrix = ood.measure(model, images, background=background)
   assert matrix.shape == (21, len(ood.feature_names(model.config.levels, background=True)))
   draws = likelihood.default_draws(model.config)
@@ -230,9 +269,8 @@ def test_a_background_model_adds_the_likelihood_ratio(model):
                                    model.config.num_dims)
   got = ood.score_images(model, images, None, reference, background=background)
   assert_close(got["likelihood_ratio"], expected, rtol=1e-5)
-  standardised = (np.stack([got["level_distance"], got["likelihood_ratio"]], axis=1)
-                  - reference.test_mean) / reference.test_std
-  assert_close(got["ood_score"], standardised.sum(axis=1), rtol=1e-5)
+  tests = np.stack([got["level_distance"], got["likelihood_ratio"], got["typicality"]], 1)
+  assert_close(got["ood_score"], summed_tests(tests, reference), rtol=1e-5)
 
 
 def test_an_image_far_from_the_held_out_cloud_scores_above_them_all(model):
@@ -384,8 +422,7 @@ def test_a_conditional_model_adds_class_inconsistency_at_the_draws(conditional_m
 def test_a_conditional_models_scores_sum_its_tests(conditional_model):
   glow = conditional_model
   reference = ood.reference_statistics(glow, uint8_images(21), false_positive_rate=0.2)
-  assert reference.test_mean.shape == (2,)
+  assert reference.test_mean.shape == (3,)
   got = ood.score_images(glow, uint8_images(6, seed=5), None, reference)
-  tests = np.stack([got["level_distance"], got["class_inconsistency"]], axis=1)
-  assert_close(got["ood_score"], ((tests - reference.test_mean) / reference.test_std).sum(1),
-               rtol=1e-5)
+  tests = np.stack([got["level_distance"], got["class_inconsistency"], got["typicality"]], 1)
+  assert_close(got["ood_score"], summed_tests(tests, reference), rtol=1e-5)

@@ -157,7 +157,7 @@ def auroc_scores(background, conditional=False):
   """The scores whose AUROC is reported: `AUROC_SCORES`, before ood_score the likelihood
   ratio with a background model and class_inconsistency of a class-conditional one, and
   `CLASS_DOUBT` last for the latter."""
-  tests = ood.test_names(background, conditional)[1:]
+  tests = ood.optional_tests(background, conditional)
   return (AUROC_SCORES[:-1] + tests + AUROC_SCORES[-1:]
           + ((CLASS_DOUBT,) if conditional else ()))
 

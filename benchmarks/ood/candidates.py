@@ -9,9 +9,13 @@ first half of the held-out images is the
 reference, the second the in-distribution side of every AUROC. Candidates (higher = less
 like the training data):
 
-  ood_score              the served score: the sum of its standardised tests;
+  ood_score              the served score: the sum of its standardised tests, typicality's
+                         part above its held-out 80th percentile alone;
+  without_typicality     the same sum without typicality;
+  typicality_above_qN    the same sum with typicality's part above the fit half's N-th
+                         percentile (ood_score's is the 80th);
+  whole_typicality       the same sum with all of typicality's standardised value;
   tests_max              the largest of the same standardised tests;
-  tests_and_typicality   ood_score + the standardised typicality (|bits/dim - its mean|);
   tests_and_complexity   ood_score + the standardised complexity_corrected;
   likelihood_ratio       with a background model: bits/dim minus its bits/dim, alone;
   class_inconsistency    of a class-conditional model: the served test alone;

@@ -69,14 +69,19 @@ def candidate_features(model, classifier, images, batch_size, draws):
   return features, probabilities
 
 
-# Scores of `ood.scores` that ood_score does not use, each a candidate added to it.
-_EXTRA_TESTS = ("typicality", "complexity_corrected")
+# A score of `ood.scores` that ood_score does not use, a candidate added to it.
+_EXTRA_TESTS = ("complexity_corrected",)
+# Other quantiles of the fit half above which typicality could count (the served one is
+# `ood.TYPICALITY_QUANTILE`).
+TAIL_QUANTILES = (0.9, 0.95)
 
 
 def _columns(matrix, reference, names):
-  """`ood.scores` of feature rows `matrix`: the tests `names`, then `_EXTRA_TESTS` [N, T]."""
+  """`ood.scores` of feature rows `matrix`: ood_score [N] and the tests `names`, then
+  `_EXTRA_TESTS` [N, T]."""
   scored = ood.scores(matrix, reference, names)
-  return np.stack([scored[name].numpy() for name in names + _EXTRA_TESTS], axis=1)
+  return (scored["ood_score"].numpy(),
+          np.stack([scored[name].numpy() for name in names + _EXTRA_TESTS], axis=1))
 
 
 def measure(model, classifier, reference_images, inliers, sources, batch_size, background,
@@ -94,19 +99,26 @@ def measure(model, classifier, reference_images, inliers, sources, batch_size, b
   matrix = ood.measure(model, reference_images, None, batch_size, draws, background)
   fit_rows, check_rows = ood.split(len(reference_images))
   reference = ood.fit(matrix[fit_rows], matrix[check_rows], names=names)
-  fit_columns = _columns(matrix[fit_rows], reference, names)
+  fit_columns = _columns(matrix[fit_rows], reference, names)[1]
   mean = np.concatenate([reference.test_mean, fit_columns[:, len(names):].mean(axis=0)])
   std = np.concatenate([reference.test_std, fit_columns[:, len(names):].std(axis=0, ddof=1)])
+  fit_typicality = (fit_columns[:, len(names) - 1] - mean[len(names) - 1]) / std[len(names) - 1]
+  floors = {q: np.quantile(fit_typicality, q) for q in TAIL_QUANTILES}
   fit = candidate_features(model, classifier, reference_images, batch_size, draws)[0]
 
   def scores(images):
     matrix = ood.measure(model, images, None, batch_size, draws, background)
-    standardised = (_columns(matrix, reference, names) - mean) / std
+    ood_score, columns = _columns(matrix, reference, names)
+    standardised = (columns - mean) / std
+    # The tests in `ood.test_names` order: level_distance first, typicality last.
     tests, extra = standardised[:, :len(names)], standardised[:, len(names):]
-    out = {"ood_score": tests.sum(axis=1), "tests_max": tests.max(axis=1),
-           "tests_and_typicality": tests.sum(axis=1) + extra[:, 0],
-           "tests_and_complexity": tests.sum(axis=1) + extra[:, 1]}
-    out.update({name: tests[:, i] for i, name in enumerate(names) if i})
+    without = tests[:, :-1].sum(axis=1)
+    out = {"ood_score": ood_score, "without_typicality": without,
+           **{f"typicality_above_q{round(100 * q)}": without
+              + np.maximum(tests[:, -1] - floor, 0.0) for q, floor in floors.items()},
+           "whole_typicality": tests.sum(axis=1), "tests_max": tests.max(axis=1),
+           "tests_and_complexity": ood_score + extra[:, 0]}
+    out.update({name: tests[:, i] for i, name in enumerate(names[1:-1], start=1)})
     rows, probabilities = candidate_features(model, classifier, images, batch_size, draws)
     legible = probabilities.max(axis=1) >= sample_quality.LEGIBLE_PROBABILITY
     return {**out, **{name: distance(fit[name], rows[name]) for name in rows}}, legible
