@@ -130,11 +130,11 @@ class Glow(tf.Module):
     the class."""
     if not self.config.num_classes:
       raise ValueError("class_log_probs needs a class-conditional model (num_classes > 0).")
-    *lower, (positions, log_det, _) = self._terms(self._check_images(x), labels=None)
+    *lower, (positions, log_det, _) = self._terms(self._check_images(x), labels=None)[0]
     shared = log_det + sum(sum(term) for term in lower)
     return shared[:, tf.newaxis] + tf.reduce_sum(positions, axis=[2, 3])
 
-  def level_log_probs(self, x, labels=None, class_positions=False):
+  def level_log_probs(self, x, labels=None, class_positions=False, top_latent=False):
     """log_prob at model-space points `x`, level by level: float [N, L, 2].
 
     Entry [n, l] is (log N(z_l; 0, I), log|det J_l|): the standard-normal log-density of the
@@ -150,13 +150,14 @@ class Glow(tf.Module):
     `class_positions=True` (a class-conditional model without labels) returns a pair: the
     terms and, from the same pass, log p(top latent at each position | y) [N, K, h, w] for
     every class y (`TopPrior.class_position_log_probs`), which `glow_tfp.ood` compares
-    across positions.
+    across positions. `top_latent=True` adds, last, the top level's latent before its prior
+    [N, h, w, c] (what the top prior scores), which `glow_tfp.ood` compares with templates.
     """
     mixture = labels is None and bool(self.config.num_classes)
     if class_positions and not mixture:
       raise ValueError("class_positions needs a class-conditional model and no labels.")
     x, labels = ((self._check_images(x), None) if mixture else self._check_inputs(x, labels))
-    terms = self._terms(x, labels)
+    terms, top = self._terms(x, labels)
     positions = None
     if mixture:
       positions, log_det, _ = terms[-1]
@@ -164,13 +165,14 @@ class Glow(tf.Module):
                    0.0)
     stacked = tf.stack([tf.stack([normal, log_det + tail_log_det], axis=-1)
                         for normal, log_det, tail_log_det in terms], axis=1)
-    return (stacked, positions) if class_positions else stacked
+    extras = [positions] * class_positions + [top] * top_latent
+    return (stacked, *extras) if extras else stacked
 
   def _terms(self, x, labels):
-    """Per level, (log N(z_l; 0, I), the log-det of the layers before its tail, the tail's
-    log-det). At the top of a class-conditional model without labels, the first is
-    log p(top latent at each position | y) [N, K, h, w], one map per class y, the
-    standardisation's log-det included, and the last 0."""
+    """(terms, the top level's input): per level, (log N(z_l; 0, I), the log-det of the
+    layers before its tail, the tail's log-det). At the top of a class-conditional model
+    without labels, the first is log p(top latent at each position | y) [N, K, h, w], one
+    map per class y, the standardisation's log-det included, and the last 0."""
     terms = []
     for tail, y, log_det in self._levels(x, labels):
       if isinstance(tail, split.Split):
@@ -181,7 +183,7 @@ class Glow(tf.Module):
       else:
         z, tail_log_det = tail.inverse_and_log_det(y, labels=labels)
         terms.append((_standard_normal_log_prob(z), log_det, tail_log_det))
-    return terms
+    return terms, y
 
   def _levels(self, x, labels):
     """Yields per level (tail, y, log_det): the level's `Split` or, at the top, its

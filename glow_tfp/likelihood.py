@@ -77,21 +77,23 @@ def given_or_mixture(class_log_likelihoods, labels):
 
 
 def level_log_likelihood(model, images, labels=None, num_draws=1, seed=0, noise=None,
-                         batch_parts=1, class_positions=False):
+                         batch_parts=1, class_positions=False, top_latent=False):
   """(log P_K [N], level terms [N, L, 2]) of uint8 `images`: `log_likelihood`'s estimate
   from the same draws, and `Glow.level_log_probs` averaged over the draws (nats).
 
-  `class_positions=True` (a class-conditional model without labels) adds a third entry from
-  the same passes: `Glow.level_log_probs`'s log p(top latent at each position | y)
-  [N, K, h, w], averaged over the draws."""
-  values = _at_draws(model, lambda x, y: model.level_log_probs(x, y, class_positions),
+  From the same passes, `class_positions=True` (a class-conditional model without labels)
+  adds `Glow.level_log_probs`'s log p(top latent at each position | y) [N, K, h, w],
+  averaged over the draws, and `top_latent=True` adds, last, the top level's latent before
+  its prior at each draw [K_draws, N, h, w, c]."""
+  values = _at_draws(model, lambda x, y: model.level_log_probs(x, y, class_positions,
+                                                               top_latent),
                      images, labels, num_draws, seed, noise, batch_parts)
-  terms = values[0] if class_positions else values
+  terms, *extras = values if class_positions or top_latent else (values,)
   estimate = (_estimate(tf.reduce_sum(terms, axis=[-2, -1]), model.config),
               tf.reduce_mean(terms, axis=0))
   if class_positions:
-    return estimate + (tf.reduce_mean(values[1], axis=0),)
-  return estimate
+    estimate += (tf.reduce_mean(extras.pop(0), axis=0),)
+  return estimate + tuple(extras)
 
 
 def _at_draws(model, fn, images, labels, num_draws, seed, noise, batch_parts):

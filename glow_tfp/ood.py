@@ -30,15 +30,23 @@ dimension, the distance and ood_score without a unit):
                         agree on its class, while two half digits, two overlaid digits or
                         strokes that are no digit leave positions that another class
                         explains better;
+  template_inconsistency with style templates of training images (`fit_templates`): the
+                        same gain with templates for classes, each a k-means cluster of a
+                        class's top latents (before the top prior) with its mean and
+                        standard deviation. A class has several styles (a 7 with and
+                        without a bar), so a digit's positions agree on one of its class's
+                        templates more closely than on the top prior's one template per
+                        class, while the positions of half digits or stray strokes still
+                        disagree;
   ood_score             the sum over the tests (level_distance; likelihood_ratio with a
                         background model; class_inconsistency of a class-conditional model;
-                        typicality) of z = (test - its held-out mean) / its held-out
-                        standard deviation, so that tests that are each a little unusual add
-                        up. Typicality adds only max(0, z - z_q), its part above z_q, the
-                        `TYPICALITY_QUANTILE` quantile of its fit-half values: it sees
-                        images far too simple or too complex (a shrunk digit), and within
-                        the held-out range its noise would blur the tests that see near
-                        misses;
+                        template_inconsistency with templates; typicality) of z = (test -
+                        its held-out mean) / its held-out standard deviation, so that tests
+                        that are each a little unusual add up. Typicality adds only
+                        max(0, z - z_q), its part above z_q, the `TYPICALITY_QUANTILE`
+                        quantile of its fit-half values: it sees images far too simple or
+                        too complex (a shrunk digit), and within the held-out range its
+                        noise would blur the tests that see near misses;
   ood_percentile        percentage of held-out (check) images whose ood_score is <= this
                         one's;
 and the decision at a chosen false-positive rate F:
@@ -58,6 +66,7 @@ import dataclasses
 import statistics
 
 import numpy as np
+import sklearn.cluster
 import tensorflow as tf
 
 from glow_tfp import likelihood
@@ -69,6 +78,13 @@ SCORES = ("bits_per_dim", "png_bits_per_dim", "complexity_corrected", "typicalit
 BACKGROUND_SCORES = ("likelihood_ratio",)
 # The score that only a class-conditional model has.
 CONDITIONAL_SCORES = ("class_inconsistency",)
+# The score that only an export with templates of training images has.
+TEMPLATE_SCORES = ("template_inconsistency",)
+# Style templates per class (`fit_templates`), and the least standard deviation of a
+# template's value: a cluster of near-equal latents would otherwise make any other value at
+# that place almost impossible.
+TEMPLATES_PER_CLASS = 8
+TEMPLATE_STD_FLOOR = 0.05
 # The quantile of the fit half's typicality above which it adds to ood_score.
 TYPICALITY_QUANTILE = 0.8
 # The decision at the export's false-positive rate: is_ood bool [N], and the rate measured
@@ -130,6 +146,15 @@ class Reference:
     return dataclasses.asdict(self)
 
 
+@dataclasses.dataclass(frozen=True)
+class Templates:
+  """Style templates of a model's top latent (`fit_templates`): `means` and `stds`
+  [T, h, w, c] (float32 arrays, or variables in an export), one template per row."""
+
+  means: np.ndarray
+  stds: np.ndarray
+
+
 def png_bits_per_dim(images):
   """Bits per dimension [N] of each uint8 image [N, H, W, C] as a PNG (zlib level 9)."""
   images = tf.convert_to_tensor(images, tf.uint8)
@@ -140,32 +165,36 @@ def png_bits_per_dim(images):
   return 8.0 * tf.cast(lengths, tf.float32) / num_dims
 
 
-def optional_tests(background=False, conditional=False):
+def optional_tests(background=False, conditional=False, templates=False):
   """The tests that are columns of the feature matrix (`features`): likelihood_ratio with a
   background model, class_inconsistency of a class-conditional model scored without
-  labels."""
+  labels, template_inconsistency with templates."""
   return ((BACKGROUND_SCORES if background else ())
-          + (CONDITIONAL_SCORES if conditional else ()))
+          + (CONDITIONAL_SCORES if conditional else ())
+          + (TEMPLATE_SCORES if templates else ()))
 
 
-def test_names(background=False, conditional=False):
+def test_names(background=False, conditional=False, templates=False):
   """The tests whose standardised sum is ood_score, in the order of `tests`:
   level_distance, the `optional_tests`, typicality."""
-  return ("level_distance",) + optional_tests(background, conditional) + ("typicality",)
+  return (("level_distance",) + optional_tests(background, conditional, templates)
+          + ("typicality",))
 
 
-def feature_names(levels, background=False, conditional=False):
+def feature_names(levels, background=False, conditional=False, templates=False):
   """The columns of the feature matrix (`features`) of an L-level model: bits/dim, PNG
   bits/dim, the `optional_tests`, then the per-level terms."""
-  return (["bits_per_dim", "png_bits_per_dim"] + list(optional_tests(background, conditional))
+  return (["bits_per_dim", "png_bits_per_dim"]
+          + list(optional_tests(background, conditional, templates))
           + [f"level{level}_{term}_bits_per_dim" for level in range(levels)
              for term in ("latent", "log_det")])
 
 
 def class_inconsistency(class_positions, num_dims):
   """(sum_p max_y l[p, y] - max_y sum_p l[p, y]) / (D log 2) [N] of `class_positions`
-  l = log p(z_p | y) [N, K, h, w] (`Glow.level_log_probs`), D = `num_dims`: >= 0, and 0
-  when one class y is the most likely at every position p."""
+  l = log p(z_p | y) [N, K, h, w] (`Glow.level_log_probs`; or of templates y,
+  `template_positions`), D = `num_dims`: >= 0, and 0 when one class y is the most likely
+  at every position p."""
   class_positions = tf.cast(class_positions, tf.float32)
   each_own = tf.reduce_sum(tf.reduce_max(class_positions, axis=1), axis=[1, 2])
   one_for_all = tf.reduce_max(tf.reduce_sum(class_positions, axis=[2, 3]), axis=1)
@@ -173,14 +202,16 @@ def class_inconsistency(class_positions, num_dims):
 
 
 def features(images, bits_per_dim, level_terms, background_bits_per_dim=None,
-             class_positions=None):
+             class_positions=None, template_positions=None):
   """The feature matrix float32 [N, F] of uint8 `images`, columns as `feature_names` says.
 
   `bits_per_dim` [N]: their bits/dim under the model; `level_terms` [N, L, 2]: its
   `Glow.level_log_probs` in nats, which become bits/dim (sign flipped, so that higher is
   less likely, like bits_per_dim); `background_bits_per_dim` [N]: their bits/dim under a
   background model, or None; `class_positions` [N, K, h, w]: a class-conditional model's
-  log p(top latent at each position | y) (`Glow.level_log_probs`), or None.
+  log p(top latent at each position | y) (`Glow.level_log_probs`), or None;
+  `template_positions` [N, T, h, w]: the same under each template (`template_positions`,
+  at the draw the templates were fitted at), or None.
   """
   bits_per_dim = tf.cast(bits_per_dim, tf.float32)
   num_dims = tf.cast(tf.reduce_prod(tf.shape(images)[1:]), tf.float32)
@@ -191,6 +222,8 @@ def features(images, bits_per_dim, level_terms, background_bits_per_dim=None,
     columns.append(ratio[:, tf.newaxis])
   if class_positions is not None:
     columns.append(class_inconsistency(class_positions, num_dims)[:, tf.newaxis])
+  if template_positions is not None:
+    columns.append(class_inconsistency(template_positions, num_dims)[:, tf.newaxis])
   columns.append(tf.reshape(level_bits, [tf.shape(level_bits)[0], -1]))
   return tf.concat(columns, axis=1)
 
@@ -270,12 +303,14 @@ def check_background(model, background):
     raise ValueError("The background model must be unconditional (num_classes=0).")
 
 
-def measure(model, images, labels=None, batch_size=256, draws=None, background=None):
+def measure(model, images, labels=None, batch_size=256, draws=None, background=None,
+            templates=None):
   """The feature matrix (`features`) of uint8 `images` under `model`: float64 [N, F].
 
   `draws`: the fixed dequantisation draws [K, H, W, C] of the likelihood estimate; default
   `likelihood.default_draws`, those of an export that is given none. `background`: a
   background `Glow` for the likelihood ratio, or None; it gets the same draws.
+  `templates`: the `Templates` of template_inconsistency (`fit_templates`), or None.
   """
   if background is not None:
     check_background(model, background)
@@ -287,33 +322,85 @@ def measure(model, images, labels=None, batch_size=256, draws=None, background=N
     chunk_labels = None
     if model.config.num_classes and labels is not None:
       chunk_labels = tf.constant(labels[start:start + batch_size], tf.int32)
-    chunks.append(image_features(model, chunk, chunk_labels, draws, background))
+    chunks.append(image_features(model, chunk, chunk_labels, draws, background,
+                                 templates=templates))
   return np.concatenate([c.numpy() for c in chunks]).astype(np.float64)
 
 
-def image_features(model, images, labels, draws, background=None, in_parts=None):
-  """`features` of uint8 `images` (a tensor) under `model` and `background`, as `score`
-  serves them: `in_parts(fn, inputs)` runs each model call (default: one call)."""
+def image_features(model, images, labels, draws, background=None, in_parts=None,
+                   templates=None):
+  """`features` of uint8 `images` (a tensor) under `model`, `background` and `templates`,
+  as `score` serves them: `in_parts(fn, inputs)` runs each model call (default: one
+  call)."""
   in_parts = in_parts or (lambda fn, inputs: fn(*inputs))
   positions = "class_inconsistency" in model_test_names(model, labels)
-  values = in_parts(lambda i, y: likelihood.level_log_likelihood(
-      model, i, y, noise=draws, class_positions=positions), (images, labels))
-  nats, terms = values[:2]
+
+  def level_values(batch_images, batch_labels):
+    values = likelihood.level_log_likelihood(
+        model, batch_images, batch_labels, noise=draws, class_positions=positions,
+        top_latent=templates is not None)
+    if templates is None:
+      return values
+    # The top latent moves with the dequantisation draw as much as between images, so the
+    # templates, fitted at the first draw, score that draw alone.
+    *values, top = values
+    return (*values, template_positions(top[0], templates))
+
+  values = in_parts(level_values, (images, labels))
+  nats, terms, *maps = values
   background_bits = None
   if background is not None:
     background_nats = in_parts(
         lambda i: likelihood.log_likelihood(background, i, noise=draws), (images,))
     background_bits = likelihood.bits_per_dim(background_nats, model.config.num_dims)
   return features(images, likelihood.bits_per_dim(nats, model.config.num_dims), terms,
-                  background_bits, values[2] if positions else None)
+                  background_bits, maps.pop(0) if positions else None,
+                  maps.pop(0) if templates is not None else None)
 
 
-def model_test_names(model, labels=None, background=None):
-  """The `test_names` of images scored by `model` with `labels` (None: without) and
-  `background` (a `Glow`, or None): class_inconsistency needs a class-conditional model
-  scoring without labels."""
+def model_test_names(model, labels=None, background=None, templates=None):
+  """The `test_names` of images scored by `model` with `labels` (None: without),
+  `background` (a `Glow`, or None) and `templates` (`Templates`, or None):
+  class_inconsistency needs a class-conditional model scoring without labels."""
   return test_names(background is not None,
-                    bool(model.config.num_classes) and labels is None)
+                    bool(model.config.num_classes) and labels is None,
+                    templates is not None)
+
+
+def fit_templates(model, images, labels=None, batch_size=256, draws=None,
+                  per_class=TEMPLATES_PER_CLASS, seed=0):
+  """The `Templates` of uint8 training `images`: their top latents before the top prior
+  (at the first of `draws`, default `likelihood.default_draws`), each class's (all of
+  them when `labels` is None) in `per_class` k-means clusters (fewer where a class has
+  fewer images), each cluster's mean and standard deviation plus `TEMPLATE_STD_FLOOR`."""
+  if draws is None:
+    draws = likelihood.default_draws(model.config)
+  latents = np.concatenate([
+      likelihood.level_log_likelihood(model, tf.constant(images[start:start + batch_size]),
+                                      noise=draws[:1], top_latent=True)[-1][0].numpy()
+      for start in range(0, len(images), batch_size)]).astype(np.float64)
+  labels = np.zeros(len(latents), int) if labels is None else np.asarray(labels)
+  means, stds = [], []
+  for label in np.unique(labels):
+    group = latents[labels == label]
+    clusters = sklearn.cluster.KMeans(min(per_class, len(group)), n_init=4,
+                                      random_state=seed).fit_predict(
+                                          group.reshape(len(group), -1))
+    for cluster in np.unique(clusters):
+      members = group[clusters == cluster]
+      means.append(members.mean(axis=0))
+      stds.append(members.std(axis=0) + TEMPLATE_STD_FLOOR)
+  return Templates(np.stack(means).astype(np.float32), np.stack(stds).astype(np.float32))
+
+
+def template_positions(top_latents, templates):
+  """log N(top latent at each position; template t) [N, T, h, w] of `top_latents`
+  [N, h, w, c] under each of the `Templates`, summed over channels."""
+  means = tf.convert_to_tensor(templates.means, tf.float32)
+  stds = tf.convert_to_tensor(templates.stds, tf.float32)
+  standardised = (tf.cast(top_latents, tf.float32)[:, tf.newaxis] - means) / stds
+  return tf.reduce_sum(-0.5 * tf.square(standardised) - tf.math.log(stds)
+                       - 0.5 * np.log(2.0 * np.pi), axis=-1)
 
 
 def class_log_likelihoods(model, images, batch_size=256, draws=None):
@@ -440,25 +527,27 @@ def fit(fit_matrix, check_matrix, false_positive_rate=DEFAULT_FALSE_POSITIVE_RAT
 
 
 def reference_statistics(model, images, labels=None, batch_size=256, draws=None,
-                         false_positive_rate=DEFAULT_FALSE_POSITIVE_RATE, background=None):
+                         false_positive_rate=DEFAULT_FALSE_POSITIVE_RATE, background=None,
+                         templates=None):
   """The `Reference` of held-out uint8 `images` (at least 3) under `model` (`measure`),
   split into a fit and a check half by `split`, its threshold at `false_positive_rate`.
-  `background`: the background `Glow` of the likelihood ratio, or None."""
+  `background`: the background `Glow` of the likelihood ratio, or None; `templates`: the
+  `Templates` of template_inconsistency, or None."""
   check_false_positive_rate(false_positive_rate)
   if len(images) < 3:
     raise ValueError(f"Reference statistics need at least 3 held-out images (2 to fit, 1 "
                      f"to check); got {len(images)}.")
-  matrix = measure(model, images, labels, batch_size, draws, background)
+  matrix = measure(model, images, labels, batch_size, draws, background, templates)
   fit_rows, check_rows = split(len(images))
   return fit(matrix[fit_rows], matrix[check_rows], false_positive_rate,
-             model_test_names(model, labels, background))
+             model_test_names(model, labels, background, templates))
 
 
 def score_images(model, images, labels, reference, batch_size=256, draws=None,
-                 background=None):
+                 background=None, templates=None):
   """Every output of `scores` as numpy arrays [N] of uint8 `images`, by name (`measure`)."""
-  matrix = measure(model, images, labels, batch_size, draws, background)
-  names = model_test_names(model, labels, background)
+  matrix = measure(model, images, labels, batch_size, draws, background, templates)
+  names = model_test_names(model, labels, background, templates)
   return {name: value.numpy() for name, value in scores(matrix, reference, names).items()}
 
 

@@ -8,6 +8,10 @@
                              up to `MAX_REFERENCE_IMAGES` held-out images (uint8 `images`
                              [N, H, W, C], int32 `labels` [N]) that training never saw: the
                              reference of the out-of-distribution scores (`glow_tfp.ood`)
+  <workdir>/train_reference.npz
+                             up to `MAX_TRAIN_REFERENCE_IMAGES` training images and labels,
+                             what the out-of-distribution scores' style templates are fitted
+                             on (`glow_tfp.ood.fit_templates`)
   <workdir>/sample_quality_classifier.npz
                              the classifier that judges the samples (`glow_tfp.classifier`),
                              kept for later evaluations of the same data
@@ -29,6 +33,8 @@ CONFIG_FILE = "config.json"
 CHECKPOINT_DIR = "checkpoints"
 REFERENCE_FILE = "heldout_reference.npz"
 MAX_REFERENCE_IMAGES = 1000
+TRAIN_REFERENCE_FILE = "train_reference.npz"
+MAX_TRAIN_REFERENCE_IMAGES = 5000
 CLASSIFIER_FILE = "sample_quality_classifier.npz"
 
 # What reading an incomplete or damaged checkpoint raises: TensorFlow's errors for a missing
@@ -67,16 +73,31 @@ def reference_path(workdir):
   return os.path.join(workdir, REFERENCE_FILE)
 
 
+def train_reference_path(workdir):
+  return os.path.join(workdir, TRAIN_REFERENCE_FILE)
+
+
 def save_reference_images(workdir, images, labels):
   """Writes the first `MAX_REFERENCE_IMAGES` held-out images and labels, unless present."""
-  path = reference_path(workdir)
+  return _save_images(reference_path(workdir), images[:MAX_REFERENCE_IMAGES],
+                      labels[:MAX_REFERENCE_IMAGES])
+
+
+def save_training_images(workdir, images, labels):
+  """Writes the first `MAX_TRAIN_REFERENCE_IMAGES` training images and labels, unless
+  present."""
+  return _save_images(train_reference_path(workdir), images[:MAX_TRAIN_REFERENCE_IMAGES],
+                      labels[:MAX_TRAIN_REFERENCE_IMAGES])
+
+
+def _save_images(path, images, labels):
   if tf.io.gfile.exists(path):
     return path
-  tf.io.gfile.makedirs(workdir)
+  tf.io.gfile.makedirs(os.path.dirname(path))
   # np.savez seeks in its file, which GFile (any filesystem TensorFlow knows) cannot.
   buffer = io.BytesIO()
-  np.savez_compressed(buffer, images=np.asarray(images[:MAX_REFERENCE_IMAGES], np.uint8),
-                      labels=np.asarray(labels[:MAX_REFERENCE_IMAGES], np.int32))
+  np.savez_compressed(buffer, images=np.asarray(images, np.uint8),
+                      labels=np.asarray(labels, np.int32))
   with tf.io.gfile.GFile(path, "wb") as f:
     f.write(buffer.getvalue())
   return path
@@ -93,6 +114,13 @@ def load_reference_images(path):
   with tf.io.gfile.GFile(path, "rb") as f:
     arrays = np.load(io.BytesIO(f.read()))
   return arrays["images"], arrays["labels"]
+
+
+def load_training_images(workdir):
+  """(images uint8 [N, H, W, C], labels int32 [N]) of the workdir's `TRAIN_REFERENCE_FILE`,
+  or None where training has not written it."""
+  path = train_reference_path(workdir)
+  return load_reference_images(path) if tf.io.gfile.exists(path) else None
 
 
 class Restored(typing.NamedTuple):

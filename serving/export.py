@@ -70,6 +70,12 @@ flags.register_validator(
     message=f"--ood_false_positive_rate must be {ood.FALSE_POSITIVE_RATE_RULE}, the "
     "fraction of in-distribution images is_ood may flag.")
 
+_TEMPLATES = flags.DEFINE_bool(
+    "templates", True, "Fit style templates of the top latent on the training images "
+    f"training wrote to <workdir>/{workdir_lib.TRAIN_REFERENCE_FILE}: `score` then also "
+    "serves template_inconsistency, and ood_score uses it (docs/ood.md). Without that file "
+    "the export goes on without them and says so.")
+
 _BACKGROUND_WORKDIR = flags.DEFINE_string(
     "background_workdir", None, "Workdir of a background model (trained with `python -m "
     "train --perturb_fraction=...` on the same data): `score` then also serves the "
@@ -97,14 +103,15 @@ def main(argv):
     sys.exit(f"serving.export: error: {error}")
   draws = likelihood.fixed_draws(_LIKELIHOOD_DRAWS.value, glow.config.image_shape,
                                  _LIKELIHOOD_SEED.value)
+  templates, templates_note = _templates(glow, draws)
   try:
     # Without labels, as `score` serves them (a class-conditional model: its class mixture).
     reference = ood.reference_statistics(glow, images, None, draws=draws,
                                          false_positive_rate=_OOD_FALSE_POSITIVE_RATE.value,
-                                         background=background)
+                                         background=background, templates=templates)
     batch_parts = execution.resolve_batch_parts(_BATCH_PARTS.value)
     path = export_version(glow, _EXPORT_BASE.value, _MODEL_NAME.value, _VERSION.value,
-                          reference, draws, batch_parts, background)
+                          reference, draws, batch_parts, background, templates)
   except ValueError as error:
     sys.exit(f"serving.export: error: {error}")
   names = [name for name in saved_model.SIGNATURES if not name.endswith("_encoded")
@@ -112,8 +119,24 @@ def main(argv):
   print(f"Exported {checkpoint} to {path} (signatures: {', '.join(names)}; "
         f"{signatures.DEFAULT_SIGNATURE} = log_prob; log-likelihood from "
         f"{_LIKELIHOOD_DRAWS.value} fixed dequantisation draws; score's reference: {len(images)} "
-        f"held-out images of {reference_file}; batches in {batch_parts} parts).")
+        f"held-out images of {reference_file}; {templates_note}; batches in {batch_parts} "
+        "parts).")
   print(describe_decision(reference, len(images), _OOD_FALSE_POSITIVE_RATE.value))
+
+
+def _templates(glow, draws):
+  """(`glow_tfp.ood.Templates` or None, a note on them for the export's summary line)."""
+  if not _TEMPLATES.value:
+    return None, "no style templates (--notemplates)"
+  path = workdir_lib.train_reference_path(_WORKDIR.value)
+  training = workdir_lib.load_training_images(_WORKDIR.value)
+  if training is None:
+    return None, (f"no style templates: no {path} (training writes it when it starts or "
+                  "resumes)")
+  images, labels = training
+  templates = ood.fit_templates(glow, images, labels, draws=draws)
+  return templates, (f"{len(templates.means)} style templates from {len(images)} training "
+                     f"images of {path}")
 
 
 def describe_decision(reference, count, rate):

@@ -23,7 +23,8 @@ does that from a training workdir. The signatures all have a dynamic batch dimen
       bits_per_dim, png_bits_per_dim,
       complexity_corrected, typicality, level_distance, likelihood_ratio (exported with a
       background model only), class_inconsistency (a class-conditional model only),
-      ood_score, ood_percentile; and the decision at the
+      template_inconsistency (exported with templates only), ood_score, ood_percentile;
+      and the decision at the
       export's false-positive rate: is_ood bool [N] (ood_score above the stored threshold),
       ood_false_positive_rate float32 [N] (the threshold's rate measured on held-out
       images, the same for every image)
@@ -56,6 +57,7 @@ This module defines no flags, so any program or test may import it.
 """
 
 import contextlib
+import dataclasses
 import functools
 import json
 import os
@@ -79,7 +81,8 @@ ENCODED_CHANNELS = (1, 3)
 _EXAMPLE_COUNTS = {"sample": "num_samples"}
 
 
-def serving_functions(glow, draws, reference=None, batch_parts=1, background=None):
+def serving_functions(glow, draws, reference=None, batch_parts=1, background=None,
+                      templates=None):
   """The serving signatures of `glow`, as concrete functions keyed by name.
 
   `draws`: the fixed dequantisation draws [K, H, W, C] of the likelihood estimate
@@ -88,6 +91,8 @@ def serving_functions(glow, draws, reference=None, batch_parts=1, background=Non
   among the signatures only when it is given. `batch_parts`: each request's batch runs in
   this many parts side by side (`glow_tfp.execution.map_parts`). `background`: the
   background `Glow` of `score`'s likelihood ratio (the reference must include it), or None.
+  `templates`: the `glow_tfp.ood.Templates` of `score`'s template_inconsistency (the
+  reference must include it), or None.
   """
   config = glow.config
   conditional = config.num_classes > 0
@@ -107,8 +112,8 @@ def serving_functions(glow, draws, reference=None, batch_parts=1, background=Non
       "decode": (lambda g: _decode_fn(g, in_parts), latents + labels),
   }
   if reference is not None:
-    builders["score"] = (lambda g: _score_fn(g, draws, reference, background, in_parts),
-                         [images])
+    builders["score"] = (
+        lambda g: _score_fn(g, draws, reference, background, templates, in_parts), [images])
   if config.image_shape[-1] in ENCODED_CHANNELS:
     encoded = tf.TensorSpec([None], tf.string, name="image_bytes")
     for name in [name for name in ("log_prob", "score") if name in builders]:
@@ -178,10 +183,11 @@ def _decode_images(image_bytes, image_shape):
                    fn_output_signature=tf.TensorSpec(image_shape, tf.uint8))
 
 
-def _score_fn(glow, draws, reference, background, in_parts):
+def _score_fn(glow, draws, reference, background, templates, in_parts):
   def score(images):
-    matrix = ood.image_features(glow, images, None, draws, background, in_parts)
-    return ood.scores(matrix, reference, ood.model_test_names(glow, None, background))
+    matrix = ood.image_features(glow, images, None, draws, background, in_parts, templates)
+    return ood.scores(matrix, reference,
+                      ood.model_test_names(glow, None, background, templates))
   return score
 
 
@@ -223,7 +229,7 @@ def _decode_fn(glow, in_parts):
 
 
 def export_saved_model(glow, export_dir, reference=None, draws=None, batch_parts=None,
-                       background=None):
+                       background=None, templates=None):
   """Writes `glow` as a SavedModel with the signatures of this module's docstring.
 
   Args:
@@ -240,6 +246,9 @@ def export_saved_model(glow, export_dir, reference=None, draws=None, batch_parts
     background: an initialised background `Glow` of the same image shape (trained with
       `python -m train --perturb_fraction`), whose likelihood ratio `score` serves; the
       reference must have been measured with it. None (default): no ratio.
+    templates: the `glow_tfp.ood.Templates` of training images (`glow_tfp.ood.fit_templates`)
+      whose template_inconsistency `score` serves, stored in the SavedModel; the reference
+      must have been measured with them. None (default): no template test.
 
   Returns:
     `export_dir`.
@@ -247,7 +256,8 @@ def export_saved_model(glow, export_dir, reference=None, draws=None, batch_parts
   if not bool(glow.initialized):
     raise ValueError("The model is not initialised (its ActNorm data-dependent "
                      "initialisation has not run): export a trained or restored model.")
-  _check_background(glow, background, reference)
+  _check_background(glow, background, templates, reference)
+  _check_templates(glow, background, templates, reference)
   if tf.io.gfile.exists(export_dir) and tf.io.gfile.listdir(export_dir):
     raise FileExistsError(f"Export directory {export_dir} exists and is not empty.")
   module = tf.Module(name="glow_serving")
@@ -260,13 +270,18 @@ def export_saved_model(glow, export_dir, reference=None, draws=None, batch_parts
         name: tf.Variable(value, trainable=False, name=name)
         for name, value in reference.as_dict().items()}
     reference = ood.Reference(**module.reference_statistics)
+  if templates is not None:
+    module.templates = {name: tf.Variable(value, trainable=False, name=f"template_{name}")
+                        for name, value in dataclasses.asdict(templates).items()}
+    templates = ood.Templates(**module.templates)
   # Served weights never change: the signatures read each step's fused weights (W = P L U
   # among them) from variables computed here, instead of recomputing them every call.
   with contextlib.ExitStack() as stack:
     frozen = [v for model in (glow, background) if model is not None
               for v in stack.enter_context(model.frozen_weights())]
     functions = serving_functions(glow, module.likelihood_draws, reference,
-                                  execution.resolve_batch_parts(batch_parts), background)
+                                  execution.resolve_batch_parts(batch_parts), background,
+                                  templates)
   module.frozen_weights = frozen
   signatures = dict(functions)
   signatures[signatures_lib.DEFAULT_SIGNATURE] = functions["log_prob"]
@@ -284,22 +299,41 @@ def export_saved_model(glow, export_dir, reference=None, draws=None, batch_parts
   return export_dir
 
 
-def _check_background(glow, background, reference):
+def _check_background(glow, background, templates, reference):
   """Refuses a background model the export cannot serve a likelihood ratio with."""
   if background is None:
-    if reference is not None and reference.test_mean.shape[0] > len(
-        ood.model_test_names(glow)):
-      raise ValueError("The reference statistics include a likelihood ratio: pass the "
-                       "background model they were measured with.")
+    names = ood.model_test_names(glow, None, None, templates)
+    if reference is not None and reference.test_mean.shape[0] > len(names):
+      raise ValueError(f"The reference statistics have {reference.test_mean.shape[0]} "
+                       f"tests, more than this export's score ({', '.join(names)}): pass "
+                       "the background model (or templates) they were measured with.")
     return
   if not bool(background.initialized):
     raise ValueError("The background model is not initialised: export a trained or "
                      "restored one.")
   ood.check_background(glow, background)
-  if reference is None or reference.test_mean.shape[0] != len(
+  if reference is None or reference.test_mean.shape[0] < len(
       ood.model_test_names(glow, None, background)):
     raise ValueError("A background model needs reference statistics measured with it "
                      "(`glow_tfp.ood.reference_statistics(..., background=)`).")
+
+
+def _check_templates(glow, background, templates, reference):
+  """Refuses templates of another latent shape, and reference statistics measured with
+  other tests than the export's `score` serves."""
+  if templates is not None:
+    shape = (None,) + tuple(glow.latent_shapes[-1])
+    for name, value in (("means", templates.means), ("stds", templates.stds)):
+      if len(value.shape) != 4 or tuple(value.shape[1:]) != shape[1:]:
+        raise ValueError(f"Template {name} must have shape [T, "
+                         f"{', '.join(map(str, shape[1:]))}] (the top latent's); got "
+                         f"{list(value.shape)}.")
+  names = ood.model_test_names(glow, None, background, templates)
+  if reference is not None and reference.test_mean.shape[0] != len(names):
+    raise ValueError(f"The reference statistics have {reference.test_mean.shape[0]} tests; "
+                     f"this export's score has {len(names)} ({', '.join(names)}): measure "
+                     "them with the background model and templates it is given "
+                     "(`glow_tfp.ood.reference_statistics(..., background=, templates=)`).")
 
 
 def _checked_draws(draws, config):
@@ -334,7 +368,7 @@ def versions(model_dir):
 
 
 def export_version(glow, export_base, model_name, version=None, reference=None, draws=None,
-                   batch_parts=None, background=None):
+                   batch_parts=None, background=None, templates=None):
   """Exports `glow` to `<export_base>/<model_name>/<version>/` and returns that path.
 
   The SavedModel is written to a hidden temporary directory and renamed into place, so a
@@ -350,6 +384,7 @@ def export_version(glow, export_base, model_name, version=None, reference=None, 
     draws: the fixed dequantisation draws of the served likelihood (`export_saved_model`).
     batch_parts: the parts of each request's batch (`export_saved_model`).
     background: the background model of `score`'s likelihood ratio (`export_saved_model`).
+    templates: the templates of `score`'s template_inconsistency (`export_saved_model`).
   """
   if not model_name_lib.is_valid(model_name):
     raise ValueError(f"Invalid model name {model_name!r}: use {model_name_lib.RULE}.")
@@ -363,6 +398,6 @@ def export_version(glow, export_base, model_name, version=None, reference=None, 
     raise FileExistsError(f"Version {version} of model {model_name!r} already exists at "
                           f"{final_dir}.")
   staging_dir = os.path.join(model_dir, f".tmp-{version}-{uuid.uuid4().hex}")
-  export_saved_model(glow, staging_dir, reference, draws, batch_parts, background)
+  export_saved_model(glow, staging_dir, reference, draws, batch_parts, background, templates)
   tf.io.gfile.rename(staging_dir, final_dir)
   return final_dir

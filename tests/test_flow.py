@@ -233,6 +233,24 @@ def test_class_positions_sum_to_each_classes_log_prob_in_the_same_pass():
     model.level_log_probs(x, tf.fill([4], 1), class_positions=True)
 
 
+@pytest.mark.parametrize("num_classes", [0, 3])
+def test_the_top_latent_is_what_encode_standardises_at_the_top(num_classes):
+  model = trained_looking_model(tiny_config(num_classes=num_classes), seed=3)
+  x = random_images((4,) + SHAPE, seed=9)
+  labels = tf.fill([4], 1) if num_classes else None
+  terms, top = model.level_log_probs(x, labels, top_latent=True)
+  assert_close(terms.numpy(), model.level_log_probs(x, labels).numpy(), 1e-6)
+  assert top.shape == (4,) + tuple(model.latent_shapes[-1])
+  # The top prior standardises the top latent into encode's last latent.
+  top_prior = list(model._levels(x, labels))[-1][0]
+  assert_close(top_prior.inverse(top, labels=labels).numpy(),
+               model.encode(x, labels)[-1].numpy(), 1e-5)
+  if num_classes:
+    *_, positions, also_top = model.level_log_probs(x, class_positions=True, top_latent=True)
+    assert positions.shape == (4, 3) + tuple(model.latent_shapes[-1][:2])
+    assert_close(also_top.numpy(), model.level_log_probs(x, top_latent=True)[1].numpy(), 1e-6)
+
+
 @pytest.mark.parametrize("method", ["encode", "sample", "initialize"])
 def test_a_conditional_model_needs_labels_for_all_but_the_likelihood(method):
   model = glow_tfp.Glow(tiny_config(num_classes=3))

@@ -137,6 +137,13 @@ def test_level_terms_come_from_the_same_draws_as_the_estimate(trained_tiny):
       images, TINY.n_bits, noise=np.broadcast_to(d, images.shape)), tf.float64)) for d in draws]
   assert terms.shape == (40, TINY.levels, 2)
   assert_close(terms.numpy().sum(axis=(1, 2)), np.mean(at_draws, axis=0), rtol=1e-12)
+  *same, tops = likelihood.level_log_likelihood(trained_tiny, images, noise=draws,
+                                                top_latent=True)
+  assert_close(same[1].numpy(), terms.numpy(), rtol=1e-12)
+  for draw, top in zip(draws, tops.numpy()):
+    x = tf.cast(glow_tfp.to_model_space(images, TINY.n_bits,
+                                        noise=np.broadcast_to(draw, images.shape)), tf.float64)
+    assert_close(top, trained_tiny.level_log_probs(x, top_latent=True)[1].numpy(), rtol=1e-9)
 
 
 @pytest.mark.parametrize("in_graph", [False, True])

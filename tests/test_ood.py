@@ -426,3 +426,63 @@ def test_a_conditional_models_scores_sum_its_tests(conditional_model):
   got = ood.score_images(glow, uint8_images(6, seed=5), None, reference)
   tests = np.stack([got["level_distance"], got["class_inconsistency"], got["typicality"]], 1)
   assert_close(got["ood_score"], summed_tests(tests, reference), rtol=1e-5)
+
+
+def top_latents(glow, images, draw):
+  """The top level's latent before its prior [N, h, w, c] at one dequantisation draw."""
+  x = glow_tfp.model_space.to_model_space(images, glow.config.n_bits, noise=draw)
+  return glow.level_log_probs(x, top_latent=True)[-1].numpy()
+
+
+def test_templates_are_the_clusters_of_each_classes_top_latents(model):
+  # Dark and bright images in class 0, two greys in class 1: two clusters in each.
+  rng = np.random.default_rng(0)
+  levels = np.array([10, 240, 80, 170] * 6)
+  images = np.clip(levels[:, None, None, None] + rng.integers(-3, 4, (24,) + SHAPE), 0,
+                   255).astype(np.uint8)
+  labels = np.array([0, 0, 1, 1] * 6)
+  draws = likelihood.default_draws(model.config)
+  templates = ood.fit_templates(model, images, labels, batch_size=7, draws=draws,
+                                per_class=2)
+  latents = top_latents(model, images, draws[0])
+  expected = [latents[levels == level] for level in (10, 240, 80, 170)]
+  assert templates.means.shape == (4,) + latents.shape[1:]
+  got = sorted(templates.means, key=lambda m: m.mean())
+  for means, group in zip(got, sorted(expected, key=lambda g: g.mean())):
+    assert_close(means, group.mean(axis=0), rtol=1e-5)
+  assert (templates.stds >= ood.TEMPLATE_STD_FLOOR).all()
+  assert templates.means.dtype == templates.stds.dtype == np.float32
+
+
+def test_template_positions_are_gaussian_log_densities_summed_over_channels():
+  means = np.zeros((2, 1, 2, 2), np.float32)
+  means[1] = 1.0
+  stds = np.full((2, 1, 2, 2), 2.0, np.float32)
+  latents = np.array([[[[1.0, 3.0], [0.0, 1.0]]]], np.float32)
+  got = ood.template_positions(latents, ood.Templates(means, stds)).numpy()
+  normal = lambda v, m: -0.5 * ((v - m) / 2.0) ** 2 - np.log(2.0) - 0.5 * np.log(2 * np.pi)
+  expected = [[[normal(1, 0) + normal(3, 0), normal(0, 0) + normal(1, 0)]],
+              [[normal(1, 1) + normal(3, 1), normal(0, 1) + normal(1, 1)]]]
+  assert got.shape == (1, 2, 1, 2)
+  assert_close(got[0], np.array(expected), rtol=1e-6)
+
+
+def test_template_inconsistency_is_a_column_and_a_test_of_ood_score(conditional_model):
+  glow, images = conditional_model, uint8_images(21)
+  draws = likelihood.fixed_draws(2, SHAPE, seed=0)
+  templates = ood.fit_templates(glow, uint8_images(30, seed=9), np.arange(30) % 3, draws=draws,
+                                per_class=2)
+  matrix = ood.measure(glow, images, batch_size=8, draws=draws, templates=templates)
+  names = ood.feature_names(glow.config.levels, conditional=True, templates=True)
+  assert matrix.shape == (21, len(names)) and names[3] == "template_inconsistency"
+  # At the first draw, which the templates were fitted at.
+  maps = ood.template_positions(top_latents(glow, images, draws[0]), templates)
+  expected = ood.class_inconsistency(maps, glow.config.num_dims).numpy()
+  assert_close(matrix[:, 3], expected, rtol=1e-5)
+  reference = ood.reference_statistics(glow, images, draws=draws, templates=templates,
+                                       false_positive_rate=0.2)
+  assert reference.test_mean.shape == (4,)
+  got = ood.score_images(glow, uint8_images(6, seed=5), None, reference, draws=draws,
+                         templates=templates)
+  tests = np.stack([got[name] for name in ood.test_names(conditional=True, templates=True)], 1)
+  assert_close(got["ood_score"], summed_tests(tests, reference), rtol=1e-5)

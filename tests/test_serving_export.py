@@ -393,17 +393,24 @@ def test_score_outputs_are_listed_with_their_dtypes(exported):
 
 def test_an_export_with_a_background_model_serves_its_likelihood_ratio(tmp_path):
   model, background = tiny_model(), tiny_model(num_classes=0, seed=5)
-  reference = ood.reference_statistics(model, uint8_images(12, seed=3), background=background)
-  path = saved_model.export_version(model, str(tmp_path), "glow", reference=reference,
-                                    background=background)
-  loaded = tf.saved_model.load(path)
+  export_and_compare_scores(model, tmp_path, ood.BACKGROUND_SCORES + ood.CONDITIONAL_SCORES,
+                            background=background)
+
+
+def export_and_compare_scores(model, tmp_path, tests, **extras):
+  """Exports `model` with reference statistics measured with `extras` (a background model,
+  templates), checks that `score` serves the library's scores and `tests`; the loaded
+  SavedModel."""
+  reference = ood.reference_statistics(model, uint8_images(12, seed=3), **extras)
+  loaded = tf.saved_model.load(saved_model.export_version(
+      model, str(tmp_path), "glow", reference=reference, **extras))
   images = uint8_images(5, seed=9)
   out = loaded.signatures["score"](images=tf.constant(images))
-  expected = ood.score_images(model, images, None, reference, background=background)
-  tests = ood.BACKGROUND_SCORES + ood.CONDITIONAL_SCORES
+  expected = ood.score_images(model, images, None, reference, **extras)
   assert set(out) == set(ood.OUTPUTS + tests)
   for name in ood.SCORES + tests:
     assert_close(out[name].numpy(), expected[name], rtol=1e-4, err_msg=name)
+  return loaded
 
 
 def test_a_background_model_the_export_cannot_use_is_refused(tmp_path):
@@ -420,6 +427,57 @@ def test_a_background_model_the_export_cannot_use_is_refused(tmp_path):
   with pytest.raises(ValueError, match="reference statistics measured with it"):
     saved_model.export_version(model, str(tmp_path), "glow", reference=without,
                                background=tiny_model(num_classes=0, seed=5))
+
+
+def test_an_export_with_templates_serves_their_test(tmp_path):
+  model = tiny_model()
+  templates = ood.fit_templates(model, uint8_images(16, seed=4), np.arange(16) % CLASSES,
+                                per_class=2)
+  loaded = export_and_compare_scores(model, tmp_path,
+                                     ood.CONDITIONAL_SCORES + ood.TEMPLATE_SCORES,
+                                     templates=templates)
+  assert_close(loaded.templates["means"].numpy(), templates.means, rtol=1e-7)
+
+
+def test_templates_the_export_cannot_use_are_refused(tmp_path):
+  model = tiny_model()
+  images = uint8_images(12, seed=3)
+  templates = ood.fit_templates(model, uint8_images(16, seed=4), per_class=2)
+  with pytest.raises(ValueError, match="3 tests; this export's score has 4"):
+    saved_model.export_version(model, str(tmp_path), "glow", templates=templates,
+                               reference=ood.reference_statistics(model, images))
+  with pytest.raises(ValueError, match="4 tests, more than this export's score"):
+    saved_model.export_version(
+        model, str(tmp_path), "glow",
+        reference=ood.reference_statistics(model, images, templates=templates))
+  flat = ood.Templates(templates.means[:, :, :, :1], templates.stds[:, :, :, :1])
+  with pytest.raises(ValueError, match="Template means must have shape"):
+    saved_model.export_version(model, str(tmp_path), "glow", templates=flat,
+                               reference=ood.reference_statistics(model, images))
+
+
+@pytest.mark.parametrize("flag", [[], ["--notemplates"]])
+def test_export_cli_fits_templates_on_the_training_images_it_finds(tmp_path, flag):
+  _, ema = make_workdir(tmp_path / "work")
+  training = uint8_images(16, seed=4)
+  workdir_lib.save_training_images(str(tmp_path / "work"), training, np.zeros(16, np.int32))
+  result = run_python(["-m", "serving.export", f"--workdir={tmp_path / 'work'}",
+                       f"--export_base={tmp_path / 'exports'}", "--model_name=glow",
+                       "--ood_false_positive_rate=0.2"] + flag)
+  assert result.returncode == 0, result.stderr[-3000:]
+  loaded = tf.saved_model.load(str(tmp_path / "exports" / "glow" / "1"))
+  out = loaded.signatures["score"](images=tf.constant(uint8_images(4)))
+  if flag:
+    assert "template_inconsistency" not in out
+    assert "no style templates (--notemplates)" in result.stdout
+    return
+  assert "8 style templates from 16 training images" in result.stdout
+  templates = ood.fit_templates(ema, training, np.zeros(16, np.int32))
+  reference = ood.reference_statistics(ema, uint8_images(6), false_positive_rate=0.2,
+                                       templates=templates)
+  expected = ood.score_images(ema, uint8_images(4), None, reference, templates=templates)
+  assert_close(out["template_inconsistency"].numpy(), expected["template_inconsistency"],
+               rtol=1e-4)
 
 
 def test_export_cli_takes_a_background_workdir(tmp_path):

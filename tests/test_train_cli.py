@@ -249,8 +249,13 @@ def test_a_background_model_run_says_so_and_keeps_its_references_clean(tmp_path)
     assert json.load(f)["perturb_fraction"] == 0.2
   # Evaluation's held-out images, and the reference images kept for scoring, are clean.
   references, _ = workdir_lib.load_reference_images(workdir_lib.reference_path(str(workdir)))
-  heldout, _ = data_lib.load("mnist", levels=2).heldout_arrays()
-  np.testing.assert_array_equal(references, heldout[:len(references)])
+  data = data_lib.load("mnist", levels=2)
+  np.testing.assert_array_equal(references, data.heldout_arrays()[0][:len(references)])
+  # So are the training images kept for the scores' style templates.
+  training, labels = workdir_lib.load_training_images(str(workdir))
+  assert len(training) == min(data.num_train, workdir_lib.MAX_TRAIN_REFERENCE_IMAGES)
+  np.testing.assert_array_equal(training, data.train_images[:len(training)])
+  np.testing.assert_array_equal(labels, data.train_labels[:len(training)])
 
 
 def _latest_step(workdir):

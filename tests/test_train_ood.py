@@ -79,8 +79,10 @@ def test_ood_cli_with_a_background_workdir_reports_the_likelihood_ratio(tiny_mni
   assert result.returncode == 0, result.stderr[-3000:]
   results = json.loads((tmp_path / "model" / "ood" / "results.json").read_text())
   assert results["background_workdir"] == str(tmp_path / "background")
-  assert list(results["sources"]["pair"]["auroc"])[-2:] == ["likelihood_ratio", "ood_score"]
-  assert "| likelihood_ratio | ood_score |" in result.stdout
+  assert list(results["sources"]["pair"]["auroc"])[-3:] == ["likelihood_ratio",
+                                                            "template_inconsistency",
+                                                            "ood_score"]
+  assert "| likelihood_ratio | template_inconsistency | ood_score |" in result.stdout
 
 
 def test_sklearn_digits_are_the_bundled_digits_upscaled_to_the_model_size():

@@ -134,6 +134,18 @@ def test_reference_images_are_written_once_and_read_back(tmp_path):
   assert labels.tolist() == [3, 1] and labels.dtype == np.int32
 
 
+def test_training_images_are_capped_written_once_and_absent_as_none(tmp_path, monkeypatch):
+  assert workdir.load_training_images(str(tmp_path)) is None
+  monkeypatch.setattr(workdir, "MAX_TRAIN_REFERENCE_IMAGES", 2)
+  images = np.arange(3 * 4 * 4).reshape(3, 4, 4, 1).astype(np.uint8)
+  path = workdir.save_training_images(str(tmp_path), images, [3, 1, 2])
+  assert path == workdir.train_reference_path(str(tmp_path))
+  workdir.save_training_images(str(tmp_path), images[::-1], [0, 0, 0])
+  loaded, labels = workdir.load_training_images(str(tmp_path))
+  np.testing.assert_array_equal(loaded, images[:2])
+  assert labels.tolist() == [3, 1] and labels.dtype == np.int32
+
+
 def test_missing_reference_images_name_the_file_and_how_to_create_it(tmp_path):
   with pytest.raises(FileNotFoundError, match="heldout_reference.npz.*python -m train"):
     workdir.load_reference_images(workdir.reference_path(str(tmp_path)))

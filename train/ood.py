@@ -107,30 +107,39 @@ def source_images(name, heldout, levels, rng, labels=None):
 
 def evaluate(model, data, sources, batch_size, seed,
              false_positive_rate=ood.DEFAULT_FALSE_POSITIVE_RATE, background=None,
-             likelihood_draws=1):
+             likelihood_draws=1, templates=True):
   """({source: {"group": name, "auroc": {score: value}, "auroc_interval": {score: (low,
   high)}, "flagged": fraction is_ood, "reconstruction": scalars}} (the in-distribution side:
   "flagged" and "reconstruction"; the intervals at `AUROC_INTERVAL_LEVEL`), the
   raw scores, and the threshold: its false-positive rate, value and rate on the reference's
   check half). `background`: a background `Glow` for the likelihood ratio, or None;
   `likelihood_draws`: K, the fixed draws of seed 0 of every score (`likelihood.fixed_draws`),
-  those of an export with K draws."""
+  those of an export with K draws; `templates`: whether ood_score has template_inconsistency,
+  with templates fitted on the training images that training keeps for an export
+  (`glow_tfp.workdir.MAX_TRAIN_REFERENCE_IMAGES`)."""
   half = len(data.heldout_images) // 2
   draws = likelihood.fixed_draws(likelihood_draws, model.config.image_shape, 0)
+  if templates:
+    templates = ood.fit_templates(
+        model, *data.train_arrays(workdir_lib.MAX_TRAIN_REFERENCE_IMAGES), batch_size, draws)
+  else:
+    templates = None
   # Without labels, as the served `score` (a class-conditional model: its class mixture).
   reference = ood.reference_statistics(model, data.heldout_images[:half], None, batch_size,
-                                       draws, false_positive_rate, background)
+                                       draws, false_positive_rate, background, templates)
   inliers = data.heldout_images[half:]
   labels = data.heldout_labels[half:]
   def score(images):
-    scores = ood.score_images(model, images, None, reference, batch_size, draws, background)
+    scores = ood.score_images(model, images, None, reference, batch_size, draws, background,
+                              templates)
     if model.config.num_classes:
       scores[CLASS_DOUBT] = ood.class_doubt(ood.class_log_likelihoods(model, images,
                                                                      batch_size, draws))
     return scores
 
   inlier_scores = score(inliers)
-  names = auroc_scores(background is not None, model.config.num_classes > 0)
+  names = auroc_scores(background is not None, model.config.num_classes > 0,
+                       templates is not None)
   rng = np.random.default_rng(seed)
   results, raw = {}, {"in-distribution": inlier_scores}
   for name in sources:
@@ -153,11 +162,12 @@ def evaluate(model, data, sources, batch_size, seed,
   return results, raw, threshold
 
 
-def auroc_scores(background, conditional=False):
+def auroc_scores(background, conditional=False, templates=False):
   """The scores whose AUROC is reported: `AUROC_SCORES`, before ood_score the likelihood
-  ratio with a background model and class_inconsistency of a class-conditional one, and
-  `CLASS_DOUBT` last for the latter."""
-  tests = ood.optional_tests(background, conditional)
+  ratio with a background model, class_inconsistency of a class-conditional one and
+  template_inconsistency with templates, and `CLASS_DOUBT` last for a class-conditional
+  model."""
+  tests = ood.optional_tests(background, conditional, templates)
   return (AUROC_SCORES[:-1] + tests + AUROC_SCORES[-1:]
           + ((CLASS_DOUBT,) if conditional else ()))
 

@@ -19,6 +19,8 @@ like the training data):
   tests_and_complexity   ood_score + the standardised complexity_corrected;
   likelihood_ratio       with a background model: bits/dim minus its bits/dim, alone;
   class_inconsistency    of a class-conditional model: the served test alone;
+  template_inconsistency the served test alone (style templates of the training images);
+  without_templates      ood_score without template_inconsistency;
   latent_maps            the Mahalanobis distance of the latent code lengths per position:
                          at each position of each level's factored-out latent, its
                          -log density summed over channels (the first level's pooled 2x2;
@@ -80,7 +82,8 @@ def main(argv):
              for name in FLAGS.ood}
   draws = likelihood.fixed_draws(FLAGS.likelihood_draws, model.config.image_shape, 0)
   results = scores.measure(model, classifier, data.heldout_images[:half], inliers,
-                           sources, FLAGS.batch_size, background, draws)
+                           sources, FLAGS.batch_size, background, draws,
+                           data.train_arrays(workdir_lib.MAX_TRAIN_REFERENCE_IMAGES))
   env = report.environment()
   lines = scores.markdown(results, env)
   print("\n".join(lines))

@@ -85,18 +85,23 @@ def _columns(matrix, reference, names):
 
 
 def measure(model, classifier, reference_images, inliers, sources, batch_size, background,
-            draws=None):
+            draws=None, training=None):
   """{source: {"auroc": {candidate: AUROC against `inliers`}, "legible_fraction": f,
   "illegible_ood_score_auroc": ood_score's AUROC on the source's images the classifier does
   not read as a digit (NaN if none)}} over `sources` ({name: images}), and
   "in-distribution": {"legible_fraction": f}. `draws`: the fixed dequantisation draws
-  [K, H, W, C] (default `likelihood.default_draws`)."""
+  [K, H, W, C] (default `likelihood.default_draws`). `training`: (uint8 images, labels)
+  that ood_score's style templates are fitted on (`ood.fit_templates`), or None for a
+  score without them."""
   if draws is None:
     draws = likelihood.default_draws(model.config)
-  names = ood.model_test_names(model, None, background)
+  templates = (None if training is None
+               else ood.fit_templates(model, *training, batch_size, draws))
+  names = ood.model_test_names(model, None, background, templates)
   # `ood.reference_statistics`, keeping the fit half's rows to standardise the extra tests
   # on, as ood_score's own tests are.
-  matrix = ood.measure(model, reference_images, None, batch_size, draws, background)
+  matrix = ood.measure(model, reference_images, None, batch_size, draws, background,
+                       templates)
   fit_rows, check_rows = ood.split(len(reference_images))
   reference = ood.fit(matrix[fit_rows], matrix[check_rows], names=names)
   fit_columns = _columns(matrix[fit_rows], reference, names)[1]
@@ -107,7 +112,7 @@ def measure(model, classifier, reference_images, inliers, sources, batch_size, b
   fit = candidate_features(model, classifier, reference_images, batch_size, draws)[0]
 
   def scores(images):
-    matrix = ood.measure(model, images, None, batch_size, draws, background)
+    matrix = ood.measure(model, images, None, batch_size, draws, background, templates)
     ood_score, columns = _columns(matrix, reference, names)
     standardised = (columns - mean) / std
     # The tests in `ood.test_names` order: level_distance first, typicality last.
@@ -119,6 +124,8 @@ def measure(model, classifier, reference_images, inliers, sources, batch_size, b
            "whole_typicality": tests.sum(axis=1), "tests_max": tests.max(axis=1),
            "tests_and_complexity": ood_score + extra[:, 0]}
     out.update({name: tests[:, i] for i, name in enumerate(names[1:-1], start=1)})
+    if templates is not None:
+      out["without_templates"] = ood_score - tests[:, names.index("template_inconsistency")]
     rows, probabilities = candidate_features(model, classifier, images, batch_size, draws)
     legible = probabilities.max(axis=1) >= sample_quality.LEGIBLE_PROBABILITY
     return {**out, **{name: distance(fit[name], rows[name]) for name in rows}}, legible

@@ -76,6 +76,11 @@ class Data:
     """The held-out images and labels (`streaming.Stream.heldout_arrays`)."""
     return self.heldout_images, self.heldout_labels
 
+  def train_arrays(self, limit=None):
+    """The first `limit` training images and labels (None: all;
+    `streaming.Stream.train_arrays`)."""
+    return self.train_images[:limit], self.train_labels[:limit]
+
   def unreadable(self):
     """None: images in memory have all been read (`streaming.Stream.unreadable`)."""
     return None

@@ -313,6 +313,9 @@ class Trainer:
     resumed_from = self.restore_or_initialize(resume)
     if self.chief:
       workdir_lib.save_reference_images(self.options.workdir, *self.data.heldout_arrays())
+      if not tf.io.gfile.exists(workdir_lib.train_reference_path(self.options.workdir)):
+        workdir_lib.save_training_images(self.options.workdir, *self.data.train_arrays(
+            workdir_lib.MAX_TRAIN_REFERENCE_IMAGES))
     history = []
     step = int(self.update.step.numpy())
     self.reporter.start(step)

@@ -14,7 +14,6 @@ from absl import logging
 from glow_tfp import classifier as classifier_lib
 from glow_tfp import sample_quality
 from glow_tfp import workdir as workdir_lib
-from ..data import datasets as data_lib
 
 # Enough for an accurate small classifier; more only costs time (and, for a streamed source,
 # reading every training image).
@@ -39,19 +38,13 @@ def prepare(model, data, workdir, num_samples, seed, batch_size, write=True):
     classifier came from the workdir.
   """
   n_bits = model.config.n_bits
-  images, labels = _training_arrays(data, MAX_CLASSIFIER_IMAGES)
+  images, labels = data.train_arrays(MAX_CLASSIFIER_IMAGES)
   images = sample_quality.quantise(images, n_bits)
   classifier, reused = classifier_lib.load_or_fit(
       workdir_lib.classifier_path(workdir), images, labels, data.num_classes, seed, write)
   reference = sample_quality.Reference(classifier, *data.heldout_arrays(), images,
                                        num_samples, n_bits, seed)
   return sample_quality.SampleQuality(model, reference, num_samples, seed, batch_size), reused
-
-
-def _training_arrays(data, limit):
-  if isinstance(data, data_lib.Data):
-    return data.train_images[:limit], data.train_labels[:limit]
-  return data.train_arrays(limit)
 
 
 def results(quality, scores, reused):
