@@ -52,6 +52,13 @@ def write(results, markdown_lines, out_dir, name):
   return json_path, md_path
 
 
+def publish(results, markdown_lines, out_dir, name):
+  """Prints `markdown_lines`, then writes them and `results` (`write`), naming each file."""
+  print("\n".join(markdown_lines))
+  for path in write(results, markdown_lines, out_dir, name):
+    print("wrote", path)
+
+
 def command(argv):
   """`argv` as a command to rerun from the repository root: `python -m <module> <flags>`.
 

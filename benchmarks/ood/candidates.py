@@ -86,10 +86,7 @@ def main(argv):
                            data.train_arrays(workdir_lib.MAX_TRAIN_REFERENCE_IMAGES))
   env = report.environment()
   lines = scores.markdown(results, env)
-  print("\n".join(lines))
-  for path in report.write({"environment": env, "auroc": results}, lines, _OUT_DIR.value,
-                           _NAME.value):
-    print("wrote", path)
+  report.publish({"environment": env, "auroc": results}, lines, _OUT_DIR.value, _NAME.value)
 
 
 if __name__ == "__main__":
