@@ -35,12 +35,12 @@ execution.prefer_onednn()
 
 from benchmarks.common import report  # noqa: E402
 from benchmarks.ood import discriminators  # noqa: E402
+from train import common_flags  # noqa: E402
 from train.data import datasets as data_lib  # noqa: E402
 from train.ood_sources import GENERATED  # noqa: E402
 
-_SEED = flags.DEFINE_integer("seed", 0, "The training run's --seed (held-out split); also "
-                             "seeds the sources, as train.ood's, and the networks.",
-                             lower_bound=0)
+_SEED = common_flags.define_seed_flag("The training run's --seed (held-out split); also "
+                                      "seeds the sources, as train.ood's, and the networks.")
 _HELDOUT_FRACTION = flags.DEFINE_float("heldout_fraction", 0.1, "The training run's "
                                        "--heldout_fraction.", lower_bound=0.0, upper_bound=1.0)
 _LEVELS = flags.DEFINE_integer("levels", 2, "The model's levels, which pad the images as its "
