@@ -310,10 +310,10 @@ def test_export_cli_writes_the_ema_weights_as_the_next_version(tmp_path):
   assert "Warning: under 4 fit images" in result.stdout
 
 
-@pytest.mark.parametrize("rate", ["0", "0.6", "nan"])
-def test_export_cli_refuses_a_false_positive_rate_outside_zero_to_one_half(tmp_path, rate):
+def test_export_cli_refuses_a_false_positive_rate_outside_zero_to_one_half(tmp_path):
+  # The rule itself is tested value by value in tests/test_ood.py; here, that the flag has it.
   result = run_python(["-m", "serving.export", f"--workdir={tmp_path}",
-                       f"--export_base={tmp_path}", f"--ood_false_positive_rate={rate}"])
+                       f"--export_base={tmp_path}", "--ood_false_positive_rate=0.6"])
   assert result.returncode != 0
   assert "--ood_false_positive_rate must be a fraction in (0, 0.5]" in result.stderr
   assert not list(tmp_path.iterdir())

@@ -64,10 +64,14 @@ def test_ood_cli_writes_the_auroc_table_histograms_and_reconstruction(tiny_mnist
   assert with_two["threshold"]["ood_threshold"] != results["threshold"]["ood_threshold"]
 
 
-def test_ood_cli_with_a_background_workdir_reports_the_likelihood_ratio(tiny_mnist, tmp_path):
-  config = config_lib.GlowConfig(image_shape=tiny_mnist.image_shape, levels=2,
-                                 steps_per_level=1, hidden_channels=4)
-  for name, perturb_fraction in (("model", 0.0), ("background", 0.2)):
+def test_ood_cli_reports_the_likelihood_ratio_and_a_conditional_models_class_posterior(
+    tiny_mnist, tmp_path):
+  # One run covers both optional parts: a class-conditional model beside an unconditional
+  # background model (the only kind a likelihood ratio takes).
+  for name, perturb_fraction, classes in (("model", 0.0, tiny_mnist.num_classes),
+                                          ("background", 0.2, 0)):
+    config = config_lib.GlowConfig(image_shape=tiny_mnist.image_shape, levels=2,
+                                   steps_per_level=1, hidden_channels=4, num_classes=classes)
     loop.run(config, tiny_mnist, loop.Options(workdir=str(tmp_path / name), steps=2,
                                               batch_size=8, eval_every=2, sample_every=2,
                                               num_samples=4, perturb_fraction=perturb_fraction))
@@ -79,10 +83,12 @@ def test_ood_cli_with_a_background_workdir_reports_the_likelihood_ratio(tiny_mni
   assert result.returncode == 0, result.stderr[-3000:]
   results = json.loads((tmp_path / "model" / "ood" / "results.json").read_text())
   assert results["background_workdir"] == str(tmp_path / "background")
-  assert list(results["sources"]["pair"]["auroc"])[-3:] == ["likelihood_ratio",
-                                                            "template_inconsistency",
-                                                            "ood_score"]
-  assert "| likelihood_ratio | template_inconsistency | ood_score |" in result.stdout
+  aurocs = results["sources"]["pair"]["auroc"]
+  assert list(aurocs)[-5:] == ["likelihood_ratio", "class_inconsistency",
+                               "template_inconsistency", "ood_score", "class_doubt"]
+  assert 0.0 <= aurocs["class_doubt"] <= 1.0
+  assert ("| likelihood_ratio | class_inconsistency | template_inconsistency | ood_score "
+          "| class_doubt |") in result.stdout
 
 
 def test_sklearn_digits_are_the_bundled_digits_upscaled_to_the_model_size():
@@ -106,20 +112,3 @@ print("ok", images.max())
                           text=True, timeout=300)
   assert result.returncode == 0, result.stderr[-3000:]
   assert result.stdout.split() == ["ok", "255"]
-
-
-def test_ood_cli_reports_the_class_posterior_of_a_conditional_model(tiny_mnist, tmp_path):
-  config = config_lib.GlowConfig(image_shape=tiny_mnist.image_shape, levels=2,
-                                 steps_per_level=1, hidden_channels=4,
-                                 num_classes=tiny_mnist.num_classes)
-  loop.run(config, tiny_mnist, loop.Options(workdir=str(tmp_path), steps=2, batch_size=8,
-                                            eval_every=2, sample_every=2, num_samples=4))
-  result = subprocess.run(
-      [sys.executable, "-m", "train.ood", f"--workdir={tmp_path}", "--ood=black,pair",
-       "--heldout_fraction=0.02"], cwd=_ROOT, capture_output=True, text=True, timeout=300)
-  assert result.returncode == 0, result.stderr[-3000:]
-  results = json.loads((tmp_path / "ood" / "results.json").read_text())
-  aurocs = results["sources"]["pair"]["auroc"]
-  assert list(aurocs)[-2:] == ["ood_score", "class_doubt"]
-  assert 0.0 <= aurocs["class_doubt"] <= 1.0
-  assert "| ood_score | class_doubt |" in result.stdout
