@@ -373,12 +373,7 @@ def fit_templates(model, images, labels=None, batch_size=256, draws=None,
   (at the first of `draws`, default `likelihood.default_draws`), each class's (all of
   them when `labels` is None) in `per_class` k-means clusters (fewer where a class has
   fewer images), each cluster's mean and standard deviation plus `TEMPLATE_STD_FLOOR`."""
-  if draws is None:
-    draws = likelihood.default_draws(model.config)
-  latents = np.concatenate([
-      likelihood.level_log_likelihood(model, tf.constant(images[start:start + batch_size]),
-                                      noise=draws[:1], top_latent=True)[-1][0].numpy()
-      for start in range(0, len(images), batch_size)]).astype(np.float64)
+  latents = top_latents(model, images, batch_size, draws)
   labels = np.zeros(len(latents), int) if labels is None else np.asarray(labels)
   means, stds = [], []
   for label in np.unique(labels):
@@ -391,6 +386,17 @@ def fit_templates(model, images, labels=None, batch_size=256, draws=None,
       means.append(members.mean(axis=0))
       stds.append(members.std(axis=0) + TEMPLATE_STD_FLOOR)
   return Templates(np.stack(means).astype(np.float32), np.stack(stds).astype(np.float32))
+
+
+def top_latents(model, images, batch_size=256, draws=None):
+  """The top latents before the top prior, float64 [N, h, w, c], of uint8 `images` at the
+  first of `draws` (default `likelihood.default_draws`)."""
+  if draws is None:
+    draws = likelihood.default_draws(model.config)
+  return np.concatenate([
+      likelihood.level_log_likelihood(model, tf.constant(images[start:start + batch_size]),
+                                      noise=draws[:1], top_latent=True)[-1][0].numpy()
+      for start in range(0, len(images), batch_size)]).astype(np.float64)
 
 
 def template_positions(top_latents, templates):

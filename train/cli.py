@@ -188,6 +188,12 @@ def training_options(num_train_images, batch_parts=None):
       temperatures=tuple(float(t) for t in _TEMPERATURES.value), **training)
 
 
+def thread_parts():
+  """Sizes TensorFlow's thread pools from the thread flags and returns the batch parts to
+  run in (`common_flags.apply_thread_flags`); call before the first TensorFlow op."""
+  return common_flags.apply_thread_flags(_THREADS)
+
+
 def _perturbation(fraction):
   """The start line's words for a background model of `fraction`; "" for a plain run."""
   if not fraction:
@@ -211,7 +217,7 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
   logging.set_verbosity(logging.INFO)
-  batch_parts = common_flags.apply_thread_flags(_THREADS)
+  batch_parts = thread_parts()
   try:
     config = model_config()
     data = data_lib.load(_DATA["dataset"].value, config.levels, _SEED.value,
