@@ -89,7 +89,7 @@ def main(argv):
     logging.info("Training %s on %s: %d steps of batch %d.", config, data.name, options.steps,
                  options.batch_size)
     results = loop.run(config, data, options)
-  except InputError as error:
+  except (InputError, FileNotFoundError, workdir_lib.CheckpointError) as error:
     sys.exit(f"style_classes: error: {error}")
   print(f"held-out bits/dim without labels: {results['heldout_bits_per_dim_unlabelled']:.4f} "
         f"+- {results['heldout_bits_per_dim_unlabelled_stderr']:.4f} (the mixture over "
