@@ -376,16 +376,25 @@ def fit_templates(model, images, labels=None, batch_size=256, draws=None,
   latents = top_latents(model, images, batch_size, draws)
   labels = np.zeros(len(latents), int) if labels is None else np.asarray(labels)
   means, stds = [], []
-  for label in np.unique(labels):
+  for label, kmeans in class_clusters(latents, labels, per_class, seed).items():
     group = latents[labels == label]
-    clusters = sklearn.cluster.KMeans(min(per_class, len(group)), n_init=4,
-                                      random_state=seed).fit_predict(
-                                          group.reshape(len(group), -1))
-    for cluster in np.unique(clusters):
-      members = group[clusters == cluster]
+    for cluster in np.unique(kmeans.labels_):
+      members = group[kmeans.labels_ == cluster]
       means.append(members.mean(axis=0))
       stds.append(members.std(axis=0) + TEMPLATE_STD_FLOOR)
   return Templates(np.stack(means).astype(np.float32), np.stack(stds).astype(np.float32))
+
+
+def class_clusters(latents, labels, per_class, seed=0):
+  """{class: its k-means, fitted to the class's `latents` flattened}: `per_class` clusters
+  per class of `labels` (fewer where a class has fewer latents)."""
+  clusters = {}
+  for label in np.unique(labels):
+    group = latents[labels == label]
+    clusters[int(label)] = sklearn.cluster.KMeans(
+        min(per_class, len(group)), n_init=4, random_state=seed).fit(
+            group.reshape(len(group), -1))
+  return clusters
 
 
 def top_latents(model, images, batch_size=256, draws=None):

@@ -2,13 +2,15 @@
 
 A digit comes in styles (a 7 with and without a bar, a slanted or an upright 1). Class
 M * y + k is style k of class y: the k-th of M k-means clusters of class y's top latents
-(`glow_tfp.ood.top_latents`), the clusters `glow_tfp.ood.fit_templates` finds. A model
-trained conditional on the style classes (`benchmarks.ood.style_classes`) has a top prior
-with M components per class, each fitted to its own images.
+(`glow_tfp.ood.top_latents`, `glow_tfp.ood.class_clusters`), as the templates of
+`glow_tfp.ood.fit_templates` are. A model trained conditional on the style classes
+(`benchmarks.ood.style_classes`) has a top prior with M components per class, each fitted
+to its own images.
 """
 
 import numpy as np
-import sklearn.cluster
+
+from glow_tfp import ood
 
 
 class StyleClasses:
@@ -22,11 +24,8 @@ class StyleClasses:
     if len(latents) != len(labels):
       raise ValueError(f"{len(latents)} latents but {len(labels)} labels.")
     self.per_class = per_class
-    self._clusters = {}
-    for label in np.unique(labels):
-      group = _flat(latents[labels == label])
-      self._clusters[int(label)] = sklearn.cluster.KMeans(
-          min(per_class, len(group)), n_init=4, random_state=seed).fit(group)
+    self._clusters = ood.class_clusters(np.asarray(latents, np.float64), labels, per_class,
+                                        seed)
 
   @property
   def num_classes(self):
