@@ -65,3 +65,44 @@ def test_publish_prints_the_table_and_writes_both_files(tmp_path, capsys):
   with open(tmp_path / "peers.json") as f:
     assert json.load(f) == {"auroc": results}
   assert (tmp_path / "peers.md").read_text().splitlines() == lines
+
+
+def test_near_misses_come_in_equal_shares_of_the_families_and_generic_negatives(tiny_mnist):
+  images, labels = tiny_mnist.train_images[:30], tiny_mnist.train_labels[:30]
+  made = [discriminators.near_misses(images, labels, ("chimera", "scribble"),
+                                     np.random.default_rng(5)) for _ in range(2)]
+  assert made[0].shape == images.shape and made[0].dtype == np.uint8
+  np.testing.assert_array_equal(made[0], made[1])
+  # The last share is the generic negatives: uniform noise comes first among their kinds.
+  assert made[0][20:].mean() > 2 * images.mean()
+
+
+def test_the_near_miss_network_of_a_source_never_sees_that_source(tiny_mnist, monkeypatch):
+  made = []
+  generate = discriminators.generate
+
+  def recording(name, images, rng, labels=None):
+    made.append(name)
+    return generate(name, images, rng, labels)
+
+  monkeypatch.setattr(discriminators, "generate", recording)
+  results = discriminators.measure(tiny_mnist, ["chimera"], epochs=1, seed=0,
+                                   peers=("near_miss_exposure",))
+  assert set(results["chimera"]["auroc"]) == {"near_miss_exposure"}
+  # Once as the measured source (from held-out images), never as a negative.
+  assert made.count("chimera") == 1
+  assert sorted(made[1:]) == sorted({"pair", "overlay", "fragment", "off_centre", "scribble"})
+
+
+def test_markdown_has_a_column_per_peer_measured():
+  results = {"chimera": {"group": "near-OOD", "auroc": {"near_miss_exposure": 0.6}}}
+  lines = discriminators.markdown(results, report.environment(), count=250)
+  assert "| chimera | near-OOD | 0.600 |" in lines
+  assert not any("supervised" in line for line in lines)
+
+
+def test_cli_refuses_an_unknown_peer():
+  run = subprocess.run([sys.executable, "-m", "benchmarks.ood.separability", "--peers=nope"],
+                       capture_output=True, text=True, timeout=300)
+  assert run.returncode != 0
+  assert "--peers must name peers of" in run.stderr

@@ -1,7 +1,7 @@
 """How far a discriminative model tells each source of `python -m train.ood` from held-out
 digits: the peers that put ood_score's AUROC in proportion.
 
-  python -m benchmarks.ood.separability [--seed=S] [--ood=SOURCE,...]
+  python -m benchmarks.ood.separability [--seed=S] [--ood=SOURCE,...] [--peers=PEER,...]
 
 The held-out split and the generated sources are `python -m train.ood`'s: the same --seed,
 --heldout_fraction, --levels and --ood list draw the same images, so each AUROC here stands
@@ -18,7 +18,12 @@ and on each source:
   outlier_exposure  one network for every source, trained against `glow_tfp.negatives`
                     (noise, constant images, blobs, scrambled and tiled digits), never a
                     source: a detector taught with generic junk (Hendrycks et al., ICLR
-                    2019), which a source beats when it is junk of a new kind.
+                    2019), which a source beats when it is junk of a new kind;
+  near_miss_exposure  outlier exposure with near misses: for each near-OOD source one
+                    network trained against the other near-OOD sources (made from the
+                    training images) and the generic negatives, never that source: whether
+                    knowing some near misses teaches another (the other groups share one
+                    network trained against every near-OOD source).
 
 No flow is involved: the figures hold for the data and the source, whatever the model.
 Writes benchmarks/results/<--name>.json and .md.
@@ -48,6 +53,11 @@ _LEVELS = flags.DEFINE_integer("levels", 2, "The model's levels, which pad the i
 _OOD = flags.DEFINE_list("ood", list(GENERATED), f"Generated sources: {', '.join(GENERATED)}.")
 flags.register_validator("ood", lambda names: bool(names) and set(names) <= set(GENERATED),
                          message=f"--ood must name sources of {', '.join(GENERATED)}.")
+_PEERS = flags.DEFINE_list("peers", list(discriminators.PEERS),
+                           f"Peers to train: {', '.join(discriminators.PEERS)}.")
+flags.register_validator(
+    "peers", lambda names: bool(names) and set(names) <= set(discriminators.PEERS),
+    message=f"--peers must name peers of {', '.join(discriminators.PEERS)}.")
 _EPOCHS = flags.DEFINE_integer("epochs", 5, "Training epochs of each network.", lower_bound=1)
 _OUT_DIR = flags.DEFINE_string("out_dir", "benchmarks/results", "Where results go.")
 _NAME = flags.DEFINE_string("name", "ood_separability", "Base name of the result files.")
@@ -57,7 +67,8 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   data = data_lib.load("mnist", _LEVELS.value, _SEED.value, _HELDOUT_FRACTION.value)
-  results = discriminators.measure(data, _OOD.value, _EPOCHS.value, _SEED.value)
+  results = discriminators.measure(data, _OOD.value, _EPOCHS.value, _SEED.value,
+                                   _PEERS.value)
   env = report.environment()
   inliers = len(data.heldout_images) - len(data.heldout_images) // 2
   lines = discriminators.markdown(results, env, inliers)
