@@ -73,6 +73,8 @@ def test_near_misses_come_in_equal_shares_of_the_families_and_generic_negatives(
                                      np.random.default_rng(5)) for _ in range(2)]
   assert made[0].shape == images.shape and made[0].dtype == np.uint8
   np.testing.assert_array_equal(made[0], made[1])
+  unlabelled = discriminators.near_misses(images, None, ("chimera",), np.random.default_rng(5))
+  assert unlabelled.shape == images.shape
   # The last share is the generic negatives: uniform noise comes first among their kinds.
   assert made[0][20:].mean() > 2 * images.mean()
 

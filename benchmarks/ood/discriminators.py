@@ -59,13 +59,15 @@ def logits(model, images, batch_size=500):
 def near_misses(images, labels, families, rng):
   """As many negatives as uint8 `images` [N, H, W, C], in equal shares: each near-OOD source
   of `families` made from a draw of the `images` (`labels`: theirs), and
-  `glow_tfp.negatives`' generic ones; drawn by the numpy Generator `rng`."""
+  `glow_tfp.negatives`' generic ones; drawn by the numpy Generator `rng`. `labels` may be
+  None (then the two digits of a pair, overlay or chimera may be of one class)."""
   shares = np.bincount(np.arange(len(images)) % (len(families) + 1),
                        minlength=len(families) + 1)
   parts = []
   for family, count in zip(families, shares):
     chosen = rng.choice(len(images), count, replace=False)
-    parts.append(generate(family, images[chosen], rng, labels[chosen]))
+    parts.append(generate(family, images[chosen], rng,
+                          None if labels is None else labels[chosen]))
   parts.append(negatives.draw(images, int(shares[-1]), rng))
   return np.concatenate(parts)
 
